@@ -1,0 +1,149 @@
+"""The Python API: one public function for each CLI command, with the same arguments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import LineError, PolicyError, Problem
+from .interpreter import evaluate, find_period
+from .lines import lines_from_records, read_lines
+from .loader import load_policy
+from .model import ClaimLine, Decision, Period, Policy
+
+
+def _policy(policy: Policy | str | Path | None) -> Policy:
+    return policy if isinstance(policy, Policy) else load_policy(policy)
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """One input line and what became of it: a decision, or the error that kept it from one."""
+
+    number: int
+    line: ClaimLine | None
+    decision: Decision | None
+    error: LineError | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": self.number}
+        if self.line is not None:
+            if self.line.claim_id is not None:
+                out["claim_id"] = self.line.claim_id
+            if self.line.line_id is not None:
+                out["line_id"] = self.line.line_id
+            out["code"] = self.line.code
+            out["date"] = self.line.date.isoformat()
+        if self.decision is not None:
+            out.update(self.decision.as_dict())
+        if self.error is not None:
+            out["error"] = self.error.message
+            out["field"] = self.error.field
+        return out
+
+
+def eval_lines(
+    source: str | Path | IO[str] | Iterable[Mapping[str, Any]] | None = None,
+    *,
+    policy: Policy | str | Path | None = None,
+    release: str | None = None,
+    input_format: str | None = None,
+) -> Iterator[LineResult]:
+    """Decide every line of ``source``: a file path, a text stream, records, or stdin when None.
+
+    Malformed lines come back as results with ``error`` set; every other line is decided.
+    """
+    pol = _policy(policy)
+    pol.release(release)  # an unknown release is a usage error before any line is read
+    if source is None:
+        parsed = read_lines(sys.stdin, pol.program, input_format)
+        yield from _decide(parsed, pol, release)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        fmt = input_format or {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(
+            path.suffix.lower())
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            yield from _decide(read_lines(stream, pol.program, fmt), pol, release)
+    elif hasattr(source, "read"):
+        yield from _decide(read_lines(source, pol.program, input_format), pol, release)  # type: ignore[arg-type]
+    else:
+        yield from _decide(lines_from_records(source, pol.program), pol, release)  # type: ignore[arg-type]
+
+
+def _decide(parsed: Iterable[tuple[int, ClaimLine | LineError]], policy: Policy,
+            release: str | None) -> Iterator[LineResult]:
+    for number, item in parsed:
+        if isinstance(item, LineError):
+            yield LineResult(number, None, None, item)
+        else:
+            yield LineResult(number, item, evaluate(policy, item, release=release), None)
+
+
+def validate(path: str | Path | None = None) -> list[Problem]:
+    """Every problem in the policy tree at ``path`` (default: the bundled policy); empty when it is valid."""
+    try:
+        load_policy(path)
+    except PolicyError as err:
+        return err.problems
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class CodeReport:
+    code: str
+    release: str
+    on_date: dt.date | None
+    periods: tuple[Period, ...]
+    in_force: Period | None
+    policy: Policy
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.policy.codes.get(self.code)
+        return {
+            "code": self.code,
+            "listed": c is not None and bool(self.periods),
+            "system": c.system if c else None,
+            "description": c.description if c else None,
+            "category": c.category if c else None,
+            "release": self.release,
+            "date": self.on_date.isoformat() if self.on_date else None,
+            "in_force": self.in_force.id if self.in_force else None,
+            "periods": [_period_dict(p) for p in self.periods],
+            "policy_hash": self.policy.hash,
+            "authority": self.policy.program.authority,
+        }
+
+
+def _period_dict(p: Period) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "effective": p.effective.isoformat(),
+        "end": p.end.isoformat() if p.end else None,
+        "status": "permitted" if p.permitted else "not-permitted",
+        "modalities": list(p.modalities),
+        "revenue_center_codes": list(p.revenue_center_codes),
+        "guideline": p.guideline,
+        "limits": [{"kind": lim.kind, "guideline": lim.guideline} for lim in p.limits],
+        "citation": p.citation.as_dict(),
+        "from_official_table": p.citation.source.kind == "official-table",
+        "secondary_source": p.secondary,
+        "introduced_in": p.introduced_in,
+        "ended_in": p.ended_in,
+        "dates_note": p.dates_note,
+    }
+
+
+def show(code: str, *, date: dt.date | None = None, release: str | None = None,
+         policy: Policy | str | Path | None = None) -> CodeReport:
+    """The table rows of ``code`` as published in ``release``, and the one in force on ``date`` if given."""
+    pol = _policy(policy)
+    rel = pol.release(release)
+    code = code.strip().upper()
+    view = pol.views[rel.id].get(code)
+    periods = view.periods if view else ()
+    in_force = find_period(view, date)[0] if view is not None and date is not None else None
+    return CodeReport(code, rel.id, date, periods, in_force, pol)

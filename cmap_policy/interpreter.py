@@ -1,0 +1,199 @@
+"""``evaluate``: decide one claim line against the policy as published in a release.
+
+The decision is a pure function of the line and the policy. Every reason that
+applies is given (not the first only), each naming the rule that produced it
+and its citation, so that ``explain`` can retell the path to the decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_right
+
+from .model import (
+    Citation,
+    ClaimLine,
+    CodeView,
+    Decision,
+    Limit,
+    Outcome,
+    Period,
+    Policy,
+    Program,
+    Reason,
+)
+from .reasons import ORDER, REASONS
+
+
+def _reason(code: str, message: str, rule: str | None, citation: Citation | None) -> Reason:
+    rt = REASONS[code]
+    return Reason(code, rt.kind, message, rt.carc, rule, citation)
+
+
+def _rule(view: CodeView, period: Period) -> str:
+    return f"{view.code.file}#{period.id}"
+
+
+def _program_rule(policy: Policy, part: str) -> str:
+    return f"{policy.root.rstrip('/').rsplit('/', 1)[-1]}/program.json#{part}"
+
+
+def _modality_name(program: Program, modality: str) -> str:
+    m = program.modalities.get(modality)
+    return m.name if m else modality
+
+
+def find_period(view: CodeView, day: dt.date) -> tuple[Period | None, Period | None, Period | None]:
+    """(period covering ``day``, the last one ending before it, the first one starting after it)."""
+    i = bisect_right(view.starts, day.toordinal()) - 1
+    before = view.periods[i] if i >= 0 else None
+    after = view.periods[i + 1] if i + 1 < len(view.periods) else None
+    if before is not None and before.covers(day):
+        return before, None, after
+    return None, before, after
+
+
+def _outside_message(code: str, day: dt.date, before: Period | None, after: Period | None) -> str:
+    parts = []
+    if before is not None and before.end is not None:
+        parts.append(f"its period from {before.effective} ended {before.end}")
+    if after is not None:
+        parts.append(f"it is listed from {after.effective}")
+    return f"{code} is on the telehealth table, but not for {day}: " + "; ".join(parts) + "."
+
+
+def _limit_reasons(lim: Limit, line: ClaimLine, rule: str, cite: Citation) -> tuple[Reason | None, bool]:
+    """(a denial if the line breaks the limit, whether the line lacks the field to check it)."""
+    c = lim.citation or cite
+    if lim.kind == "age":
+        if line.member_age is None:
+            return None, True
+        lo = lim.min_age if lim.min_age is not None else 0
+        hi = lim.max_age if lim.max_age is not None else 200
+        if not lo <= line.member_age <= hi:
+            return _reason("AGE_OUTSIDE_LIMIT", f"The member is {line.member_age}; the period allows ages "
+                           f"{lo} to {hi if lim.max_age is not None else 'any'}. {lim.guideline}", rule, c), False
+    elif lim.kind == "provider-type":
+        if line.provider_type is None:
+            return None, True
+        if line.provider_type not in lim.provider_types:
+            return _reason("PROVIDER_TYPE_NOT_ALLOWED", f"Provider type {line.provider_type!r} is not one of "
+                           f"{', '.join(lim.provider_types)}. {lim.guideline}", rule, c), False
+    elif lim.kind == "established-patient":
+        if line.established_patient is None:
+            return None, True
+        if not line.established_patient:
+            return _reason("ESTABLISHED_PATIENT_REQUIRED", f"The member is not an established patient. "
+                           f"{lim.guideline}", rule, c), False
+    elif lim.kind == "units-per-day":
+        if line.units is None:
+            return None, True
+        if lim.max_units is not None and line.units > lim.max_units:
+            return _reason("UNITS_OVER_LIMIT", f"{line.units} units billed; at most {lim.max_units} a day. "
+                           f"{lim.guideline}", rule, c), False
+    return None, False
+
+
+def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> Decision:
+    """Decide ``line`` against ``policy`` as published in ``release`` (default: the latest)."""
+    rel = policy.release(release)
+    program = policy.program
+    day = line.date
+
+    # 1. Is it a telehealth line at all, and by which modality?
+    th_mods = [program.modifiers[m] for m in line.modifiers if m in program.modifiers]
+    pos = program.places_of_service.get(line.pos) if line.pos is not None else None
+    pos_marks = pos is not None and pos.marks_telehealth
+    if not th_mods and not pos_marks and line.modality is None:
+        msg = ("Nothing on the line marks it as telehealth (no telehealth modifier, place of service or "
+               "modality), so the telehealth table does not apply.")
+        return Decision(Outcome.NOT_TELEHEALTH, (_reason("NOT_A_TELEHEALTH_LINE", msg, None, None),), None, None,
+                        (), rel.id, policy.hash)
+
+    reasons: list[Reason] = []
+    signals: dict[str, list[str]] = {}
+    for mod in th_mods:
+        if mod.modality is not None:
+            signals.setdefault(mod.modality, []).append(f"modifier {mod.code}")
+    if line.modality is not None:
+        signals.setdefault(line.modality, []).append("the stated modality")
+    modality: str | None = None
+    if len(signals) > 1:
+        said = "; ".join(f"{' and '.join(w)} signal {_modality_name(program, m)}" for m, w in sorted(signals.items()))
+        first = next(m for m in th_mods if m.modality is not None) if th_mods else None
+        reasons.append(_reason("CONFLICTING_MODIFIERS", f"The line signals more than one modality: {said}.",
+                               _program_rule(policy, "/modifiers"), first.citation if first else None))
+    elif signals:
+        modality = next(iter(signals))
+    else:
+        marked = f"place of service {line.pos}" if pos_marks else "modifier " + ", ".join(m.code for m in th_mods)
+        video = ", ".join(m.code for m in program.modifiers.values() if m.modality == "audio-video")
+        audio = ", ".join(m.code for m in program.modifiers.values() if m.modality == "audio-only")
+        reasons.append(_reason("MODALITY_NOT_INDICATED", f"The line is marked as telehealth ({marked}) but no "
+                               f"modifier says whether it was audio-video ({video}) or audio-only ({audio}).",
+                               _program_rule(policy, "/modifiers"), pos.citation if pos_marks and pos else None))
+    for mod in th_mods:
+        if line.claim_type not in mod.claim_types:
+            reasons.append(_reason("MODIFIER_NOT_FOR_CLAIM_TYPE", f"Modifier {mod.code} is used on "
+                                   f"{' and '.join(mod.claim_types)} claims, not on {line.claim_type} claims.",
+                                   _program_rule(policy, f"/modifiers/{mod.code}"), mod.citation))
+    if pos is not None and pos.marks_telehealth and not pos.accepted:
+        reasons.append(_reason("POS_NOT_ACCEPTED", f"Place of service {pos.code} ({pos.name}) is not accepted for "
+                               f"CMAP telehealth. {pos.note}".strip(),
+                               _program_rule(policy, f"/places_of_service/{pos.code}"), pos.citation))
+
+    # 2. Is the code on the table on the date of service, as published in the release?
+    view = policy.views[rel.id].get(line.code)
+    period: Period | None = None
+    to_confirm: list[Limit] = []
+    if view is None:
+        reasons.append(_reason("NOT_ON_TELEHEALTH_TABLE", f"{line.code} is not on the CMAP telehealth table "
+                               f"(release {rel.id}): only listed codes are payable via telehealth.",
+                               _program_rule(policy, "/program"), None))
+    else:
+        period, before, after = find_period(view, day)
+        if period is None:
+            near = before if before is not None else after
+            assert near is not None
+            reasons.append(_reason("OUTSIDE_EFFECTIVE_DATES", _outside_message(line.code, day, before, after),
+                                   _rule(view, near), near.citation))
+        elif not period.permitted:
+            reasons.append(_reason("NOT_PERMITTED_VIA_TELEHEALTH", f"The table lists {line.code} as not permitted "
+                                   f"via telehealth from {period.effective}. {period.guideline}".strip(),
+                                   _rule(view, period), period.citation))
+        else:
+            rule = _rule(view, period)
+            if modality is not None and modality not in period.modalities:
+                allowed = " or ".join(_modality_name(program, m) for m in period.modalities)
+                reasons.append(_reason("MODALITY_NOT_ALLOWED", f"{line.code} is listed for {allowed} only on {day}; "
+                                       f"the line is {_modality_name(program, modality)} "
+                                       f"({', '.join(signals[modality])}).", rule, period.citation))
+            if line.claim_type == "institutional" and period.revenue_center_codes:
+                rccs = ", ".join(period.revenue_center_codes)
+                if line.rcc is None:
+                    reasons.append(_reason("RCC_REQUIRED", f"On an institutional claim {line.code} needs a revenue "
+                                           f"center code: one of {rccs}.", rule, period.citation))
+                elif line.rcc not in period.revenue_center_codes:
+                    reasons.append(_reason("RCC_NOT_ALLOWED", f"Revenue center code {line.rcc} is not allowed with "
+                                           f"{line.code}; the table allows {rccs}.", rule, period.citation))
+            for lim in period.limits:
+                if not lim.applies_to(modality):
+                    continue
+                denial, unknown = _limit_reasons(lim, line, rule, period.citation)
+                if denial is not None:
+                    reasons.append(denial)
+                if unknown:
+                    to_confirm.append(lim)
+
+    attestations = tuple(a for a in program.attestations if a.applies(day, modality))
+    reasons.sort(key=lambda r: ORDER[r.code])
+    if reasons:
+        outcome = Outcome.NOT_PAYABLE
+    else:
+        assert period is not None and view is not None and modality is not None
+        outcome = Outcome.PAYABLE
+        end = f" to {period.end}" if period.end else ""
+        reasons.append(_reason("ON_TELEHEALTH_TABLE", f"{line.code} is on the CMAP telehealth table for "
+                               f"{_modality_name(program, modality)} on {day} (period from {period.effective}{end}).",
+                               _rule(view, period), period.citation))
+    return Decision(outcome, tuple(reasons), period, modality, attestations, rel.id, policy.hash, tuple(to_confirm))

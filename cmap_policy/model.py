@@ -1,0 +1,298 @@
+"""The policy and the decision as immutable values.
+
+Everything here is a frozen dataclass: once ``load_policy`` returns, nothing in
+the policy can change, so a decision can be cached and shared safely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Mapping
+
+Date = dt.date
+
+
+class Outcome(str, Enum):
+    PAYABLE = "payable"
+    NOT_PAYABLE = "not_payable"
+    NOT_TELEHEALTH = "not_telehealth"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    id: str
+    title: str
+    url: str
+    kind: str
+    secondary: bool
+    publisher: str = ""
+    published: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    source: Source
+    section: str = ""
+    note: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "source": self.source.id,
+            "title": self.source.title,
+            "url": self.source.url,
+            "secondary": self.source.secondary,
+        }
+        if self.section:
+            out["section"] = self.section
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Modality:
+    id: str
+    name: str
+    description: str
+    coverage: str  # "all-listed-codes" | "where-dss-specifies" | "not-covered"
+    citation: Citation
+
+
+@dataclass(frozen=True, slots=True)
+class Modifier:
+    code: str
+    meaning: str
+    modality: str | None
+    claim_types: tuple[str, ...]
+    citation: Citation
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOfService:
+    code: str
+    name: str
+    marks_telehealth: bool
+    accepted: bool
+    citation: Citation
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimType:
+    id: str
+    name: str
+    transaction: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    id: str
+    text: str
+    citation: Citation
+    effective: Date
+    end: Date | None = None
+    modalities: tuple[str, ...] = ()  # empty: every telehealth line
+
+    def applies(self, day: Date, modality: str | None) -> bool:
+        in_force = self.effective <= day and (self.end is None or day <= self.end)
+        return in_force and (not self.modalities or modality in self.modalities)
+
+
+@dataclass(frozen=True, slots=True)
+class Statute:
+    id: str
+    citation: str
+    requirement: str
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    id: str
+    name: str
+    plans: tuple[str, ...]
+    authority: str
+    sources: Mapping[str, Source]
+    statutes: tuple[Statute, ...]
+    modalities: Mapping[str, Modality]
+    modifiers: Mapping[str, Modifier]
+    places_of_service: Mapping[str, PlaceOfService]
+    claim_types: Mapping[str, ClaimType]
+    categories: Mapping[str, Category]
+    attestations: tuple[Attestation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    id: str
+    published: Date
+    effective: Date
+    implements: tuple[Source, ...]
+    summary: str
+    ordinal: int
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A machine-checkable condition of a period, with its human guideline."""
+
+    kind: str  # "age" | "provider-type" | "established-patient" | "units-per-day"
+    guideline: str
+    citation: Citation | None
+    modalities: tuple[str, ...] = ()  # empty: applies to every modality
+    min_age: int | None = None
+    max_age: int | None = None
+    provider_types: tuple[str, ...] = ()
+    max_units: int | None = None
+
+    def applies_to(self, modality: str | None) -> bool:
+        return not self.modalities or modality in self.modalities
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    code: str
+    effective: Date
+    end: Date | None
+    permitted: bool
+    modalities: tuple[str, ...]
+    revenue_center_codes: tuple[str, ...]
+    limits: tuple[Limit, ...]
+    guideline: str
+    citation: Citation
+    introduced_in: str
+    ended_in: str | None
+    dates_note: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.code}@{self.effective.isoformat()}"
+
+    def covers(self, day: Date) -> bool:
+        return self.effective <= day and (self.end is None or day <= self.end)
+
+    @property
+    def secondary(self) -> bool:
+        return self.citation.source.secondary
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    code: str
+    system: str  # "CPT" | "HCPCS"
+    description: str
+    category: str
+    periods: tuple[Period, ...]
+    file: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeView:
+    """A code's periods as published in one release, ready for a bisect."""
+
+    code: Code
+    periods: tuple[Period, ...]
+    starts: tuple[int, ...]  # ordinal days of each period's effective date
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    root: str
+    program: Program
+    releases: tuple[Release, ...]
+    codes: Mapping[str, Code]
+    hash: str
+    views: Mapping[str, Mapping[str, CodeView]] = field(repr=False)
+
+    @property
+    def latest(self) -> Release:
+        return self.releases[-1]
+
+    def release(self, release_id: str | None) -> Release:
+        if release_id is None:
+            return self.latest
+        for rel in self.releases:
+            if rel.id == release_id:
+                return rel
+        known = ", ".join(r.id for r in self.releases)
+        raise KeyError(f"unknown release {release_id!r} (known: {known})")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    code: str
+    date: Date
+    modifiers: tuple[str, ...] = ()
+    pos: str | None = None
+    claim_type: str = "professional"
+    rcc: str | None = None
+    modality: str | None = None
+    member_age: int | None = None
+    provider_type: str | None = None
+    units: int | None = None
+    established_patient: bool | None = None
+    line_id: str | None = None
+    claim_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    kind: str  # "deny" | "info"
+    message: str
+    carc: str | None
+    rule: str | None  # "policy/codes/97153.json#97153@2020-03-18" or "policy/program.json#/modifiers/95"
+    citation: Citation | None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"code": self.code, "kind": self.kind, "message": self.message}
+        if self.carc is not None:
+            out["carc"] = self.carc
+        if self.rule is not None:
+            out["rule"] = self.rule
+        if self.citation is not None:
+            out["citation"] = self.citation.as_dict()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    period: Period | None
+    modality: str | None
+    attestations: tuple[Attestation, ...]
+    release: str
+    policy_hash: str
+    to_confirm: tuple[Limit, ...] = ()
+
+    @property
+    def payable(self) -> bool:
+        return self.outcome is Outcome.PAYABLE
+
+    @property
+    def reason_codes(self) -> tuple[str, ...]:
+        return tuple(r.code for r in self.reasons)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome.value,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "period": self.period.id if self.period else None,
+            "modality": self.modality,
+            "attestations": [{"id": a.id, "text": a.text} for a in self.attestations],
+            "to_confirm": [{"kind": lim.kind, "guideline": lim.guideline} for lim in self.to_confirm],
+            "release": self.release,
+            "policy_hash": self.policy_hash,
+        }
