@@ -1,0 +1,118 @@
+"""Bad input gets a clear error naming the line and the field; good lines around it are still decided."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from cmap_policy import LineError, eval_lines, load_policy, parse_line
+from cmap_policy.lines import MAX_LINE_BYTES
+
+
+@pytest.fixture(scope="module")
+def program():
+    return load_policy().program
+
+
+GOOD = {"code": "T1016", "date": "2026-01-05", "modifiers": ["93"]}
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "fragment"),
+    [
+        ({"code": "T1016", "date": "2023-02-30"}, "date", "not a real calendar date"),
+        ({"code": "T1016", "date": "05/01/2026"}, "date", "YYYY-MM-DD"),
+        ({"code": "T1016"}, "date", "missing"),
+        ({"date": "2026-01-05"}, "code", "missing"),
+        ({"code": "9083", "date": "2026-01-05"}, "code", "not a procedure code"),
+        ({"code": "T1016X", "date": "2026-01-05"}, "code", "not a procedure code"),
+        ({"code": "T1016", "date": "2026-01-05", "modifiers": ["9$"]}, "modifiers", "not a modifier"),
+        ({"code": "T1016", "date": "2026-01-05", "modifiers": ["95", "GT", "93", "25", "59"]}, "modifiers",
+         "at most 4"),
+        ({"code": "T1016", "date": "2026-01-05", "modality": "telepathy"}, "modality", "unknown modality"),
+        ({"code": "T1016", "date": "2026-01-05", "pos": "2a"}, "pos", "not a place of service"),
+        ({"code": "T1016", "date": "2026-01-05", "claim_type": "dental"}, "claim_type", "not a claim type"),
+        ({"code": "T1016", "date": "2026-01-05", "rcc": "09"}, "rcc", "not a revenue center code"),
+        ({"code": "T1016", "date": "2026-01-05", "member_age": -1}, "member_age", "out of range"),
+        ({"code": "T1016", "date": "2026-01-05", "units": "many"}, "units", "whole number"),
+        ({"code": "T1016", "date": "2026-01-05", "established_patient": "maybe"}, "established_patient",
+         "true or false"),
+        ({"code": "T1016", "date": "2026-01-05", "modifer": "95"}, "modifer", "unknown field"),
+        ({"code": 12.5, "date": "2026-01-05"}, "code", "expected text"),
+    ],
+)
+def test_malformed_fields(program, record, field, fragment):
+    with pytest.raises(LineError) as info:
+        parse_line(record, program)
+    assert info.value.field == field
+    assert fragment in info.value.message
+
+
+def test_friendly_forms_are_accepted(program):
+    line = parse_line({"procedure_code": "t1016", "date_of_service": "2026-01-05", "modifiers": "95, 25",
+                       "place_of_service": 2, "revenue_code": "900", "established_patient": "yes"}, program)
+    assert (line.code, line.modifiers, line.pos, line.rcc, line.established_patient) == (
+        "T1016", ("95", "25"), "02", "0900", True)
+
+
+def results(text: str, fmt: str | None = None):
+    return list(eval_lines(io.StringIO(text), input_format=fmt))
+
+
+def test_jsonl_with_bad_lines_decides_every_good_line():
+    text = "\n".join([json.dumps(GOOD), "{not json", json.dumps({"code": "T1016", "date": "2023-02-30"}),
+                      "[1, 2]", json.dumps({**GOOD, "line_id": "last"})]) + "\n"
+    out = results(text)
+    assert [r.number for r in out] == [1, 2, 3, 4, 5]
+    assert [r.decision is not None for r in out] == [True, False, False, False, True]
+    assert "not valid JSON" in out[1].error.message
+    assert out[2].error.field == "date"
+    assert "expected an object" in out[3].error.message
+    assert out[4].line.line_id == "last" and out[4].decision.payable
+
+
+def test_csv_with_bad_rows():
+    text = ("code,date,modifiers,pos\n"
+            "T1016,2026-01-05,93,11\n"
+            "T1016,2026-01-05\n"
+            '"T1016,2026-01-05,93,11\n'
+            "97153,2026-01-05,93 25,11\n")
+    out = results(text, "csv")
+    assert [r.number for r in out] == [2, 3, 4, 5]
+    assert out[0].decision.payable
+    assert "2 values for 4 columns" in out[1].error.message
+    assert out[2].error is not None
+    assert out[3].decision.reason_codes == ("MODALITY_NOT_ALLOWED",)
+
+
+def test_formats_are_sniffed():
+    assert results(json.dumps([GOOD, GOOD]))[1].decision.payable
+    assert results(json.dumps(GOOD) + "\n")[0].decision.payable
+    assert results("code,date,modifiers\nT1016,2026-01-05,93\n")[0].decision.payable
+
+
+def test_empty_input_has_no_lines():
+    assert results("") == []
+    assert results("\n\n") == []
+
+
+def test_a_huge_line_is_reported_and_skipped_in_bounded_reads():
+    huge = '{"code": "T1016", "date": "2026-01-05", "x": "' + "a" * (MAX_LINE_BYTES * 3) + '"}'
+    text = json.dumps(GOOD) + "\n" + huge + "\n" + json.dumps(GOOD) + "\n"
+    out = results(text, "jsonl")
+    assert [r.number for r in out] == [1, 2, 3]
+    assert "longer than" in out[1].error.message
+    assert out[0].decision.payable and out[2].decision.payable
+
+
+def test_a_100_mb_line_from_a_file(tmp_path):
+    path = tmp_path / "claims.jsonl"
+    with path.open("w") as f:
+        f.write(json.dumps(GOOD) + "\n")
+        f.write('{"code": "' + "9" * 100_000_000 + '"}\n')
+        f.write(json.dumps(GOOD) + "\n")
+    out = list(eval_lines(path))
+    assert [r.error is None for r in out] == [True, False, True]
+    assert out[1].number == 2
