@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .errors import LineError, PolicyError, Problem
 from .interpreter import evaluate, find_period
@@ -69,9 +69,9 @@ def eval_lines(
         with path.open(encoding="utf-8-sig", newline="") as stream:
             yield from _decide(read_lines(stream, pol.program, fmt), pol, release)
     elif hasattr(source, "read"):
-        yield from _decide(read_lines(source, pol.program, input_format), pol, release)  # type: ignore[arg-type]
+        yield from _decide(read_lines(cast(IO[str], source), pol.program, input_format), pol, release)
     else:
-        yield from _decide(lines_from_records(source, pol.program), pol, release)  # type: ignore[arg-type]
+        yield from _decide(lines_from_records(source, pol.program), pol, release)
 
 
 def _decide(parsed: Iterable[tuple[int, ClaimLine | LineError]], policy: Policy,

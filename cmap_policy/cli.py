@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,7 +16,7 @@ import click
 from . import api
 from .errors import LineError, PolicyError
 from .explain import explain
-from .lines import FIELDS, parse_date, parse_line
+from .lines import FIELDS, parse_date
 from .loader import load_policy
 from .model import Policy
 
@@ -51,19 +50,13 @@ release_option = click.option(
     help="Decide as the table was published in this release (see releases.json). Default: the latest.")
 
 
-class _DateType(click.ParamType):
-    name = "YYYY-MM-DD"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> dt.date:
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return parse_date(value)
-        except LineError as err:
-            self.fail(err.message, param, ctx)
-
-
-DATE = _DateType()
+def _date_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value, param.name or "date")
+    except LineError as err:
+        raise click.BadParameter(err.message) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -80,7 +73,7 @@ def main() -> None:
 @main.command("eval")
 @click.argument("input_file", metavar="[INPUT]", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--code", help="Procedure code of a single line (CPT or HCPCS Level II), e.g. 90791.")
-@click.option("--date", "date_", type=DATE, help="Date of service of a single line.")
+@click.option("--date", "date_", metavar="YYYY-MM-DD", callback=_date_option, help="Date of service of a single line.")
 @click.option("--modifier", "modifiers", multiple=True, metavar="MOD",
               help="A modifier of the line (repeat for up to 4), e.g. --modifier 95.")
 @click.option("--pos", help="Place of service (two digits), e.g. 11.")
@@ -207,7 +200,8 @@ def validate_command(path: str | None, out_format: str) -> None:
 
 @main.command("show")
 @click.argument("code")
-@click.option("--date", "date_", type=DATE, help="Also say which row is in force on this date of service.")
+@click.option("--date", "date_", metavar="YYYY-MM-DD", callback=_date_option,
+              help="Also say which row is in force on this date of service.")
 @release_option
 @policy_option
 @click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,

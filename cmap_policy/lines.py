@@ -12,7 +12,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .errors import LineError
 from .model import ClaimLine, Program
@@ -241,7 +241,7 @@ def read_csv(stream: IO[str], program: Program) -> Iterator[Parsed]:
             yield number, LineError(f"{len(row)} values for {len(header)} columns ({', '.join(header)})",
                                     line=number)
             continue
-        yield number, _parse_at(dict(zip(header, row)), program, number)
+        yield number, _parse_at(dict(zip(header, row, strict=True)), program, number)
 
 
 def read_json_document(text: str, program: Program) -> Iterator[Parsed]:
@@ -275,7 +275,7 @@ def read_lines(stream: IO[str], program: Program, fmt: str | None = None) -> Ite
     if fmt is None:
         head = stream.read(4096)
         fmt = sniff(head)
-        stream = _Chain(head, stream)
+        stream = cast(IO[str], _Chain(head, stream))
     if fmt == "json":
         yield from read_json_document(stream.read(), program)
     elif fmt == "jsonl":

@@ -7,14 +7,14 @@ the policy can change, so a decision can be cached and shared safely.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Mapping
+from enum import StrEnum
 
 Date = dt.date
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PAYABLE = "payable"
     NOT_PAYABLE = "not_payable"
     NOT_TELEHEALTH = "not_telehealth"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from .resources import schema_dir
 KINDS = ("program", "releases", "code", "tests", "faq", "claim-line")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry(root: str) -> tuple[Registry, dict[str, dict[str, Any]]]:
     schemas: dict[str, dict[str, Any]] = {}
     resources = []
@@ -33,7 +33,7 @@ def schema(kind: str) -> dict[str, Any]:
     return _registry(str(schema_dir()))[1][kind]
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(kind: str) -> Draft202012Validator:
     registry, schemas = _registry(str(schema_dir()))
     return Draft202012Validator(schemas[kind], registry=registry, format_checker=FormatChecker())
@@ -64,7 +64,7 @@ def _message(err: ValidationError) -> str:
         return f"{err.instance!r} is not one of {', '.join(repr(v) for v in err.validator_value)}"
     if err.validator == "format" and err.validator_value == "date":
         return f"{err.instance!r} is not a real calendar date"
-    return err.message
+    return str(err.message)
 
 
 def check(doc: JsonDoc, kind: str) -> list[Problem]:

@@ -54,7 +54,8 @@ def limits(draw: st.DrawFn, modalities: list[str]) -> list[dict[str, Any]]:
             lim["provider_types"] = draw(st.lists(st.sampled_from(PROVIDER_TYPES), min_size=1, unique=True))
         elif kind == "units-per-day":
             lim["max_units"] = draw(st.integers(1, 8))
-        if modalities and draw(st.booleans()):
+        restrict: bool = draw(st.booleans())
+        if modalities and restrict:
             lim["modalities"] = draw(st.lists(st.sampled_from(modalities), min_size=1, unique=True))
         out.append(lim)
     return out
