@@ -125,7 +125,11 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
         source = None if input_file in (None, "-") else input_file
     try:
         results = api.eval_lines(source, policy=policy, release=release, input_format=input_format)
-        errors = _write(results, policy, out_format, explain, output)
+        errors = _write(results, policy, out_format, explain, output, numbered=input_file is not None)
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) has gone: stop quietly, as other Unix tools do
+        sys.stderr.close()
+        sys.exit(EXIT_OK)
     except OSError as err:
         click.echo(f"error: cannot read or write: {err}", err=True)
         sys.exit(EXIT_ERRORS)
@@ -141,7 +145,7 @@ eval_command.help = (eval_command.help or "") + "\n\n\b\n" + "\n".join(
     f"  {name:<20} {text}" for name, text in FIELDS.items())
 
 
-def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, output: str) -> int:
+def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, output: str, *, numbered: bool) -> int:
     errors = 0
     out = click.open_file(output, "w", encoding="utf-8")
     rows: list[dict[str, Any]] = []
@@ -154,7 +158,8 @@ def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, outp
                 if out_format == "table":
                     continue
             if do_explain and res.decision is not None and res.line is not None:
-                out.write(f"--- line {res.number} ---\n")
+                if numbered:
+                    out.write(f"--- line {res.number} ---\n")
                 out.write(explain(policy, res.line, res.decision) + "\n\n")
                 continue
             record = res.as_dict()

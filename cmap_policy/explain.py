@@ -24,7 +24,9 @@ def describe_line(line: ClaimLine) -> str:
         parts.append(f"stated modality {line.modality}")
     for label, value in (("member age", line.member_age), ("provider type", line.provider_type),
                          ("units", line.units), ("established patient", line.established_patient)):
-        if value is not None:
+        if isinstance(value, bool):
+            parts.append(f"{label}: {'yes' if value else 'no'}")
+        elif value is not None:
             parts.append(f"{label} {value}")
     return ", ".join(parts)
 
