@@ -268,3 +268,8 @@ def render_show(report: api.CodeReport) -> str:
     lines.append(f"Authority: {policy.program.authority}")
     lines.append(f"Policy hash {policy.hash[:12]}")
     return "\n".join(lines)
+
+
+from . import cli_spec  # noqa: E402,F401  (registers `cmap-policy test`; it lives in its own module)
+from .cli_authoring import add_authoring_commands  # noqa: E402  (fmt, diff, changelog, release, code)
+add_authoring_commands(main)
