@@ -272,5 +272,7 @@ def render_show(report: api.CodeReport) -> str:
 
 from . import cli_spec  # noqa: E402,F401  (registers `cmap-policy test`; it lives in its own module)
 from .cli_authoring import add_authoring_commands  # noqa: E402  (fmt, diff, changelog, release, code)
+from .cli_table import add_table_commands  # noqa: E402  (import, export, synthetic)
 
 add_authoring_commands(main)
+add_table_commands(main)
