@@ -64,14 +64,25 @@ def eval_lines(
         yield from _decide(parsed, pol, release)
     elif isinstance(source, (str, Path)):
         path = Path(source)
-        fmt = input_format or {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(
-            path.suffix.lower())
+        fmt = input_format or {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
+                               ".837": "x12", ".x12": "x12", ".edi": "x12"}.get(path.suffix.lower())
+        if fmt == "x12" or (fmt is None and _is_x12(path)):
+            from .x12 import read_x12
+
+            yield from _decide(read_x12(path, pol.program), pol, release)
+            return
         with path.open(encoding="utf-8-sig", newline="") as stream:
             yield from _decide(read_lines(stream, pol.program, fmt), pol, release)
     elif hasattr(source, "read"):
         yield from _decide(read_lines(cast(IO[str], source), pol.program, input_format), pol, release)
     else:
         yield from _decide(lines_from_records(source, pol.program), pol, release)
+
+
+def _is_x12(path: Path) -> bool:
+    from .x12 import looks_like_x12
+
+    return looks_like_x12(path)
 
 
 def _decide(parsed: Iterable[tuple[int, ClaimLine | LineError]], policy: Policy,

@@ -786,9 +786,9 @@ def run(
                 decisions, errors = engine.decide_raw(batch.raw, batch.line_numbers)
                 errors = pa.concat_tables([read_errors, errors]).sort_by("line")
             elif batch.lines is not None and batch.lines.num_rows:
-                decisions, errors = engine.decide_lines(batch.lines), read_errors
+                decisions, errors = engine.decide_lines(batch.lines), read_errors.sort_by("line")
             else:
-                decisions, errors = _empty_decisions(), read_errors
+                decisions, errors = _empty_decisions(), read_errors.sort_by("line")
             if decisions.num_rows:
                 out.write(decisions)
             if errors.num_rows:
@@ -823,3 +823,25 @@ class _Progress:
 
     def close(self) -> None:
         self.p.stop()
+
+
+def cli_run(input_file: str, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
+            input_format: str | None) -> int:
+    """``cmap-policy eval INPUT -o OUTPUT`` on the batch engine: the exit code; the summary goes to stderr."""
+    to_stdout = output == "-"
+    try:
+        summary = run(input_file, None if to_stdout else output, policy=policy, release=release,
+                      errors_path=errors_file, input_fmt=input_format, stream=sys.stdout if to_stdout else None)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, pa.ArrowException, duckdb.Error) as err:
+        print(f"error: cannot read or write: {err}", file=sys.stderr)
+        return 1
+    print(summary.render(), file=sys.stderr)
+    if summary.errors:
+        where = errors_file or (default_errors_path(Path(output)) if not to_stdout else "standard error")
+        print(f"{summary.errors:,} line(s) could not be decided (see {where}); every other line was",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -88,18 +88,24 @@ def main() -> None:
               help="Whether the member is an established patient of the provider.")
 @release_option
 @policy_option
-@click.option("--input-format", type=click.Choice(["json", "jsonl", "csv"]), default=None,
+@click.option("--input-format", type=click.Choice(["json", "jsonl", "csv", "parquet", "x12"]), default=None,
               help="Format of INPUT. Default: from the file extension, else guessed from the content.")
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "json", "table"]), default="jsonl",
               show_default=True, help="jsonl: one JSON decision per line; json: one array; table: for people.")
 @click.option("--explain", is_flag=True, help="Explain each decision step by step, in words a biller understands.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               help="Write decisions here instead of standard output.")
+@click.option("--engine", type=click.Choice(["auto", "duckdb", "python"]), default="auto", show_default=True,
+              help="duckdb: the batch engine (columnar, for large files); python: the interpreter, line by line. "
+                   "auto: duckdb when INPUT is a file and -o names a .csv, .jsonl or .parquet file.")
+@click.option("--errors", "errors_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Batch engine: write malformed lines here (JSON Lines). Default: OUTPUT's name + .errors.jsonl.")
 def eval_command(input_file: str | None, code: str | None, date_: dt.date | None, modifiers: tuple[str, ...],
                  pos: str | None, claim_type: str | None, rcc: str | None, modality: str | None,
                  member_age: int | None, provider_type: str | None, units: int | None,
                  established_patient: bool | None, release: str | None, policy_path: str | None,
-                 input_format: str | None, out_format: str, explain: bool, output: str) -> None:
+                 input_format: str | None, out_format: str, explain: bool, output: str, engine: str,
+                 errors_file: str | None) -> None:
     """Decide claim lines: one from options, or every line of INPUT (JSON, JSON Lines or CSV; - for stdin).
 
     \b
@@ -114,6 +120,12 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
         raise click.UsageError("give either INPUT or the options of one line (--code, --date, ...), not both")
     if input_file is None and code is None and date_ is None and sys.stdin.isatty():
         raise click.UsageError("give INPUT, '-' for standard input, or --code and --date for one line")
+
+    if _batch_wanted(input_file, output, engine, out_format, explain, input_format):
+        from .batch import cli_run  # DuckDB and pyarrow load only for a batch
+
+        sys.exit(cli_run(input_file or "", output, policy=policy, release=release, errors_file=errors_file,
+                         input_format=input_format))
 
     if input_file is None and (code is not None or date_ is not None):
         record: dict[str, Any] = {"code": code, "date": date_.isoformat() if date_ else None,
@@ -139,6 +151,22 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
     if errors:
         click.echo(f"{errors} line(s) could not be decided; every other line was", err=True)
         sys.exit(EXIT_ERRORS)
+
+
+def _batch_wanted(input_file: str | None, output: str, engine: str, out_format: str, explain: bool,
+                  input_format: str | None) -> bool:
+    if input_file in (None, "-") or engine == "python":
+        if engine == "duckdb":
+            raise click.UsageError("--engine duckdb reads a file: give INPUT")
+        return False
+    parquet = input_format == "parquet" or str(input_file).lower().endswith((".parquet", ".pq"))
+    if engine == "duckdb" or parquet:
+        if explain or out_format != "jsonl":
+            raise click.UsageError("the batch engine writes JSON Lines, CSV or Parquet (by -o's extension); "
+                                   "--explain and --format table/json need --engine python")
+        return True
+    to_file = output != "-" and output.lower().endswith((".csv", ".jsonl", ".ndjson", ".parquet", ".pq"))
+    return to_file and not explain and out_format == "jsonl"
 
 
 eval_command.help = (eval_command.help or "") + "\n\n\b\n" + "\n".join(
