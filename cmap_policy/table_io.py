@@ -951,7 +951,7 @@ class ImportResult:
         c = self.counts()
         out = [f"{self.table} -> release {self.release} of {self.policy}: {self.rows_read} rows read, "
                f"{self.rows} usable, {c['errors']} with errors"]
-        for e in self.errors:
+        for e in sorted(self.errors, key=lambda e: (e.row or 0, e.code or "")):
             out.append(f"  error: {e}")
         for w in self.warnings:
             out.append(f"  warning: {w}")
@@ -964,6 +964,8 @@ class ImportResult:
         if self.skipped_codes:
             out.append(f"  left as they are (a row could not be read): {', '.join(self.skipped_codes)}")
         out.extend(f"  {line}" for line in self.created)
+        if self.errors and not self.allow_partial and self.changes:
+            out.append("with --allow-partial, the import would make these changes:")
         out.append(f"new codes {c['new_codes']}, changed codes {c['changed_codes']}, unchanged codes "
                    f"{c['unchanged_codes']}; new rows {c['new_periods']}, ended rows {c['ended_periods']}, "
                    f"removed rows {c['removed_periods']}, removed codes {c['removed_codes']}")
