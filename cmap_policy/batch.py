@@ -466,6 +466,10 @@ def _csv_block(block: bytes, header: list[str], before: int) -> tuple[Batch, int
 
     names = [f"c{i}" for i in range(len(header))]
     try:
+        block.decode("utf-8")  # pyarrow would stop at a bad byte; the slow path names the line instead
+    except UnicodeDecodeError:
+        return _csv_block_slow(block, header, before)
+    try:
         table = pacsv.read_csv(
             io.BytesIO(block),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(block) + 1),
@@ -651,8 +655,7 @@ class _JsonlWriter(_Writer):
     def write(self, table: pa.Table) -> None:
         out = []
         for row in table.to_pylist():
-            rec = {k: (v.isoformat() if k == "date" and v is not None else v) for k, v in row.items()
-                   if v is not None or k in ("period", "modality")}
+            rec = {k: (v.isoformat() if k == "date" and v is not None else v) for k, v in row.items()}
             if self.split_reasons:
                 rec["reasons"] = row["reasons"].split(" ")
             out.append(json.dumps(rec, ensure_ascii=False))
