@@ -401,11 +401,30 @@ def _reasons_page(policy: Policy, today: dt.date) -> str:
                 + (f" · CARC **{r.carc}**" if r.carc else "") + f". {_md(r.meaning)}", ""]
         ex = examples.get(r.code)
         if ex is None:
-            out.append("No claim line gets this reason under the current policy: its rows and program data give "
-                       "nothing for it to find (for example, no row has such a limit).")
+            out.append(_why_no_example(policy, r.code))
         else:
             out.append("Example:\n\n" + _decision_md(ex, policy))
     return "\n".join(out) + "\n"
+
+
+_LIMIT_KINDS = {"AGE_OUTSIDE_LIMIT": "age", "PROVIDER_TYPE_NOT_ALLOWED": "provider-type",
+                "ESTABLISHED_PATIENT_REQUIRED": "established-patient", "UNITS_OVER_LIMIT": "units-per-day"}
+
+
+def _why_no_example(policy: Policy, reason: str) -> str:
+    """Why no line gets ``reason`` under this policy, said from the data rather than assumed."""
+    periods = [p for cv in policy.views[policy.latest.id].values() for p in cv.periods]
+    prog = policy.program
+    if reason in ("RCC_REQUIRED", "RCC_NOT_ALLOWED") and not any(p.revenue_center_codes for p in periods):
+        why = "no row of the table lists revenue center codes"
+    elif reason in _LIMIT_KINDS and not any(lim.kind == _LIMIT_KINDS[reason] for p in periods for lim in p.limits):
+        why = f"no row of the table has a limit of the kind {_LIMIT_KINDS[reason]}"
+    elif reason == "MODIFIER_NOT_FOR_CLAIM_TYPE" and all(set(m.claim_types) >= set(prog.claim_types)
+                                                          for m in prog.modifiers.values()):
+        why = "every telehealth modifier is used on every claim type"
+    else:
+        why = "none of the lines tried (each row's conforming lines, with one common mistake each) gets it"
+    return f"No example: under release {policy.latest.id}, {why}, so no claim line gets this reason today."
 
 
 def _faq_page(policy: Policy, faqs: Sequence[Faq]) -> str:

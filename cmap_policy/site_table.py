@@ -190,7 +190,7 @@ def table_html(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: d
             "Guideline", "Source"]
     # Guideline prose is not worth sorting by; tablesort skips a column marked data-sort-method="none".
     ths = "".join('<th scope="col" class="no-sort" data-sort-method="none">Guideline</th>' if name == "Guideline"
-                  else f'<th scope="col" tabindex="0">{name}</th>' for name in head)
+                  else f'<th scope="col">{name}</th>' for name in head)
     body = "".join(_row_html(policy, r, opts, today) for r in rows)
     empty = ('<p class="cmap-empty" hidden>No row matches. A code that is not on the table is not payable via '
              'telehealth.</p>')

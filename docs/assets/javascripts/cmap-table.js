@@ -60,11 +60,11 @@
     if (reset) reset.hidden = false;
     if (typeof window.Tablesort === "function") {
       new window.Tablesort(table);
-      // tablesort listens for clicks only: let the keyboard sort too.
+      // tablesort makes the headings focusable and sorts on Enter; Space should too, as on a button.
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
         if (th.getAttribute("data-sort-method") === "none") return;
         th.addEventListener("keydown", function (event) {
-          if (event.key === "Enter" || event.key === " ") {
+          if (event.key === " ") {
             event.preventDefault();
             th.click();
           }

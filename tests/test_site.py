@@ -1,0 +1,420 @@
+"""The site: a strict build, what its pages say checked against the policy and the interpreter, the FAQs."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmap_policy.cli import main
+from cmap_policy.loader import load_policy
+from cmap_policy.model import Policy
+from cmap_policy.reasons import REASONS
+from cmap_policy.resources import policy_dir, schema_dir
+from cmap_policy.site import contributing_page, generate_pages, site_nav
+from cmap_policy.site_faq import check_faqs, load_faqs
+from cmap_policy.site_schema import every_property_documented, load_schemas
+from cmap_policy.site_table import TableOptions, all_rows, href, table_html
+from cmap_policy.testing.strategies import policy_trees
+from cmap_policy.testing.trees import write_tree
+
+from .site_support import (
+    BuiltSite,
+    all_ids,
+    build_site,
+    in_force_ids,
+    rendered_rows,
+    row_property_failures,
+)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    return build_site(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return load_policy()
+
+
+def _html(site: BuiltSite, page: str) -> str:
+    return (site.path / page).read_text(encoding="utf-8")
+
+
+def _pages(site: BuiltSite) -> list[Path]:
+    return sorted(p for p in site.path.rglob("*.html") if "assets" not in p.parts)
+
+
+# --- the build -------------------------------------------------------------------------------------------
+
+def test_strict_build_makes_every_generated_page(site: BuiltSite, policy: Policy) -> None:
+    expected = ["index.html", "table.html", "history.html", "changelog.html", "modifiers.html", "reasons.html",
+                "faq.html", "sources.html", "downloads.html", "authors/cli.html", "authors/contributing.html",
+                "authors/schema/index.html"]
+    expected += [f"codes/{c}.html" for c in policy.views[policy.latest.id]]
+    expected += [f"authors/schema/{name}.html" for name in load_schemas(schema_dir())]
+    missing = [p for p in expected if not (site.path / p).is_file()]
+    assert not missing, missing
+    assert site.seconds < 120, f"the build took {site.seconds:.1f} s"
+
+
+def test_every_page_states_release_date_and_policy_hash(site: BuiltSite, policy: Policy) -> None:
+    rel = policy.latest
+    pages = _pages(site)
+    assert len(pages) > 20
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert f'data-policy-hash="{policy.hash}"' in text, page
+        assert f"release <strong>{rel.id}</strong> (published {rel.published})" in text, page
+        assert policy.hash[:12] in text, page
+
+
+_EXTERNAL_LOAD = re.compile(r"""<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""", re.I)
+
+
+def test_no_page_loads_anything_from_elsewhere(site: BuiltSite) -> None:
+    # Links to elsewhere are fine (a reader may follow them); loading a script, style, font or image is not.
+    for page in _pages(site):
+        text = page.read_text(encoding="utf-8")
+        assert not _EXTERNAL_LOAD.search(text), (page, _EXTERNAL_LOAD.search(text))
+        assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, page
+    for css in site.path.rglob("*.css"):
+        text = css.read_text(encoding="utf-8")
+        assert not re.search(r"""@import\s+(url\()?["']?https?:""", text), css
+        assert not re.search(r"""url\(["']?(https?:)?//""", text), css
+
+
+def test_vendored_tablesort_keeps_its_licence(site: BuiltSite) -> None:
+    vendored = site.path / "assets" / "vendor" / "tablesort"
+    assert "tablesort v5.6.0" in (vendored / "tablesort.min.js").read_text(encoding="utf-8")[:200]
+    assert "Permission is hereby granted" in (vendored / "LICENCE").read_text(encoding="utf-8")
+    assert 'src="assets/vendor/tablesort/tablesort.min.js"' in _html(site, "table.html")
+
+
+# --- the table and the history ---------------------------------------------------------------------------
+
+def test_table_renders_exactly_the_rows_in_force(site: BuiltSite, policy: Policy) -> None:
+    rows = rendered_rows(_html(site, "table.html"), "cmap-table")
+    expected = in_force_ids(policy, site.today)
+    assert [r["period"] for r in rows] == sorted(expected, key=lambda i: i.split("@")[0])
+    assert len({r["code"] for r in rows}) == len(rows), "one row per code in force"
+    n = len(expected)
+    assert f'<strong class="cmap-count-n">{n}</strong> of <span class="cmap-count-m">{n}</span> codes' in \
+        _html(site, "table.html")
+
+
+def test_history_renders_every_row_with_its_end(site: BuiltSite, policy: Policy) -> None:
+    rows = rendered_rows(_html(site, "history.html"), "cmap-history")
+    assert {r["period"] for r in rows} == all_ids(policy)
+    ended = [r for r in rows if r["end"]]
+    assert ended, "the bundled policy has ended rows"
+    for r in ended:
+        assert dt.date.fromisoformat(r["end"]) >= dt.date.fromisoformat(r["effective"])
+    assert "Ends on" in _html(site, "history.html")
+
+
+def test_rendered_rows_state_the_policy_facts(site: BuiltSite, policy: Policy) -> None:
+    for r in rendered_rows(_html(site, "history.html"), "cmap-history"):
+        code = policy.codes[r["code"]]
+        period = next(p for p in code.periods if p.id == r["period"])
+        assert r["system"] == code.system
+        assert r["category"] == code.category
+        assert r["status"] == ("permitted" if period.permitted else "not-permitted")
+        assert set(r["modalities"].split()) - {"not-permitted"} == set(period.modalities)
+        assert r["rccs"].split() == list(period.revenue_center_codes)
+        assert r["source-kind"] == ("official" if period.citation.source.kind == "official-table"
+                                    else "secondary" if period.secondary else "primary")
+
+
+def test_property_every_rendered_row_agrees_with_the_interpreter(site: BuiltSite, policy: Policy) -> None:
+    rows = (rendered_rows(_html(site, "table.html"), "cmap-table")
+            + rendered_rows(_html(site, "history.html"), "cmap-history"))
+    assert rows
+    failures = [f for r in rows for f in row_property_failures(policy, r)]
+    assert not failures, "\n".join(failures)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tree=policy_trees(), today=st.dates(dt.date(2019, 1, 1), dt.date(2028, 12, 31)))
+def test_property_holds_for_generated_policies(tmp_path_factory: pytest.TempPathFactory, tree: object,
+                                               today: dt.date) -> None:
+    root = write_tree(tree, tmp_path_factory.mktemp("tree"))  # type: ignore[arg-type]
+    pol = load_policy(root)
+    opts = TableOptions("t", "history.md", "rows", history=True)
+    rows = rendered_rows(table_html(pol, all_rows(pol), opts, today), "t")
+    assert {r["period"] for r in rows} == all_ids(pol)
+    failures = [f for r in rows for f in row_property_failures(pol, r)]
+    assert not failures, "\n".join(failures)
+
+
+# --- code pages, examples, reasons -----------------------------------------------------------------------
+
+def _eval_commands(html: str) -> list[str]:
+    """The `cmap-policy eval` commands shown in code blocks, with the highlighter's markup removed."""
+    import html as html_lib
+
+    blocks = [html_lib.unescape(re.sub(r"<[^>]+>", "", b)).strip()
+              for b in re.findall(r"<code>(.*?)</code>", html, re.S)]
+    return [b for b in blocks if b.startswith("cmap-policy eval ")]
+
+
+def _run_eval(command: str) -> dict[str, object]:
+    args = shlex.split(command)[2:]
+    result = CliRunner().invoke(main, ["eval", *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    decisions = json.loads(result.output)
+    assert len(decisions) == 1
+    out: dict[str, object] = decisions[0]
+    return out
+
+
+def test_code_page_examples_decide_as_the_page_says(site: BuiltSite, policy: Policy) -> None:
+    for code in policy.views[policy.latest.id]:
+        html = _html(site, f"codes/{code}.html")
+        commands = _eval_commands(html)
+        assert commands, f"{code}: no example line"
+        first = _run_eval(commands[0])
+        current = next((p for p in policy.codes[code].periods if p.covers(site.today)), None)
+        if current is not None and current.permitted:
+            assert first["outcome"] == "payable", (code, first)
+            assert "A line for today that the engine decides as payable" in html
+        else:
+            assert first["outcome"] != "payable", (code, first)
+            reason = first["reasons"][0]["code"]  # type: ignore[index]
+            assert reason in html, (code, reason)
+            if any(p.permitted for p in policy.codes[code].periods):
+                assert len(commands) == 2 and _run_eval(commands[1])["outcome"] == "payable", code
+
+
+def test_code_page_has_timeline_history_and_releases(site: BuiltSite, policy: Policy) -> None:
+    for code, cv in policy.views[policy.latest.id].items():
+        html = _html(site, f"codes/{code}.html")
+        assert html.count('class="cmap-timeline"') == 1, code
+        assert html.count("<rect ") >= len(cv.periods), code
+        for p in cv.periods:
+            assert str(p.effective) in html
+            assert f'changelog.html#{p.introduced_in.lower()}' in html, (code, p.id)
+            if p.ended_in:
+                assert f'changelog.html#{p.ended_in.lower()}' in html, (code, p.id)
+
+
+def test_reason_page_examples_get_their_reason(site: BuiltSite) -> None:
+    html = _html(site, "reasons.html")
+    for code, rt in REASONS.items():
+        assert f'id="{code.lower()}"' in html, code
+        if rt.carc:
+            assert f"CARC <strong>{rt.carc}</strong>" in html, code
+    sections = re.split(r'<h2 id="', html)[1:]
+    checked = 0
+    for section in sections:
+        reason = section.split('"', 1)[0].upper()
+        commands = _eval_commands(section)
+        if reason in REASONS and commands:
+            decision = _run_eval(commands[0])
+            assert reason in [r["code"] for r in decision["reasons"]], (reason, decision)  # type: ignore[attr-defined]
+            checked += 1
+    assert checked >= 8, f"only {checked} reasons have an example"
+
+
+def test_changelog_has_a_section_per_release(site: BuiltSite, policy: Policy) -> None:
+    html = _html(site, "changelog.html")
+    for rel in policy.releases:
+        assert f'id="{rel.id.lower()}"' in html, rel.id
+        assert rel.summary[:40] in html.replace("&#x27;", "'").replace("&#39;", "'"), rel.id
+    assert html.index(f'id="{policy.releases[-1].id.lower()}"') < html.index(f'id="{policy.releases[0].id.lower()}"')
+
+
+def test_modifiers_page_lists_every_modifier_and_place_of_service(site: BuiltSite, policy: Policy) -> None:
+    html = _html(site, "modifiers.html")
+    for m in policy.program.modifiers.values():
+        assert f"<strong>{m.code}</strong>" in html, m.code
+    for pos in policy.program.places_of_service.values():
+        assert f"<strong>{pos.code}</strong>" in html, pos.code
+
+
+# --- downloads -------------------------------------------------------------------------------------------
+
+def test_downloads_hold_the_rows_in_force(site: BuiltSite, policy: Policy) -> None:
+    n = len(in_force_ids(policy, site.today))
+    codes = sorted({i.split("@")[0] for i in in_force_ids(policy, site.today)})
+    folder = site.path / "downloads"
+    text = (folder / "cmap-telehealth-table.csv").read_bytes().decode("utf-8-sig")
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == n
+    assert codes == sorted(r[next(k for k in r if "code" in k.lower())] for r in table)
+    doc = json.loads((folder / "cmap-telehealth-table.json").read_text(encoding="utf-8"))
+    assert policy.hash in json.dumps(doc)
+    from openpyxl import load_workbook
+
+    wb = load_workbook(folder / "cmap-telehealth-table.xlsx", read_only=True)
+    ws = wb.worksheets[0]
+    values = [row for row in ws.iter_rows(values_only=True) if any(v is not None for v in row)]
+    assert len(values) >= n + 1
+    flat = {str(v) for row in values for v in row}
+    assert set(codes) <= flat
+
+
+# --- FAQs ------------------------------------------------------------------------------------------------
+
+def test_bundled_faqs_pass_schema_and_meaning_checks(policy: Policy) -> None:
+    faqs, problems = check_faqs(policy)
+    assert not problems, "\n".join(map(str, problems))
+    assert len(faqs) >= 5
+    releases = {r.id for r in policy.releases}
+    for f in faqs:
+        assert f.question.endswith("?")
+        assert f.citation.source.id in policy.program.sources
+        assert f.release in releases
+        assert set(f.codes) <= set(policy.codes)
+
+
+def test_faqs_render_and_code_pages_link_to_theirs(site: BuiltSite, policy: Policy) -> None:
+    faqs = load_faqs(policy)
+    faq_html = _html(site, "faq.html")
+    for f in faqs:
+        assert f'id="{f.id}"' in faq_html
+        for code in f.codes:
+            assert f'href="../faq.html#{f.id}"' in _html(site, f"codes/{code}.html"), (f.id, code)
+    unrelated = [c for c in policy.codes if not any(c in f.codes for f in faqs)]
+    for code in unrelated:
+        assert "faq.html#" not in _html(site, f"codes/{code}.html"), code
+
+
+def _broken_copy(tmp_path: Path, name: str, doc: dict[str, object]) -> Policy:
+    root = tmp_path / "policy"
+    shutil.copytree(policy_dir(), root)
+    (root / "faq" / f"{name}.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return load_policy(root)
+
+
+GOOD_FAQ: dict[str, object] = {
+    "$schema": "../../schema/faq.schema.json", "id": "x-test", "question": "Is this a test?",
+    "answer": "Yes, it is only a test.", "citation": {"source": "CMAP-TH-PAGE"}, "release": "PB-2023-38",
+    "codes": ["T1016"],
+}
+
+
+@pytest.mark.parametrize(("change", "rule", "pointer"), [
+    ({"codes": ["99999"]}, "meaning:unknown-code", "/codes/0"),
+    ({"citation": {"source": "NOPE"}}, "meaning:unknown-source", "/citation/source"),
+    ({"release": "PB-1999-01"}, "meaning:unknown-release", "/release"),
+    ({"id": "other-name"}, "meaning:file-name", "/id"),
+    ({"question": "Not a question"}, "schema:pattern", "/question"),
+    ({"answer": None}, "schema:type", "/answer"),
+    ({"extra": 1}, "schema:additionalProperties", ""),
+])
+def test_faq_checks_name_the_file_and_field(tmp_path: Path, change: dict[str, object], rule: str,
+                                            pointer: str) -> None:
+    pol = _broken_copy(tmp_path, "x-test", {**GOOD_FAQ, **change})
+    faqs, problems = check_faqs(pol)
+    assert [p.rule for p in problems] == [rule]
+    assert problems[0].pointer == pointer
+    assert problems[0].file.endswith("faq/x-test.json")
+    assert problems[0].line is not None
+    assert "x-test" not in {f.id for f in faqs}
+
+
+def test_a_good_faq_is_accepted(tmp_path: Path) -> None:
+    pol = _broken_copy(tmp_path, "x-test", GOOD_FAQ)
+    faqs, problems = check_faqs(pol)
+    assert not problems
+    assert "x-test" in {f.id for f in faqs}
+
+
+# --- authors' pages --------------------------------------------------------------------------------------
+
+def test_every_schema_property_has_a_title_and_description() -> None:
+    schemas = load_schemas(schema_dir())
+    assert "faq" in schemas
+    assert schemas["faq"]["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schemas["faq"]["$id"].endswith("/faq.schema.json")
+    for name, doc in schemas.items():
+        assert not every_property_documented(doc), (name, every_property_documented(doc))
+
+
+def test_schema_reference_pages_show_every_title(site: BuiltSite) -> None:
+    import html as html_lib
+
+    for name, doc in load_schemas(schema_dir()).items():
+        page = html_lib.unescape(_html(site, f"authors/schema/{name}.html"))
+        for prop in doc.get("properties", {}).values():
+            assert prop["title"] in page, (name, prop["title"])
+            assert prop["description"][:50] in page, (name, prop["description"][:50])
+
+
+def test_cli_reference_documents_every_command(site: BuiltSite) -> None:
+    html = _html(site, "authors/cli.html")
+    assert "Sentinel" not in html
+    for name in main.commands:  # type: ignore[attr-defined]
+        assert f"cmap-policy {name}" in html, name
+
+
+def test_contributing_page_keeps_repository_links_working() -> None:
+    text = ("# Contributing\n\nSee [the schema](schema/code.schema.json), [testing](docs/testing.md#run), "
+            "[the site](https://example.org/x), [a file](policy/program.json) and [here](#top).\n")
+    page = contributing_page(text)
+    assert "[the schema](schema/code.md)" in page
+    assert "[testing](../testing.md#run)" in page
+    assert "[the site](https://example.org/x)" in page
+    assert "a file (`policy/program.json`)" in page
+    assert "[here](#top)" in page
+    assert "CONTRIBUTING.md" in contributing_page(None)
+
+
+def test_contributing_page_renders_the_guide_when_there_is_one(site: BuiltSite) -> None:
+    guide = Path(__file__).resolve().parent.parent / "CONTRIBUTING.md"
+    html = _html(site, "authors/contributing.html")
+    if guide.is_file():
+        first = next(line for line in guide.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and not line.startswith("#"))
+        assert re.sub(r"[`*_\[\]]", "", first)[:30].split("(")[0].strip()[:20] in re.sub(r"<[^>]+>", "", html)
+    else:
+        assert "CONTRIBUTING.md" in html
+
+
+# --- the generator on its own ----------------------------------------------------------------------------
+
+def test_nav_picks_up_hand_written_pages(policy: Policy) -> None:
+    pages = generate_pages(policy, today=dt.date(2026, 1, 5), contributing=None)
+    nav = site_nav(policy, pages, ["performance.md", "testing.md", "table.md"])
+    text = json.dumps(nav)
+    assert '"Performance": "performance.md"' in text
+    assert '"Testing": "testing.md"' in text
+    assert text.count('"table.md"') == 1  # a generated page is not listed twice
+    for path in pages:
+        if path.endswith(".md") and path != "index.md":
+            assert f'"{path}"' in text, path
+
+
+def test_generate_pages_is_a_plain_function_of_the_policy_and_date(policy: Policy) -> None:
+    a = generate_pages(policy, today=dt.date(2021, 6, 1))
+    b = generate_pages(policy, today=dt.date(2021, 6, 1))
+    assert {k: v for k, v in a.items() if k.endswith(".md")} == {k: v for k, v in b.items() if k.endswith(".md")}
+    later = generate_pages(policy, today=dt.date(2026, 1, 5))
+    # In mid-2021 the pandemic rows were in force; in 2026 the table of 12-26-25 is.
+    assert len(rendered_rows(str(a["table.md"]), "cmap-table")) == len(in_force_ids(policy, dt.date(2021, 6, 1)))
+    assert len(rendered_rows(str(later["table.md"]), "cmap-table")) == len(in_force_ids(policy, dt.date(2026, 1, 5)))
+    assert a["table.md"] != later["table.md"]
+
+
+@pytest.mark.parametrize(("src", "dst", "urls", "expected"), [
+    ("table.md", "codes/T1016.md", False, "codes/T1016.html"),
+    ("codes/T1016.md", "sources.md", False, "../sources.html"),
+    ("codes/T1016.md", "index.md", False, "../index.html"),
+    ("table.md", "codes/T1016.md", True, "../codes/T1016/"),
+    ("index.md", "table.md", True, "table/"),
+    ("codes/T1016.md", "index.md", True, "../../"),
+])
+def test_href_matches_mkdocs_urls(src: str, dst: str, urls: bool, expected: str) -> None:
+    assert href(src, dst, urls) == expected
