@@ -281,8 +281,8 @@ def render_show(report: api.CodeReport) -> str:
             if cite.source.kind == "official-table":
                 lines.append("    This row comes from the official CMAP telehealth table.")
             elif cite.source.secondary:
-                lines.append("    This row comes from a SECONDARY source (a third party's reading of the table), "
-                             "not from DSS itself.")
+                lines.append("    This row comes from a SECONDARY source (a third party's reading of a DSS "
+                             "document), not from DSS itself: check it against the official table.")
             if p.dates_note:
                 lines.append(f"    Dates: {p.dates_note}")
             lines.append(f"    Introduced in {p.introduced_in}" + (f"; ended in {p.ended_in}" if p.ended_in else ""))
