@@ -43,6 +43,8 @@ FILE_KINDS = {
     "releases": "`policy/releases.json`",
     "code": "`policy/codes/<CODE>.json`, one per code",
     "faq": "`policy/faq/<id>.json`, one per question",
+    "tests": "`policy/tests/*.json`",
+    "common": "none: definitions the other schemas share",
 }
 
 

@@ -85,7 +85,8 @@ def _fields_table(node: SchemaDoc, current: str) -> list[str]:
     required = set(node.get("required", []))
     lines = ["| Field | Title | Description | Accepts | Required |", "|---|---|---|---|---|"]
     for name, prop in props.items():
-        lines.append(f"| {_code(name)} | {_cell(prop.get('title', ''))} | {_cell(prop.get('description', ''))} | "
+        name_cell = f'<code class="cmap-field-name">{_cell(name)}</code>'
+        lines.append(f"| {name_cell} | {_cell(prop.get('title', ''))} | {_cell(prop.get('description', ''))} | "
                      f"{describe_type(prop, current)} | {'yes' if name in required else 'no'} |")
     return lines
 
@@ -134,7 +135,7 @@ def schema_index(schemas: dict[str, SchemaDoc], file_kinds: dict[str, str]) -> s
            "", "| Schema | What it describes | Files |", "|---|---|---|"]
     for name, doc in schemas.items():
         out.append(f"| [{_cell(doc.get('title', name))}]({name}.md) | {_cell(doc.get('description', ''))} | "
-                   f"{file_kinds.get(name, 'shared definitions')} |")
+                   f"{file_kinds.get(name, 'see its page')} |")
     return "\n".join(out) + "\n"
 
 
