@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_right
+from dataclasses import replace
 
 from .model import (
     Citation,
@@ -94,8 +95,12 @@ def _limit_reasons(lim: Limit, line: ClaimLine, rule: str, cite: Citation) -> tu
     return None, False
 
 
-def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> Decision:
-    """Decide ``line`` against ``policy`` as published in ``release`` (default: the latest)."""
+def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> Decision:
+    """Decide ``line`` against ``policy`` as published in ``release`` (default: the latest).
+
+    This is the reference semantics, computed from scratch; ``evaluate`` gives the same
+    decisions from a cache.
+    """
     rel = policy.release(release)
     program = policy.program
     day = line.date
@@ -197,3 +202,120 @@ def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> 
                                f"{_modality_name(program, modality)} on {day} (period from {period.effective}{end}).",
                                _rule(view, period), period.citation))
     return Decision(outcome, tuple(reasons), period, modality, attestations, rel.id, policy.hash, tuple(to_confirm))
+
+
+# --- Memoized decisions ---
+#
+# A decision is immutable and depends on the line only through a few things: the
+# release, the code, which period slot the date falls in, which attestations are
+# in force, the line's other fields (those a limit of the period reads), and the
+# date itself in three messages. ``evaluate`` keeps decisions by the exact line,
+# and by slot: a decision found by slot is reused as is when none of its reasons
+# names the date, and otherwise with the date replaced in those messages (only
+# when the template's date appears exactly once in each, so the text is exactly
+# what ``decide`` would write).
+
+_DATED = frozenset({"ON_TELEHEALTH_TABLE", "MODALITY_NOT_ALLOWED", "OUTSIDE_EFFECTIVE_DATES"})
+_CACHE_LIMIT = 200_000
+_LIMIT_FIELDS = {"age": 0, "provider-type": 1, "units-per-day": 2, "established-patient": 3}
+
+
+class _Memo:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.exact: dict[tuple[object, ...], Decision] = {}
+        self.by_slot: dict[tuple[object, ...], tuple[Decision, str]] = {}
+        self.releases = {r.id: r for r in policy.releases}
+        self.latest = policy.latest.id
+        bounds = set()
+        for a in policy.program.attestations:
+            bounds.add(a.effective.toordinal())
+            if a.end is not None:
+                bounds.add(a.end.toordinal() + 1)
+        self.attestation_bounds = sorted(bounds)
+        # per (release, code, period index): which line fields a limit of the period reads
+        self.reads: dict[tuple[str, str, int], tuple[bool, bool, bool, bool]] = {}
+
+    def fields_read(self, release: str, view: CodeView, i: int) -> tuple[bool, bool, bool, bool]:
+        key = (release, view.code.code, i)
+        found = self.reads.get(key)
+        if found is None:
+            kinds = {lim.kind for lim in view.periods[i].limits} if i >= 0 else set()
+            found = tuple(k in kinds for k in _LIMIT_FIELDS)  # type: ignore[assignment]
+            self.reads[key] = found  # type: ignore[assignment]
+        return found  # type: ignore[return-value]
+
+    def slot_key(self, release: str, line: ClaimLine) -> tuple[object, ...]:
+        day = line.date.toordinal()
+        view = self.policy.views[release].get(line.code)
+        i, covered = -1, False
+        reads = (False, False, False, False)
+        if view is not None:
+            i = bisect_right(view.starts, day) - 1
+            end = view.periods[i].end if i >= 0 else None
+            covered = i >= 0 and (end is None or day <= end.toordinal())
+            if covered:
+                reads = self.fields_read(release, view, i)
+        program = self.policy.program
+        # only telehealth modifiers and places of service the program lists are read; a revenue code only
+        # on an institutional line whose period lists some
+        modifiers = tuple(m for m in line.modifiers if m in program.modifiers)
+        pos = line.pos if line.pos in program.places_of_service else None
+        rcc_read = covered and view is not None and bool(view.periods[i].revenue_center_codes)
+        rcc = line.rcc if rcc_read and line.claim_type == "institutional" else None
+        return (release, line.code, i, covered, bisect_right(self.attestation_bounds, day), modifiers,
+                pos, line.claim_type, rcc, line.modality,
+                line.member_age if reads[0] else None, line.provider_type if reads[1] else None,
+                line.units if reads[2] else None, line.established_patient if reads[3] else None)
+
+
+_MEMOS: dict[int, _Memo] = {}
+
+
+def _memo(policy: Policy) -> _Memo:
+    memo = _MEMOS.get(id(policy))
+    if memo is None or memo.policy is not policy:
+        if len(_MEMOS) >= 8:  # a few policies at a time; a test suite loads many
+            _MEMOS.pop(next(iter(_MEMOS)))
+        memo = _MEMOS[id(policy)] = _Memo(policy)
+    return memo
+
+
+def _redate(template: Decision, was: str, day: str) -> Decision:
+    reasons = tuple(replace(r, message=r.message.replace(was, day)) if r.code in _DATED else r
+                    for r in template.reasons)
+    return replace(template, reasons=reasons)
+
+
+def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> Decision:
+    """Decide ``line`` against ``policy`` as published in ``release`` (default: the latest).
+
+    The same decision as ``decide``, from a cache when an equal line (up to the ids and the
+    parts of the date no rule reads) was decided before.
+    """
+    memo = _memo(policy)
+    rel = memo.latest if release is None else release
+    key = (rel, line.code, line.date, line.modifiers, line.pos, line.claim_type, line.rcc, line.modality,
+           line.member_age, line.provider_type, line.units, line.established_patient)
+    found = memo.exact.get(key)
+    if found is not None:
+        return found
+    if rel not in memo.releases:
+        policy.release(rel)  # raises the usual KeyError
+    if len(memo.exact) >= _CACHE_LIMIT:
+        memo.exact.clear()
+        memo.by_slot.clear()
+    slot = memo.slot_key(rel, line)
+    template = memo.by_slot.get(slot)
+    if template is not None:
+        decision, was = template
+        day = line.date.isoformat()
+        found = decision if not was or was == day else _redate(decision, was, day)
+    else:
+        found = decide(policy, line, release=rel)
+        day = line.date.isoformat()
+        dated = [r.message for r in found.reasons if r.code in _DATED]
+        if all(m.count(day) == 1 for m in dated):
+            memo.by_slot[slot] = (found, day if dated else "")
+    memo.exact[key] = found
+    return found

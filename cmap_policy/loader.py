@@ -30,7 +30,7 @@ from .model import (
     Source,
     Statute,
 )
-from .resources import policy_dir
+from .resources import policy_dir, schema_dir
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -183,6 +183,19 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if not root.is_dir():
         raise PolicyError([Problem(str(root), "", "no policy folder here", "io",
                                    "pass the folder that holds program.json, releases.json and codes/")])
+    from . import policycache
+
+    key = policycache.fingerprint(root, schema_dir())
+    cached = policycache.load(key) if key is not None else None
+    if cached is not None:  # the same bytes passed every check before
+        return cached
+    policy = _load_checked(root)
+    if key is not None:
+        policycache.store(key, policy)
+    return policy
+
+
+def _load_checked(root: Path) -> Policy:
     program_doc, releases_doc, code_docs, problems = read_tree(root)
     if program_doc is not None:
         problems.extend(semantics.check_program(program_doc))

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, relevance
-from referencing import Registry, Resource
+from typing import TYPE_CHECKING, Any
 
 from .errors import Problem
 from .jsonfile import JsonDoc, pointer_of
 from .resources import schema_dir
+
+if TYPE_CHECKING:  # jsonschema takes a tenth of a second to import: only validation needs it
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+    from referencing import Registry
 
 KINDS = ("program", "releases", "code", "tests", "faq", "claim-line")
 
 
 @cache
 def _registry(root: str) -> tuple[Registry, dict[str, dict[str, Any]]]:
+    from referencing import Registry, Resource
+
     schemas: dict[str, dict[str, Any]] = {}
     resources = []
     for path in sorted(Path(root).glob("*.schema.json")):
@@ -36,6 +39,8 @@ def schema(kind: str) -> dict[str, Any]:
 @cache
 def validator(kind: str) -> Draft202012Validator:
     registry, schemas = _registry(str(schema_dir()))
+    from jsonschema import Draft202012Validator, FormatChecker
+
     return Draft202012Validator(schemas[kind], registry=registry, format_checker=FormatChecker())
 
 
@@ -69,6 +74,8 @@ def _message(err: ValidationError) -> str:
 
 def check(doc: JsonDoc, kind: str) -> list[Problem]:
     """Every schema problem of ``doc``, the most useful first (jsonschema's relevance order)."""
+    from jsonschema.exceptions import relevance
+
     errors = sorted(validator(kind).iter_errors(doc.data), key=relevance, reverse=True)
     problems = []
     for err in errors:

@@ -1,0 +1,113 @@
+"""A cache of loaded policies, so that a one-line ``cmap-policy eval`` skips schema checks.
+
+``load_policy`` checks every file against the schemas and the meaning checks,
+which takes most of a cold start. The loaded ``Policy`` is immutable, so it is
+kept as a pickle keyed by a fingerprint of everything the load reads: the bytes
+of every policy and schema file, their names, the policy folder's path (rule
+references name it), the source of the modules that build a Policy and the
+Python version. Any change to any of
+them is a different key, so a stale entry is never used.
+
+The cache lives in ``$CMAP_POLICY_CACHE_DIR``, else ``$XDG_CACHE_HOME/cmap-policy``,
+else ``~/.cache/cmap-policy``, in a folder only its owner can read or write.
+``CMAP_POLICY_CACHE=0`` turns it off. Any failure to read or write the cache
+(no home, a read-only disk, a damaged entry) falls back to a normal load,
+silently: the cache can only make a load faster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .model import Policy
+
+FORMAT = 1  # bump when the pickled shape of Policy changes
+KEEP = 64  # entries kept; test suites load hundreds of generated policies
+
+
+def _code_version() -> bytes:
+    """The source of the modules that shape a loaded Policy: a new version of them is a new key."""
+    here = Path(__file__).parent
+    return b"".join((here / name).read_bytes() for name in ("model.py", "loader.py", "canonical.py"))
+
+
+def cache_dir() -> Path | None:
+    if os.environ.get("CMAP_POLICY_CACHE", "1") == "0":
+        return None
+    explicit = os.environ.get("CMAP_POLICY_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cmap-policy"
+
+
+def fingerprint(root: Path, schema_root: Path) -> str | None:
+    """The key of the policy at ``root``: None when a file cannot be read (the load will say why)."""
+    h = hashlib.sha256()
+    h.update(f"{FORMAT}\0{sys.version_info[:2]}\0{root}\0{root.resolve()}\0".encode())
+    try:
+        h.update(_code_version())
+        files = [root / "program.json", root / "releases.json", *sorted((root / "codes").glob("*.json")),
+                 *sorted(schema_root.glob("*.schema.json"))]
+        for path in files:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _proxy(d: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(d)
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles the read-only mappings of a Policy (MappingProxyType) as the dicts they wrap."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is MappingProxyType:
+            return _proxy, (dict(obj),)
+        return NotImplemented
+
+
+def load(key: str) -> Policy | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    try:
+        path = folder / f"{key}.pickle"
+        with open(path, "rb") as f:
+            policy = pickle.load(f)
+        os.utime(path)  # recently used entries are the ones kept
+    except Exception:  # missing, unreadable or damaged: load from the files
+        return None
+    return policy if isinstance(policy, Policy) else None
+
+
+def store(key: str, policy: Policy) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(policy)
+        # write then rename, so that a reader never sees half an entry
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, folder / f"{key}.pickle")
+        entries = list(folder.glob("*.pickle"))
+        if len(entries) > 2 * KEEP:
+            entries.sort(key=lambda p: p.stat().st_mtime)
+            for old in entries[:-KEEP]:
+                old.unlink(missing_ok=True)
+    except Exception:  # an unwritable cache only costs the next run the checks
+        return
