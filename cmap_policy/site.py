@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -574,28 +575,40 @@ Generated from the `cmap-policy` command itself, so it is always the help the co
 _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 
 
-def contributing_page(text: str | None) -> str:
+def repo_links(text: str, page: str, docs_pages: Collection[str], schemas: Collection[str] = ()) -> str:
+    """Links in Markdown written for the repository (``page`` is where it sits, relative to the repository
+    root) made to work on the site: a page under docs/ or a schema becomes a link to its page on the site,
+    any other file of the repository becomes its name in code, so that nothing points off the site."""
+    here = posixpath.dirname(page)
+    site_page = page.removeprefix("docs/") if page.startswith("docs/") else "authors/contributing.md"
+
+    def fix(m: re.Match[str]) -> str:
+        label, target = m.group(1), m.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            return m.group(0)
+        path, _, anchor = target.partition("#")
+        path = posixpath.normpath(posixpath.join(here, path)) if path else page
+        suffix = f"#{anchor}" if anchor else ""
+        prefix = "../" * site_page.count("/")
+        if path.startswith("docs/") and path.removeprefix("docs/") in docs_pages:
+            return f"[{label}]({prefix}{path.removeprefix('docs/')}{suffix})"
+        if path.startswith("schema/") and path.endswith(".schema.json"):
+            name = path.removeprefix("schema/").removesuffix(".schema.json")
+            if name in schemas:
+                return f"[{label}]({prefix}authors/schema/{name}.md)"
+        if path.startswith("docs/"):
+            return m.group(0)  # a page of the site that is missing: let the strict build say so
+        return f"`{path}`" if label.strip("`") == path else f"{label} (`{path}`)"
+
+    return _LINK.sub(fix, text)
+
+
+def contributing_page(text: str | None, docs_pages: Collection[str] = (), schemas: Collection[str] = ()) -> str:
     """The authors' guide from CONTRIBUTING.md, its repository links made to work on the site."""
     if text is None:
         return ("---\ntitle: Contributing\n---\n\n# Contributing\n\nThe guide for policy authors is "
                 "`CONTRIBUTING.md` at the root of the repository.\n")
-
-    def fix(m: re.Match[str]) -> str:
-        label, target = m.group(1), m.group(2)
-        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
-            return m.group(0)
-        path, _, anchor = target.partition("#")
-        path = path.removeprefix("./")
-        suffix = f"#{anchor}" if anchor else ""
-        if path.startswith("docs/") and path.endswith(".md"):
-            return f"[{label}](../{path.removeprefix('docs/')}{suffix})"
-        if path.startswith("schema/") and path.endswith(".schema.json"):
-            name = path.removeprefix("schema/").removesuffix(".schema.json")
-            return f"[{label}](schema/{name}.md)"
-        # A file the site does not publish: name it, so the reader finds it in the repository.
-        return f"{label} (`{path}`)" if label.strip("`") != path else f"`{path}`"
-
-    body = _LINK.sub(fix, text)
+    body = repo_links(text, "CONTRIBUTING.md", docs_pages, schemas)
     if not body.lstrip().startswith("# "):
         body = "# Contributing\n\n" + body
     return "---\ntitle: Contributing\n---\n\n" + body
@@ -605,11 +618,12 @@ def contributing_page(text: str | None) -> str:
 
 def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None = None,
                    schemas: Mapping[str, SchemaDoc] | None = None, contributing: str | None = None,
-                   directory_urls: bool = False) -> Pages:
+                   docs_pages: Collection[str] = (), directory_urls: bool = False) -> Pages:
     """Every page and download of the site, by path under docs/: Markdown text or file bytes.
 
     ``today`` is the day the table is shown for (the build date); ``faqs`` default to the policy's
-    ``faq/`` folder and ``schemas`` to the package's schemas; ``contributing`` is CONTRIBUTING.md's text.
+    ``faq/`` folder and ``schemas`` to the package's schemas; ``contributing`` is CONTRIBUTING.md's text
+    and ``docs_pages`` the hand-written pages under docs/ it may link to.
     """
     faqs = load_faqs(policy) if faqs is None else faqs
     schemas = load_schemas(schema_dir()) if schemas is None else schemas
@@ -626,7 +640,7 @@ def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None
         "changelog.md": _changelog_page(policy),
         "sources.md": _sources_page(policy),
         "downloads.md": _downloads_page(policy, today, current),
-        "authors/contributing.md": contributing_page(contributing),
+        "authors/contributing.md": contributing_page(contributing, docs_pages, schemas),
         "authors/schema/index.md": schema_index(dict(schemas), FILE_KINDS),
         "authors/cli.md": _cli_page(),
     }

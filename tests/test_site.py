@@ -21,7 +21,7 @@ from cmap_policy.loader import load_policy
 from cmap_policy.model import Policy
 from cmap_policy.reasons import REASONS
 from cmap_policy.resources import policy_dir, schema_dir
-from cmap_policy.site import contributing_page, generate_pages, site_nav
+from cmap_policy.site import contributing_page, generate_pages, repo_links, site_nav
 from cmap_policy.site_faq import check_faqs, load_faqs
 from cmap_policy.site_schema import every_property_documented, load_schemas
 from cmap_policy.site_table import TableOptions, all_rows, href, table_html
@@ -362,14 +362,24 @@ def test_cli_reference_documents_every_command(site: BuiltSite) -> None:
 
 def test_contributing_page_keeps_repository_links_working() -> None:
     text = ("# Contributing\n\nSee [the schema](schema/code.schema.json), [testing](docs/testing.md#run), "
-            "[the site](https://example.org/x), [a file](policy/program.json) and [here](#top).\n")
-    page = contributing_page(text)
-    assert "[the schema](schema/code.md)" in page
+            "[the site](https://example.org/x), [a file](policy/program.json), [`README.md`](README.md) and "
+            "[here](#top).\n")
+    page = contributing_page(text, docs_pages=["testing.md"], schemas=["code"])
+    assert "[the schema](../authors/schema/code.md)" in page
     assert "[testing](../testing.md#run)" in page
     assert "[the site](https://example.org/x)" in page
     assert "a file (`policy/program.json`)" in page
+    assert "`README.md` and" in page and "(README.md)" not in page
     assert "[here](#top)" in page
+    # A docs page that does not exist stays a link, for the strict build to report.
+    assert "[testing](docs/testing.md#run)" in contributing_page(text, docs_pages=[], schemas=["code"])
     assert "CONTRIBUTING.md" in contributing_page(None)
+
+
+def test_hand_written_pages_name_repository_files_instead_of_linking_off_the_site() -> None:
+    text = "Run [the benchmark](../benchmarks/run.py), read [testing](testing.md) and [x](https://x.org)."
+    out = repo_links(text, "docs/performance.md", ["performance.md", "testing.md"])
+    assert out == ("Run the benchmark (`benchmarks/run.py`), read [testing](testing.md) and [x](https://x.org).")
 
 
 def test_contributing_page_renders_the_guide_when_there_is_one(site: BuiltSite) -> None:
