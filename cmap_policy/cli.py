@@ -122,7 +122,11 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
         raise click.UsageError("give INPUT, '-' for standard input, or --code and --date for one line")
 
     if _batch_wanted(input_file, output, engine, out_format, explain, input_format):
-        from .batch import cli_run  # DuckDB and pyarrow load only for a batch
+        try:
+            from .batch import cli_run  # DuckDB and pyarrow load only for a batch
+        except ImportError as err:
+            raise click.UsageError(f"the batch engine needs {err.name}: pip install 'cmap-policy[batch]', "
+                                   "or use --engine python") from None
 
         sys.exit(cli_run(input_file or "", output, policy=policy, release=release, errors_file=errors_file,
                          input_format=input_format))

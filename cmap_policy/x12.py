@@ -106,8 +106,12 @@ def read_x12(path: str | Path, program: Program) -> Iterator[Parsed]:
 
 def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
     """Every service line of an 837 interchange as (segment position, ClaimLine or LineError)."""
-    import pyx12.errors
-    import pyx12.x12file
+    try:
+        import pyx12.errors
+        import pyx12.x12file
+    except ImportError:
+        yield 1, LineError("reading X12 needs pyx12: pip install 'cmap-policy[batch]'", line=1, field="interchange")
+        return
 
     from .lines import parse_line
 
