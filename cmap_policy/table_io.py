@@ -452,10 +452,11 @@ class _RowReader:
             get[fld] = cells[i] if i < len(cells) else None
         filled = {f for f, v in get.items() if _text(v) != "" and not (isinstance(v, list) and not v)}
         code_text = _text(get.get("code")).upper()
+        if code_text.isdigit() and len(code_text) < 5 and isinstance(get.get("code"), (int, float)):
+            code_text = code_text.zfill(5)  # a spreadsheet stores 00100 as the number 100
         if not filled:
             return None
-        if filled <= {"code", "description", "guideline"} and not CODE_RE.match(code_text) and "effective" not in \
-                filled:
+        if filled <= {"code", "description", "guideline"} and not CODE_RE.match(code_text):
             return None  # text under (or above) the table, such as the modifier guidance at its bottom
         problems: list[RowProblem] = []
 
