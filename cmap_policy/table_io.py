@@ -1162,7 +1162,12 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
         raise TableError(f"release {release!r} already exists, effective {rel['effective']}; --date {date} "
                          "differs: leave --date out, or name a new release")
     src = source or rel["implements"][0]
-    if src not in {s["id"] for s in program["sources"]}:
+    known = {s["id"]: s for s in program["sources"]}
+    if source is None and src in known and known[src]["secondary"] and not secondary:
+        result.warnings.append(RowProblem(None, None, f"new rows will cite {src}, the release's source, which is "
+                                          "secondary; if this is the official table, give --source ID (a new id "
+                                          "is added to program.json as the official table)"))
+    if src not in known:
         published = rel["published"]
         program["sources"].append({
             "id": src,

@@ -374,6 +374,31 @@ def test_reimporting_a_corrected_table_into_the_same_release_redoes_it(tmp_path)
     load_policy(root)
 
 
+def test_the_official_table_replaces_the_secondary_reading_of_the_same_release(tmp_path):
+    root = bundled_copy(tmp_path)
+    table = tmp_path / "official.csv"
+    table.write_text(_official([
+        ["90791", "x", "", "7/1/2023", "", "N", "Official text."],
+        ["97156", "x", "", "7/1/2023", "", "N", "Not permitted via telehealth."],
+        ["T1016", "x", "", "7/1/2023", "", "Y", "Official text."],
+    ]), encoding="utf-8")
+    dry = import_table(table, release="TABLE-2025-12-26", policy=root, dry_run=True)
+    assert any("secondary" in w.message and "--source" in w.message for w in dry.warnings)
+    res = import_table(table, release="TABLE-2025-12-26", policy=root, source="CMAP-TABLE-2025-12-26")
+    assert res.written and not res.errors
+    assert {c.code for c in res.changes if c.kind == "removed-code"} == {"H0031", "H0046"}
+    policy = load_policy(root)
+    assert "TABLE-2025-12-26" in policy.program.sources  # the reading stays listed; no row cites it any more
+    last = policy.codes["T1016"].periods[-1]
+    assert last.effective == dt.date(2023, 7, 1) and last.citation.source.kind == "official-table"
+    assert not last.secondary and last.introduced_in == "TABLE-2025-12-26"
+    # The pandemic rows are history: kept as they were.
+    assert policy.codes["T1016"].periods[0].citation.source.id == "PB-2020-14"
+    assert "H2019" in policy.codes and "H0046" not in policy.codes
+    assert not evaluate(policy, ClaimLine("97156", dt.date(2024, 1, 2), ("95",))).payable
+    assert evaluate(policy, ClaimLine("T1016", dt.date(2024, 1, 2), ("93",))).payable
+
+
 def test_changing_a_row_that_is_not_yet_in_force_is_reported_not_guessed(tmp_path):
     root = bundled_copy(tmp_path)
     table = tmp_path / "t.csv"
