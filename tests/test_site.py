@@ -418,6 +418,27 @@ def test_generate_pages_is_a_plain_function_of_the_policy_and_date(policy: Polic
     assert a["table.md"] != later["table.md"]
 
 
+def test_written_sources_build_the_same_site_without_the_hook(site: BuiltSite, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from cmap_policy.site_write import write_site_sources
+
+    root = Path(__file__).resolve().parent.parent
+    files = write_site_sources(tmp_path / "src", config=root / "mkdocs.yml", today=site.today)
+    assert any(f.name == "table.md" for f in files)
+    conf = yaml.safe_load((tmp_path / "src" / "mkdocs.yml").read_text(encoding="utf-8"))
+    assert "hooks" not in conf and conf["nav"] and conf["extra"]["policy"]["release"]
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "out")],
+                          cwd=tmp_path / "src", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pages = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.html"))
+    assert pages == sorted(p.relative_to(site.path).as_posix() for p in site.path.rglob("*.html"))
+    assert (tmp_path / "out" / "table.html").read_text(encoding="utf-8") == _html(site, "table.html")
+
+
 @pytest.mark.parametrize(("src", "dst", "urls", "expected"), [
     ("table.md", "codes/T1016.md", False, "codes/T1016.html"),
     ("codes/T1016.md", "sources.md", False, "../sources.html"),
