@@ -1109,21 +1109,24 @@ def import_table(
         return result
     if not result.files and not result.deleted:
         return result
-    result.policy_problems = _validate(root, after, paths, planned, by_code)
+    # Each file's text is made once: the scratch copy that is checked is byte for byte what is written.
+    texts = {"program.json": _dump(after.program, "program"), "releases.json": _dump(after.releases, "releases"),
+             **{f"codes/{c}.json": _dump(d, "code") for c, d in planned.items() if d is not None}}
+    result.policy_problems = _validate(root, texts, paths, planned, by_code)
     if result.policy_problems or dry_run:
         return result
     # program.json and releases.json first: a new release or source is harmless on its own, a code
     # that names a release not yet written is not.
     if program_changed:
-        _write_atomic(root / "program.json", _dump(after.program, "program"))
+        _write_atomic(root / "program.json", texts["program.json"])
     if releases_changed:
-        _write_atomic(root / "releases.json", _dump(after.releases, "releases"))
+        _write_atomic(root / "releases.json", texts["releases.json"])
     codes_dir.mkdir(exist_ok=True)
     for code, doc in planned.items():
         if doc is None:
             (codes_dir / f"{code}.json").unlink()
         else:
-            _write_atomic(codes_dir / f"{code}.json", _dump(doc, "code"))
+            _write_atomic(codes_dir / f"{code}.json", texts[f"codes/{code}.json"])
     result.written = True
     return result
 
@@ -1162,12 +1165,12 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
         raise TableError(f"release {release!r} already exists, effective {rel['effective']}; --date {date} "
                          "differs: leave --date out, or name a new release")
     src = source or rel["implements"][0]
-    known = {s["id"]: s for s in program["sources"]}
-    if source is None and src in known and known[src]["secondary"] and not secondary:
+    listed = {s["id"]: s for s in program["sources"]}
+    if source is None and src in listed and listed[src]["secondary"] and not secondary:
         result.warnings.append(RowProblem(None, None, f"new rows will cite {src}, the release's source, which is "
                                           "secondary; if this is the official table, give --source ID (a new id "
                                           "is added to program.json as the official table)"))
-    if src not in known:
+    if src not in listed:
         published = rel["published"]
         program["sources"].append({
             "id": src,
@@ -1202,20 +1205,20 @@ def _check_later_releases(docs: Mapping[str, dict[str, Any]], releases: Mapping[
                                  "with --date")
 
 
-def _validate(root: Path, after: _Files, paths: Mapping[str, Path], planned: Mapping[str, dict[str, Any] | None],
-              by_code: Mapping[str, list[TableRow]]) -> list[Problem]:
+def _validate(root: Path, texts: Mapping[str, str], paths: Mapping[str, Path],
+              planned: Mapping[str, dict[str, Any] | None], by_code: Mapping[str, list[TableRow]]) -> list[Problem]:
     """Load the policy as it would be after the import (in a scratch copy); its problems, mapped to rows."""
     with tempfile.TemporaryDirectory(prefix="cmap-import-") as tmp:
         scratch = Path(tmp) / root.name
         (scratch / "codes").mkdir(parents=True)
-        (scratch / "program.json").write_text(_dump(after.program, "program"), encoding="utf-8")
-        (scratch / "releases.json").write_text(_dump(after.releases, "releases"), encoding="utf-8")
+        (scratch / "program.json").write_text(texts["program.json"], encoding="utf-8")
+        (scratch / "releases.json").write_text(texts["releases.json"], encoding="utf-8")
         for code, path in paths.items():
             if code not in planned:
                 shutil.copyfile(path, scratch / "codes" / path.name)
         for code, doc in planned.items():
             if doc is not None:
-                (scratch / "codes" / f"{code}.json").write_text(_dump(doc, "code"), encoding="utf-8")
+                (scratch / "codes" / f"{code}.json").write_text(texts[f"codes/{code}.json"], encoding="utf-8")
         try:
             load_policy(scratch)
         except PolicyError as err:
