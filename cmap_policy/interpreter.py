@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_right
-from dataclasses import replace
 
 from .model import (
     Citation,
@@ -208,63 +207,81 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
 #
 # A decision is immutable and depends on the line only through a few things: the
 # release, the code, which period slot the date falls in, which attestations are
-# in force, the line's other fields (those a limit of the period reads), and the
-# date itself in three messages. ``evaluate`` keeps decisions by the exact line,
-# and by slot: a decision found by slot is reused as is when none of its reasons
+# in force, the modifiers, place of service and revenue code the program reads,
+# the fields a limit of the period reads, and the date itself in three messages.
+# ``evaluate`` keeps one template decision per slot: reused as is when no reason
 # names the date, and otherwise with the date replaced in those messages (only
 # when the template's date appears exactly once in each, so the text is exactly
-# what ``decide`` would write).
+# what ``decide`` writes). Decisions per slot and date are kept too.
 
 _DATED = frozenset({"ON_TELEHEALTH_TABLE", "MODALITY_NOT_ALLOWED", "OUTSIDE_EFFECTIVE_DATES"})
 _CACHE_LIMIT = 200_000
-_LIMIT_FIELDS = {"age": 0, "provider-type": 1, "units-per-day": 2, "established-patient": 3}
+_NO_READS = (False, False, False, False, False)
+
+
+class _Slot:
+    """One cached slot: its template decision, the template's date ('' when undated), decisions by date."""
+
+    __slots__ = ("by_date", "template", "was")
+
+    def __init__(self, template: Decision, was: str) -> None:
+        self.template = template
+        self.was = was
+        self.by_date: dict[dt.date, Decision] = {}
 
 
 class _Memo:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.exact: dict[tuple[object, ...], Decision] = {}
-        self.by_slot: dict[tuple[object, ...], tuple[Decision, str]] = {}
-        self.releases = {r.id: r for r in policy.releases}
+        self.slots: dict[tuple[object, ...], _Slot | None] = {}
+        self.size = 0
         self.latest = policy.latest.id
+        self.release_ids = frozenset(r.id for r in policy.releases)
         bounds = set()
         for a in policy.program.attestations:
             bounds.add(a.effective.toordinal())
             if a.end is not None:
                 bounds.add(a.end.toordinal() + 1)
         self.attestation_bounds = sorted(bounds)
-        # per (release, code, period index): which line fields a limit of the period reads
-        self.reads: dict[tuple[str, str, int], tuple[bool, bool, bool, bool]] = {}
+        self.program_modifiers = policy.program.modifiers
+        self.program_places = policy.program.places_of_service
+        self.modifiers: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # (release, code) -> (period starts, period ends (ordinal or None), what each period reads)
+        self.codes: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int | None, ...],
+                                                tuple[tuple[bool, ...], ...]] | None] = {}
 
-    def fields_read(self, release: str, view: CodeView, i: int) -> tuple[bool, bool, bool, bool]:
-        key = (release, view.code.code, i)
-        found = self.reads.get(key)
-        if found is None:
-            kinds = {lim.kind for lim in view.periods[i].limits} if i >= 0 else set()
-            found = tuple(k in kinds for k in _LIMIT_FIELDS)  # type: ignore[assignment]
-            self.reads[key] = found  # type: ignore[assignment]
-        return found  # type: ignore[return-value]
+    def code(self, release: str, code: str) -> tuple[tuple[int, ...], tuple[int | None, ...],
+                                                      tuple[tuple[bool, ...], ...]] | None:
+        key = (release, code)
+        if key not in self.codes:
+            view = self.policy.views[release].get(code)
+            if view is None:
+                self.codes[key] = None
+            else:
+                ends = tuple(p.end.toordinal() if p.end is not None else None for p in view.periods)
+                reads = tuple((*(any(lim.kind == k for lim in p.limits)
+                                 for k in ("age", "provider-type", "units-per-day", "established-patient")),
+                               bool(p.revenue_center_codes)) for p in view.periods)
+                self.codes[key] = (view.starts, ends, reads)
+        return self.codes[key]
 
     def slot_key(self, release: str, line: ClaimLine) -> tuple[object, ...]:
         day = line.date.toordinal()
-        view = self.policy.views[release].get(line.code)
-        i, covered = -1, False
-        reads = (False, False, False, False)
-        if view is not None:
-            i = bisect_right(view.starts, day) - 1
-            end = view.periods[i].end if i >= 0 else None
-            covered = i >= 0 and (end is None or day <= end.toordinal())
+        entry = self.code(release, line.code)
+        i, covered, reads = -1, False, _NO_READS
+        if entry is not None:
+            starts, ends, per_period = entry
+            i = bisect_right(starts, day) - 1
+            covered = i >= 0 and (ends[i] is None or day <= ends[i])  # type: ignore[operator]
             if covered:
-                reads = self.fields_read(release, view, i)
-        program = self.policy.program
-        # only telehealth modifiers and places of service the program lists are read; a revenue code only
-        # on an institutional line whose period lists some
-        modifiers = tuple(m for m in line.modifiers if m in program.modifiers)
-        pos = line.pos if line.pos in program.places_of_service else None
-        rcc_read = covered and view is not None and bool(view.periods[i].revenue_center_codes)
-        rcc = line.rcc if rcc_read and line.claim_type == "institutional" else None
+                reads = per_period[i]  # type: ignore[assignment]
+        modifiers = self.modifiers.get(line.modifiers)
+        if modifiers is None:
+            modifiers = self.modifiers[line.modifiers] = tuple(m for m in line.modifiers
+                                                               if m in self.program_modifiers)
         return (release, line.code, i, covered, bisect_right(self.attestation_bounds, day), modifiers,
-                pos, line.claim_type, rcc, line.modality,
+                line.pos if line.pos in self.program_places else None, line.claim_type,
+                line.rcc if reads[4] and line.claim_type == "institutional" else None, line.modality,
                 line.member_age if reads[0] else None, line.provider_type if reads[1] else None,
                 line.units if reads[2] else None, line.established_patient if reads[3] else None)
 
@@ -282,40 +299,43 @@ def _memo(policy: Policy) -> _Memo:
 
 
 def _redate(template: Decision, was: str, day: str) -> Decision:
-    reasons = tuple(replace(r, message=r.message.replace(was, day)) if r.code in _DATED else r
-                    for r in template.reasons)
-    return replace(template, reasons=reasons)
+    reasons = tuple(Reason(r.code, r.kind, r.message.replace(was, day), r.carc, r.rule, r.citation)
+                    if r.code in _DATED else r for r in template.reasons)
+    t = template
+    return Decision(t.outcome, reasons, t.period, t.modality, t.attestations, t.release, t.policy_hash, t.to_confirm)
 
 
 def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> Decision:
     """Decide ``line`` against ``policy`` as published in ``release`` (default: the latest).
 
-    The same decision as ``decide``, from a cache when an equal line (up to the ids and the
-    parts of the date no rule reads) was decided before.
+    The same decision as ``decide``, from a cache when a line equal in every part a rule
+    reads was decided before.
     """
     memo = _memo(policy)
     rel = memo.latest if release is None else release
-    key = (rel, line.code, line.date, line.modifiers, line.pos, line.claim_type, line.rcc, line.modality,
-           line.member_age, line.provider_type, line.units, line.established_patient)
-    found = memo.exact.get(key)
-    if found is not None:
-        return found
-    if rel not in memo.releases:
+    if rel not in memo.release_ids:
         policy.release(rel)  # raises the usual KeyError
-    if len(memo.exact) >= _CACHE_LIMIT:
-        memo.exact.clear()
-        memo.by_slot.clear()
-    slot = memo.slot_key(rel, line)
-    template = memo.by_slot.get(slot)
-    if template is not None:
-        decision, was = template
-        day = line.date.isoformat()
-        found = decision if not was or was == day else _redate(decision, was, day)
-    else:
-        found = decide(policy, line, release=rel)
+    key = memo.slot_key(rel, line)
+    slot = memo.slots.get(key)
+    if slot is not None:
+        if not slot.was:
+            return slot.template
+        found = slot.by_date.get(line.date)
+        if found is None:
+            found = slot.by_date[line.date] = _redate(slot.template, slot.was, line.date.isoformat())
+            memo.size += 1
+        return found
+    found = decide(policy, line, release=rel)
+    if key not in memo.slots:
         day = line.date.isoformat()
         dated = [r.message for r in found.reasons if r.code in _DATED]
-        if all(m.count(day) == 1 for m in dated):
-            memo.by_slot[slot] = (found, day if dated else "")
-    memo.exact[key] = found
+        if memo.size >= _CACHE_LIMIT:
+            memo.slots.clear()
+            memo.size = 0
+        # a template whose date also appears elsewhere in a message cannot be redated: never cache that slot
+        slot = _Slot(found, day if dated else "") if all(m.count(day) == 1 for m in dated) else None
+        if slot is not None and dated:
+            slot.by_date[line.date] = found
+        memo.slots[key] = slot
+        memo.size += 1
     return found
