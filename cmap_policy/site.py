@@ -8,7 +8,6 @@ move to another generator that reads the same mkdocs.yml needs only a script tha
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -17,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import site_svg
+from .changelog import change_report, render_markdown
 from .explain import describe_line
-from .model import Citation, Decision, Outcome, Period, Policy, Release
+from .model import Citation, Outcome, Period, Policy, Release
 from .reasons import CARC_SOURCE, REASONS
 from .resources import schema_dir
 from .site_examples import CodeExamples, Example, cli_command, code_examples, reason_examples
@@ -445,29 +445,9 @@ def _faq_page(policy: Policy, faqs: Sequence[Faq]) -> str:
 
 
 def _changelog_page(policy: Policy) -> str:
-    head = "---\ntitle: Changelog\n---\n\n# Changelog\n\n"
-    external = _external_changelog(policy)
-    if external is not None:
-        # Keep the page's own title; the report's sections follow it.
-        body = re.sub(r"\A\s*# [^\n]*\n", "", external)
-        return head + _ensure_release_anchors(policy, body)
-    return head + ("One section per release of the table, newest first, the way DSS announces changes to it in "
-                   "Important Messages.\n\n") + _own_changelog(policy)
-
-
-def _external_changelog(policy: Policy) -> str | None:
-    try:
-        module = importlib.import_module("cmap_policy.changelog")
-    except ModuleNotFoundError as err:
-        if err.name != "cmap_policy.changelog":
-            raise
-        return None
-    report_fn = getattr(module, "change_report", None)
-    render_fn = getattr(module, "render_markdown", None)
-    if not (callable(report_fn) and callable(render_fn)):
-        return None
-    text = render_fn(report_fn(policy))
-    return str(text)
+    body = render_markdown(change_report(policy))
+    body = re.sub(r"\A\s*# [^\n]*\n", "", body)  # the page has its own title
+    return "---\ntitle: Changelog\n---\n\n# Changelog\n\n" + _ensure_release_anchors(policy, body)
 
 
 def _ensure_release_anchors(policy: Policy, body: str) -> str:
@@ -483,34 +463,6 @@ def _ensure_release_anchors(policy: Policy, body: str) -> str:
                 lines[i] = f"{line} {{#{anchor}}}"
                 break
     return "\n".join(lines) + "\n"
-
-
-def _own_changelog(policy: Policy) -> str:
-    view = policy.views[policy.latest.id]
-    out = []
-    for rel in reversed(policy.releases):
-        added = [(cv.code, p) for cv in view.values() for p in cv.periods if p.introduced_in == rel.id]
-        ended = [(cv.code, p) for cv in view.values() for p in cv.periods if p.ended_in == rel.id]
-        implements = "; ".join(f"[{_md(s.title)}](sources.md#{s.id})" for s in rel.implements)
-        body = [f"**Effective for dates of service from {rel.effective}.** {_md(rel.summary)}", ""]
-        if added:
-            body.append("Rows added:")
-            body.append("")
-            body += [f"- [{c.code}](codes/{c.code}.md) {_md(c.description)}: {_allows(p)}, {_span(p)}"
-                     for c, p in added]
-            body.append("")
-        if ended:
-            body.append("Rows ended:")
-            body.append("")
-            body += [f"- [{c.code}](codes/{c.code}.md) {_md(c.description)}: the row from {p.effective} ends on "
-                     f"{p.end}" for c, p in ended]
-            body.append("")
-        if not added and not ended:
-            body += ["No rows of the table changed.", ""]
-        body.append(f"Implements: {implements}.")
-        out += [f"## {rel.id} {{#{rel.id.lower()}}}", "", f"Published {rel.published}.", "",
-                f'!!! info "Important Message: {rel.id}"', "", _indent("\n".join(body), 4), ""]
-    return "\n".join(out) + "\n"
 
 
 def _sources_page(policy: Policy) -> str:
@@ -649,7 +601,7 @@ def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None
     for name, doc in schemas.items():
         pages[f"authors/schema/{name}.md"] = schema_page(name, doc, FILE_KINDS)
     for fmt in ("csv", "xlsx", "json"):
-        pages[f"{DOWNLOAD_STEM}.{fmt}"] = export_current(policy, current, today, fmt)
+        pages[f"{DOWNLOAD_STEM}.{fmt}"] = export_current(policy, today, fmt)
     return pages
 
 
@@ -684,8 +636,3 @@ def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str]
 def _title(path: str) -> str:
     stem = Path(path).stem.replace("-", " ").replace("_", " ")
     return stem[:1].upper() + stem[1:]
-
-
-def decision_summary(decision: Decision) -> str:
-    """The outcome and reason codes in one line: what tests compare against the rendered example."""
-    return f"{decision.outcome.value}: {', '.join(decision.reason_codes)}"

@@ -7,18 +7,14 @@ values the reader sees.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import importlib
-import io
-import json
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
 from .model import Code, Period, Policy, Source
+from .table_io import export_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,115 +198,6 @@ def table_html(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: d
 
 # --- downloads -------------------------------------------------------------------------------------------
 
-COLUMNS = ("code", "system", "description", "category", "status", "modalities", "revenue_center_codes",
-           "effective", "end", "guideline", "limits", "source", "source_title", "citation_section",
-           "source_type", "introduced_in", "ended_in", "dates_note")
-
-
-def row_record(policy: Policy, row: Row) -> dict[str, Any]:
-    p, c = row.period, row.code
-    return {
-        "code": c.code,
-        "system": c.system,
-        "description": c.description,
-        "category": c.category,
-        "status": row.status,
-        "modalities": list(p.modalities),
-        "revenue_center_codes": list(p.revenue_center_codes),
-        "effective": p.effective.isoformat(),
-        "end": p.end.isoformat() if p.end else None,
-        "guideline": p.guideline,
-        "limits": [lim.guideline for lim in p.limits],
-        "source": p.citation.source.id,
-        "source_title": p.citation.source.title,
-        "citation_section": p.citation.section,
-        "source_type": source_kind(p.citation.source)[0],
-        "introduced_in": p.introduced_in,
-        "ended_in": p.ended_in,
-        "dates_note": p.dates_note,
-    }
-
-
-def _flat(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "; ".join(str(v) for v in value)
-    return str(value)
-
-
-def _own_export(policy: Policy, rows: Sequence[Row], today: dt.date, fmt: str) -> bytes:
-    records = [row_record(policy, r) for r in rows]
-    rel = policy.latest
-    if fmt == "json":
-        doc = {"program": policy.program.id, "release": rel.id, "release_published": rel.published.isoformat(),
-               "policy_hash": policy.hash, "as_of": today.isoformat(), "rows": records}
-        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\r\n")
-        writer.writerow(COLUMNS)
-        for rec in records:
-            writer.writerow([_flat(rec[k]) for k in COLUMNS])
-        return buf.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8 (the § sign) correctly
-    if fmt == "xlsx":
-        return _xlsx(policy, records, today)
-    raise ValueError(f"unknown format {fmt!r}")
-
-
-def _xlsx(policy: Policy, records: Sequence[dict[str, Any]], today: dt.date) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "Telehealth table"
-    ws.append(list(COLUMNS))
-    for rec in records:
-        ws.append([_flat(rec[k]) for k in COLUMNS])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    ws.freeze_panes = "B2"
-    ws.auto_filter.ref = ws.dimensions
-    widths = {"code": 9, "system": 8, "description": 40, "guideline": 60, "limits": 40, "source_title": 40,
-              "dates_note": 50}
-    for i, col in enumerate(COLUMNS):
-        ws.column_dimensions[ws.cell(row=1, column=i + 1).column_letter].width = widths.get(col, 14)
-    for row in ws.iter_rows(min_row=2):
-        for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    about = wb.create_sheet("About")
-    rel = policy.latest
-    for k, v in (("Program", policy.program.name), ("Release", rel.id), ("Published", rel.published.isoformat()),
-                 ("Rows in force on", today.isoformat()), ("Policy hash", policy.hash),
-                 ("Authority", policy.program.authority)):
-        about.append([k, v])
-    about.column_dimensions["A"].width = 18
-    about.column_dimensions["B"].width = 100
-    # Fixed document dates keep the file the same from one build of the same policy to the next.
-    stamp = dt.datetime.combine(rel.published, dt.time())
-    wb.properties.created = stamp
-    wb.properties.modified = stamp
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
-def export_current(policy: Policy, rows: Sequence[Row], today: dt.date, fmt: str) -> bytes:
-    """The table in force on ``today`` as ``fmt`` bytes: ``table_io.export_table`` when the package has it."""
-    exporter = _table_io_exporter()
-    if exporter is not None:
-        return exporter(policy, date=today, fmt=fmt)
-    return _own_export(policy, rows, today, fmt)
-
-
-def _table_io_exporter() -> Callable[..., bytes] | None:
-    try:
-        module = importlib.import_module("cmap_policy.table_io")
-    except ModuleNotFoundError as err:
-        if err.name != "cmap_policy.table_io":
-            raise
-        return None
-    fn = getattr(module, "export_table", None)
-    return fn if callable(fn) else None
+def export_current(policy: Policy, today: dt.date, fmt: str) -> bytes:
+    """The table in force on ``today`` as ``fmt`` (csv, xlsx, json): the same export as ``cmap-policy export``."""
+    return export_table(policy, date=today, fmt=fmt)
