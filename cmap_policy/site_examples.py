@@ -53,7 +53,8 @@ def conforming_lines(policy: Policy, period: Period, day: dt.date) -> Iterator[C
 
     For a not-permitted period, the line an unaware biller would send: audio-video, billed as in person.
     """
-    modalities = period.modalities or ("audio-video",)
+    # Audio-video first: it is what every listed code allows, so it makes the example a biller expects.
+    modalities = sorted(period.modalities or ("audio-video",), key=lambda m: (m != "audio-video", m))
     for modality in modalities:
         base = meet_limits(ClaimLine(period.code, day, modifiers=(modifier_for(policy, modality),),
                                      pos=IN_PERSON_POS), period.limits)
