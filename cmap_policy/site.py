@@ -12,7 +12,6 @@ import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import site_svg
@@ -609,7 +608,7 @@ def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str]
     """The navigation: the generated pages in reading order, then any other page under docs/.
 
     ``extra_docs`` are the hand-written pages found in docs/ (for example performance.md); they go
-    under "Engineering", titled from their file names, so a new page shows up without editing this.
+    under "Engineering", titled by their own headings, so a new page shows up without editing this.
     """
     codes = [{c: f"codes/{c}.md"} for c in policy.views[policy.latest.id]]
     schemas = sorted(p for p in pages if p.startswith("authors/schema/") and p != "authors/schema/index.md")
@@ -618,7 +617,8 @@ def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str]
         {"Schema reference": ["authors/schema/index.md", *schemas]},
         {"CLI reference": "authors/cli.md"},
     ]
-    engineering = [{_title(p): p} for p in sorted(extra_docs) if p not in pages]
+    # Bare paths: MkDocs titles each page from its own first heading.
+    engineering = [p for p in sorted(extra_docs) if p not in pages]
     if engineering:
         authors.append({"Engineering": engineering})
     return [
@@ -631,8 +631,3 @@ def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str]
         {"Sources": "sources.md"},
         {"For authors": authors},
     ]
-
-
-def _title(path: str) -> str:
-    stem = Path(path).stem.replace("-", " ").replace("_", " ")
-    return stem[:1].upper() + stem[1:]

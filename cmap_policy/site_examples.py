@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from .interpreter import evaluate
+from .interpreter import evaluate, find_period
 from .model import ClaimLine, Decision, Limit, Period, Policy
 
 # Office: the place the visit would have happened in person, which CMAP asks for instead of 02 or 10.
@@ -63,13 +63,6 @@ def conforming_lines(policy: Policy, period: Period, day: dt.date) -> Iterator[C
             yield replace(base, claim_type="institutional", rcc=rcc)
 
 
-def in_force(policy: Policy, code: str, day: dt.date, release: str | None = None) -> Period | None:
-    view = policy.views[policy.release(release).id].get(code)
-    if view is None:
-        return None
-    return next((p for p in view.periods if p.covers(day)), None)
-
-
 def payable_example(policy: Policy, period: Period, day: dt.date, release: str | None = None) -> Example | None:
     for line in conforming_lines(policy, period, day):
         decision = evaluate(policy, line, release=release)
@@ -89,7 +82,7 @@ class CodeExamples:
 def code_examples(policy: Policy, code: str, today: dt.date, release: str | None = None) -> CodeExamples:
     rel = policy.release(release).id
     view = policy.views[rel][code]
-    current = in_force(policy, code, today, rel)
+    current = find_period(view, today)[0]
     if current is not None and current.permitted:
         found = payable_example(policy, current, today, rel)
         if found is not None:
