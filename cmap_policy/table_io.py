@@ -53,7 +53,7 @@ from typing import Any
 from .canonical import normalize
 from .errors import PolicyError, Problem
 from .fmt import format_document
-from .loader import load_policy
+from .loader import _load_checked, load_policy
 from .model import Limit, Period, Policy
 from .resources import policy_dir
 
@@ -290,6 +290,11 @@ def _read_json(data: bytes, name: str) -> RawTable:
     if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
         raise TableError(f"{name}: expected a list of row objects, or an object with 'rows' (as export writes)")
     keys: list[str] = []
+    if isinstance(doc, dict) and isinstance(doc.get("columns"), list):
+        keys = [c["key"] for c in doc["columns"] if isinstance(c, dict) and isinstance(c.get("key"), str)]
+        if "citation" in keys:
+            keys.remove("citation")
+            keys += ["citation_source", "citation_section", "citation_note", "source_title", "secondary_source"]
     for item in items:
         for k in item:
             flat = ["citation_source", "citation_section", "citation_note", "source_title", "secondary_source"] \
@@ -1090,6 +1095,13 @@ def import_table(
         after.program["categories"].append({"id": DEFAULT_CATEGORY[0], "name": DEFAULT_CATEGORY[1]})
         result.created.append(f"program.json: added category {DEFAULT_CATEGORY[0]} for new codes without one "
                               "(give --category or a Category column to choose)")
+    if source is None and not secondary and any(
+            s["id"] == target.source and s["secondary"] for s in after.program["sources"]) and any(
+            p["introduced_in"] == release and p["citation"]["source"] == target.source
+            for d in planned.values() if d is not None for p in d["periods"]):
+        result.warnings.append(RowProblem(None, None, f"new rows cite {target.source}, the release's source, which "
+                                          "is secondary; if this table is the official one, give --source ID (a new "
+                                          "id is added to program.json as the official table)"))
     for code, new_doc in planned.items():
         if code not in docs:
             assert new_doc is not None
@@ -1166,10 +1178,6 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
                          "differs: leave --date out, or name a new release")
     src = source or rel["implements"][0]
     listed = {s["id"]: s for s in program["sources"]}
-    if source is None and src in listed and listed[src]["secondary"] and not secondary:
-        result.warnings.append(RowProblem(None, None, f"new rows will cite {src}, the release's source, which is "
-                                          "secondary; if this is the official table, give --source ID (a new id "
-                                          "is added to program.json as the official table)"))
     if src not in listed:
         published = rel["published"]
         program["sources"].append({
@@ -1220,7 +1228,8 @@ def _validate(root: Path, texts: Mapping[str, str], paths: Mapping[str, Path],
             if doc is not None:
                 (scratch / "codes" / f"{code}.json").write_text(texts[f"codes/{code}.json"], encoding="utf-8")
         try:
-            load_policy(scratch)
+            # Every check of load_policy, without its cache: the scratch copy is gone in a moment.
+            _load_checked(scratch)
         except PolicyError as err:
             return [_row_of(p, planned, by_code) for p in err.problems]
     return []
@@ -1354,6 +1363,9 @@ def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheet programs read UTF-8
 
 
+_CITATION_FIELDS = ("citation_source", "citation_section", "citation_note", "source_title", "secondary")
+
+
 def _json_bytes(policy: Policy, rows: list[dict[str, Any]], rel_id: str, date: dt.date | None,
                 history: bool) -> bytes:
     rel = policy.release(rel_id)
@@ -1362,7 +1374,7 @@ def _json_bytes(policy: Policy, rows: list[dict[str, Any]], rel_id: str, date: d
         item: dict[str, Any] = {}
         for c in COLUMNS:
             v = r[c.field]
-            if c.field in ("citation_source", "citation_section", "citation_note", "source_title", "secondary"):
+            if c.field in _CITATION_FIELDS:
                 continue
             item[c.json_key] = v.isoformat() if isinstance(v, dt.date) else v
         cit: dict[str, Any] = {"source": r["citation_source"]}
@@ -1379,7 +1391,9 @@ def _json_bytes(policy: Policy, rows: list[dict[str, Any]], rel_id: str, date: d
         "date": date.isoformat() if date else None,
         "history": history,
         "policy_hash": policy.hash,
-        "columns": [{"key": c.json_key, "heading": c.heading, "official": c.official} for c in COLUMNS],
+        "columns": [{"key": c.json_key, "heading": c.heading, "official": c.official} for c in COLUMNS
+                    if c.field not in _CITATION_FIELDS] + [{"key": "citation", "heading": "Citation",
+                                                            "official": False}],
         "rows": out_rows,
     }
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

@@ -167,6 +167,14 @@ def test_export_keeps_formula_like_text_as_text_and_import_reads_it_back(tmp_pat
         assert load_policy(root).codes["90791"].periods[0].guideline == "=HYPERLINK(\"x\") and -more"
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_without_rows_reads_back_as_an_empty_table(tmp_path, fmt):
+    data = export_table(date=dt.date(2019, 1, 1), fmt=fmt)
+    root = empty_policy(bundled_tree(), tmp_path / "policy")
+    res = import_table(data, fmt=fmt, release="TABLE-2025-12-26", policy=root)
+    assert not res.errors and res.rows == 0 and not res.written and not res.files
+
+
 def test_export_usage_errors():
     with pytest.raises(TableError, match="give a date"):
         export_table()
