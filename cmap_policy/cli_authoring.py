@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -29,6 +30,14 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
         return parse_date(value, param.name or "date")
     except LineError as err:
         raise click.BadParameter(err.message) from None
+
+
+def _shown(path: Path) -> str:
+    """A path as the author typed it: relative to the current folder when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _policy_option(help_text: str) -> Callable[[_F], _F]:
@@ -58,7 +67,7 @@ def fmt_command(check: bool, path: str | None) -> None:
     for err_text in result.errors:
         click.echo(f"error: {err_text}", err=True)
     for file in result.changed:
-        click.echo(f"{'would reformat' if check else 'reformatted'} {file}")
+        click.echo(f"{'would reformat' if check else 'reformatted'} {_shown(file)}")
     if check and result.changed:
         click.echo(f"{len(result.changed)} of {result.checked} file(s) are not in canonical form; run "
                    f"`cmap-policy fmt{' ' + path if path else ''}` to fix them", err=True)
@@ -130,7 +139,7 @@ def changelog_command(release: str | None, out_format: str, policy: str | None) 
 
 def _done(result: Any) -> None:
     for path in result.written:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {_shown(path)}")
     pol = result.policy
     click.echo(f"ok: {result.message}; the policy is valid ({len(pol.codes)} codes, {len(pol.releases)} releases, "
                f"policy hash {pol.hash[:12]})")

@@ -568,6 +568,23 @@ def line_record(line: ClaimLine) -> dict[str, Any]:
     return rec
 
 
+def line_class(base: Side, head: Side, line: ClaimLine) -> dict[str, str]:
+    """The report key a claim line falls under: code (``*`` for one neither side lists), claim type, RCC, modality."""
+    listed = set(base.policy.views[base.release]) | set(head.policy.views[head.release])
+    code = line.code if line.code in listed else "*"
+    rccs = {r for p in [*_periods(base, line.code), *_periods(head, line.code)] for r in p.revenue_center_codes}
+    if line.claim_type == "institutional" and rccs:
+        rcc = "none" if line.rcc is None else line.rcc if line.rcc in rccs else "other"
+    else:
+        rcc = "any"
+    probe = ClaimLine(_unlisted(base, head), FRONT_DAY, modifiers=line.modifiers, pos=line.pos,
+                      claim_type=line.claim_type, modality=line.modality)
+    fa = _front_sig(evaluate(base.policy, probe, release=base.release))
+    fb = _front_sig(evaluate(head.policy, probe, release=head.release))
+    front = Front(line.modifiers, line.pos, line.modality, line.claim_type, fa, fb)
+    return {"code": code, "claim_type": line.claim_type, "rcc": rcc, "modality": front_label(front)}
+
+
 @dataclass
 class _CodeDiff:
     """The changes for one code: per key, per date cell, the transitions seen (with a first example each)."""
@@ -579,53 +596,65 @@ class _CodeDiff:
         default_factory=dict)
 
 
-def _signatures(side: Side, code: str, day: dt.date, variants: Sequence[Variant],
-                fronts_: Sequence[Front]) -> list[Signature]:
-    out: list[Signature] = []
-    base_sig: Signature | None = None
-    confirm: tuple[str, ...] = ()
-    for v in variants:
-        if v.field is None:
-            dec = evaluate(side.policy, v.line(fronts_, code, day), release=side.release)
-            base_sig = signature(dec)
-            confirm = tuple(LIMIT_FIELDS[lim.kind] for lim in dec.to_confirm)
-            out.append(base_sig)
-        elif v.field in confirm:
-            out.append(signature(evaluate(side.policy, v.line(fronts_, code, day), release=side.release)))
-        else:
-            # no limit on this field was reached: the interpreter does not read the field
-            assert base_sig is not None
-            out.append(base_sig)
-    return out
+class _Decider:
+    """Signatures of variants on one side, cached by the state of the day: every day with the same period
+    and attestations gets the same decisions, whatever the code (the code is only read to find its period)."""
+
+    def __init__(self, side: Side, fronts_: Sequence[Front], exhaustive: bool) -> None:
+        self.side = side
+        self.fronts = fronts_
+        self.exhaustive = exhaustive
+        self._base: dict[tuple[Any, ...], tuple[Signature, tuple[str, ...]]] = {}
+        self._field: dict[tuple[Any, ...], Signature] = {}
+
+    def _eval(self, v: Variant, code: str, day: dt.date) -> Decision:
+        return evaluate(self.side.policy, v.line(self.fronts, code, day), release=self.side.release)
+
+    def signatures(self, code: str, day: dt.date, state: tuple[Any, ...],
+                   variants: Sequence[Variant]) -> list[Signature]:
+        out: list[Signature] = []
+        base_sig: Signature | None = None
+        confirm: tuple[str, ...] = ()
+        for v in variants:
+            if v.field is None:
+                key = (state, v.front, v.rcc)
+                got = None if self.exhaustive else self._base.get(key)
+                if got is None:
+                    dec = self._eval(v, code, day)
+                    got = self._base[key] = (signature(dec), tuple(LIMIT_FIELDS[lim.kind] for lim in dec.to_confirm))
+                base_sig, confirm = got
+                out.append(base_sig)
+            elif v.field in confirm:
+                fkey = (state, v.front, v.rcc, v.field, v.value)
+                sig = None if self.exhaustive else self._field.get(fkey)
+                if sig is None:
+                    sig = self._field[fkey] = signature(self._eval(v, code, day))
+                out.append(sig)
+            else:
+                # no limit on this field was reached: the interpreter does not read the field
+                assert base_sig is not None
+                out.append(base_sig)
+        return out
 
 
-def _diff_code(code: str, shown: str, base: Side, head: Side, fronts_: Sequence[Front], same_program: bool,
-               exhaustive: bool) -> _CodeDiff:
+def _diff_code(code: str, shown: str, base: Side, head: Side, fronts_: Sequence[Front], deciders: tuple[_Decider,
+               _Decider], same_program: bool, exhaustive: bool) -> _CodeDiff:
     result = _CodeDiff(code, shown, _cells(code, base, head))
     variants = _variants(code, base, head, fronts_)
-    cache: dict[tuple[int, tuple[Any, ...]], list[Signature]] = {}
-
-    def sigs(which: int, side: Side, state: tuple[Any, ...], day: dt.date) -> list[Signature]:
-        if exhaustive:
-            return _signatures(side, code, day, variants, fronts_)
-        got = cache.get((which, state))
-        if got is None:
-            # every day with the same state gets the same decisions: evaluate once per state
-            got = cache[(which, state)] = _signatures(side, code, day, variants, fronts_)
-        return got
-
+    labels = [front_label(f) for f in fronts_]
+    keys = [(fronts_[v.front].claim_type, v.rcc_label, labels[v.front]) for v in variants]
     for ci, (_start, _end, day) in enumerate(result.cells):
         sa, sb = _state(base, code, day), _state(head, code, day)
         if same_program and sa == sb and not exhaustive:
             continue
-        la, lb = sigs(0, base, sa, day), sigs(1, head, sb, day)
-        for v, a, b in zip(variants, la, lb, strict=True):
+        la = deciders[0].signatures(code, day, sa, variants)
+        lb = deciders[1].signatures(code, day, sb, variants)
+        for i, (a, b) in enumerate(zip(la, lb, strict=True)):
             if a == b:
                 continue
-            f = fronts_[v.front]
-            key = (f.claim_type, v.rcc_label, front_label(f))
-            seen = result.changes.setdefault(key, {}).setdefault(ci, {})
-            seen.setdefault((a, b), v.line(fronts_, code, day))
+            seen = result.changes.setdefault(keys[i], {}).setdefault(ci, {})
+            if (a, b) not in seen:
+                seen[(a, b)] = variants[i].line(fronts_, code, day)
     return result
 
 
@@ -673,11 +702,12 @@ def decision_changes(base: Side, head: Side, *, exhaustive: bool = False) -> lis
     fronts_ = fronts(base, head)
     same_program = _program_key(base.policy.program) == _program_key(head.policy.program)
     codes = sorted(set(base.policy.views[base.release]) | set(head.policy.views[head.release]))
+    deciders = (_Decider(base, fronts_, exhaustive), _Decider(head, fronts_, exhaustive))
     out: list[dict[str, Any]] = []
     for code in codes:
-        out.extend(_merge(_diff_code(code, code, base, head, fronts_, same_program, exhaustive)))
+        out.extend(_merge(_diff_code(code, code, base, head, fronts_, deciders, same_program, exhaustive)))
     other = _unlisted(base, head)
-    out.extend(_merge(_diff_code(other, "*", base, head, fronts_, same_program, exhaustive)))
+    out.extend(_merge(_diff_code(other, "*", base, head, fronts_, deciders, same_program, exhaustive)))
     return out
 
 

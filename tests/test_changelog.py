@@ -1,0 +1,86 @@
+"""cmap-policy changelog: per release, the rows added, ended and changed, as data and as an Important Message."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cmap_policy import load_policy
+from cmap_policy.changelog import change_report, changelog, render_markdown
+from cmap_policy.cli import main
+from cmap_policy.edit import code_add, code_end, code_set, release_new
+from cmap_policy.resources import policy_dir
+
+
+def test_the_bundled_history_release_by_release() -> None:
+    report = change_report(load_policy())
+    assert [r["release"] for r in report] == ["PB-2020-14", "PB-2023-38", "PB-2024-81", "TABLE-2025-12-26"]
+    by_id = {r["release"]: r for r in report}
+    pandemic = by_id["PB-2020-14"]
+    assert pandemic["counts"] == {"added": 9, "changed": 0, "ended": 0}
+    assert {r["code"] for r in pandemic["changes"]} == {"90846", "97153", "H2012", "H2014", "H2019", "S9484",
+                                                         "S9485", "T1016", "T1017"}
+    assert all(r["effective"] == "2020-03-18" and r["citation"]["source"] == "PB-2020-14"
+               for r in pandemic["changes"])
+    ended = by_id["PB-2023-38"]
+    assert ended["counts"] == {"added": 0, "changed": 0, "ended": 9}
+    assert {r["end"] for r in ended["changes"]} == {"2023-05-11"}
+    assert {r["ended_in"] for r in ended["changes"]} == {"PB-2023-38"}
+    assert by_id["PB-2024-81"]["changes"] == []
+    table = by_id["TABLE-2025-12-26"]
+    assert table["counts"]["added"] == 7
+    row = next(r for r in table["changes"] if r["code"] == "97156")
+    assert row["status"] == "not-permitted" and row["citation"]["secondary"] is True
+    assert table["implements"][0]["id"] == "TABLE-2025-12-26"
+    json.dumps(report)  # machine-readable all the way down
+
+
+def test_one_release_only() -> None:
+    report = change_report(load_policy(), "PB-2023-38")
+    assert len(report) == 1 and report[0]["release"] == "PB-2023-38"
+
+
+def test_markdown_reads_like_an_important_message() -> None:
+    text = render_markdown(change_report(load_policy()))
+    assert text.index("release TABLE-2025-12-26") < text.index("release PB-2020-14")  # newest first
+    assert "## Important Message: CMAP telehealth table update, release PB-2023-38" in text
+    assert "**Effective for dates of service on and after:** 2023-05-12" in text
+    assert "### Rows ended" in text and "### Codes added to the telehealth table" in text
+    assert "| 97153 | Autism behavior treatment" in text
+    assert "This release does not add, end or change any row of the telehealth table." in text
+    assert "secondary source" in text and text.endswith("\n")
+
+
+def test_a_change_that_starts_a_new_row_is_one_changed_row(tmp_path: Path) -> None:
+    root = tmp_path / "policy"
+    shutil.copytree(policy_dir(), root)
+    release_new("PB-2026-05", date="2026-03-01", effective="2026-04-01", source=["PB-2023-38"], summary="Update.",
+                policy=root)
+    code_set("T1016", effective="2026-04-01", release="PB-2026-05", modality=["audio-video"], policy=root)
+    code_end("90791", date="2026-03-31", release="PB-2026-05", policy=root)
+    code_add("G2012", effective="2026-04-01", modality=["audio-video"], release="PB-2026-05", source="PB-2023-38",
+             description="Brief virtual check-in", category="behavioral-health", policy=root)
+    (rep,) = changelog("PB-2026-05", policy=root)
+    assert rep["counts"] == {"added": 1, "changed": 1, "ended": 1}
+    assert [(r["action"], r["code"]) for r in rep["changes"]] == [("added", "G2012"), ("changed", "T1016"),
+                                                                  ("ended", "90791")]
+    changed = rep["changes"][1]
+    assert changed["effective"] == "2026-04-01" and changed["previous"]["end"] == "2026-03-31"
+    assert changed["changes"] == [{"field": "modalities", "before": ["audio-only", "audio-video"],
+                                   "after": ["audio-video"]}]
+    text = render_markdown([rep])
+    assert "### Rows changed" in text and "modalities: audio-only, audio-video → audio-video" in text
+    assert "*1 added, 1 changed, 1 ended.*" in text
+
+
+def test_cli_json_is_the_report_and_an_unknown_release_is_a_usage_error() -> None:
+    res = CliRunner().invoke(main, ["changelog", "--release", "PB-2020-14", "--format", "json"])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout) == change_report(load_policy(), "PB-2020-14")
+    res = CliRunner().invoke(main, ["changelog"])
+    assert res.exit_code == 0 and res.stdout.startswith("# Changes to the CMAP telehealth table")
+    res = CliRunner().invoke(main, ["changelog", "--release", "PB-1999-01"])
+    assert res.exit_code == 2 and "unknown release 'PB-1999-01'" in res.output
