@@ -216,7 +216,6 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
 
 _DATED = frozenset({"ON_TELEHEALTH_TABLE", "MODALITY_NOT_ALLOWED", "OUTSIDE_EFFECTIVE_DATES"})
 _CACHE_LIMIT = 200_000
-_NO_READS = (False, False, False, False, False)
 
 
 class _Slot:
@@ -246,44 +245,74 @@ class _Memo:
         self.program_modifiers = policy.program.modifiers
         self.program_places = policy.program.places_of_service
         self.modifiers: dict[tuple[str, ...], tuple[str, ...]] = {}
-        # (release, code) -> (period starts, period ends (ordinal or None), what each period reads)
-        self.codes: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int | None, ...],
-                                                tuple[tuple[bool, ...], ...]] | None] = {}
+        # (release, code) -> (period starts, period ends (ordinal or None), what each period's limits read)
+        self.codes: dict[tuple[str, str], _CodeEntry | None] = {}
 
-    def code(self, release: str, code: str) -> tuple[tuple[int, ...], tuple[int | None, ...],
-                                                      tuple[tuple[bool, ...], ...]] | None:
+    def code(self, release: str, code: str) -> _CodeEntry | None:
         key = (release, code)
         if key not in self.codes:
             view = self.policy.views[release].get(code)
-            if view is None:
-                self.codes[key] = None
-            else:
-                ends = tuple(p.end.toordinal() if p.end is not None else None for p in view.periods)
-                reads = tuple((*(any(lim.kind == k for lim in p.limits)
-                                 for k in ("age", "provider-type", "units-per-day", "established-patient")),
-                               bool(p.revenue_center_codes)) for p in view.periods)
-                self.codes[key] = (view.starts, ends, reads)
+            self.codes[key] = None if view is None else (
+                view.starts, tuple(p.end.toordinal() if p.end is not None else None for p in view.periods),
+                tuple(_Reads.of(p) for p in view.periods))
         return self.codes[key]
 
     def slot_key(self, release: str, line: ClaimLine) -> tuple[object, ...]:
         day = line.date.toordinal()
         entry = self.code(release, line.code)
-        i, covered, reads = -1, False, _NO_READS
+        i, covered, reads = -1, False, _NOTHING
         if entry is not None:
             starts, ends, per_period = entry
             i = bisect_right(starts, day) - 1
-            covered = i >= 0 and (ends[i] is None or day <= ends[i])  # type: ignore[operator]
+            end = ends[i] if i >= 0 else None
+            covered = i >= 0 and (end is None or day <= end)
             if covered:
-                reads = per_period[i]  # type: ignore[assignment]
+                reads = per_period[i]
         modifiers = self.modifiers.get(line.modifiers)
         if modifiers is None:
             modifiers = self.modifiers[line.modifiers] = tuple(m for m in line.modifiers
                                                                if m in self.program_modifiers)
         return (release, line.code, i, covered, bisect_right(self.attestation_bounds, day), modifiers,
                 line.pos if line.pos in self.program_places else None, line.claim_type,
-                line.rcc if reads[4] and line.claim_type == "institutional" else None, line.modality,
-                line.member_age if reads[0] else None, line.provider_type if reads[1] else None,
-                line.units if reads[2] else None, line.established_patient if reads[3] else None)
+                line.rcc if reads.rcc and line.claim_type == "institutional" else None, line.modality,
+                *reads.key(line))
+
+
+class _Reads:
+    """What the limits and revenue codes of one period read of a line.
+
+    A value every limit accepts decides like any other accepted value (the messages name only
+    values a limit refuses), so all of them share one key: "ok". A missing value stays None,
+    since a missing value puts the limit on the list to confirm.
+    """
+
+    __slots__ = ("ages", "est", "rcc", "types", "units")
+
+    def __init__(self, ages: tuple[tuple[int, int], ...], types: tuple[frozenset[str], ...],
+                 units: tuple[int, ...], est: bool, rcc: bool) -> None:
+        self.ages, self.types, self.units, self.est, self.rcc = ages, types, units, est, rcc
+
+    @classmethod
+    def of(cls, p: Period) -> _Reads:
+        return cls(tuple((lim.min_age if lim.min_age is not None else 0, lim.max_age if lim.max_age is not None
+                          else 200) for lim in p.limits if lim.kind == "age"),
+                   tuple(frozenset(lim.provider_types) for lim in p.limits if lim.kind == "provider-type"),
+                   tuple(lim.max_units if lim.max_units is not None else 1 << 62 for lim in p.limits
+                         if lim.kind == "units-per-day"),
+                   any(lim.kind == "established-patient" for lim in p.limits), bool(p.revenue_center_codes))
+
+    def key(self, line: ClaimLine) -> tuple[object, object, object, object]:
+        age, ptype, units = line.member_age, line.provider_type, line.units
+        return (
+            (age if age is None or not all(lo <= age <= hi for lo, hi in self.ages) else "ok") if self.ages else None,
+            (ptype if ptype is None or not all(ptype in t for t in self.types) else "ok") if self.types else None,
+            (units if units is None or not all(units <= m for m in self.units) else "ok") if self.units else None,
+            line.established_patient if self.est else None,
+        )
+
+
+_NOTHING = _Reads((), (), (), False, False)
+_CodeEntry = tuple[tuple[int, ...], tuple[int | None, ...], tuple[_Reads, ...]]
 
 
 _MEMOS: dict[int, _Memo] = {}

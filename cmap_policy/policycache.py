@@ -30,7 +30,7 @@ from typing import Any
 from .model import Policy
 
 FORMAT = 1  # bump when the pickled shape of Policy changes
-KEEP = 64  # entries kept; test suites load hundreds of generated policies
+KEEP = 256  # entries kept; test suites load hundreds of generated policies
 
 
 def _code_version() -> bytes:
