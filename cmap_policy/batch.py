@@ -1,19 +1,27 @@
 """The batch engine: decide files of millions of claim lines on DuckDB, embedded.
 
 A file is read in batches (pyarrow: Parquet row groups, CSV byte blocks, JSON
-Lines chunks), so memory stays flat however large the input is. Each batch
-goes through one DuckDB query: first the line checks of ``lines.parse_line``
-restated in SQL (``_normalize_sql``), then the decision of
-``sqlrules.decision_sql`` over the policy compiled to small tables. Lines that
-fail a check go to the errors output with their line number, field and reason;
-every other line is decided; so lines in = decisions out + errors out.
+Lines chunks), so memory stays flat however large the input is. Each batch is
+checked as ``lines.parse_line`` checks a line -- by the same Python code, run
+once per distinct value of each column and spread back to the rows with Arrow
+dictionary arrays (``normalize``) -- and then decided by one DuckDB query,
+``sqlrules.decision_sql`` over the policy compiled to small tables
+(``Engine.decide_lines``). Lines that fail a check go to the errors output
+with their line number, field and reason; every other line is decided; so
+lines in = decisions out + errors out.
 
 Why this shape: DuckDB scans Arrow batches without copying and runs the
 set-based query on every core; pyarrow reads and writes Parquet and CSV in C++.
-Python touches batches, never lines (except JSON Lines and X12 input, whose
-lines ``lines.parse_line`` checks one by one, since their values are typed per
-line). DuckDB and pyarrow are imported here only, so the one-line path never
-loads them.
+Python touches batches and distinct values, never lines (except JSON Lines and
+X12 input, whose values are typed per line: ``lines.parse_line`` checks those
+one by one). DuckDB answers in numbers (the compact form of the query) and the
+text of each distinct answer is made once. DuckDB and pyarrow are imported
+here only, so the one-line path never loads them.
+
+Line numbers: Parquet rows count from 1; CSV lines count records from the
+header (line 1), which are the file's line numbers unless it has blank lines
+or quoted line breaks; JSON Lines and X12 keep the interpreter's numbers (the
+physical line, the segment position).
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ Entry points
     ``LINE_COLUMNS``), joining the tables above. ``dialect`` is any sqlglot
     dialect: the query is written in DuckDB SQL and transpiled by sqlglot, so
     ``dialect="spark"`` gives Spark SQL.
+``decision_sql(..., compact=True)`` and ``decode_reasons(key)``
+    The same query answering in numbers (a reason key, the matched segment's
+    row, the modality's bit), for engines that make the text once per distinct
+    answer (the DuckDB engine does).
 ``REASON_RULES``
     The reason rules, in the catalogue's order (``reasons.ORDER``): each one is
     a reason code and a SQL expression counting how often the reason applies to
