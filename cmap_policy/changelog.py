@@ -15,13 +15,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from .diff import period_dict
+from .diff import _BOOKKEEPING, period_dict
 from .loader import load_policy
 from .model import Code, Period, Policy, Release
 
 ACTIONS = ("added", "changed", "ended")
-# Fields that say when and by which release, not what the row says: not "changes" of a changed row.
-_BOOKKEEPING = ("code", "period", "effective", "end", "introduced_in", "ended_in", "dates_note")
 
 
 def _row(action: str, code: Code, p: Period) -> dict[str, Any]:

@@ -233,6 +233,16 @@ def _periods(side: Side, code: str) -> tuple[Period, ...]:
     return view.periods if view is not None else ()
 
 
+# Fields that say when and by which release, not what a row says: not "changes" when one row replaces another.
+_BOOKKEEPING = ("code", "period", "effective", "end", "introduced_in", "ended_in", "dates_note")
+
+
+def _replaced(periods: dict[dt.date, dict[str, Any]], day: dt.date) -> dict[str, Any] | None:
+    """The period that ends the day before ``day``, if one does."""
+    before = (day - dt.timedelta(days=1)).isoformat()
+    return next((p for p in periods.values() if p["end"] == before), None)
+
+
 def row_changes(base: Side, head: Side) -> list[dict[str, Any]]:
     """Periods (rows of the table) added, ended, changed or removed between ``base`` and ``head``."""
     rows: list[dict[str, Any]] = []
@@ -243,7 +253,13 @@ def row_changes(base: Side, head: Side) -> list[dict[str, Any]]:
         for day in sorted(set(old) | set(new)):
             a, b = old.get(day), new.get(day)
             if a is None and b is not None:
-                rows.append({"action": "added", **b, "changes": []})
+                row = {"action": "added", **b, "changes": []}
+                prev = _replaced(new, day)
+                if prev is not None:
+                    # a row that takes over the day after another ends: say what it changes
+                    row["replaces"] = prev["period"]
+                    row["changes"] = _field_changes(prev, b, skip=_BOOKKEEPING)
+                rows.append(row)
             elif b is None and a is not None:
                 rows.append({"action": "removed", **a, "changes": []})
             elif a is not None and b is not None and a != b:
@@ -828,14 +844,24 @@ def _row_text(row: dict[str, Any]) -> str:
             else "not permitted via telehealth"
         if row["revenue_center_codes"]:
             what += f"; RCC {', '.join(row['revenue_center_codes'])}"
+        if row.get("replaces"):
+            changed = _change_list(row["changes"]) or "same content"
+            what += f"; replaces {row['replaces']} ({changed})"
         return what
     if row["action"] == "removed":
         return "row removed"
+    return _change_list(row["changes"])
+
+
+def _change_list(changes: list[dict[str, Any]]) -> str:
     parts = []
-    for ch in row["changes"]:
+    for ch in changes:
         before = "none" if ch["before"] in (None, [], "") else ch["before"]
         after = "none" if ch["after"] in (None, [], "") else ch["after"]
-        if ch["field"] in ("guideline", "dates_note", "limits", "citation"):
+        if ch["field"] == "guideline":
+            text = str(after) if len(str(after)) <= 200 else str(after)[:199] + "…"
+            parts.append(f"guideline now: “{text}”")
+        elif ch["field"] in ("dates_note", "limits", "citation"):
             parts.append(f"{ch['field']} changed")
         else:
             parts.append(f"{ch['field']}: {_plain(before)} → {_plain(after)}")
@@ -900,21 +926,62 @@ def _join(values: Iterable[str]) -> str:
     return ", ".join(sorted(set(values)))
 
 
-def _table_rows(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any], str, str, str,
-                                                            dict[str, Any]]]:
-    """Changes with the same dates, before and after in one row, whatever the claim type, RCC and modality."""
-    merged: dict[tuple[str, str, str], tuple[dict[str, Any], dict[str, Any], set[str], set[str], set[str],
-                                             dict[str, Any]]] = {}
+@dataclass
+class _Row:
+    """One row of a Markdown table: a date range, a before and an after as shown, the classes they apply to."""
+
+    start: str | None
+    end: str | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+    claim_types: set[str]
+    rccs: set[str]
+    modalities: set[str]
+    example: dict[str, Any]
+
+    @property
+    def span(self) -> str:
+        return _range(self.start, self.end)
+
+    @property
+    def shown(self) -> tuple[str, str]:
+        return _decision_text(self.before, self.after), _decision_text(self.after, self.before)
+
+
+def _adjacent(end: str | None, start: str | None) -> bool:
+    return end is not None and start is not None and \
+        dt.date.fromisoformat(end) + dt.timedelta(days=1) == dt.date.fromisoformat(start)
+
+
+def _table_rows(entries: list[dict[str, Any]]) -> list[_Row]:
+    """The changes as a reader sees them: one row per date range and before and after as shown, whatever the
+    claim type, RCC and modality; then adjacent ranges with the same row joined (the JSON keeps them apart
+    when what differs is not shown, such as the attestations both sides give)."""
+    by_span: dict[tuple[str | None, str | None, tuple[str, str]], _Row] = {}
     for e in entries:
-        span = _range(e["from"], e["to"])
         for c in e["changes"]:
-            key = (span, json.dumps(c["before"], sort_keys=True), json.dumps(c["after"], sort_keys=True))
-            row = merged.setdefault(key, (c["before"], c["after"], set(), set(), set(), c["example"]))
-            row[2].add(e["claim_type"])
-            row[3].add(e["rcc"])
-            row[4].add(e["modality"])
-    return [(span, before, after, _join(cts), _join(rccs), _join(mods), ex)
-            for (span, _, _), (before, after, cts, rccs, mods, ex) in merged.items()]
+            row = _Row(e["from"], e["to"], c["before"], c["after"], set(), set(), set(), c["example"])
+            row = by_span.setdefault((e["from"], e["to"], row.shown), row)
+            row.claim_types.add(e["claim_type"])
+            row.rccs.add(e["rcc"])
+            row.modalities.add(e["modality"])
+    groups: dict[tuple[Any, ...], list[_Row]] = {}
+    for row in by_span.values():
+        key = (row.shown, tuple(sorted(row.claim_types)), tuple(sorted(row.rccs)), tuple(sorted(row.modalities)))
+        groups.setdefault(key, []).append(row)
+    out: list[_Row] = []
+    for rows in groups.values():
+        rows.sort(key=lambda r: r.start or "")
+        joined = [rows[0]]
+        for row in rows[1:]:
+            if _adjacent(joined[-1].end, row.start):
+                joined[-1] = _Row(joined[-1].start, row.end, joined[-1].before, joined[-1].after,
+                                  joined[-1].claim_types, joined[-1].rccs, joined[-1].modalities, joined[-1].example)
+            else:
+                joined.append(row)
+        out.extend(joined)
+    out.sort(key=lambda r: (r.start or "", sorted(r.claim_types), sorted(r.modalities), r.shown))
+    return out
 
 
 def _decision_sections(d: PolicyDiff, detail: int) -> list[str]:
@@ -929,9 +996,9 @@ def _decision_sections(d: PolicyDiff, detail: int) -> list[str]:
     for code, entries in by_code.items():
         title = "Codes on neither table" if code == "*" else code
         rows = _table_rows(entries)
-        flips = [r for r in rows if r[1]["outcome"] != r[2]["outcome"]]
-        others = [r for r in rows if r[1]["outcome"] == r[2]["outcome"]]
-        ranges = "; ".join(sorted({r[0] for r in rows}))
+        flips = [r for r in rows if r.before["outcome"] != r.after["outcome"]]
+        others = [r for r in rows if r.before["outcome"] == r.after["outcome"]]
+        ranges = "; ".join(dict.fromkeys(r.span for r in sorted(rows, key=lambda r: r.start or "")))
         out.append(f"#### {title}")
         out.append("")
         out.append(f"Dates: {ranges}. {len(flips)} kind(s) of line change outcome; {len(others)} keep their "
@@ -940,11 +1007,12 @@ def _decision_sections(d: PolicyDiff, detail: int) -> list[str]:
         if detail == 0:
             continue
 
-        def table(items: list[Any]) -> list[str]:
+        def table(items: list[_Row]) -> list[str]:
             lines = list(header)
-            for span, before, after, cts, rccs, mods, ex in items[:MAX_ROWS_PER_CODE]:
-                lines.append(f"| {span} | {cts} | {rccs} | {mods} | {_decision_text(before, after)} | "
-                             f"{_decision_text(after, before)} | {_esc(_example_text(ex))} |")
+            for r in items[:MAX_ROWS_PER_CODE]:
+                before, after = r.shown
+                lines.append(f"| {r.span} | {_join(r.claim_types)} | {_join(r.rccs)} | {_join(r.modalities)} | "
+                             f"{before} | {after} | {_esc(_example_text(r.example))} |")
             if len(items) > MAX_ROWS_PER_CODE:
                 lines += ["", f"… and {len(items) - MAX_ROWS_PER_CODE} more: `cmap-policy diff --format json` "
                           "lists them all."]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from cmap_policy import ClaimLine, evaluate, load_policy, parse_line
 from cmap_policy.cli import main
 from cmap_policy.diff import NO_DECISION_CHANGES, PolicyDiff, Side, diff, line_class, signature, signature_dict
-from cmap_policy.edit import code_add, code_end, release_new
+from cmap_policy.edit import code_add, code_end, code_set, release_new
 from cmap_policy.fmt import fmt
 from cmap_policy.model import Policy
 from cmap_policy.resources import policy_dir
@@ -356,3 +356,20 @@ def test_folders_compare_and_bad_specs_are_clear_errors(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "unknown release 'PB-1999-01'" in res.stderr
     res = CliRunner().invoke(main, ["diff", str(base), str(head), "--exit-code"])
     assert res.exit_code == 1 and "#### 90791" in res.stdout
+
+
+def test_a_row_that_replaces_another_says_what_it_changes(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    shutil.copytree(policy_dir(), base)
+    head = tmp_path / "head"
+    shutil.copytree(policy_dir(), head)
+    code_set("H0031", effective="2026-04-01", release="TABLE-2025-12-26", guideline="Seen in person once a year.",
+             policy=head)
+    d = diff(str(base), str(head))
+    assert [(r["action"], r["period"]) for r in d.rows] == [("ended", "H0031@2025-12-26"),
+                                                            ("added", "H0031@2026-04-01")]
+    added = d.rows[1]
+    assert added["replaces"] == "H0031@2025-12-26"
+    assert [c["field"] for c in added["changes"]] == ["guideline"]
+    assert d.decisions == []  # a guideline is read by people, not by the interpreter
+    assert "replaces H0031@2025-12-26 (guideline now: “Seen in person once a year.”)" in d.to_markdown()
