@@ -95,12 +95,14 @@ def _decide(parsed: Iterable[tuple[int, ClaimLine | LineError]], policy: Policy,
 
 
 def validate(path: str | Path | None = None) -> list[Problem]:
-    """Every problem in the policy tree at ``path`` (default: the bundled policy); empty when it is valid."""
+    """Every problem in the policy tree at ``path`` (default: the bundled policy) and its FAQs; empty when valid."""
     try:
-        load_policy(path)
+        policy = load_policy(path)
     except PolicyError as err:
         return err.problems
-    return []
+    from .faq import check_faqs  # FAQs refer to the loaded policy's codes, sources and releases
+
+    return check_faqs(policy)[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,3 +165,15 @@ def test_console_script_runs_as_a_real_process():
 @pytest.mark.parametrize("args", [["eval", "--help"], ["validate", "--help"], ["show", "--help"]])
 def test_help_exits_0(args):
     assert run(*args).exit_code == 0
+
+
+def test_validate_checks_the_faqs_beside_the_policy(tmp_path):
+    root = tmp_path / "policy"
+    shutil.copytree(policy_dir(), root)
+    faq = sorted((root / "faq").glob("*.json"))[0]
+    data = json.loads(faq.read_text())
+    data["release"] = "NOPE"
+    faq.write_text(json.dumps(data, indent=2))
+    res = run("validate", str(root))
+    assert res.exit_code == 1
+    assert f"policy/faq/{faq.name}:" in res.stdout and "unknown release 'NOPE'" in res.stdout

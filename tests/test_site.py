@@ -22,7 +22,7 @@ from cmap_policy.model import Policy
 from cmap_policy.reasons import REASONS
 from cmap_policy.resources import policy_dir, schema_dir
 from cmap_policy.site import contributing_page, generate_pages, repo_links, site_nav
-from cmap_policy.site_faq import check_faqs, load_faqs
+from cmap_policy.faq import check_faqs, load_faqs
 from cmap_policy.site_schema import every_property_documented, load_schemas
 from cmap_policy.site_table import TableOptions, all_rows, href, table_html
 from cmap_policy.testing.strategies import policy_trees
