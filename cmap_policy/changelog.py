@@ -117,8 +117,12 @@ def _change_text(ch: dict[str, Any]) -> str:
             return str(v.get("source", ""))
         return str(v) if v not in (None, "") else "none"
 
-    if ch["field"] in ("guideline", "limits", "citation"):
-        return f"{ch['field']}: now {shown(ch['after'])}"
+    if ch["field"] == "guideline":
+        return "new guideline"  # the guideline column shows it
+    if ch["field"] == "citation":
+        return f"source: {shown(ch['before'])} → {shown(ch['after'])}"
+    if ch["field"] == "limits":
+        return f"limits: now {shown(ch['after'])}"
     return f"{ch['field']}: {shown(ch['before'])} → {shown(ch['after'])}"
 
 

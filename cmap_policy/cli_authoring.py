@@ -33,11 +33,9 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
 
 
 def _shown(path: Path) -> str:
-    """A path as the author typed it: relative to the current folder when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    from .fmt import shown
+
+    return shown(path)
 
 
 def _policy_option(help_text: str) -> Callable[[_F], _F]:

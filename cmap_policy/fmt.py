@@ -155,7 +155,7 @@ def format_text(text: str, path: Path | None = None) -> str:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        where = f"{path}:{exc.lineno}:{exc.colno}" if path else f"line {exc.lineno}, column {exc.colno}"
+        where = f"{shown(path)}:{exc.lineno}:{exc.colno}" if path else f"line {exc.lineno}, column {exc.colno}"
         raise FmtError(f"{where}: not valid JSON: {exc.msg}; fix it by hand (check for a missing comma, quote "
                        "or bracket near this place), then run fmt again") from None
     return format_document(data, schema_kind(data, path))
@@ -197,10 +197,10 @@ def fmt(path: str | Path | None = None, check: bool = False) -> FmtResult:
             raw = file.read_bytes()
             text = raw.decode("utf-8")
         except OSError as exc:
-            errors.append(f"{file}: cannot read the file: {exc.strerror}")
+            errors.append(f"{shown(file)}: cannot read the file: {exc.strerror}")
             continue
         except UnicodeDecodeError as exc:
-            errors.append(f"{file}: the file is not UTF-8 (byte {exc.start}); save it as UTF-8")
+            errors.append(f"{shown(file)}: the file is not UTF-8 (byte {exc.start}); save it as UTF-8")
             continue
         try:
             canonical = format_text(text, file)
@@ -212,6 +212,14 @@ def fmt(path: str | Path | None = None, check: bool = False) -> FmtResult:
             if not check:
                 write_text(file, canonical)
     return FmtResult(tuple(changed), tuple(errors), len(files))
+
+
+def shown(path: Path) -> str:
+    """A path as the author would type it: relative to the current folder when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 def write_text(path: Path, text: str) -> None:
