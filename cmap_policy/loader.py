@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import schema, semantics
-from .canonical import content_hash
+from .canonical import content_hash, normalize
 from .errors import PolicyError, Problem
 from .jsonfile import JsonDoc, read_json
 from .model import (
@@ -102,9 +102,11 @@ def _program(data: dict[str, Any]) -> Program:
                        for s in data["statutes"]),
         modalities=MappingProxyType({m["id"]: Modality(m["id"], m["name"], m["description"], m["coverage"],
                                                        _cite(m["citation"], sources)) for m in data["modalities"]}),
+        # sorted: messages list modifiers and claim types, and must not depend on the order in the file
         modifiers=MappingProxyType({m["code"]: Modifier(m["code"], m["meaning"], m["modality"],
-                                                        tuple(m["claim_types"]), _cite(m["citation"], sources),
-                                                        m.get("note", "")) for m in data["modifiers"]}),
+                                                        tuple(sorted(m["claim_types"])), _cite(m["citation"], sources),
+                                                        m.get("note", ""))
+                                    for m in sorted(data["modifiers"], key=lambda m: m["code"])}),
         places_of_service=MappingProxyType({p["code"]: PlaceOfService(p["code"], p["name"], p["marks_telehealth"],
                                                                       p["accepted"], _cite(p["citation"], sources),
                                                                       p.get("note", ""))
@@ -141,7 +143,8 @@ def _code(data: dict[str, Any], file: str, sources: dict[str, Source]) -> Code:
             permitted=p["status"] == "permitted",
             modalities=tuple(sorted(p["modalities"])),
             revenue_center_codes=tuple(sorted(p.get("revenue_center_codes", ()))),
-            limits=tuple(_limit(x, sources) for x in p.get("limits", ())),
+            # in the canonical order (the hash's): to_confirm lists limits, and must not follow the file's order
+            limits=tuple(_limit(x, sources) for x in normalize(p.get("limits", []))),
             guideline=p["guideline"],
             citation=_cite(p["citation"], sources),
             introduced_in=p["introduced_in"],

@@ -1,0 +1,758 @@
+"""Invariants of the interpreter and the loader, as Hypothesis properties.
+
+They run over the bundled CMAP policy, the DEMO policy and generated (never CMAP) policies.
+The reference for "which reasons apply to this line" is an oracle written here from the raw
+JSON of the policy tree, sharing no code with ``cmap_policy.interpreter`` or the loader's
+release views: when the two disagree, one of them is wrong.
+
+Example counts come from the Hypothesis profile (tests/conftest.py): "ci" (CI=true) runs at
+least 500 examples per property with no deadline, "dev" a quick 60. A generated policy is
+written to disk and loaded once per example, and each example decides many lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import datetime as dt
+import io
+import json
+import os
+import random
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+
+from cmap_policy import api
+from cmap_policy.errors import PolicyError
+from cmap_policy.interpreter import evaluate
+from cmap_policy.lines import parse_line
+from cmap_policy.loader import load_policy
+from cmap_policy.model import ClaimLine, Decision, Outcome, Policy
+from cmap_policy.resources import examples_dir, schema_dir
+from cmap_policy.testing import PolicyTree, bundled_tree, read_tree, write_tree
+from cmap_policy.testing.strategies import (
+    CODE_POOL,
+    DAY0,
+    MODALITIES,
+    OTHER_MODIFIERS,
+    PROVIDER_TYPES,
+    RCCS,
+    SPAN_DAYS,
+    claim_records,
+    policy_trees,
+)
+
+# --- trees on disk ------------------------------------------------------------------------------------------------
+
+BUNDLED_TREE = bundled_tree()
+DEMO_TREE = read_tree(examples_dir() / "demo-policy")
+_FIXED: dict[int, Policy] = {}
+
+
+def load_tree(tree: PolicyTree, folder: str = "policy") -> Policy:
+    """Write ``tree`` to a fresh folder named ``folder`` and load it (rules name the folder, so it is fixed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_policy(write_tree(tree, Path(tmp) / folder))
+
+
+# Each example is a whole policy and dozens of lines: large by Hypothesis's measure, and slow-ish by design.
+# CMAP_PROPERTIES_NO_SHRINK=1 reports the first failing example as found, unshrunk: for deliberate-break runs,
+# where loading a policy per shrink step makes shrinking take minutes.
+PROPERTY = settings(suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow,
+                                          HealthCheck.data_too_large, HealthCheck.filter_too_much],
+                    **({"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
+                       if os.environ.get("CMAP_PROPERTIES_NO_SHRINK") else {}))
+
+
+@pytest.fixture(autouse=True)
+def _no_policy_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Load every generated policy for real: the on-disk cache of loaded policies would only add pickling."""
+    monkeypatch.setenv("CMAP_POLICY_CACHE", "0")
+
+
+def fixed_policy(tree: PolicyTree) -> Policy:
+    if id(tree) not in _FIXED:
+        _FIXED[id(tree)] = load_tree(tree)
+    return _FIXED[id(tree)]
+
+
+# --- the oracle: the policy as published in a release, and each reason, from the raw JSON -----------------------
+
+def release_ids(tree: PolicyTree) -> list[str]:
+    return [r["id"] for r in tree.releases["releases"]]
+
+
+def as_of(tree: PolicyTree, release: str | None) -> PolicyTree:
+    """The tree as it stood when ``release`` was published: later releases, the periods they added and the
+    ends they set are dropped. Built from the raw documents, not from the loader's release views."""
+    ids = release_ids(tree)
+    keep = set(ids[: ids.index(release) + 1] if release is not None else ids)
+    out = PolicyTree(copy.deepcopy(tree.program), {**tree.releases,
+                                                    "releases": [r for r in tree.releases["releases"]
+                                                                 if r["id"] in keep]})
+    for name, doc in tree.codes.items():
+        periods = []
+        for p in doc["periods"]:
+            if p["introduced_in"] not in keep:
+                continue
+            q = copy.deepcopy(p)
+            if q.get("ended_in") not in keep:
+                q.pop("end", None)
+                q.pop("ended_in", None)
+            periods.append(q)
+        if periods:
+            out.codes[name] = {**copy.deepcopy(doc), "periods": periods}
+    return out
+
+
+def _day(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def covering(doc: dict[str, Any] | None, day: dt.date) -> list[dict[str, Any]]:
+    if doc is None:
+        return []
+    return [p for p in doc["periods"] if _day(p["effective"]) <= day and ("end" not in p or day <= _day(p["end"]))]
+
+
+def code_doc(tree: PolicyTree, code: str) -> dict[str, Any] | None:
+    return next((d for d in tree.codes.values() if d["code"] == code), None)
+
+
+def signalled(tree: PolicyTree, line: ClaimLine) -> set[str]:
+    mods = {m["code"]: m for m in tree.program["modifiers"]}
+    out = {mods[m]["modality"] for m in line.modifiers if m in mods and mods[m]["modality"] is not None}
+    return out | ({line.modality} if line.modality is not None else set())
+
+
+@dataclasses.dataclass
+class Expected:
+    outcome: Outcome
+    reasons: dict[str, bool]  # every reason code -> whether it is true of the line
+    period: str | None
+    modality: str | None
+    to_confirm: list[str]
+    attestations: list[str]
+    wrong_claim_type_modifiers: int = 0
+
+    @property
+    def codes(self) -> set[str]:
+        return {code for code, holds in self.reasons.items() if holds}
+
+
+def oracle(published: PolicyTree, line: ClaimLine) -> Expected:
+    """What the decision must be, from ``published`` (a tree as of one release, see ``as_of``) alone."""
+    prog = published.program
+    mods = {m["code"]: m for m in prog["modifiers"]}
+    places = {p["code"]: p for p in prog["places_of_service"]}
+    th = [mods[m] for m in line.modifiers if m in mods]
+    pos = places.get(line.pos) if line.pos is not None else None
+    pos_marks = bool(pos and pos["marks_telehealth"])
+    r = dict.fromkeys(("NOT_A_TELEHEALTH_LINE", "ON_TELEHEALTH_TABLE", "NOT_ON_TELEHEALTH_TABLE",
+                       "NOT_PERMITTED_VIA_TELEHEALTH", "OUTSIDE_EFFECTIVE_DATES", "CONFLICTING_MODIFIERS",
+                       "MODALITY_NOT_INDICATED", "MODALITY_NOT_ALLOWED", "MODIFIER_NOT_FOR_CLAIM_TYPE",
+                       "POS_NOT_ACCEPTED", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT",
+                       "PROVIDER_TYPE_NOT_ALLOWED", "ESTABLISHED_PATIENT_REQUIRED", "UNITS_OVER_LIMIT"), False)
+    if not th and not pos_marks and line.modality is None:
+        r["NOT_A_TELEHEALTH_LINE"] = True
+        return Expected(Outcome.NOT_TELEHEALTH, r, None, None, [], [])
+    signals = signalled(published, line)
+    modality = next(iter(signals)) if len(signals) == 1 else None
+    r["CONFLICTING_MODIFIERS"] = len(signals) > 1
+    r["MODALITY_NOT_INDICATED"] = not signals
+    wrong_type = sum(line.claim_type not in m["claim_types"] for m in th)
+    r["MODIFIER_NOT_FOR_CLAIM_TYPE"] = wrong_type > 0
+    r["POS_NOT_ACCEPTED"] = bool(pos_marks and pos is not None and not pos["accepted"])
+    doc = code_doc(published, line.code)
+    found = covering(doc, line.date)
+    assert len(found) <= 1, "a loadable policy has at most one period on a date"
+    period = found[0] if found else None
+    to_confirm: list[str] = []
+    r["NOT_ON_TELEHEALTH_TABLE"] = doc is None
+    r["OUTSIDE_EFFECTIVE_DATES"] = doc is not None and period is None
+    r["NOT_PERMITTED_VIA_TELEHEALTH"] = period is not None and period["status"] == "not-permitted"
+    if period is not None and period["status"] == "permitted":
+        r["MODALITY_NOT_ALLOWED"] = modality is not None and modality not in period["modalities"]
+        rccs = period.get("revenue_center_codes", [])
+        institutional = line.claim_type == "institutional" and bool(rccs)
+        r["RCC_REQUIRED"] = institutional and line.rcc is None
+        r["RCC_NOT_ALLOWED"] = institutional and line.rcc is not None and line.rcc not in rccs
+        for lim in period.get("limits", []):
+            if lim.get("modalities") and modality not in lim["modalities"]:
+                continue
+            kind = lim["kind"]
+            value = {"age": line.member_age, "provider-type": line.provider_type,
+                     "established-patient": line.established_patient, "units-per-day": line.units}[kind]
+            if value is None:
+                to_confirm.append(kind)
+            elif kind == "age":
+                r["AGE_OUTSIDE_LIMIT"] |= (("min_age" in lim and line.member_age < lim["min_age"])  # type: ignore[operator]
+                                           or ("max_age" in lim and line.member_age > lim["max_age"]))  # type: ignore[operator]
+            elif kind == "provider-type":
+                r["PROVIDER_TYPE_NOT_ALLOWED"] |= line.provider_type not in lim["provider_types"]
+            elif kind == "established-patient":
+                r["ESTABLISHED_PATIENT_REQUIRED"] |= line.established_patient is False
+            else:
+                r["UNITS_OVER_LIMIT"] |= line.units > lim["max_units"]  # type: ignore[operator]
+    denied = any(r.values())
+    r["ON_TELEHEALTH_TABLE"] = not denied
+    attest = sorted(a["id"] for a in prog["attestations"]
+                    if _day(a["effective"]) <= line.date and ("end" not in a or line.date <= _day(a["end"]))
+                    and (not a.get("modalities") or modality in a["modalities"]))
+    pid = f"{line.code}@{period['effective']}" if period is not None else None
+    return Expected(Outcome.NOT_PAYABLE if denied else Outcome.PAYABLE, r, pid, modality, sorted(to_confirm),
+                    attest, wrong_type)
+
+
+# --- scenarios: a policy, a release and many claim lines ----------------------------------------------------------
+
+def quick_records(tree: PolicyTree, rnd: random.Random, n: int) -> list[dict[str, Any]]:
+    """Many more lines than Hypothesis can draw one by one, near the tree's period boundaries."""
+    codes = [d["code"] for d in tree.codes.values()] + list(CODE_POOL)
+    bounds = [DAY0]
+    for doc in tree.codes.values():
+        for p in doc["periods"]:
+            for key in ("effective", "end"):
+                if key in p:
+                    bounds.extend(_day(p[key]) + dt.timedelta(days=k) for k in (-1, 0, 1))
+    mods = [m["code"] for m in tree.program["modifiers"]] + list(OTHER_MODIFIERS)
+    out = []
+    for _ in range(n):
+        day = rnd.choice(bounds) if rnd.random() < 0.6 else DAY0 + dt.timedelta(days=rnd.randint(0, SPAN_DAYS))
+        rec: dict[str, Any] = {"code": rnd.choice(codes), "date": day.isoformat(),
+                               "modifiers": rnd.sample(mods, rnd.choice((0, 1, 1, 1, 2, 2, 3))),
+                               "claim_type": rnd.choice(("professional", "institutional"))}
+        for name, choices in (("pos", ("02", "10", "11", "12")), ("rcc", (*RCCS, "0100")),
+                              ("member_age", (0, 2, 3, 9, 17, 18, 30, 64, 100)),
+                              ("provider_type", (*PROVIDER_TYPES, "dentist")), ("units", (0, 1, 4, 5, 8, 12)),
+                              ("established_patient", (True, False))):
+            if rnd.random() < 0.5:
+                rec[name] = rnd.choice(choices)
+        if rnd.random() < 0.15:
+            rec["modality"] = rnd.choice(MODALITIES)
+        out.append(rec)
+    return out
+
+
+@st.composite
+def program_variants(draw: st.DrawFn, tree: PolicyTree) -> PolicyTree:
+    """A generated tree whose program also restricts modifiers to a claim type and accepts some places."""
+    for mod in tree.program["modifiers"]:
+        if draw(st.integers(0, 5)) == 0:
+            mod["claim_types"] = [draw(st.sampled_from(["institutional", "professional"]))]
+    for pos in tree.program["places_of_service"]:
+        pos["accepted"] = draw(st.booleans())
+    return tree
+
+
+def generated_trees() -> st.SearchStrategy[PolicyTree]:
+    return policy_trees().flatmap(program_variants)
+
+
+@dataclasses.dataclass
+class Scenario:
+    tree: PolicyTree
+    policy: Policy
+    release: str | None
+    records: list[dict[str, Any]]
+
+    def lines(self) -> list[ClaimLine]:
+        return [parse_line(rec, self.policy.program) for rec in self.records]
+
+    def published(self) -> PolicyTree:
+        return as_of(self.tree, self.release)
+
+
+@st.composite
+def records_for(draw: st.DrawFn, tree: PolicyTree, bulk: int = 60) -> list[dict[str, Any]]:
+    drawn = draw(st.lists(claim_records(tree), min_size=1, max_size=6))
+    return drawn + quick_records(tree, draw(st.randoms(use_true_random=False)), bulk)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, bulk: int = 60) -> Scenario:
+    """The bundled policy, the DEMO policy or a generated one; one of its releases (or the latest); lines."""
+    source = draw(st.sampled_from(["generated", "generated", "bundled", "demo"]))
+    if source == "generated":
+        tree = draw(generated_trees())
+        policy = load_tree(tree)
+    else:
+        tree = BUNDLED_TREE if source == "bundled" else DEMO_TREE
+        policy = fixed_policy(tree)
+    release = draw(st.one_of(st.none(), st.sampled_from(release_ids(tree))))
+    return Scenario(tree, policy, release, draw(records_for(tree, bulk)))
+
+
+def decisions(s: Scenario) -> Iterator[tuple[ClaimLine, Decision]]:
+    for line in s.lines():
+        yield line, evaluate(s.policy, line, release=s.release)
+
+
+def _show(line: ClaimLine, d: Decision) -> str:
+    return f"{line} -> {d.outcome.value} {list(d.reason_codes)} period={d.period.id if d.period else None}"
+
+
+# --- decisions ----------------------------------------------------------------------------------------------------
+
+@PROPERTY
+@given(scenarios())
+def test_unlisted_code_is_never_payable(s: Scenario) -> None:
+    published = s.published()
+    for line, d in decisions(s):
+        if code_doc(published, line.code) is None:
+            assert not d.payable, _show(line, d)
+
+
+@PROPERTY
+@given(scenarios())
+def test_listed_code_is_never_payable_outside_all_its_periods(s: Scenario) -> None:
+    published = s.published()
+    for line, d in decisions(s):
+        doc = code_doc(published, line.code)
+        if doc is not None and not covering(doc, line.date):
+            assert not d.payable, _show(line, d)
+
+
+@PROPERTY
+@given(scenarios())
+def test_audio_only_is_payable_only_where_the_period_allows_it(s: Scenario) -> None:
+    published = s.published()
+    for line, d in decisions(s):
+        if d.payable and "audio-only" in signalled(published, line):
+            (period,) = covering(code_doc(published, line.code), line.date)
+            assert "audio-only" in period["modalities"], _show(line, d)
+
+
+@PROPERTY
+@given(scenarios())
+def test_not_permitted_is_never_payable(s: Scenario) -> None:
+    published = s.published()
+    for line, d in decisions(s):
+        if any(p["status"] == "not-permitted" for p in covering(code_doc(published, line.code), line.date)):
+            assert not d.payable, _show(line, d)
+
+
+@PROPERTY
+@given(scenarios())
+def test_payable_means_exactly_one_period_covers_the_date_and_is_cited(s: Scenario) -> None:
+    published = s.published()
+    for line, d in decisions(s):
+        if not d.payable:
+            continue
+        found = covering(code_doc(published, line.code), line.date)
+        assert len(found) == 1, _show(line, d)
+        (raw,) = found
+        pid = f"{line.code}@{raw['effective']}"
+        assert d.period is not None and d.period.id == pid, _show(line, d)
+        assert (d.period.end.isoformat() if d.period.end else None) == raw.get("end"), _show(line, d)
+        (reason,) = d.reasons
+        assert reason.code == "ON_TELEHEALTH_TABLE"
+        assert reason.rule is not None and reason.rule.endswith(f"#{pid}"), reason.rule
+        assert reason.citation is not None and reason.citation.source.id == raw["citation"]["source"]
+
+
+@PROPERTY
+@given(scenarios())
+def test_every_reason_given_is_true_and_none_that_applies_is_missing(s: Scenario) -> None:
+    published = s.published()
+    for line, d in decisions(s):
+        want = oracle(published, line)
+        given_codes = set(d.reason_codes)
+        false = [c for c in given_codes if not want.reasons[c]]
+        missing = [c for c in want.codes if c not in given_codes]
+        assert not false and not missing, f"{_show(line, d)}: not true of the line {false}; missing {missing}"
+        # one MODIFIER_NOT_FOR_CLAIM_TYPE per offending modifier (each names its modifier); others at most once
+        assert d.reason_codes.count("MODIFIER_NOT_FOR_CLAIM_TYPE") == want.wrong_claim_type_modifiers, _show(line, d)
+        assert all(d.reason_codes.count(c) == 1 for c in given_codes - {"MODIFIER_NOT_FOR_CLAIM_TYPE"}), \
+            _show(line, d)
+        assert d.outcome is want.outcome, _show(line, d)
+        assert (d.period.id if d.period else None) == want.period, _show(line, d)
+        assert d.modality == want.modality, _show(line, d)
+        assert sorted(lim.kind for lim in d.to_confirm) == want.to_confirm, _show(line, d)
+        assert [a.id for a in d.attestations] == want.attestations, _show(line, d)
+
+
+@PROPERTY
+@given(scenarios(bulk=30))
+def test_the_same_line_gets_the_same_decision(s: Scenario) -> None:
+    for line, d in decisions(s):
+        again = evaluate(s.policy, dataclasses.replace(line), release=s.release)
+        assert again == d and again.as_dict() == d.as_dict(), _show(line, d)
+
+
+@PROPERTY
+@given(scenarios(bulk=40), st.randoms(use_true_random=False))
+def test_the_order_of_lines_in_a_file_does_not_matter(s: Scenario, rnd: random.Random) -> None:
+    records = [{**rec, "line_id": f"L{i}"} for i, rec in enumerate(s.records)]
+    shuffled = records[:]
+    rnd.shuffle(shuffled)
+
+    def by_id(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        text = "".join(json.dumps(r) + "\n" for r in recs)
+        results = api.eval_lines(io.StringIO(text), policy=s.policy, release=s.release, input_format="jsonl")
+        out = {}
+        for res in results:
+            row = res.as_dict()
+            del row["line"]  # the physical line number moves with the shuffle; nothing else may
+            out[row["line_id"]] = row
+        return out
+
+    assert by_id(shuffled) == by_id(records)
+
+
+# --- policy trees -------------------------------------------------------------------------------------------------
+
+def reorder(value: Any, rnd: random.Random, key: str = "") -> Any:
+    """The same policy with every object's keys and every set-like list in a random order (releases keep theirs)."""
+    if isinstance(value, dict):
+        items = list(value.items())
+        rnd.shuffle(items)
+        return {k: reorder(v, rnd, k) for k, v in items}
+    if isinstance(value, list):
+        items = [reorder(v, rnd) for v in value]
+        if key != "releases":
+            rnd.shuffle(items)
+        return items
+    return value
+
+
+@st.composite
+def trees_with_lines(draw: st.DrawFn, bulk: int = 40) -> tuple[PolicyTree, list[dict[str, Any]]]:
+    tree = draw(st.one_of(generated_trees(), st.just(BUNDLED_TREE), st.just(DEMO_TREE)))
+    return tree, draw(records_for(tree, bulk))
+
+
+@PROPERTY
+@given(trees_with_lines(), st.randoms(use_true_random=False))
+def test_the_order_of_files_and_keys_in_the_policy_does_not_matter(
+        case: tuple[PolicyTree, list[dict[str, Any]]], rnd: random.Random) -> None:
+    tree, records = case
+    shuffled = PolicyTree(reorder(tree.program, rnd), reorder(tree.releases, rnd),
+                          reorder(tree.codes, rnd))  # the codes' order is the order the files are written in
+    a, b = load_tree(tree), load_tree(shuffled)
+    assert b.hash == a.hash
+    release = rnd.choice([None, *release_ids(tree)])
+    for rec in records:
+        line = parse_line(rec, a.program)
+        da, db = evaluate(a, line, release=release), evaluate(b, line, release=release)
+        assert db.as_dict() == da.as_dict(), _show(line, da)
+
+
+def _without_hash(d: Decision) -> dict[str, Any]:
+    out = d.as_dict()
+    del out["policy_hash"]
+    return out
+
+
+@PROPERTY
+@given(trees_with_lines(), st.data())
+def test_deciding_as_of_a_release_equals_deciding_on_the_tree_as_it_stood_then(
+        case: tuple[PolicyTree, list[dict[str, Any]]], data: st.DataObject) -> None:
+    tree, records = case
+    release = data.draw(st.sampled_from(release_ids(tree)))
+    whole = fixed_policy(tree) if tree is BUNDLED_TREE or tree is DEMO_TREE else load_tree(tree)
+    then = load_tree(as_of(tree, release))
+    assert then.latest.id == release
+    for rec in records:
+        line = parse_line(rec, whole.program)
+        past = evaluate(whole, line, release=release)
+        assert _without_hash(past) == _without_hash(evaluate(then, line)), _show(line, past)
+
+
+# --- monotonicity -------------------------------------------------------------------------------------------------
+
+def _iso(day: dt.date) -> str:
+    return day.isoformat()
+
+
+def _new_release(tree: PolicyTree, rid: str, after_days: int) -> None:
+    last = _day(tree.releases["releases"][-1]["published"])
+    day = _iso(last + dt.timedelta(days=after_days))
+    tree.releases["releases"].append({"id": rid, "published": day, "effective": day, "implements": ["GENERATED"],
+                                      "summary": f"Generated release {rid}"})
+
+
+@st.composite
+def new_period(draw: st.DrawFn, start: dt.date, end: dt.date | None, release: str) -> dict[str, Any]:
+    status = draw(st.sampled_from(["permitted", "permitted", "not-permitted"]))
+    p: dict[str, Any] = {"effective": _iso(start), "status": status,
+                         "modalities": [] if status == "not-permitted" else draw(
+                             st.lists(st.sampled_from(MODALITIES), min_size=1, unique=True)),
+                         "guideline": "Generated row.", "citation": {"source": "GENERATED"}, "introduced_in": release}
+    if end is not None:
+        p.update({"end": _iso(end), "ended_in": release})
+    return p
+
+
+def _spans(doc: dict[str, Any]) -> list[tuple[dt.date, dt.date]]:
+    return [(_day(p["effective"]), _day(p["end"]) if "end" in p else dt.date.max) for p in doc["periods"]]
+
+
+@st.composite
+def with_additions(draw: st.DrawFn) -> tuple[PolicyTree, PolicyTree, str, str]:
+    """(tree, the tree plus a release that only adds codes and periods, the old latest id, the new id)."""
+    tree = draw(generated_trees())
+    grown = tree.copy()
+    old = release_ids(tree)[-1]
+    _new_release(grown, "GEN-ADD", draw(st.integers(0, 60)))
+    for code in draw(st.lists(st.sampled_from([c for c in CODE_POOL if c not in tree.codes]), unique=True,
+                              max_size=3)):
+        start = DAY0 + dt.timedelta(days=draw(st.integers(0, SPAN_DAYS)))
+        end = draw(st.one_of(st.none(), st.integers(0, 900).map(lambda n, s=start: s + dt.timedelta(days=n))))
+        grown.codes[code] = {"$schema": "../../schema/code.schema.json", "code": code,
+                             "system": "CPT" if code[0].isdigit() else "HCPCS", "description": f"Generated {code}",
+                             "category": "behavioral-health", "periods": [draw(new_period(start, end, "GEN-ADD"))]}
+    for code in draw(st.lists(st.sampled_from(sorted(tree.codes)), unique=True, max_size=3)):
+        doc = grown.codes[code]
+        start = DAY0 + dt.timedelta(days=draw(st.integers(-400, SPAN_DAYS + 400)))
+        end = start + dt.timedelta(days=draw(st.integers(0, 400)))
+        if all(end < a or start > b for a, b in _spans(doc)):  # only into a gap: periods never overlap
+            doc["periods"].append(draw(new_period(start, end, "GEN-ADD")))
+    return tree, grown, old, "GEN-ADD"
+
+
+@PROPERTY
+@given(with_additions(), st.randoms(use_true_random=False))
+def test_a_release_that_only_adds_never_takes_payment_away(case: tuple[PolicyTree, PolicyTree, str, str],
+                                                          rnd: random.Random) -> None:
+    _, grown, old, new = case
+    policy = load_tree(grown)
+    for rec in quick_records(grown, rnd, 80):
+        line = parse_line(rec, policy.program)
+        before = evaluate(policy, line, release=old)
+        if before.payable:
+            assert evaluate(policy, line, release=new).payable, _show(line, before)
+
+
+@st.composite
+def with_ends(draw: st.DrawFn) -> tuple[PolicyTree, str, str]:
+    """(a tree with a last release that only ends open periods, the release before it, that release)."""
+    tree = draw(generated_trees())
+    old = release_ids(tree)[-1]
+    _new_release(tree, "GEN-END", draw(st.integers(0, 60)))
+    ended = False
+    for doc in tree.codes.values():
+        for p in doc["periods"]:
+            if "end" not in p and draw(st.booleans()):
+                p["end"] = _iso(_day(p["effective"]) + dt.timedelta(days=draw(st.integers(0, SPAN_DAYS))))
+                p["ended_in"] = "GEN-END"
+                ended = True
+    assume(ended)
+    return tree, old, "GEN-END"
+
+
+@PROPERTY
+@given(with_ends(), st.randoms(use_true_random=False))
+def test_ending_a_period_never_makes_a_line_payable(case: tuple[PolicyTree, str, str], rnd: random.Random) -> None:
+    tree, old, new = case
+    policy = load_tree(tree)
+    for rec in quick_records(tree, rnd, 80):
+        line = parse_line(rec, policy.program)
+        before = evaluate(policy, line, release=old)
+        if not before.payable:
+            assert not evaluate(policy, line, release=new).payable, _show(line, before)
+
+
+# --- schema and loader agree --------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Turn a hang into a failure instead of a stuck run."""
+    def stop(signum: int, frame: Any) -> None:
+        raise AssertionError(f"loading did not finish in {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _resolves(data: Any, pointer: str) -> bool:
+    node = data
+    for part in pointer.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def loads_or_fails_located(files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) as a policy folder; it loads, or every problem is located."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "policy"
+        for rel, content in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(content)
+        try:
+            with time_limit(60):
+                load_policy(root)
+        except PolicyError as err:
+            assert err.problems, "a PolicyError lists at least one problem"
+            for problem in err.problems:
+                rel = problem.file.removeprefix("policy/")
+                assert rel in files or rel == "codes", str(problem)
+                assert problem.pointer == "" or problem.pointer.startswith("/"), str(problem)
+                try:
+                    data = json.loads(files[rel])
+                except (KeyError, ValueError):
+                    continue
+                assert _resolves(data, problem.pointer), str(problem)
+                assert problem.line is not None, str(problem)
+                assert problem.message, str(problem)
+
+
+def _dump(doc: Any) -> bytes:
+    # ensure_ascii: generated strings may hold lone surrogates, which UTF-8 cannot encode
+    return (json.dumps(doc, indent=2, ensure_ascii=True) + "\n").encode("utf-8")
+
+
+def _base_files(codes: tuple[str, ...] = ("90791", "97153", "T1016")) -> dict[str, bytes]:
+    out = {"program.json": _dump(BUNDLED_TREE.program), "releases.json": _dump(BUNDLED_TREE.releases)}
+    out.update({f"codes/{c}.json": _dump(BUNDLED_TREE.codes[c]) for c in codes})
+    return out
+
+
+def _schema_strategy(kind: str) -> st.SearchStrategy[Any]:
+    from tests.jsonschema_compat import from_bundled_schema
+
+    return from_bundled_schema(schema_dir(), kind)
+
+
+@st.composite
+def schema_documents(draw: st.DrawFn) -> dict[str, bytes]:
+    """A policy folder in which one document is generated from its JSON Schema."""
+    kind = draw(st.sampled_from(["code", "code", "program", "releases"]))
+    files = _base_files()
+    doc = draw(_schema_strategy(kind))
+    if kind == "code":
+        # mostly named as its code (so the meaning checks run), sometimes not
+        name = doc["code"] if draw(st.integers(0, 3)) else "90791"
+        files[f"codes/{name}.json"] = _dump(doc)
+    else:
+        files[f"{kind}.json"] = _dump(doc)
+    return files
+
+
+@PROPERTY
+@given(schema_documents())
+def test_documents_generated_from_the_schemas_load_or_fail_with_located_problems(files: dict[str, bytes]) -> None:
+    loads_or_fails_located(files)
+
+
+def _paths(value: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [here]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.extend(_paths(v, (*here, k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(_paths(v, (*here, i)))
+    return out
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 3000) | st.text(max_size=12) |
+                     st.sampled_from(["2020-03-18", "2023-02-30", "audio-only", "permitted", "not-permitted",
+                                      "PB-2020-14", "GENERATED", "95", "02", "T1016", "90791"]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                   max_size=3), max_leaves=6)
+
+
+@st.composite
+def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
+    """The bundled files with a few random edits: values replaced, keys dropped or added, items repeated or
+    dropped, dates moved, or the bytes themselves damaged."""
+    files = _base_files(("90791", "97153", "97156", "H2014", "T1016"))
+    for _ in range(draw(st.integers(1, 3))):
+        name = draw(st.sampled_from(sorted(files)))
+        if draw(st.integers(0, 9)) == 0:
+            raw = bytearray(files[name])
+            at = draw(st.integers(0, len(raw) - 1))
+            how = draw(st.sampled_from(["cut", "byte", "drop"]))
+            if how == "cut":
+                raw = raw[:at]
+            elif how == "byte":
+                raw[at] = draw(st.integers(0, 255))
+            else:
+                del raw[at]
+            files[name] = bytes(raw)
+            continue
+        try:
+            doc = json.loads(files[name])
+        except ValueError:
+            continue
+        path = draw(st.sampled_from(_paths(doc)))
+        parent: Any = doc
+        for part in path[:-1]:
+            parent = parent[part]
+        last = path[-1] if path else None
+        how = draw(st.sampled_from(["replace", "delete", "add-key", "repeat", "date", "rename"]))
+        if not path:
+            doc = draw(_JSON)
+        elif how == "replace":
+            parent[last] = draw(_JSON)
+        elif how == "delete":
+            del parent[last]
+        elif how == "add-key" and isinstance(parent[last], dict):
+            parent[last][draw(st.sampled_from(["end", "ended_in", "note", "limits", "extra", "modality"]))] = \
+                draw(_JSON)
+        elif how == "repeat" and isinstance(parent[last], list) and parent[last]:
+            parent[last].append(copy.deepcopy(draw(st.sampled_from(parent[last]))))
+        elif how == "date" and isinstance(parent[last], str) and len(parent[last]) == 10:
+            try:
+                moved = _day(parent[last]) + dt.timedelta(days=draw(st.integers(-2000, 2000)))
+                parent[last] = moved.isoformat()
+            except ValueError:
+                pass
+        elif how == "rename" and name.startswith("codes/"):
+            files.pop(name)
+            name = f"codes/{draw(st.sampled_from(['H2014', '90846', 'T1016', '9079X']))}.json"
+        files[name] = _dump(doc)
+    return files
+
+
+@PROPERTY
+@given(mutated_files())
+def test_mutated_policy_files_load_or_fail_with_located_problems(files: dict[str, bytes]) -> None:
+    loads_or_fails_located(files)
+
+
+# --- the formatter ------------------------------------------------------------------------------------------------
+
+@PROPERTY
+@given(trees_with_lines(bulk=30), st.randoms(use_true_random=False))
+def test_formatting_is_idempotent_and_never_changes_a_decision(case: tuple[PolicyTree, list[dict[str, Any]]],
+                                                               rnd: random.Random) -> None:
+    fmt = pytest.importorskip("cmap_policy.fmt")
+    tree, records = case
+    messy = PolicyTree(reorder(tree.program, rnd), reorder(tree.releases, rnd), reorder(tree.codes, rnd))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_tree(messy, Path(tmp) / "policy")
+        before = load_policy(root)
+        for path in sorted(root.rglob("*.json")):
+            once = fmt.format_text(path.read_text(encoding="utf-8"), path)
+            assert fmt.format_text(once, path) == once, path.name
+        result = fmt.fmt(root)
+        assert not result.errors
+        assert fmt.fmt(root, check=True).ok
+        after = load_policy(root)
+    assert after.hash == before.hash
+    release = rnd.choice([None, *release_ids(tree)])
+    for rec in records:
+        line = parse_line(rec, before.program)
+        d = evaluate(before, line, release=release)
+        assert evaluate(after, line, release=release).as_dict() == d.as_dict(), _show(line, d)
