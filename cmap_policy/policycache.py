@@ -4,8 +4,8 @@
 which takes most of a cold start. The loaded ``Policy`` is immutable, so it is
 kept as a pickle keyed by a fingerprint of everything the load reads: the bytes
 of every policy and schema file, their names, the policy folder's path (rule
-references name it), the source of the modules that build a Policy and the
-Python version. Any change to any of
+references name it), the source of the modules that check and build a Policy
+(so a changed check is never skipped) and the Python version. Any change to any of
 them is a different key, so a stale entry is never used.
 
 The cache lives in ``$CMAP_POLICY_CACHE_DIR``, else ``$XDG_CACHE_HOME/cmap-policy``,
@@ -33,10 +33,15 @@ FORMAT = 1  # bump when the pickled shape of Policy changes
 KEEP = 256  # entries kept; test suites load hundreds of generated policies
 
 
+# the modules that decide whether a tree loads and what the loaded Policy holds
+_MODULES = ("model.py", "loader.py", "canonical.py", "semantics.py", "schema.py", "jsonfile.py", "resources.py",
+            "errors.py")
+
+
 def _code_version() -> bytes:
-    """The source of the modules that shape a loaded Policy: a new version of them is a new key."""
+    """The source of the modules that check and build a Policy: a new version of any is a new key."""
     here = Path(__file__).parent
-    return b"".join((here / name).read_bytes() for name in ("model.py", "loader.py", "canonical.py"))
+    return b"".join((here / name).read_bytes() for name in _MODULES)
 
 
 def cache_dir() -> Path | None:
