@@ -22,7 +22,6 @@ import io
 import os
 import pickle
 import sys
-import tempfile
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -104,6 +103,8 @@ def store(key: str, policy: Policy) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         buf = io.BytesIO()
         _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(policy)
+        import tempfile  # only a run that stores an entry needs it
+
         # write then rename, so that a reader never sees half an entry
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
