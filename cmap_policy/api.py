@@ -132,22 +132,8 @@ class CodeReport:
 
 
 def _period_dict(p: Period) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "effective": p.effective.isoformat(),
-        "end": p.end.isoformat() if p.end else None,
-        "status": "permitted" if p.permitted else "not-permitted",
-        "modalities": list(p.modalities),
-        "revenue_center_codes": list(p.revenue_center_codes),
-        "guideline": p.guideline,
-        "limits": [{"kind": lim.kind, "guideline": lim.guideline} for lim in p.limits],
-        "citation": p.citation.as_dict(),
-        "from_official_table": p.citation.source.kind == "official-table",
-        "secondary_source": p.secondary,
-        "introduced_in": p.introduced_in,
-        "ended_in": p.ended_in,
-        "dates_note": p.dates_note,
-    }
+    return {**p.as_dict(), "from_official_table": p.citation.source.kind == "official-table",
+            "secondary_source": p.secondary}
 
 
 def show(code: str, *, date: dt.date | None = None, release: str | None = None,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -190,37 +189,8 @@ def resolve(spec: str | Path | Policy | Side | None, *, policy: str | Path | Non
 # --- rows: periods added, ended, changed ---------------------------------------------------------------------------
 
 
-def _limit_dict(lim: Limit) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": lim.kind, "guideline": lim.guideline}
-    if lim.modalities:
-        out["modalities"] = list(lim.modalities)
-    for name in ("min_age", "max_age", "max_units"):
-        if getattr(lim, name) is not None:
-            out[name] = getattr(lim, name)
-    if lim.provider_types:
-        out["provider_types"] = list(lim.provider_types)
-    if lim.citation is not None:
-        out["citation"] = lim.citation.as_dict()
-    return out
-
-
 def period_dict(p: Period) -> dict[str, Any]:
-    """A period as plain data, with its limits in a stable order (their order in the file means nothing)."""
-    return {
-        "code": p.code,
-        "period": p.id,
-        "effective": p.effective.isoformat(),
-        "end": p.end.isoformat() if p.end else None,
-        "status": "permitted" if p.permitted else "not-permitted",
-        "modalities": list(p.modalities),
-        "revenue_center_codes": list(p.revenue_center_codes),
-        "guideline": p.guideline,
-        "limits": sorted((_limit_dict(lim) for lim in p.limits), key=lambda d: json.dumps(d, sort_keys=True)),
-        "citation": p.citation.as_dict(),
-        "introduced_in": p.introduced_in,
-        "ended_in": p.ended_in,
-        "dates_note": p.dates_note,
-    }
+    return p.as_dict()
 
 
 def _field_changes(before: dict[str, Any], after: dict[str, Any], skip: Iterable[str] = ()) -> list[dict[str, Any]]:

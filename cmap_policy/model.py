@@ -7,6 +7,7 @@ the policy can change, so a decision can be cached and shared safely.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -158,6 +159,19 @@ class Limit:
     def applies_to(self, modality: str | None) -> bool:
         return not self.modalities or modality in self.modalities
 
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind, "guideline": self.guideline}
+        if self.modalities:
+            out["modalities"] = list(self.modalities)
+        for name in ("min_age", "max_age", "max_units"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.provider_types:
+            out["provider_types"] = list(self.provider_types)
+        if self.citation is not None:
+            out["citation"] = self.citation.as_dict()
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class Period:
@@ -184,6 +198,24 @@ class Period:
     @property
     def secondary(self) -> bool:
         return self.citation.source.secondary
+
+    def as_dict(self) -> dict[str, object]:
+        """The period as plain data; limits in a stable order (their order in the file means nothing)."""
+        return {
+            "code": self.code,
+            "period": self.id,
+            "effective": self.effective.isoformat(),
+            "end": self.end.isoformat() if self.end else None,
+            "status": "permitted" if self.permitted else "not-permitted",
+            "modalities": list(self.modalities),
+            "revenue_center_codes": list(self.revenue_center_codes),
+            "guideline": self.guideline,
+            "limits": sorted((lim.as_dict() for lim in self.limits), key=lambda d: json.dumps(d, sort_keys=True)),
+            "citation": self.citation.as_dict(),
+            "introduced_in": self.introduced_in,
+            "ended_in": self.ended_in,
+            "dates_note": self.dates_note,
+        }
 
 
 @dataclass(frozen=True, slots=True)

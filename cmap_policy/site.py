@@ -17,11 +17,11 @@ from typing import Any
 from . import site_svg
 from .changelog import change_report, render_markdown
 from .explain import describe_line
+from .faq import Faq, load_faqs
 from .model import Citation, Outcome, Period, Policy, Release
 from .reasons import CARC_SOURCE, REASONS
 from .resources import schema_dir
 from .site_examples import CodeExamples, Example, cli_command, code_examples, reason_examples
-from .faq import Faq, load_faqs
 from .site_schema import SchemaDoc, load_schemas, schema_index, schema_page
 from .site_table import (
     MODALITY_LABELS,
