@@ -237,6 +237,21 @@ def cold_start(policy_dir: Path, runs: int = 5) -> dict[str, Any]:
 
 # --- the run ---
 
+def _command(argv: list[str]) -> str:
+    """The command line as run, without the folders it named (they are this machine's)."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--work", "--out"):
+            skip = True
+            continue
+        if not arg.startswith(("--work=", "--out=")):
+            shown.append(arg)
+    return " ".join(["python benchmarks/run.py", *shown])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", default="1e6,1e7", help="batch sizes, comma-separated (default 1e6,1e7)")
@@ -260,7 +275,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.system(),
                     "load_average_at_start": os.getloadavg()},
         "policy": {"codes": len(policy.codes), "kind": "synthetic", "seed": 0},
-        "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
+        "command": _command(sys.argv[1:]),
     }
     print(f"policy: SYNTHETIC, {len(policy.codes)} codes; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
 
