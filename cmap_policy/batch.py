@@ -57,7 +57,6 @@ from .lines import (
     _modifiers,
     _text,
     parse_date,
-    parse_line,
     read_jsonl,
 )
 from .model import ClaimLine, Policy
@@ -610,16 +609,6 @@ def read_x12_batches(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
     def gen() -> Iterator[Batch]:
         yield from _parsed_batches(read_x12(path, policy.program), policy, lambda: total, BATCH_ROWS)
     return total, gen()
-
-
-def records_batches(records: Iterable[dict[str, Any]], policy: Policy) -> Iterator[Batch]:
-    def parsed() -> Iterator[tuple[int, ClaimLine | LineError]]:
-        for i, rec in enumerate(records, 1):
-            try:
-                yield i, parse_line(rec, policy.program)
-            except LineError as err:
-                yield i, err.at(i)
-    yield from _parsed_batches(parsed(), policy, lambda: 0, BATCH_ROWS)
 
 
 # --- writing ---
