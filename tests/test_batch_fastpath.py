@@ -60,6 +60,7 @@ def test_an_unknown_release_is_still_an_error() -> None:
 
 def test_the_policy_cache_gives_the_same_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CMAP_POLICY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CMAP_POLICY_CACHE", "1")
     root = write_tree(fixture_tree(), tmp_path / "p")
     first = load_policy(root)
     assert len(list((tmp_path / "cache").glob("*.pickle"))) == 1
@@ -76,6 +77,7 @@ def test_the_policy_cache_gives_the_same_policy(tmp_path: Path, monkeypatch: pyt
 def test_a_damaged_or_unwritable_cache_falls_back_silently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv("CMAP_POLICY_CACHE_DIR", str(cache))
+    monkeypatch.setenv("CMAP_POLICY_CACHE", "1")
     want = load_policy()
     for entry in cache.glob("*.pickle"):
         entry.write_bytes(b"not a pickle")
@@ -90,6 +92,7 @@ def test_a_damaged_or_unwritable_cache_falls_back_silently(tmp_path: Path, monke
 
 def test_an_invalid_policy_is_never_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CMAP_POLICY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CMAP_POLICY_CACHE", "1")
     tree = fixture_tree()
     tree.codes["99999"]["periods"][0]["status"] = "maybe"
     root = write_tree(tree, tmp_path / "p")
@@ -109,7 +112,7 @@ def test_one_line_eval_loads_no_batch_or_schema_modules(tmp_path: Path) -> None:
         "    pass\n"
         "print(sorted(m for m in ('duckdb', 'pyarrow', 'jsonschema', 'pyx12') if m in sys.modules))\n"
     )
-    env = {**os.environ, "CMAP_POLICY_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "CMAP_POLICY_CACHE_DIR": str(tmp_path / "cache"), "CMAP_POLICY_CACHE": "1"}
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
             for _ in range(2)]
     assert json.loads(runs[0].stdout.splitlines()[0])["outcome"] == "payable"
