@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -71,7 +72,7 @@ def main() -> None:
 
 
 @main.command("eval")
-@click.argument("input_file", metavar="[INPUT]", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("input_file", metavar="[INPUT]", required=False, type=click.Path(allow_dash=True))
 @click.option("--code", help="Procedure code of a single line (CPT or HCPCS Level II), e.g. 90791.")
 @click.option("--date", "date_", metavar="YYYY-MM-DD", callback=_date_option, help="Date of service of a single line.")
 @click.option("--modifier", "modifiers", multiple=True, metavar="MOD",
@@ -93,19 +94,25 @@ def main() -> None:
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "json", "table"]), default="jsonl",
               show_default=True, help="jsonl: one JSON decision per line; json: one array; table: for people.")
 @click.option("--explain", is_flag=True, help="Explain each decision step by step, in words a biller understands.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+@click.option("-o", "--output", type=click.Path(allow_dash=True), default="-",
               help="Write decisions here instead of standard output.")
-@click.option("--engine", type=click.Choice(["auto", "duckdb", "python"]), default="auto", show_default=True,
-              help="duckdb: the batch engine (columnar, for large files); python: the interpreter, line by line. "
-                   "auto: duckdb when INPUT is a file and -o names a .csv, .jsonl or .parquet file.")
-@click.option("--errors", "errors_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Batch engine: write malformed lines here (JSON Lines). Default: OUTPUT's name + .errors.jsonl.")
+@click.option("--engine", type=click.Choice(["auto", "duckdb", "python", "spark"]), default="auto", show_default=True,
+              help="duckdb: the batch engine (columnar, for large files); python: the interpreter, line by line; "
+                   "spark: Apache Spark, for a Parquet file or directory into a Parquet directory (pip install "
+                   "'cmap-policy[spark]'). auto: duckdb when INPUT is a file and -o names a .csv, .jsonl or .parquet "
+                   "file.")
+@click.option("--errors", "errors_file", type=click.Path(), default=None, metavar="FILE",
+              help="Batch engine: write malformed lines here (JSON Lines). Default: OUTPUT's name + .errors.jsonl. "
+                   "With --engine spark, a directory of JSON Lines files.")
+@click.option("--master", default=None, metavar="URL",
+              help="--engine spark: the Spark master (local[4], yarn, spark://host:7077, ...). Default: the one "
+                   "spark-submit set, else local[*].")
 def eval_command(input_file: str | None, code: str | None, date_: dt.date | None, modifiers: tuple[str, ...],
                  pos: str | None, claim_type: str | None, rcc: str | None, modality: str | None,
                  member_age: int | None, provider_type: str | None, units: int | None,
                  established_patient: bool | None, release: str | None, policy_path: str | None,
                  input_format: str | None, out_format: str, explain: bool, output: str, engine: str,
-                 errors_file: str | None) -> None:
+                 errors_file: str | None, master: str | None) -> None:
     """Decide claim lines: one from options, or every line of INPUT (JSON, JSON Lines or CSV; - for stdin).
 
     \b
@@ -120,6 +127,22 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
         raise click.UsageError("give either INPUT or the options of one line (--code, --date, ...), not both")
     if input_file is None and code is None and date_ is None and sys.stdin.isatty():
         raise click.UsageError("give INPUT, '-' for standard input, or --code and --date for one line")
+
+    if engine == "spark":
+        if explain or out_format != "jsonl":
+            raise click.UsageError("--engine spark writes Parquet; --explain and --format table/json need "
+                                   "--engine python")
+        try:
+            from .spark import cli_run as spark_run  # pyspark loads only for --engine spark
+        except ImportError as err:
+            raise click.UsageError(f"the Spark engine needs {err.name}: pip install 'cmap-policy[spark]'") from None
+        sys.exit(spark_run(input_file, output, policy=policy, release=release, errors_file=errors_file,
+                           master=master, input_format=input_format))
+    if master is not None:
+        raise click.UsageError("--master is for --engine spark")
+    for path in (input_file, output, errors_file):
+        if path not in (None, "-") and Path(path).is_dir():
+            raise click.UsageError(f"{path} is a directory: only --engine spark reads and writes directories")
 
     if _batch_wanted(input_file, output, engine, out_format, explain, input_format):
         try:

@@ -36,6 +36,7 @@ the package never imports it.
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -46,6 +47,8 @@ from typing import Any
 
 import pyarrow as pa
 import sqlglot
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -192,14 +195,9 @@ def _key_text(name: str, value: Column, dtype: T.DataType) -> Column:
     return F.when(value.isNull(), F.lit(name)).otherwise(F.concat(F.lit(name + ":"), text))
 
 
-@dataclass
-class _Checked:
-    lines: DataFrame  # sqlrules.LINE_COLUMNS, the carried input and the error columns
-    may_have_errors: bool
-
-
-def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, strict: bool) -> _Checked:
-    """The lines of ``df`` as the decision query reads them, with each line's first error (or null)."""
+def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, strict: bool) -> DataFrame:
+    """The lines of ``df`` as the decision query reads them (``sqlrules.LINE_COLUMNS``), with the carried
+    input and each line's first error (or null)."""
     spark = df.sparkSession
     fields = _fields(df)
     modalities = tuple(policy.program.modalities)
@@ -212,7 +210,7 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
         message = f"unknown field (known: {', '.join(FIELDS)})"
         lines = spark.sql(f"SELECT {_P}line_no AS line_no, {nulls}, {_P}src, {_sql_text(message)} AS {_P}err, "
                           f"{_sql_text(fields.unknown[0])} AS {_P}err_field FROM {{input}}", input=df.select(*head))
-        return _Checked(lines, True)
+        return lines
 
     sources = {name: _source(types, cols) for name, cols in fields.columns.items()}
     checked = [name for name in OUTPUTS if name in sources]
@@ -229,7 +227,6 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
     # One small job gathers the distinct values of every checked column, with their keys; the driver
     # checks each once, as parse_line would.
     rows: list[tuple[Any, ...]] = []
-    may_have_errors = False
     if checked:
         found = inp.agg(*(F.collect_set(F.struct(F.col(f"{_P}key_{name}"), F.col(f"{_P}in_{name}"))).alias(name)
                           for name in checked)).first()
@@ -237,7 +234,6 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
             slots = _slots(name)
             for key, value in (found[name] if found is not None else []):
                 outputs, error, stage = check_value(name, value, modalities)
-                may_have_errors = may_have_errors or error is not None
                 cells = {slot: out for (_, slot), out in zip(slots, outputs, strict=True)}
                 cells.update(err=error, stage=stage)
                 rows.append((key, [None if cells.get(c) is None else _text_of(cells[c]) for c in _LOOKUP_CELLS]))
@@ -257,7 +253,6 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
                 out[out_name] = _sql_value(value)
             if error is not None:
                 errors[(name, stage)] = _sql_text(error)
-                may_have_errors = True
     for name in FREE_TEXT:
         out[name] = f"i.{name}"
     ordered = [(errors[key], key[0]) for key in PRECEDENCE if key in errors]
@@ -271,7 +266,7 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
              f"  CAST({first_error} AS STRING) AS {_P}err,\n  CAST({first_field} AS STRING) AS {_P}err_field\n"
              f"FROM {{input}} AS i\n{joins}")
     lookup = F.broadcast(spark.createDataFrame(rows, _LOOKUP_SCHEMA))
-    return _Checked(spark.sql(query, input=inp, lookup=lookup), may_have_errors)
+    return spark.sql(query, input=inp, lookup=lookup)
 
 
 # --- the decision: sqlrules.decision_sql, pointed at DataFrames ---
@@ -309,15 +304,15 @@ def _policy_frames(spark: SparkSession, tables: PolicyTables) -> dict[str, DataF
 
 
 def _decide(df: DataFrame, policy: Policy, release: str | None, *, line_no: Column, carry: Column,
-            strict: bool) -> tuple[DataFrame, bool]:
-    """(the decision query's rows with the carried input and the error columns, whether errors may exist)."""
+            strict: bool) -> DataFrame:
+    """The decision query's rows, with the carried input and the error columns."""
     tables = compile_tables(policy, release)
-    checked = _check(df, policy, line_no=line_no, carry=carry, strict=strict)
+    lines = _check(df, policy, line_no=line_no, carry=carry, strict=strict)
     spark = df.sparkSession
     frames = _policy_frames(spark, tables)
-    decided = spark.sql(_spark_query(tables), lines=checked.lines, modalities=frames["modalities"],
+    decided = spark.sql(_spark_query(tables), lines=lines, modalities=frames["modalities"],
                         modifiers=frames["modifiers"], places=frames["places"], segments=frames["segments"])
-    return decided, checked.may_have_errors
+    return decided
 
 
 def evaluate(df: DataFrame, policy: Policy, *, release: str | None = None) -> DataFrame:
@@ -334,7 +329,7 @@ def evaluate(df: DataFrame, policy: Policy, *, release: str | None = None) -> Da
     added = {*DECISION_COLUMNS, *ERROR_COLUMNS}
     kept = [c for c in df.columns if c not in added]
     carry = F.struct(*(F.col(_quote(c)) for c in kept)) if kept else F.lit(None)
-    decided, _ = _decide(df, policy, release, line_no=F.lit(None), carry=carry, strict=False)
+    decided = _decide(df, policy, release, line_no=F.lit(None), carry=carry, strict=False)
     ok = F.col(f"{_P}err").isNull()
     return decided.select(
         *(F.col(f"{_P}src").getField(c).alias(c) for c in kept),
@@ -401,7 +396,7 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
     inputs = [c for c in raw.columns if not c.startswith(_P)]
     file_name = F.regexp_extract(F.col(f"{_P}file"), r"([^/]*)$", 1)
     carry = F.struct(file_name.alias("file")) if many else F.lit(None)
-    decided, may_have_errors = _decide(raw.select(*(F.col(_quote(c)) for c in inputs), f"{_P}row", f"{_P}file"),
+    decided = _decide(raw.select(*(F.col(_quote(c)) for c in inputs), f"{_P}row", f"{_P}file"),
                                        policy, release, line_no=F.col(f"{_P}row"), carry=carry, strict=True)
     # the summary is counted while the decisions are written, not by another pass over the input
     observation = Observation("cmap_policy")
@@ -417,12 +412,13 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
     summary.outcomes = Counter({o: int(metrics[o] or 0) for o in ("payable", "not_payable", "not_telehealth")})
     summary.denied_by_reason = Counter({c: int(metrics[c] or 0) for c in DENIALS if metrics[c]})
     err_path = errors_path or str(default_errors_path(Path(output)))
-    if summary.errors or not may_have_errors:
-        errors = decided.where(F.col(f"{_P}err").isNotNull()).select(
-            *lead, F.col("line_no").alias("line"), F.col(f"{_P}err_field").alias("field"),
-            F.col(f"{_P}err").alias("error"))
-        # written even when empty, so that a reader always finds the errors output of a run
-        errors.write.mode("overwrite").json(err_path)
+    errors = decided.where(F.col(f"{_P}err").isNotNull()).select(
+        *lead, F.col("line_no").alias("line"), F.col(f"{_P}err_field").alias("field"),
+        F.col(f"{_P}err").alias("error"))
+    if not summary.errors:
+        # no value failed a check: skip the pass over the input, but still leave an (empty) errors output
+        errors = spark.createDataFrame([], errors.schema)
+    errors.write.mode("overwrite").json(err_path)
     summary.elapsed = time.perf_counter() - started
     return summary
 
@@ -469,3 +465,63 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+# --- `cmap-policy eval --engine spark` ---
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _safe_to_overwrite(path: str) -> str | None:
+    """Why ``path`` must not be replaced by Spark's output (which deletes what is there), or None."""
+    p = Path(path)
+    if "://" in path or not p.exists():
+        return None
+    if p.is_file():
+        return f"{path} is a file; Spark writes a directory of Parquet files: name a new directory"
+    if any(p.iterdir()) and not (p / "_SUCCESS").exists():
+        return f"{path} is a directory that is not an earlier Spark output; name a new or empty directory"
+    return None
+
+
+def cli_run(input_file: str | None, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
+            master: str | None, input_format: str | None) -> int:
+    """``cmap-policy eval --engine spark INPUT -o OUTPUT``: the exit code; the summary goes to stderr."""
+    def fail(message: str, code: int) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+    if input_file in (None, "-"):
+        return fail("--engine spark reads a Parquet file or directory: give INPUT", 2)
+    assert input_file is not None
+    if output == "-":
+        return fail("--engine spark writes a directory of Parquet files: give -o OUTPUT", 2)
+    if input_format not in (None, "parquet"):
+        return fail("--engine spark reads Parquet; for CSV, JSON Lines or X12 use --engine duckdb", 2)
+    if "://" not in input_file and not Path(input_file).exists():
+        return fail(f"no such file or directory: {input_file}", 1)
+    for path in (output, errors_file or str(default_errors_path(Path(output)))):
+        reason = _safe_to_overwrite(path)
+        if reason is not None:
+            return fail(reason, 2)
+    started_here = SparkSession.getActiveSession() is None
+    try:
+        spark = session(master)
+    except Exception as err:  # py4j and pyspark raise several kinds when the JVM cannot start
+        return fail(f"cannot start Spark ({_first_line(err)}); Spark 4 needs Java 17 or 21 (java -version)", 1)
+    try:
+        summary = run(spark, input_file, output, policy=policy, release=release, errors_path=errors_file)
+    except (PySparkException, Py4JError) as err:
+        return fail(f"Spark could not read {input_file} or write {output}: {_first_line(err)}", 1)
+    finally:
+        if started_here:
+            spark.stop()
+    print(summary.render(), file=sys.stderr)
+    if summary.errors:
+        where = errors_file or default_errors_path(Path(output))
+        print(f"{summary.errors:,} line(s) could not be decided (see {where}); every other line was",
+              file=sys.stderr)
+        return 1
+    return 0
