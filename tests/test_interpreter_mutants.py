@@ -3,11 +3,18 @@ Hypothesis properties found: each asserts one exact behaviour of the interpreter
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from cmap_policy import load_policy
-from cmap_policy.interpreter import evaluate
-from cmap_policy.testing import PolicyTree, write_tree
+from cmap_policy.interpreter import decide, evaluate, find_period
+from cmap_policy.model import ClaimLine, Policy
+from cmap_policy.resources import examples_dir
+from cmap_policy.testing import PolicyTree, read_tree, write_tree
 from tests.helpers import fixture_tree, line
 
 # --- regressions from test_properties.py: decisions must not depend on the order of lists in the files ----------
@@ -45,3 +52,234 @@ def test_limits_to_confirm_do_not_follow_the_order_of_limits_in_the_file(tmp_pat
     kinds = [lim.kind for lim in evaluate(a, probe).to_confirm]
     assert kinds == ["age", "provider-type", "units-per-day"]
     assert [lim.kind for lim in evaluate(b, probe).to_confirm] == kinds
+
+
+# --- every reason, exactly: code, message, rule, claim adjustment reason code and citation -----------------------
+
+CMAP = "policy"
+DEMO = "demo"
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Policy]:
+    return {CMAP: load_policy(), DEMO: load_policy(examples_dir() / "demo-policy"),
+            "fixture": load_policy(write_tree(fixture_tree(), tmp_path_factory.mktemp("fixture") / "policy"))}
+
+
+EXACT = [
+    (CMAP, None, line("90791", "2026-02-02", pos="11"), "NOT_A_TELEHEALTH_LINE", None, None, None,
+     "Nothing on the line marks it as telehealth (no telehealth modifier, place of service or modality), so the "
+     "telehealth table does not apply."),
+    (CMAP, None, line("T1016", "2026-01-05", "93"), "ON_TELEHEALTH_TABLE", None,
+     "policy/codes/T1016.json#T1016@2025-12-26", "TABLE-2025-12-26",
+     "T1016 is on the CMAP telehealth table for audio-only (telephone) on 2026-01-05 (period from 2025-12-26)."),
+    (CMAP, None, line("H2019", "2021-06-01", "95"), "ON_TELEHEALTH_TABLE", None,
+     "policy/codes/H2019.json#H2019@2020-03-18", "PB-2020-14",
+     "H2019 is on the CMAP telehealth table for audio-video (telemedicine) on 2021-06-01 (period from 2020-03-18 "
+     "to 2023-05-11)."),
+    (CMAP, "PB-2020-14", line("90834", "2026-02-02", "95"), "NOT_ON_TELEHEALTH_TABLE", "96",
+     "policy/program.json#/program", None,
+     "90834 is not on the CMAP telehealth table (release PB-2020-14): only listed codes are payable via telehealth."),
+    (CMAP, None, line("97156", "2026-01-05", "95"), "NOT_PERMITTED_VIA_TELEHEALTH", "96",
+     "policy/codes/97156.json#97156@2025-12-26", "TABLE-2025-12-26",
+     "The table lists 97156 as not permitted via telehealth from 2025-12-26. Not permitted via telehealth: bill "
+     "only when delivered in person. The official table's own policy-guideline text for this row is not public."),
+    (CMAP, None, line("H2019", "2024-03-01", "GT"), "OUTSIDE_EFFECTIVE_DATES", "181",
+     "policy/codes/H2019.json#H2019@2020-03-18", "PB-2020-14",
+     "H2019 is on the telehealth table, but not for 2024-03-01: its period from 2020-03-18 ended 2023-05-11."),
+    (CMAP, None, line("97153", "2024-03-01", "95"), "OUTSIDE_EFFECTIVE_DATES", "181",
+     "policy/codes/97153.json#97153@2020-03-18", "PB-2020-14",
+     "97153 is on the telehealth table, but not for 2024-03-01: its period from 2020-03-18 ended 2023-05-11; it is "
+     "listed from 2025-12-26."),
+    (CMAP, None, line("97153", "2019-03-01", "95"), "OUTSIDE_EFFECTIVE_DATES", "181",
+     "policy/codes/97153.json#97153@2020-03-18", "PB-2020-14",
+     "97153 is on the telehealth table, but not for 2019-03-01: it is listed from 2020-03-18."),
+    (CMAP, None, line("T1016", "2026-01-05", "95", "93"), "CONFLICTING_MODIFIERS", "4",
+     "policy/program.json#/modifiers", "TABLE-2025-12-26",
+     "The line signals more than one modality: modifier 93 signal audio-only (telephone); modifier 95 signal "
+     "audio-video (telemedicine)."),
+    (CMAP, None, line("90791", "2026-02-02", "95", modality="audio-only"), "CONFLICTING_MODIFIERS", "4",
+     "policy/program.json#/modifiers", "TABLE-2025-12-26",
+     "The line signals more than one modality: the stated modality signal audio-only (telephone); modifier 95 "
+     "signal audio-video (telemedicine)."),
+    (CMAP, None, line("90791", "2026-02-02", "G0"), "MODALITY_NOT_INDICATED", "4", "policy/program.json#/modifiers",
+     None, "The line is marked as telehealth (modifier G0) but no modifier says whether it was audio-video "
+     "(95, FR, GT) or audio-only (93, FQ)."),
+    (CMAP, None, line("90791", "2026-02-02", pos="02"), "MODALITY_NOT_INDICATED", "4",
+     "policy/program.json#/modifiers", "TABLE-2025-12-26",
+     "The line is marked as telehealth (place of service 02) but no modifier says whether it was audio-video "
+     "(95, FR, GT) or audio-only (93, FQ)."),
+    (CMAP, None, line("97153", "2026-02-02", "93"), "MODALITY_NOT_ALLOWED", "4",
+     "policy/codes/97153.json#97153@2025-12-26", "TABLE-2025-12-26",
+     "97153 is listed for audio-video (telemedicine) only on 2026-02-02; the line is audio-only (telephone) "
+     "(modifier 93)."),
+    (CMAP, None, line("90791", "2026-02-02", "95", pos="10"), "POS_NOT_ACCEPTED", "58",
+     "policy/program.json#/places_of_service/10", "TABLE-2025-12-26",
+     "Place of service 10 (telehealth provided in the patient's home) is not accepted for CMAP telehealth. CMAP "
+     "billing uses modifier GT or 95 with the place of service where the visit would have happened in person, not "
+     "10 (secondary reading of the table)."),
+    (CMAP, None, line("H2014", "2021-06-01", "93", established_patient=False), "ESTABLISHED_PATIENT_REQUIRED", "96",
+     "policy/codes/H2014.json#H2014@2020-03-18", "EO-7F-7G",
+     "The member is not an established patient. Audio-only telehealth only for established patients of the "
+     "provider (executive orders 7F and 7G)."),
+    (DEMO, None, line("99993", "2024-06-01", "GQ", claim_type="institutional"), "MODIFIER_NOT_FOR_CLAIM_TYPE", "4",
+     "demo-policy/program.json#/modifiers/GQ", "DEMO-RULES",
+     "Modifier GQ is used on professional claims, not on institutional claims."),
+    (DEMO, None, line("T9991", "2024-06-01", "95", claim_type="institutional"), "RCC_REQUIRED", "16",
+     "demo-policy/codes/T9991.json#T9991@2024-01-01", "DEMO-RULES",
+     "On an institutional claim T9991 needs a revenue center code: one of 0900, 0914."),
+    (DEMO, None, line("T9991", "2024-06-01", "95", claim_type="institutional", rcc="0100"), "RCC_NOT_ALLOWED", "199",
+     "demo-policy/codes/T9991.json#T9991@2024-01-01", "DEMO-RULES",
+     "Revenue center code 0100 is not allowed with T9991; the table allows 0900, 0914."),
+    (DEMO, None, line("99991", "2024-06-01", "95", member_age=40), "AGE_OUTSIDE_LIMIT", "6",
+     "demo-policy/codes/99991.json#99991@2024-01-01", "DEMO-STATUTE",
+     "The member is 40; the period allows ages 3 to 17. DEMO: ages 3 to 17."),
+    (DEMO, None, line("99991", "2025-06-01", "95", provider_type="dentist"), "PROVIDER_TYPE_NOT_ALLOWED", "8",
+     "demo-policy/codes/99991.json#99991@2025-01-01", "DEMO-RULES",
+     "Provider type 'dentist' is not one of clinic, physician. DEMO: clinics and physicians only."),
+    (DEMO, None, line("99992", "2024-06-01", "95", units=6), "UNITS_OVER_LIMIT", "151",
+     "demo-policy/codes/99992.json#99992@2024-01-01", "DEMO-RULES",
+     "6 units billed; at most 4 a day. DEMO: at most 4 units a day."),
+]
+
+
+@pytest.mark.parametrize(("which", "release", "probe", "code", "carc", "rule", "source", "message"), EXACT,
+                         ids=[f"{row[3]}-{i}" for i, row in enumerate(EXACT)])
+def test_each_reason_exactly(policies: dict[str, Policy], which: str, release: str | None, probe: ClaimLine,
+                             code: str, carc: str | None, rule: str | None, source: str | None, message: str) -> None:
+    for decide_with in (decide, evaluate, evaluate):  # the reference, then the cache cold and warm
+        d = decide_with(policies[which], probe, release=release)
+        (reason,) = [r for r in d.reasons if r.code == code]
+        assert reason.message == message
+        assert (reason.carc, reason.rule) == (carc, rule)
+        assert (reason.citation.source.id if reason.citation else None) == source
+        assert reason.kind == ("info" if code in ("NOT_A_TELEHEALTH_LINE", "ON_TELEHEALTH_TABLE") else "deny")
+
+
+# --- limits at their edges ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "reasons", "confirm"), [
+    ({"member_age": 2}, ["AGE_OUTSIDE_LIMIT"], []),
+    ({"member_age": 3}, ["ON_TELEHEALTH_TABLE"], []),
+    ({"member_age": 17}, ["ON_TELEHEALTH_TABLE"], []),
+    ({"member_age": 18}, ["AGE_OUTSIDE_LIMIT"], []),
+    ({}, ["ON_TELEHEALTH_TABLE"], ["age"]),
+])
+def test_age_limit_edges(policies: dict[str, Policy], fields: dict[str, Any], reasons: list[str],
+                         confirm: list[str]) -> None:
+    d = evaluate(policies[DEMO], line("99991", "2024-06-01", "95", **fields))
+    assert list(d.reason_codes) == reasons
+    assert [lim.kind for lim in d.to_confirm] == confirm
+
+
+@pytest.mark.parametrize(("units", "reasons"), [(0, ["ON_TELEHEALTH_TABLE"]), (4, ["ON_TELEHEALTH_TABLE"]),
+                                                (5, ["UNITS_OVER_LIMIT"])])
+def test_units_limit_edges(policies: dict[str, Policy], units: int, reasons: list[str]) -> None:
+    for _ in range(2):  # cold, then from the cache
+        assert list(evaluate(policies[DEMO], line("99992", "2024-06-01", "95", units=units)).reason_codes) == reasons
+
+
+@pytest.mark.parametrize(("mods", "fields", "reasons", "confirm"), [
+    (("93",), {"member_age": 9}, ["ON_TELEHEALTH_TABLE"], ["established-patient"]),
+    (("93",), {"member_age": 9, "established_patient": True}, ["ON_TELEHEALTH_TABLE"], []),
+    (("93",), {"member_age": 9, "established_patient": False}, ["ESTABLISHED_PATIENT_REQUIRED"], []),
+    (("95",), {"member_age": 9, "established_patient": False}, ["ON_TELEHEALTH_TABLE"], []),  # audio-only limit
+    (("95", "93"), {"member_age": 9, "established_patient": False}, ["CONFLICTING_MODIFIERS"], []),
+])
+def test_a_limit_applies_only_to_its_modalities(policies: dict[str, Policy], mods: tuple[str, ...],
+                                                fields: dict[str, Any], reasons: list[str], confirm: list[str]) -> None:
+    d = evaluate(policies[DEMO], line("99991", "2024-06-01", *mods, **fields))
+    assert list(d.reason_codes) == reasons
+    assert [lim.kind for lim in d.to_confirm] == confirm
+
+
+@pytest.mark.parametrize(("ptype", "reasons", "confirm"), [("clinic", ["ON_TELEHEALTH_TABLE"], []),
+                                                           ("physician", ["ON_TELEHEALTH_TABLE"], []),
+                                                           ("fqhc", ["PROVIDER_TYPE_NOT_ALLOWED"], []),
+                                                           (None, ["ON_TELEHEALTH_TABLE"], ["provider-type"])])
+def test_provider_type_limit(policies: dict[str, Policy], ptype: str | None, reasons: list[str],
+                             confirm: list[str]) -> None:
+    d = evaluate(policies[DEMO], line("99991", "2025-06-01", "95", provider_type=ptype))
+    assert list(d.reason_codes) == reasons
+    assert [lim.kind for lim in d.to_confirm] == confirm
+
+
+def test_open_age_bounds_say_any(tmp_path: Path) -> None:
+    tree = read_tree(examples_dir() / "demo-policy")
+    (age,) = [lim for lim in tree.codes["99991"]["periods"][0]["limits"] if lim["kind"] == "age"]
+    del age["max_age"]
+    policy = load_policy(write_tree(tree, tmp_path / "policy"))
+    d = evaluate(policy, line("99991", "2024-06-01", "95", member_age=2))
+    assert d.reasons[0].message.startswith("The member is 2; the period allows ages 3 to any.")
+    assert evaluate(policy, line("99991", "2024-06-01", "95", member_age=130)).payable
+    age["max_age"], age["min_age"] = 17, None
+    del age["min_age"]
+    policy = load_policy(write_tree(tree, tmp_path / "policy2"))
+    assert evaluate(policy, line("99991", "2024-06-01", "95", member_age=0)).payable
+    d = evaluate(policy, line("99991", "2024-06-01", "95", member_age=18))
+    assert d.reasons[0].message.startswith("The member is 18; the period allows ages 0 to 17.")
+
+
+def test_rcc_only_on_institutional_claims(policies: dict[str, Policy]) -> None:
+    demo = policies[DEMO]
+    assert evaluate(demo, line("T9991", "2024-06-01", "95", rcc="0100")).payable  # professional: no RCC rule
+    assert evaluate(demo, line("T9991", "2024-06-01", "95", claim_type="institutional", rcc="0914")).payable
+    d = evaluate(demo, line("99992", "2024-06-01", "95", claim_type="institutional"))  # a period without RCCs
+    assert d.payable
+
+
+# --- finding the period ---------------------------------------------------------------------------------------------
+
+def test_find_period_names_the_neighbours(policies: dict[str, Policy]) -> None:
+    view = policies[CMAP].views[policies[CMAP].latest.id]["97153"]
+    first, second = view.periods
+    day = dt.date.fromisoformat
+    assert find_period(view, day("2019-12-31")) == (None, None, first)
+    assert find_period(view, day("2020-03-18")) == (first, None, second)
+    assert find_period(view, day("2023-05-11")) == (first, None, second)
+    assert find_period(view, day("2023-05-12")) == (None, first, second)
+    assert find_period(view, day("2025-12-25")) == (None, first, second)
+    assert find_period(view, day("2025-12-26")) == (second, None, None)
+    assert find_period(view, day("2099-01-01")) == (second, None, None)
+    (only,) = policies[CMAP].views[policies[CMAP].latest.id]["H2019"].periods
+    assert find_period(policies[CMAP].views[policies[CMAP].latest.id]["H2019"], day("2024-01-01")) == (None, only, None)
+
+
+# --- the cache gives the reference decision -------------------------------------------------------------------------
+
+def _grid(policy: Policy) -> list[ClaimLine]:
+    days = sorted({d for cv in policy.views[policy.latest.id].values() for p in cv.periods
+                   for d in (p.effective, p.effective - dt.timedelta(days=1), p.effective + dt.timedelta(days=40),
+                             *((p.end, p.end + dt.timedelta(days=1)) if p.end else ()))})
+    codes = [*policy.codes, "90834"]
+    out = []
+    for i, (code, day) in enumerate(itertools.product(codes, days)):
+        mods = [("95",), ("93",), ("GQ",), ("G0",), ("95", "93"), ()][i % 6]
+        out.append(ClaimLine(code, day, mods, pos=["11", "02", "10", None][i % 4],
+                             claim_type="institutional" if i % 5 == 0 else "professional",
+                             rcc=["0900", "0100", None][i % 3], modality="audio-video" if i % 7 == 0 else None,
+                             member_age=[None, 2, 9, 40][i % 4], provider_type=[None, "clinic", "dentist"][i % 3],
+                             units=[None, 4, 6][i % 3], established_patient=[None, True, False][i % 3]))
+    return out
+
+
+@pytest.mark.parametrize("which", [CMAP, DEMO, "fixture"])
+def test_the_cache_gives_the_reference_decision_in_any_order(policies: dict[str, Policy], which: str) -> None:
+    policy = policies[which]
+    lines = _grid(policy)
+    for release in [r.id for r in policy.releases]:
+        reference = [decide(policy, ln, release=release) for ln in lines]
+        for order in (lines, lines[::-1], lines[1::2] + lines[::2]):
+            for ln in order:
+                want = reference[lines.index(ln)]
+                assert evaluate(policy, ln, release=release) == want, ln
+
+
+def test_the_cache_rewrites_only_the_date(policies: dict[str, Policy]) -> None:
+    policy = policies[CMAP]
+    for mods in (("95",), ("93",)):
+        # the same slot (97153's 2025 period), three dates: each message names its own date
+        for day in ("2026-02-02", "2026-03-03", "2027-12-26"):
+            d = evaluate(policy, line("97153", day, *mods))
+            assert d == decide(policy, line("97153", day, *mods))
+            assert day in d.reasons[0].message
