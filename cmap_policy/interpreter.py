@@ -53,13 +53,14 @@ def find_period(view: CodeView, day: dt.date) -> tuple[Period | None, Period | N
     return None, before, after
 
 
-def _outside_message(code: str, day: dt.date, before: Period | None, after: Period | None) -> str:
+def _outside_message(code: str, before: Period | None, after: Period | None) -> str:
     parts = []
     if before is not None and before.end is not None:
         parts.append(f"its period from {before.effective} ended {before.end}")
     if after is not None:
         parts.append(f"it is listed from {after.effective}")
-    return f"{code} is on the telehealth table, but not for {day}: " + "; ".join(parts) + "."
+    covered = "but no period of it covers the date of service"
+    return f"{code} is on the telehealth table, {covered}: " + "; ".join(parts) + "."
 
 
 def _limit_reasons(lim: Limit, line: ClaimLine, rule: str, cite: Citation) -> tuple[Reason | None, bool]:
@@ -123,7 +124,8 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
         signals.setdefault(line.modality, []).append("the stated modality")
     modality: str | None = None
     if len(signals) > 1:
-        said = "; ".join(f"{' and '.join(w)} signal {_modality_name(program, m)}" for m, w in sorted(signals.items()))
+        said = "; ".join(f"{' and '.join(w)} signal{'s' if len(w) == 1 else ''} {_modality_name(program, m)}"
+                         for m, w in sorted(signals.items()))
         first = next(m for m in th_mods if m.modality is not None) if th_mods else None
         reasons.append(_reason("CONFLICTING_MODIFIERS", f"The line signals more than one modality: {said}.",
                                _program_rule(policy, "/modifiers"), first.citation if first else None))
@@ -159,7 +161,7 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
         if period is None:
             near = before if before is not None else after
             assert near is not None
-            reasons.append(_reason("OUTSIDE_EFFECTIVE_DATES", _outside_message(line.code, day, before, after),
+            reasons.append(_reason("OUTSIDE_EFFECTIVE_DATES", _outside_message(line.code, before, after),
                                    _rule(view, near), near.citation))
         elif not period.permitted:
             reasons.append(_reason("NOT_PERMITTED_VIA_TELEHEALTH", f"The table lists {line.code} as not permitted "
@@ -169,7 +171,8 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
             rule = _rule(view, period)
             if modality is not None and modality not in period.modalities:
                 allowed = " or ".join(_modality_name(program, m) for m in period.modalities)
-                reasons.append(_reason("MODALITY_NOT_ALLOWED", f"{line.code} is listed for {allowed} only on {day}; "
+                reasons.append(_reason("MODALITY_NOT_ALLOWED", f"{line.code} is listed for {allowed} only in the "
+                                       f"period from {period.effective}; "
                                        f"the line is {_modality_name(program, modality)} "
                                        f"({', '.join(signals[modality])}).", rule, period.citation))
             if line.claim_type == "institutional" and period.revenue_center_codes:
@@ -198,42 +201,26 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
         outcome = Outcome.PAYABLE
         end = f" to {period.end}" if period.end else ""
         reasons.append(_reason("ON_TELEHEALTH_TABLE", f"{line.code} is on the CMAP telehealth table for "
-                               f"{_modality_name(program, modality)} on {day} (period from {period.effective}{end}).",
+                               f"{_modality_name(program, modality)} (period from {period.effective}{end}).",
                                _rule(view, period), period.citation))
     return Decision(outcome, tuple(reasons), period, modality, attestations, rel.id, policy.hash, tuple(to_confirm))
 
 
 # --- Memoized decisions ---
 #
-# A decision is immutable and depends on the line only through a few things: the
-# release, the code, which period slot the date falls in, which attestations are
-# in force, the modifiers, place of service and revenue code the program reads,
-# the fields a limit of the period reads, and the date itself in three messages.
-# ``evaluate`` keeps one template decision per slot: reused as is when no reason
-# names the date, and otherwise with the date replaced in those messages (only
-# when the template's date appears exactly once in each, so the text is exactly
-# what ``decide`` writes). Decisions per slot and date are kept too.
+# A decision is immutable, and no message names the date of service, so a decision
+# depends on the line only through its slot: the release, the code, which period (or
+# gap) the date falls in, which attestations are in force, the modifiers, place of
+# service and revenue code the program reads, and the fields a limit of the period
+# reads. ``evaluate`` keeps one decision per slot.
 
-_DATED = frozenset({"ON_TELEHEALTH_TABLE", "MODALITY_NOT_ALLOWED", "OUTSIDE_EFFECTIVE_DATES"})
 _CACHE_LIMIT = 200_000
-
-
-class _Slot:
-    """One cached slot: its template decision, the template's date ('' when undated), decisions by date."""
-
-    __slots__ = ("by_date", "template", "was")
-
-    def __init__(self, template: Decision, was: str) -> None:
-        self.template = template
-        self.was = was
-        self.by_date: dict[dt.date, Decision] = {}
 
 
 class _Memo:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.slots: dict[tuple[object, ...], _Slot | None] = {}
-        self.size = 0
+        self.slots: dict[tuple[object, ...], Decision] = {}
         self.latest = policy.latest.id
         self.release_ids = frozenset(r.id for r in policy.releases)
         bounds = set()
@@ -327,13 +314,6 @@ def _memo(policy: Policy) -> _Memo:
     return memo
 
 
-def _redate(template: Decision, was: str, day: str) -> Decision:
-    reasons = tuple(Reason(r.code, r.kind, r.message.replace(was, day), r.carc, r.rule, r.citation)
-                    if r.code in _DATED else r for r in template.reasons)
-    t = template
-    return Decision(t.outcome, reasons, t.period, t.modality, t.attestations, t.release, t.policy_hash, t.to_confirm)
-
-
 def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> Decision:
     """Decide ``line`` against ``policy`` as published in ``release`` (default: the latest).
 
@@ -345,26 +325,10 @@ def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> 
     if rel not in memo.release_ids:
         policy.release(rel)  # raises the usual KeyError
     key = memo.slot_key(rel, line)
-    slot = memo.slots.get(key)
-    if slot is not None:
-        if not slot.was:
-            return slot.template
-        found = slot.by_date.get(line.date)
-        if found is None:
-            found = slot.by_date[line.date] = _redate(slot.template, slot.was, line.date.isoformat())
-            memo.size += 1
-        return found
-    found = decide(policy, line, release=rel)
-    if key not in memo.slots:
-        day = line.date.isoformat()
-        dated = [r.message for r in found.reasons if r.code in _DATED]
-        if memo.size >= _CACHE_LIMIT:
+    found = memo.slots.get(key)
+    if found is None:
+        found = decide(policy, line, release=rel)
+        if len(memo.slots) >= _CACHE_LIMIT:
             memo.slots.clear()
-            memo.size = 0
-        # a template whose date also appears elsewhere in a message cannot be redated: never cache that slot
-        slot = _Slot(found, day if dated else "") if all(m.count(day) == 1 for m in dated) else None
-        if slot is not None and dated:
-            slot.by_date[line.date] = found
-        memo.slots[key] = slot
-        memo.size += 1
+        memo.slots[key] = found
     return found
