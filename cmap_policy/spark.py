@@ -411,7 +411,7 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
     summary.decided = summary.read - summary.errors
     summary.outcomes = Counter({o: int(metrics[o] or 0) for o in ("payable", "not_payable", "not_telehealth")})
     summary.denied_by_reason = Counter({c: int(metrics[c] or 0) for c in DENIALS if metrics[c]})
-    err_path = errors_path or str(default_errors_path(Path(output)))
+    err_path = errors_path or errors_path_for(output)
     errors = decided.where(F.col(f"{_P}err").isNotNull()).select(
         *lead, F.col("line_no").alias("line"), F.col(f"{_P}err_field").alias("field"),
         F.col(f"{_P}err").alias("error"))
@@ -469,6 +469,15 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
 
 # --- `cmap-policy eval --engine spark` ---
 
+def errors_path_for(output: str) -> str:
+    """Where the errors of ``output`` go by default: beside it, named as the DuckDB engine names them.
+
+    Works on URIs too (``s3://bucket/decisions/`` gives ``s3://bucket/decisions.errors.jsonl``).
+    """
+    head, _, name = output.rstrip("/").rpartition("/")
+    errors_name = default_errors_path(Path(name)).name
+    return f"{head}/{errors_name}" if head or output.startswith("/") else errors_name
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -502,10 +511,11 @@ def cli_run(input_file: str | None, output: str, *, policy: Policy, release: str
         return fail("--engine spark reads Parquet; for CSV, JSON Lines or X12 use --engine duckdb", 2)
     if "://" not in input_file and not Path(input_file).exists():
         return fail(f"no such file or directory: {input_file}", 1)
-    for path in (output, errors_file or str(default_errors_path(Path(output)))):
+    for path in (output, errors_file or errors_path_for(output)):
         reason = _safe_to_overwrite(path)
         if reason is not None:
             return fail(reason, 2)
+    # a session this command started is stopped at the end; a platform's (Databricks, a notebook) is left running
     started_here = SparkSession.getActiveSession() is None
     try:
         spark = session(master)
@@ -516,11 +526,11 @@ def cli_run(input_file: str | None, output: str, *, policy: Policy, release: str
     except (PySparkException, Py4JError) as err:
         return fail(f"Spark could not read {input_file} or write {output}: {_first_line(err)}", 1)
     finally:
-        if started_here:
+        if started_here and (spark.sparkContext.master or "").startswith("local"):
             spark.stop()
     print(summary.render(), file=sys.stderr)
     if summary.errors:
-        where = errors_file or default_errors_path(Path(output))
+        where = errors_file or errors_path_for(output)
         print(f"{summary.errors:,} line(s) could not be decided (see {where}); every other line was",
               file=sys.stderr)
         return 1
