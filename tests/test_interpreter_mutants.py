@@ -72,10 +72,10 @@ EXACT = [
      "telehealth table does not apply."),
     (CMAP, None, line("T1016", "2026-01-05", "93"), "ON_TELEHEALTH_TABLE", None,
      "policy/codes/T1016.json#T1016@2025-12-26", "TABLE-2025-12-26",
-     "T1016 is on the CMAP telehealth table for audio-only (telephone) on 2026-01-05 (period from 2025-12-26)."),
+     "T1016 is on the CMAP telehealth table for audio-only (telephone) (period from 2025-12-26)."),
     (CMAP, None, line("H2019", "2021-06-01", "95"), "ON_TELEHEALTH_TABLE", None,
      "policy/codes/H2019.json#H2019@2020-03-18", "PB-2020-14",
-     "H2019 is on the CMAP telehealth table for audio-video (telemedicine) on 2021-06-01 (period from 2020-03-18 "
+     "H2019 is on the CMAP telehealth table for audio-video (telemedicine) (period from 2020-03-18 "
      "to 2023-05-11)."),
     (CMAP, "PB-2020-14", line("90834", "2026-02-02", "95"), "NOT_ON_TELEHEALTH_TABLE", "96",
      "policy/program.json#/program", None,
@@ -86,22 +86,24 @@ EXACT = [
      "only when delivered in person. The official table's own policy-guideline text for this row is not public."),
     (CMAP, None, line("H2019", "2024-03-01", "GT"), "OUTSIDE_EFFECTIVE_DATES", "181",
      "policy/codes/H2019.json#H2019@2020-03-18", "PB-2020-14",
-     "H2019 is on the telehealth table, but not for 2024-03-01: its period from 2020-03-18 ended 2023-05-11."),
+     "H2019 is on the telehealth table, but no period of it covers the date of service: its period from "
+     "2020-03-18 ended 2023-05-11."),
     (CMAP, None, line("97153", "2024-03-01", "95"), "OUTSIDE_EFFECTIVE_DATES", "181",
      "policy/codes/97153.json#97153@2020-03-18", "PB-2020-14",
-     "97153 is on the telehealth table, but not for 2024-03-01: its period from 2020-03-18 ended 2023-05-11; it is "
-     "listed from 2025-12-26."),
+     "97153 is on the telehealth table, but no period of it covers the date of service: its period from "
+     "2020-03-18 ended 2023-05-11; it is listed from 2025-12-26."),
     (CMAP, None, line("97153", "2019-03-01", "95"), "OUTSIDE_EFFECTIVE_DATES", "181",
      "policy/codes/97153.json#97153@2020-03-18", "PB-2020-14",
-     "97153 is on the telehealth table, but not for 2019-03-01: it is listed from 2020-03-18."),
+     "97153 is on the telehealth table, but no period of it covers the date of service: it is listed from "
+     "2020-03-18."),
     (CMAP, None, line("T1016", "2026-01-05", "95", "93"), "CONFLICTING_MODIFIERS", "4",
      "policy/program.json#/modifiers", "TABLE-2025-12-26",
-     "The line signals more than one modality: modifier 93 signal audio-only (telephone); modifier 95 signal "
+     "The line signals more than one modality: modifier 93 signals audio-only (telephone); modifier 95 signals "
      "audio-video (telemedicine)."),
     (CMAP, None, line("90791", "2026-02-02", "95", modality="audio-only"), "CONFLICTING_MODIFIERS", "4",
      "policy/program.json#/modifiers", "TABLE-2025-12-26",
-     "The line signals more than one modality: the stated modality signal audio-only (telephone); modifier 95 "
-     "signal audio-video (telemedicine)."),
+     "The line signals more than one modality: the stated modality signals audio-only (telephone); modifier 95 "
+     "signals audio-video (telemedicine)."),
     (CMAP, None, line("90791", "2026-02-02", "G0"), "MODALITY_NOT_INDICATED", "4", "policy/program.json#/modifiers",
      None, "The line is marked as telehealth (modifier G0) but no modifier says whether it was audio-video "
      "(95, FR, GT) or audio-only (93, FQ)."),
@@ -111,8 +113,8 @@ EXACT = [
      "(95, FR, GT) or audio-only (93, FQ)."),
     (CMAP, None, line("97153", "2026-02-02", "93"), "MODALITY_NOT_ALLOWED", "4",
      "policy/codes/97153.json#97153@2025-12-26", "TABLE-2025-12-26",
-     "97153 is listed for audio-video (telemedicine) only on 2026-02-02; the line is audio-only (telephone) "
-     "(modifier 93)."),
+     "97153 is listed for audio-video (telemedicine) only in the period from 2025-12-26; the line is audio-only "
+     "(telephone) (modifier 93)."),
     (CMAP, None, line("90791", "2026-02-02", "95", pos="10"), "POS_NOT_ACCEPTED", "58",
      "policy/program.json#/places_of_service/10", "TABLE-2025-12-26",
      "Place of service 10 (telehealth provided in the patient's home) is not accepted for CMAP telehealth. CMAP "
@@ -154,6 +156,11 @@ def test_each_reason_exactly(policies: dict[str, Policy], which: str, release: s
         assert (reason.carc, reason.rule) == (carc, rule)
         assert (reason.citation.source.id if reason.citation else None) == source
         assert reason.kind == ("info" if code in ("NOT_A_TELEHEALTH_LINE", "ON_TELEHEALTH_TABLE") else "deny")
+        policy = policies[which]
+        assert (d.release, d.policy_hash) == (release or policy.latest.id, policy.hash)
+        assert isinstance(d.attestations, tuple) and isinstance(d.to_confirm, tuple)
+        if code == "NOT_A_TELEHEALTH_LINE":
+            assert (d.period, d.modality, d.attestations, d.to_confirm) == (None, None, (), ())
 
 
 # --- limits at their edges ------------------------------------------------------------------------------------------
@@ -275,11 +282,13 @@ def test_the_cache_gives_the_reference_decision_in_any_order(policies: dict[str,
                 assert evaluate(policy, ln, release=release) == want, ln
 
 
-def test_the_cache_rewrites_only_the_date(policies: dict[str, Policy]) -> None:
+def test_one_slot_one_decision(policies: dict[str, Policy]) -> None:
     policy = policies[CMAP]
     for mods in (("95",), ("93",)):
-        # the same slot (97153's 2025 period), three dates: each message names its own date
-        for day in ("2026-02-02", "2026-03-03", "2027-12-26"):
-            d = evaluate(policy, line("97153", day, *mods))
+        # the same slot (97153's 2025 period), three dates: no message names the date, so the cache
+        # hands back one decision, equal to the one decide() computes afresh for each date
+        found = [evaluate(policy, line("97153", day, *mods)) for day in ("2026-02-02", "2026-03-03", "2027-12-26")]
+        for day, d in zip(("2026-02-02", "2026-03-03", "2027-12-26"), found, strict=True):
             assert d == decide(policy, line("97153", day, *mods))
-            assert day in d.reasons[0].message
+            assert day not in d.reasons[0].message
+        assert found[0] is found[1] is found[2]

@@ -55,6 +55,7 @@ from cmap_policy.testing.strategies import (
 BUNDLED_TREE = bundled_tree()
 DEMO_TREE = read_tree(examples_dir() / "demo-policy")
 _FIXED: dict[int, Policy] = {}
+_AS_OF: dict[tuple[int, str], Policy] = {}  # the fixed trees as of each of their releases
 
 
 def load_tree(tree: PolicyTree, folder: str = "policy") -> Policy:
@@ -294,7 +295,7 @@ def records_for(draw: st.DrawFn, tree: PolicyTree, bulk: int = 60) -> list[dict[
 @st.composite
 def scenarios(draw: st.DrawFn, bulk: int = 60) -> Scenario:
     """The bundled policy, the DEMO policy or a generated one; one of its releases (or the latest); lines."""
-    source = draw(st.sampled_from(["generated", "generated", "bundled", "demo"]))
+    source = draw(st.sampled_from(["generated", "bundled", "demo"]))
     if source == "generated":
         tree = draw(generated_trees())
         policy = load_tree(tree)
@@ -472,8 +473,12 @@ def test_deciding_as_of_a_release_equals_deciding_on_the_tree_as_it_stood_then(
         case: tuple[PolicyTree, list[dict[str, Any]]], data: st.DataObject) -> None:
     tree, records = case
     release = data.draw(st.sampled_from(release_ids(tree)))
-    whole = fixed_policy(tree) if tree is BUNDLED_TREE or tree is DEMO_TREE else load_tree(tree)
-    then = load_tree(as_of(tree, release))
+    fixed = tree is BUNDLED_TREE or tree is DEMO_TREE
+    whole = fixed_policy(tree) if fixed else load_tree(tree)
+    key = (id(tree), release)
+    if not fixed or key not in _AS_OF:
+        _AS_OF[key] = load_tree(as_of(tree, release))
+    then = _AS_OF.pop(key) if not fixed else _AS_OF[key]
     assert then.latest.id == release
     for rec in records:
         line = parse_line(rec, whole.program)
@@ -539,7 +544,7 @@ def test_a_release_that_only_adds_never_takes_payment_away(case: tuple[PolicyTre
                                                           rnd: random.Random) -> None:
     _, grown, old, new = case
     policy = load_tree(grown)
-    for rec in quick_records(grown, rnd, 80):
+    for rec in quick_records(grown, rnd, 50):
         line = parse_line(rec, policy.program)
         before = evaluate(policy, line, release=old)
         if before.payable:
@@ -552,14 +557,13 @@ def with_ends(draw: st.DrawFn) -> tuple[PolicyTree, str, str]:
     tree = draw(generated_trees())
     old = release_ids(tree)[-1]
     _new_release(tree, "GEN-END", draw(st.integers(0, 60)))
-    ended = False
-    for doc in tree.codes.values():
-        for p in doc["periods"]:
-            if "end" not in p and draw(st.booleans()):
-                p["end"] = _iso(_day(p["effective"]) + dt.timedelta(days=draw(st.integers(0, SPAN_DAYS))))
-                p["ended_in"] = "GEN-END"
-                ended = True
-    assume(ended)
+    open_periods = [p for doc in tree.codes.values() for p in doc["periods"] if "end" not in p]
+    assume(open_periods)
+    chosen = draw(st.lists(st.sampled_from(range(len(open_periods))), min_size=1, unique=True))
+    for i in chosen:
+        p = open_periods[i]
+        p["end"] = _iso(_day(p["effective"]) + dt.timedelta(days=draw(st.integers(0, SPAN_DAYS))))
+        p["ended_in"] = "GEN-END"
     return tree, old, "GEN-END"
 
 
@@ -568,7 +572,7 @@ def with_ends(draw: st.DrawFn) -> tuple[PolicyTree, str, str]:
 def test_ending_a_period_never_makes_a_line_payable(case: tuple[PolicyTree, str, str], rnd: random.Random) -> None:
     tree, old, new = case
     policy = load_tree(tree)
-    for rec in quick_records(tree, rnd, 80):
+    for rec in quick_records(tree, rnd, 50):
         line = parse_line(rec, policy.program)
         before = evaluate(policy, line, release=old)
         if not before.payable:
@@ -651,7 +655,7 @@ def _schema_strategy(kind: str) -> st.SearchStrategy[Any]:
 def schema_documents(draw: st.DrawFn) -> dict[str, bytes]:
     """A policy folder in which one document is generated from its JSON Schema."""
     kind = draw(st.sampled_from(["code", "code", "program", "releases"]))
-    files = _base_files()
+    files = _base_files(("T1016",))
     doc = draw(_schema_strategy(kind))
     if kind == "code":
         # mostly named as its code (so the meaning checks run), sometimes not
@@ -695,6 +699,8 @@ def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
         name = draw(st.sampled_from(sorted(files)))
         if draw(st.integers(0, 9)) == 0:
             raw = bytearray(files[name])
+            if not raw:  # already cut to nothing by an earlier edit
+                continue
             at = draw(st.integers(0, len(raw) - 1))
             how = draw(st.sampled_from(["cut", "byte", "drop"]))
             if how == "cut":
@@ -760,9 +766,7 @@ def test_formatting_is_idempotent_and_never_changes_a_decision(case: tuple[Polic
         for path in sorted(root.rglob("*.json")):
             once = fmt.format_text(path.read_text(encoding="utf-8"), path)
             assert fmt.format_text(once, path) == once, path.name
-        result = fmt.fmt(root)
-        assert not result.errors
-        assert fmt.fmt(root, check=True).ok
+            path.write_text(once, encoding="utf-8")
         after = load_policy(root)
     assert after.hash == before.hash
     release = rnd.choice([None, *release_ids(tree)])
