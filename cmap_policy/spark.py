@@ -478,6 +478,11 @@ def errors_path_for(output: str) -> str:
     errors_name = default_errors_path(Path(name)).name
     return f"{head}/{errors_name}" if head or output.startswith("/") else errors_name
 
+def _is_uri(path: str) -> bool:
+    """``s3://...``, ``hdfs:///...``, ``dbfs:/...``: a path for Spark's file systems, not this machine's."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", path) is not None
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -486,7 +491,7 @@ def _first_line(err: BaseException) -> str:
 def _safe_to_overwrite(path: str) -> str | None:
     """Why ``path`` must not be replaced by Spark's output (which deletes what is there), or None."""
     p = Path(path)
-    if "://" in path or not p.exists():
+    if _is_uri(path) or not p.exists():
         return None
     if p.is_file():
         return f"{path} is a file; Spark writes a directory of Parquet files: name a new directory"
@@ -509,7 +514,7 @@ def cli_run(input_file: str | None, output: str, *, policy: Policy, release: str
         return fail("--engine spark writes a directory of Parquet files: give -o OUTPUT", 2)
     if input_format not in (None, "parquet"):
         return fail("--engine spark reads Parquet; for CSV, JSON Lines or X12 use --engine duckdb", 2)
-    if "://" not in input_file and not Path(input_file).exists():
+    if not _is_uri(input_file) and not Path(input_file).exists():
         return fail(f"no such file or directory: {input_file}", 1)
     for path in (output, errors_file or errors_path_for(output)):
         reason = _safe_to_overwrite(path)
