@@ -536,7 +536,11 @@ def with_additions(draw: st.DrawFn) -> tuple[PolicyTree, PolicyTree, str, str]:
                              "category": "behavioral-health", "periods": [draw(new_period(start, end, "GEN-ADD"))]}
     for code in draw(st.lists(st.sampled_from(sorted(tree.codes)), unique=True, max_size=3)):
         doc = grown.codes[code]
-        start = DAY0 + dt.timedelta(days=draw(st.integers(-400, SPAN_DAYS + 400)))
+        ends = [b for _, b in _spans(doc)]
+        if dt.date.max not in ends and draw(st.booleans()):  # the next row after the code's last, ended one
+            start = max(ends) + dt.timedelta(days=draw(st.integers(1, 30)))
+        else:
+            start = DAY0 + dt.timedelta(days=draw(st.integers(-400, SPAN_DAYS + 400)))
         end = start + dt.timedelta(days=draw(st.integers(0, 400)))
         if all(end < a or start > b for a, b in _spans(doc)):  # only into a gap: periods never overlap
             doc["periods"].append(draw(new_period(start, end, "GEN-ADD")))
@@ -695,12 +699,16 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 3000) | st.text
                                                                                    max_size=3), max_leaves=6)
 
 
+_REFERENCES = frozenset({"introduced_in", "ended_in", "source", "category", "modality", "modalities", "implements",
+                         "claim_types"})
+
+
 @st.composite
 def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
     """The bundled files with a few random edits: values replaced, keys dropped or added, items repeated or
     dropped, dates moved, or the bytes themselves damaged."""
     files = _base_files(("90791", "97153", "97156", "H2014", "T1016"))
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(1, 2))):
         name = draw(st.sampled_from(sorted(files)))
         if draw(st.integers(0, 9)) == 0:
             raw = bytearray(files[name])
@@ -720,7 +728,32 @@ def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
             doc = json.loads(files[name])
         except ValueError:
             continue
-        path = draw(st.sampled_from(_paths(doc)))
+        paths = _paths(doc)
+        refs = [p for p in paths if (p and p[-1] in _REFERENCES) or (len(p) > 1 and p[-2] in _REFERENCES)]
+        if refs and draw(st.booleans()):
+            # a well-formed id that names nothing (or the wrong kind of thing): only the meaning checks catch it
+            kinds = sorted({p[-1] if p[-1] in _REFERENCES else p[-2] for p in refs})
+            kind = draw(st.sampled_from(kinds))  # each kind of reference equally, however many of each
+            path = draw(st.sampled_from([p for p in refs if kind in (p[-1], p[-2] if len(p) > 1 else None)]))
+            target: Any = doc
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = draw(st.sampled_from(["PB-1999-01", "NOPE", "GENERATED", "audio-only", "crisis",
+                                                     "TABLE-2025-12-26", "behavioral-health", "EO-7F-7G"]))
+            files[name] = _dump(doc)
+            continue
+        spans = [p for p in paths if p and p[-1] == "end"]
+        if spans and draw(st.integers(0, 3)) == 0:
+            # an end before its period's effective date
+            path = draw(st.sampled_from(spans))
+            period: Any = doc
+            for part in path[:-1]:
+                period = period[part]
+            start = _day(period["effective"]) if isinstance(period.get("effective"), str) else DAY0
+            period["end"] = (start - dt.timedelta(days=draw(st.integers(1, 400)))).isoformat()
+            files[name] = _dump(doc)
+            continue
+        path = draw(st.sampled_from(paths))
         parent: Any = doc
         for part in path[:-1]:
             parent = parent[part]
