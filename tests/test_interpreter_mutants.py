@@ -3,6 +3,7 @@ Hypothesis properties found: each asserts one exact behaviour of the interpreter
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from pathlib import Path
@@ -292,3 +293,23 @@ def test_one_slot_one_decision(policies: dict[str, Policy]) -> None:
             assert d == decide(policy, line("97153", day, *mods))
             assert day not in d.reasons[0].message
         assert found[0] is found[1] is found[2]
+
+
+def test_a_broken_limit_is_a_denial_not_a_condition_to_confirm(policies: dict[str, Policy]) -> None:
+    demo = policies[DEMO]
+    for probe in (line("99992", "2024-06-01", "95", units=5), line("99991", "2024-06-01", "95", member_age=40),
+                  line("99991", "2025-06-01", "95", provider_type="dentist"),
+                  line("99991", "2024-06-01", "93", member_age=9, established_patient=False)):
+        for d in (decide(demo, probe), evaluate(demo, probe), evaluate(demo, probe)):
+            assert not d.payable and d.to_confirm == ()
+
+
+def test_the_cache_splits_slots_where_an_attestation_ends(policies: dict[str, Policy]) -> None:
+    demo = policies[DEMO]  # DEMO_FIRST_YEAR applies from 2024-01-01 to 2024-12-31
+    days = ["2024-12-29", "2024-12-30", "2024-12-31", "2025-01-01", "2025-01-02", "2025-01-03"]
+    for order in (days, days[::-1]):
+        fresh = dataclasses.replace(demo)  # a cache of its own for each order
+        for day in order:
+            d = evaluate(fresh, line("99992", day, "95"))
+            assert d == decide(demo, line("99992", day, "95"))
+            assert ("DEMO_FIRST_YEAR" in [a.id for a in d.attestations]) == (day <= "2024-12-31")
