@@ -19,9 +19,10 @@ as is by both SQL engines:
 - The line checks are those of ``lines.parse_line``, run by ``batch.check_value``
   (the DuckDB engine's checks) once per distinct value of each checked column.
   The distinct values are gathered in one small job, checked on the driver and
-  joined back as broadcast lookup tables. A claim file's codes, dates, modifiers
-  and places of service take few values, so this costs one scan of those
-  columns, and no Spark expression has to mimic Python's parsing.
+  joined back from one broadcast lookup table. A claim file's codes, dates,
+  modifiers and places of service take few values, so this costs one scan of
+  those columns, and no Spark expression has to mimic Python's parsing. (A list
+  of modifiers is checked as the list it is, as parse_line does.)
 - The policy is compiled by ``sqlrules.compile_tables`` and travels as small
   broadcast tables.
 - The decision is ``sqlrules.decision_sql(..., dialect="spark")``: DuckDB SQL
@@ -62,10 +63,6 @@ from .sqlrules import EPOCH, LINE_COLUMNS, PolicyTables, compile_tables, decisio
 
 DECISION_COLUMNS = ("outcome", "reasons", "period", "modality", "release", "policy_hash")
 ERROR_COLUMNS = ("error", "error_field")
-# What `cmap-policy eval` writes, as the DuckDB engine does (batch._OUTPUT_SCHEMA and batch.ERROR_SCHEMA);
-# a directory of several files adds the file each line came from.
-OUTPUT_COLUMNS = ("line", "line_id", "claim_id", "code", "date", *DECISION_COLUMNS)
-ERROR_OUTPUT_COLUMNS = ("line", "field", "error")
 
 # Python's str.strip() removes exactly these (str.isspace); Java's \s knows only six of them.
 _WS = "[\\t\\n\\x0B\\f\\r\\x1C-\\x20\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"

@@ -49,6 +49,7 @@ if (_why := _missing()) is not None:
     pytest.skip(_why, allow_module_level=True)
 
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
 
 from cmap_policy import spark as engine  # noqa: E402
 
@@ -178,7 +179,7 @@ def test_malformed_lines_are_reported_not_dropped(spark: SparkSession, bundled: 
         {"line_id": "two-errors", "code": "ABCDEF", "date": "2026-02-30"},
         {"line_id": "quote's", "code": "90791", "date": "2026-01-05", "modality": "it's \\ odd"},
     ]
-    df = _text_frame(spark, records).withColumn("member_id", engine.F.lit("M1"))  # an extra column is carried
+    df = _text_frame(spark, records).withColumn("member_id", F.lit("M1"))  # an extra column is carried
     decided = engine.evaluate(df, bundled)
     rows = [r.asDict() for r in decided.collect()]
     assert _compare(bundled, records, rows, None) == []
