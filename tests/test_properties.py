@@ -547,13 +547,23 @@ def with_additions(draw: st.DrawFn) -> tuple[PolicyTree, PolicyTree, str, str]:
     return tree, grown, old, "GEN-ADD"
 
 
+def boundary_records(tree: PolicyTree) -> list[dict[str, Any]]:
+    """A line on each first and last day of every period, once per modality: where a change of table shows."""
+    out = []
+    for doc in tree.codes.values():
+        for p in doc["periods"]:
+            for day in (p["effective"], p.get("end", p["effective"])):
+                out.extend({"code": doc["code"], "date": day, "modifiers": [m]} for m in ("95", "93", "GQ"))
+    return out
+
+
 @PROPERTY
 @given(with_additions(), SEEDED)
 def test_a_release_that_only_adds_never_takes_payment_away(case: tuple[PolicyTree, PolicyTree, str, str],
                                                           rnd: random.Random) -> None:
     _, grown, old, new = case
     policy = load_tree(grown)
-    for rec in quick_records(grown, rnd, 50):
+    for rec in boundary_records(grown) + quick_records(grown, rnd, 40):
         line = parse_line(rec, policy.program)
         before = evaluate(policy, line, release=old)
         if before.payable:
@@ -581,7 +591,7 @@ def with_ends(draw: st.DrawFn) -> tuple[PolicyTree, str, str]:
 def test_ending_a_period_never_makes_a_line_payable(case: tuple[PolicyTree, str, str], rnd: random.Random) -> None:
     tree, old, new = case
     policy = load_tree(tree)
-    for rec in quick_records(tree, rnd, 50):
+    for rec in boundary_records(tree) + quick_records(tree, rnd, 40):
         line = parse_line(rec, policy.program)
         before = evaluate(policy, line, release=old)
         if not before.payable:
