@@ -13,9 +13,9 @@ import json
 from bisect import bisect_right
 from typing import Any, NamedTuple
 
+from cmap_policy.engines.sqlrules import _segments, day_number
 from cmap_policy.model import ClaimLine, Policy
 from cmap_policy.reasons import ORDER
-from cmap_policy.sqlrules import _segments, day_number
 
 Answer = tuple[str, tuple[str, ...], "str | None"]
 

@@ -7,7 +7,7 @@ For each size, both engines decide the same Parquet file into Parquet:
 
 - end to end, as `cmap-policy eval` in a child process (DuckDB: `--engine duckdb`;
   Spark: `--engine spark --master local[*]`, so the JVM start is included);
-- warm, in this process: the DuckDB engine's `batch.run`, and `cmap_policy.spark.run`
+- warm, in this process: the DuckDB engine's `batch.run`, and `cmap_policy.engines.spark.run`
   on a Spark session that has already decided a small file (the case of a
   cluster, where the session outlives one file).
 
@@ -43,8 +43,8 @@ sys.path.insert(0, str(HERE))
 from run import make_data  # noqa: E402  (the input generator of benchmarks/run.py)
 
 from cmap_policy import load_policy  # noqa: E402
-from cmap_policy import spark as spark_engine  # noqa: E402
-from cmap_policy.batch import run as duckdb_run  # noqa: E402
+from cmap_policy.engines import spark as spark_engine  # noqa: E402
+from cmap_policy.engines.batch import run as duckdb_run  # noqa: E402
 from cmap_policy.testing import synthetic_policy, write_tree  # noqa: E402
 
 
@@ -101,14 +101,14 @@ def main() -> None:
         spark = spark_engine.session(args.master)
         warm_src, _ = make_data(policy, 10_000, tmp)
         spark_engine.run(spark, str(warm_src), str(tmp / "warm-spark"), policy=policy)  # JIT and caches warm
-        duckdb_run(warm_src, tmp / "warm-duck.parquet", policy=policy, progress=False)
+        duckdb_run(warm_src, tmp / "warm-duck.parquet", policy=policy)
         for n in sizes:
             src, _ = make_data(policy, n, tmp)
             duck_out, spark_out = tmp / f"duck-{n}.parquet", tmp / f"spark-{n}"
             row: dict[str, Any] = {"lines": n}
 
             t = time.perf_counter()
-            duckdb_run(src, duck_out, policy=policy, progress=False)
+            duckdb_run(src, duck_out, policy=policy)
             row["duckdb_warm_s"] = time.perf_counter() - t
             t = time.perf_counter()
             spark_engine.run(spark, str(src), str(spark_out), policy=policy)

@@ -12,7 +12,7 @@ from .errors import LineError, PolicyError, Problem
 from .explain import explain
 from .interpreter import evaluate
 from .lines import parse_line
-from .loader import load_policy
+from .load.loader import load_policy
 from .model import ClaimLine, Decision, Outcome, Period, Policy, Reason
 
 __all__ = [

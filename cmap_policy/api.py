@@ -11,9 +11,10 @@ from typing import IO, Any, cast
 
 from .errors import LineError, PolicyError, Problem
 from .interpreter import evaluate, find_period
-from .lines import lines_from_records, read_lines
-from .loader import load_policy
+from .lines import format_of, lines_from_records, read_lines
+from .load.loader import load_policy
 from .model import ClaimLine, Decision, Period, Policy
+from .x12 import looks_like_x12, read_x12
 
 
 def _policy(policy: Policy | str | Path | None) -> Policy:
@@ -64,11 +65,8 @@ def eval_lines(
         yield from _decide(parsed, pol, release)
     elif isinstance(source, (str, Path)):
         path = Path(source)
-        fmt = input_format or {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
-                               ".837": "x12", ".x12": "x12", ".edi": "x12"}.get(path.suffix.lower())
-        if fmt == "x12" or (fmt is None and _is_x12(path)):
-            from .x12 import read_x12
-
+        fmt = input_format or file_format(path)
+        if fmt == "x12":
             yield from _decide(read_x12(path, pol.program), pol, release)
             return
         with path.open(encoding="utf-8-sig", newline="") as stream:
@@ -79,10 +77,9 @@ def eval_lines(
         yield from _decide(lines_from_records(source, pol.program), pol, release)
 
 
-def _is_x12(path: Path) -> bool:
-    from .x12 import looks_like_x12
-
-    return looks_like_x12(path)
+def file_format(path: str | Path) -> str | None:
+    """The format of a claims file: by its extension, else x12 when it starts with an ISA header, else None."""
+    return format_of(path) or ("x12" if looks_like_x12(path) else None)
 
 
 def _decide(parsed: Iterable[tuple[int, ClaimLine | LineError]], policy: Policy,
@@ -100,7 +97,7 @@ def validate(path: str | Path | None = None) -> list[Problem]:
         policy = load_policy(path)
     except PolicyError as err:
         return err.problems
-    from .faq import check_faqs  # FAQs refer to the loaded policy's codes, sources and releases
+    from .load.faq import check_faqs  # FAQs refer to the loaded policy's codes, sources and releases
 
     return check_faqs(policy)[1]
 

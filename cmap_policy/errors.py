@@ -1,12 +1,28 @@
-"""Problems as values: every error names a place, says what is wrong and how to fix it.
+"""Problems as values, and every error ``cmap_policy`` raises, under one root.
 
 Like jsonschema's ``ValidationError``, a ``Problem`` carries a path (file, line,
 column and JSON pointer), a message and the rule that failed, so that tools
 can sort, filter and render problems rather than parse strings.
+
+Every exception the package raises on purpose is a ``CmapPolicyError``, so a caller
+can catch them all in one place; each subsystem has its own subclass, all of them
+here so the whole family reads at a glance::
+
+    CmapPolicyError
+    ├── PolicyError            a policy tree that does not load (``problems``)
+    │   └── SpecFileError      an authors' test file that does not load
+    ├── UnknownReleaseError    a release id the policy does not have (also a KeyError)
+    ├── LineError              one malformed claim line (also a ValueError)
+    ├── InputError             input that cannot be read as claim lines at all
+    ├── TableError             a spreadsheet that cannot be imported or exported
+    ├── DiffError              a side of a diff that cannot be read
+    ├── EditError              an edit command that cannot be applied
+    └── FmtError               a tree the formatter cannot read
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -41,7 +57,11 @@ class Problem:
         }
 
 
-class PolicyError(Exception):
+class CmapPolicyError(Exception):
+    """The root of every error the package raises on purpose."""
+
+
+class PolicyError(CmapPolicyError):
     """The policy tree could not be loaded; ``problems`` lists every problem found."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -51,7 +71,24 @@ class PolicyError(Exception):
         super().__init__(first + more)
 
 
-class LineError(ValueError):
+class SpecFileError(PolicyError):
+    """A test file could not be read or makes no sense against the policy; ``problems`` locates each."""
+
+
+class UnknownReleaseError(CmapPolicyError, KeyError):
+    """A release id the policy does not have; the message lists the known ones."""
+
+    def __init__(self, release: str, known: tuple[str, ...]) -> None:
+        self.release = release
+        self.known = known
+        self.message = f"unknown release {release!r} (known: {', '.join(known)})"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class LineError(CmapPolicyError, ValueError):
     """One claim line is malformed. ``field`` names the field, ``line`` the input line (1-based)."""
 
     def __init__(self, message: str, *, field: str | None = None, line: int | None = None) -> None:
@@ -73,3 +110,31 @@ class LineError(ValueError):
 
     def as_dict(self) -> dict[str, object]:
         return {"line": self.line, "field": self.field, "error": self.message}
+
+
+class InputError(CmapPolicyError):
+    """The input cannot be read as claim lines at all: an unknown format, an unreadable file."""
+
+
+class TableError(CmapPolicyError):
+    """The table or the request cannot be used at all (not a row problem); the message says what to do."""
+
+
+class DiffError(CmapPolicyError):
+    """BASE or HEAD could not be read; the message says which and what to do."""
+
+
+class EditError(CmapPolicyError):
+    """The edit was refused; nothing was written. ``problems`` holds what validation found, if it ran."""
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        self.message = message
+        self.problems = list(problems)
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *(str(p) for p in self.problems)])
+
+
+class FmtError(CmapPolicyError):
+    """A file could not be formatted; the message names the file and what to do."""

@@ -11,6 +11,7 @@ import datetime as dt
 from bisect import bisect_right
 
 from .model import (
+    MAX_AGE,
     Citation,
     ClaimLine,
     CodeView,
@@ -70,7 +71,7 @@ def _limit_reasons(lim: Limit, line: ClaimLine, rule: str, cite: Citation) -> tu
         if line.member_age is None:
             return None, True
         lo = lim.min_age if lim.min_age is not None else 0
-        hi = lim.max_age if lim.max_age is not None else 200
+        hi = lim.max_age if lim.max_age is not None else MAX_AGE
         if not lo <= line.member_age <= hi:
             return _reason("AGE_OUTSIDE_LIMIT", f"The member is {line.member_age}; the period allows ages "
                            f"{lo} to {hi if lim.max_age is not None else 'any'}. {lim.guideline}", rule, c), False
@@ -282,7 +283,7 @@ class _Reads:
     @classmethod
     def of(cls, p: Period) -> _Reads:
         return cls(tuple((lim.min_age if lim.min_age is not None else 0, lim.max_age if lim.max_age is not None
-                          else 200) for lim in p.limits if lim.kind == "age"),
+                          else MAX_AGE) for lim in p.limits if lim.kind == "age"),
                    tuple(frozenset(lim.provider_types) for lim in p.limits if lim.kind == "provider-type"),
                    tuple(lim.max_units if lim.max_units is not None else 1 << 62 for lim in p.limits
                          if lim.kind == "units-per-day"),
@@ -323,7 +324,7 @@ def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> 
     memo = _memo(policy)
     rel = memo.latest if release is None else release
     if rel not in memo.release_ids:
-        policy.release(rel)  # raises the usual KeyError
+        policy.release(rel)  # raises UnknownReleaseError
     key = memo.slot_key(rel, line)
     found = memo.slots.get(key)
     if found is None:

@@ -11,11 +11,12 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, Any, cast
 
 from .errors import LineError
-from .model import ClaimLine, Program
+from .model import MAX_AGE, MAX_UNITS, ClaimLine, Program
 
 MAX_LINE_BYTES = 1_000_000
 MAX_MODIFIERS = 4
@@ -25,6 +26,15 @@ POS_RE = re.compile(r"^[0-9]{2}$")
 RCC_RE = re.compile(r"^[0-9]{4}$")
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 CLAIM_TYPES = ("professional", "institutional")
+
+# The one map from a file's extension to the format of its claim lines, for every reader and writer.
+FORMATS_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
+                     ".pq": "parquet", ".837": "x12", ".x12": "x12", ".edi": "x12"}
+
+
+def format_of(path: str | Path) -> str | None:
+    """The format ``path``'s extension names (json, jsonl, csv, parquet, x12), or None."""
+    return FORMATS_BY_SUFFIX.get(Path(str(path)).suffix.lower())
 
 FIELDS = {
     "code": "procedure code (CPT or HCPCS Level II), required",
@@ -68,6 +78,9 @@ def _int(value: Any, field: str, lo: int, hi: int) -> int:
 
 
 def parse_date(value: Any, field: str = "date") -> dt.date:
+    """A date of service: strictly YYYY-MM-DD (a ``datetime.date`` passes as it is)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
     text = _text(value, field)
     if not DATE_RE.match(text):
         raise LineError(f"{text!r} is not a date in the form YYYY-MM-DD", field=field)
@@ -77,9 +90,56 @@ def parse_date(value: Any, field: str = "date") -> dt.date:
         raise LineError(f"{text} is not a real calendar date", field=field) from None
 
 
-def _modifiers(value: Any) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
+# --- one check per field ---
+#
+# Each takes the field's value (never blank: a blank value is an absent field) and the
+# modalities the program knows, and returns the value as a ClaimLine holds it or raises a
+# LineError naming the field. ``parse_line`` and the batch and Spark engines all call
+# these, so the engines cannot drift from the interpreter's reading of a line.
+
+def check_code(value: Any, modalities: Collection[str] = ()) -> str:
+    code = _text(value, "code").upper()
+    if not CODE_RE.match(code):
+        raise LineError(f"{code!r} is not a procedure code (five characters: a CPT code such as 90834 or a "
+                        "HCPCS code such as T1016)", field="code")
+    return code
+
+
+def check_claim_type(value: Any, modalities: Collection[str] = ()) -> str:
+    claim_type = _text(value, "claim_type").lower()
+    if claim_type not in CLAIM_TYPES:
+        raise LineError(f"{claim_type!r} is not a claim type (professional or institutional)", field="claim_type")
+    return claim_type
+
+
+def check_pos(value: Any, modalities: Collection[str] = ()) -> str:
+    pos = _text(value, "pos")
+    pos = pos.zfill(2) if pos.isdigit() and len(pos) == 1 else pos
+    if not POS_RE.match(pos):
+        raise LineError(f"{pos!r} is not a place of service (two digits, such as 02, 10 or 11)", field="pos")
+    return pos
+
+
+def check_rcc(value: Any, modalities: Collection[str] = ()) -> str:
+    rcc = _text(value, "rcc")
+    rcc = rcc.zfill(4) if rcc.isdigit() and len(rcc) == 3 else rcc
+    if not RCC_RE.match(rcc):
+        raise LineError(f"{rcc!r} is not a revenue center code (four digits, such as 0900)", field="rcc")
+    return rcc
+
+
+def check_modality(value: Any, modalities: Collection[str] = ()) -> str:
+    modality = _text(value, "modality").lower()
+    if modality not in modalities:
+        raise LineError(f"unknown modality {modality!r} (known: {', '.join(modalities)})", field="modality")
+    return modality
+
+
+def check_date(value: Any, modalities: Collection[str] = ()) -> dt.date:
+    return parse_date(value)
+
+
+def check_modifiers(value: Any, modalities: Collection[str] = ()) -> tuple[str, ...]:
     items: list[Any]
     if isinstance(value, str):
         items = [v for v in re.split(r"[\s,;:|]+", value) if v]
@@ -99,7 +159,15 @@ def _modifiers(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _bool(value: Any, field: str) -> bool:
+def check_member_age(value: Any, modalities: Collection[str] = ()) -> int:
+    return _int(value, "member_age", 0, MAX_AGE)
+
+
+def check_units(value: Any, modalities: Collection[str] = ()) -> int:
+    return _int(value, "units", 0, MAX_UNITS)
+
+
+def check_established_patient(value: Any, modalities: Collection[str] = ()) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -107,7 +175,40 @@ def _bool(value: Any, field: str) -> bool:
         return True
     if text in ("false", "no", "n", "0"):
         return False
-    raise LineError(f"expected true or false, got {value!r}", field=field)
+    raise LineError(f"expected true or false, got {value!r}", field="established_patient")
+
+
+def _free_text(name: str) -> Callable[[Any, Collection[str]], str]:
+    def check(value: Any, modalities: Collection[str] = ()) -> str:
+        return _text(value, name)
+
+    return check
+
+
+# every field's check, in the order parse_line meets them: when several fields are bad, the first names the error
+CHECKS: dict[str, Callable[[Any, Collection[str]], Any]] = {
+    "code": check_code,
+    "claim_type": check_claim_type,
+    "pos": check_pos,
+    "rcc": check_rcc,
+    "modality": check_modality,
+    "date": check_date,
+    "modifiers": check_modifiers,
+    "member_age": check_member_age,
+    "provider_type": _free_text("provider_type"),
+    "units": check_units,
+    "established_patient": check_established_patient,
+    "line_id": _free_text("line_id"),
+    "claim_id": _free_text("claim_id"),
+}
+REQUIRED = ("code", "date")
+MISSING = "missing: every line needs a procedure code and a date of service"
+
+
+def canonical_field(name: Any) -> str:
+    """The field a key or column heading names (aliases and case aside)."""
+    key = str(name).strip().lower()
+    return ALIASES.get(key, key)
 
 
 def parse_line(data: Mapping[str, Any], program: Program) -> ClaimLine:
@@ -116,56 +217,18 @@ def parse_line(data: Mapping[str, Any], program: Program) -> ClaimLine:
         raise LineError(f"expected an object with the line's fields, got {type(data).__name__}")
     fields: dict[str, Any] = {}
     for key, value in data.items():
-        name = ALIASES.get(str(key).strip().lower(), str(key).strip().lower())
+        name = canonical_field(key)
         if name not in FIELDS:
             raise LineError(f"unknown field (known: {', '.join(FIELDS)})", field=str(key))
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         fields[name] = value
-    for required in ("code", "date"):
+    for required in REQUIRED:
         if required not in fields:
-            raise LineError("missing: every line needs a procedure code and a date of service", field=required)
-    code = _text(fields["code"], "code").upper()
-    if not CODE_RE.match(code):
-        raise LineError(f"{code!r} is not a procedure code (five characters: a CPT code such as 90834 or a "
-                        "HCPCS code such as T1016)", field="code")
-    claim_type = _text(fields.get("claim_type", "professional"), "claim_type").lower()
-    if claim_type not in CLAIM_TYPES:
-        raise LineError(f"{claim_type!r} is not a claim type (professional or institutional)", field="claim_type")
-    pos = None
-    if "pos" in fields:
-        pos = _text(fields["pos"], "pos")
-        pos = pos.zfill(2) if pos.isdigit() and len(pos) == 1 else pos
-        if not POS_RE.match(pos):
-            raise LineError(f"{pos!r} is not a place of service (two digits, such as 02, 10 or 11)", field="pos")
-    rcc = None
-    if "rcc" in fields:
-        rcc = _text(fields["rcc"], "rcc")
-        rcc = rcc.zfill(4) if rcc.isdigit() and len(rcc) == 3 else rcc
-        if not RCC_RE.match(rcc):
-            raise LineError(f"{rcc!r} is not a revenue center code (four digits, such as 0900)", field="rcc")
-    modality = None
-    if "modality" in fields:
-        modality = _text(fields["modality"], "modality").lower()
-        if modality not in program.modalities:
-            raise LineError(f"unknown modality {modality!r} (known: {', '.join(program.modalities)})",
-                            field="modality")
-    return ClaimLine(
-        code=code,
-        date=parse_date(fields["date"]),
-        modifiers=_modifiers(fields.get("modifiers")),
-        pos=pos,
-        claim_type=claim_type,
-        rcc=rcc,
-        modality=modality,
-        member_age=_int(fields["member_age"], "member_age", 0, 130) if "member_age" in fields else None,
-        provider_type=_text(fields["provider_type"], "provider_type") if "provider_type" in fields else None,
-        units=_int(fields["units"], "units", 0, 100_000) if "units" in fields else None,
-        established_patient=(_bool(fields["established_patient"], "established_patient")
-                             if "established_patient" in fields else None),
-        line_id=_text(fields["line_id"], "line_id") if "line_id" in fields else None,
-        claim_id=_text(fields["claim_id"], "claim_id") if "claim_id" in fields else None,
-    )
+            raise LineError(MISSING, field=required)
+    modalities = tuple(program.modalities)
+    checked = {name: check(fields[name], modalities) for name, check in CHECKS.items() if name in fields}
+    return ClaimLine(**checked)
 
 
 Parsed = tuple[int, "ClaimLine | LineError"]

@@ -12,7 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .errors import UnknownReleaseError
+
 Date = dt.date
+
+MAX_AGE = 130  # the oldest member age a claim line may carry, in whole years
+MAX_UNITS = 100_000  # the most units a claim line may carry for one day
 
 
 class Outcome(StrEnum):
@@ -257,8 +262,7 @@ class Policy:
         for rel in self.releases:
             if rel.id == release_id:
                 return rel
-        known = ", ".join(r.id for r in self.releases)
-        raise KeyError(f"unknown release {release_id!r} (known: {known})")
+        raise UnknownReleaseError(release_id, tuple(r.id for r in self.releases))
 
 
 @dataclass(frozen=True, slots=True)

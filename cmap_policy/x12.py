@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LineError
+from .lines import parse_line
 from .model import ClaimLine, Program
 
 Parsed = tuple[int, "ClaimLine | LineError"]
@@ -113,7 +114,6 @@ def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
         yield 1, LineError("reading X12 needs pyx12: pip install 'cmap-policy[batch]'", line=1, field="interchange")
         return
 
-    from .lines import parse_line
 
     if not text.startswith("ISA"):
         yield 1, LineError("segment 1: the interchange does not begin with an ISA segment", line=1, field="ISA")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cmap_policy.interpreter import evaluate
-from cmap_policy.loader import load_policy
+from cmap_policy.load.loader import load_policy
 from cmap_policy.model import ClaimLine, Period, Policy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmap_policy import LineError, eval_lines, evaluate, load_policy, parse_line
-from cmap_policy.batch import Engine, lines_table, run
+from cmap_policy.engines.batch import Engine, run
+from cmap_policy.engines.files import lines_table
+from cmap_policy.engines.sqlrules import compile_tables, decision_sql
 from cmap_policy.model import Policy
-from cmap_policy.sqlrules import compile_tables, decision_sql
 from cmap_policy.testing import synthetic_policy, write_tree
 from cmap_policy.testing.claims import random_records
 from cmap_policy.testing.strategies import claim_records, policy_trees
@@ -52,7 +53,7 @@ def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
 
 def _compare_file(policy: Policy, src: Path, out: Path, release: str | None = None) -> tuple[int, int]:
     """Decide ``src`` with both engines; assert every decision and every error agree. (decided, errors)."""
-    summary = run(src, out, policy=policy, release=release, progress=False)
+    summary = run(src, out, policy=policy, release=release)
     got = pq.read_table(out).to_pylist()
     got_errors = [json.loads(x) for x in out.with_name(out.name.replace(".parquet", ".errors.jsonl")).open()]
     want = list(eval_lines(src, policy=policy, release=release))
@@ -144,7 +145,7 @@ def test_typed_parquet_columns(tmp_path: Path, bundled: Policy) -> None:
             r["established_patient"]) for r in records], pa.bool_()),
     })
     pq.write_table(table, tmp_path / "in.parquet")
-    summary = run(tmp_path / "in.parquet", tmp_path / "out.parquet", policy=bundled, progress=False)
+    summary = run(tmp_path / "in.parquet", tmp_path / "out.parquet", policy=bundled)
     assert summary.errors == 0
     got = pq.read_table(tmp_path / "out.parquet").to_pylist()
     for rec, g in zip(table.to_pylist(), got, strict=True):
@@ -160,7 +161,7 @@ def test_malformed_lines_go_to_the_errors_output(tmp_path: Path, bundled: Policy
     lines = ["code,date,modifiers", good, "T1016,2026-01-05", "T1016,2026-01-05,93,extra", "T1016,2026-02-30,93",
              ",2026-01-05,95", "90791,,95", good, 'T1016,"2026-01-05,93', good]
     src.write_bytes(("\n".join(lines) + "\n").encode() + b"T1016,2026-01-05,\xff\xfe\n" + (good + "\n").encode())
-    summary = run(src, tmp_path / "out.csv", policy=bundled, progress=False)
+    summary = run(src, tmp_path / "out.csv", policy=bundled)
     errors = [json.loads(x) for x in (tmp_path / "out.errors.jsonl").open()]
     decided = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert summary.read == 11 == len(decided) + len(errors)
@@ -182,9 +183,9 @@ def test_jsonl_input_matches_the_interpreter(tmp_path: Path, bundled: Policy) ->
 def test_every_output_format_keeps_the_input_order(tmp_path: Path, bundled: Policy) -> None:
     src = tmp_path / "in.csv"
     _write_csv(src, list(random_records(bundled, 5000, seed=5)))
-    run(src, tmp_path / "o.parquet", policy=bundled, progress=False)
-    run(src, tmp_path / "o.csv", policy=bundled, progress=False)
-    run(src, tmp_path / "o.jsonl", policy=bundled, progress=False)
+    run(src, tmp_path / "o.parquet", policy=bundled)
+    run(src, tmp_path / "o.csv", policy=bundled)
+    run(src, tmp_path / "o.jsonl", policy=bundled)
     parquet = pq.read_table(tmp_path / "o.parquet").to_pylist()
     rows = list(csv.DictReader((tmp_path / "o.csv").open()))
     jsonl = [json.loads(x) for x in (tmp_path / "o.jsonl").open()]
@@ -194,18 +195,18 @@ def test_every_output_format_keeps_the_input_order(tmp_path: Path, bundled: Poli
 
 
 def test_small_batches_give_the_same_answers(tmp_path: Path, bundled: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cmap_policy.batch as batch
+    import cmap_policy.engines.files as files
 
     src = tmp_path / "in.csv"
     _write_csv(src, list(random_records(bundled, 3000, seed=6, messy=0.05)))
-    monkeypatch.setattr(batch, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 4096)
     _compare_file(bundled, src, tmp_path / "out.parquet")
 
 
 def test_an_unknown_column_fails_every_line(tmp_path: Path, bundled: Policy) -> None:
     src = tmp_path / "in.csv"
     src.write_text("code,date,colour\nT1016,2026-01-05,red\nT1016,2026-01-06,blue\n", encoding="utf-8")
-    summary = run(src, tmp_path / "out.csv", policy=bundled, progress=False)
+    summary = run(src, tmp_path / "out.csv", policy=bundled)
     errors = [json.loads(x) for x in (tmp_path / "out.errors.jsonl").open()]
     assert summary.decided == 0 and [e["field"] for e in errors] == ["colour", "colour"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cmap_policy import load_policy
-from cmap_policy.changelog import change_report, changelog, render_markdown
+from cmap_policy.authoring.changelog import change_report, changelog, render_markdown
+from cmap_policy.authoring.edit import code_add, code_end, code_set, release_new
 from cmap_policy.cli import main
-from cmap_policy.edit import code_add, code_end, code_set, release_new
 from cmap_policy.resources import policy_dir
 
 

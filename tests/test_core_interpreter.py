@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cmap_policy import Outcome, evaluate, load_policy
+from cmap_policy.errors import UnknownReleaseError
 from cmap_policy.reasons import REASONS
 from cmap_policy.testing import write_tree
 
@@ -131,7 +132,7 @@ def test_bitemporal_release(policy):
     # 90791 was not on the table as published before 2025-12-26.
     assert codes(evaluate(policy, line("90791", "2026-02-02", "95"), release="PB-2024-81")) == [
         "NOT_ON_TELEHEALTH_TABLE"]
-    with pytest.raises(KeyError, match="unknown release"):
+    with pytest.raises(UnknownReleaseError, match="unknown release"):
         evaluate(policy, line("90791", "2026-02-02", "95"), release="NOPE")
 
 

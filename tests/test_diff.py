@@ -17,10 +17,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmap_policy import ClaimLine, evaluate, load_policy, parse_line
+from cmap_policy.authoring.diff import (
+    NO_DECISION_CHANGES,
+    PolicyDiff,
+    Side,
+    diff,
+    line_class,
+    signature,
+    signature_dict,
+)
+from cmap_policy.authoring.edit import code_add, code_end, code_set, release_new
+from cmap_policy.authoring.fmt import fmt
 from cmap_policy.cli import main
-from cmap_policy.diff import NO_DECISION_CHANGES, PolicyDiff, Side, diff, line_class, signature, signature_dict
-from cmap_policy.edit import code_add, code_end, code_set, release_new
-from cmap_policy.fmt import fmt
 from cmap_policy.model import Policy
 from cmap_policy.resources import policy_dir
 from cmap_policy.testing import PolicyTree, write_tree

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from cmap_policy import api
+from cmap_policy.authoring.edit import EditError, code_add, code_end, code_set, release_new
+from cmap_policy.authoring.fmt import fmt
 from cmap_policy.cli import main
-from cmap_policy.edit import EditError, code_add, code_end, code_set, release_new
-from cmap_policy.fmt import fmt
 from cmap_policy.resources import policy_dir
 
 

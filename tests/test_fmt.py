@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmap_policy import evaluate, load_policy, parse_line
+from cmap_policy.authoring.fmt import fmt, format_document
 from cmap_policy.cli import main
-from cmap_policy.fmt import fmt, format_document
 from cmap_policy.resources import policy_dir
 from cmap_policy.testing import PolicyTree, write_tree
 from cmap_policy.testing.strategies import claim_records, policy_trees

@@ -34,7 +34,7 @@ from cmap_policy import api
 from cmap_policy.errors import PolicyError
 from cmap_policy.interpreter import decide, evaluate
 from cmap_policy.lines import parse_line
-from cmap_policy.loader import load_policy
+from cmap_policy.load.loader import load_policy
 from cmap_policy.model import ClaimLine, Decision, Outcome, Policy
 from cmap_policy.resources import examples_dir, schema_dir
 from cmap_policy.testing import PolicyTree, bundled_tree, read_tree, write_tree
@@ -805,7 +805,7 @@ def test_mutated_policy_files_load_or_fail_with_located_problems(files: dict[str
 @given(trees_with_lines(bulk=30), SEEDED)
 def test_formatting_is_idempotent_and_never_changes_a_decision(case: tuple[PolicyTree, list[dict[str, Any]]],
                                                                rnd: random.Random) -> None:
-    fmt = pytest.importorskip("cmap_policy.fmt")
+    fmt = pytest.importorskip("cmap_policy.authoring.fmt")
     tree, records = case
     messy = PolicyTree(reorder(tree.program, rnd), reorder(tree.releases, rnd), reorder(tree.codes, rnd))
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,14 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmap_policy.cli import main
-from cmap_policy.loader import load_policy
+from cmap_policy.load.faq import check_faqs, load_faqs
+from cmap_policy.load.loader import load_policy
 from cmap_policy.model import Policy
 from cmap_policy.reasons import REASONS
 from cmap_policy.resources import policy_dir, schema_dir
 from cmap_policy.site import contributing_page, generate_pages, repo_links, site_nav
-from cmap_policy.faq import check_faqs, load_faqs
-from cmap_policy.site_schema import every_property_documented, load_schemas
-from cmap_policy.site_table import TableOptions, all_rows, href, table_html
+from cmap_policy.site.schema_pages import every_property_documented, load_schemas
+from cmap_policy.site.table import TableOptions, all_rows, href, table_html
 from cmap_policy.testing.strategies import policy_trees
 from cmap_policy.testing.trees import write_tree
 
@@ -425,7 +425,7 @@ def test_written_sources_build_the_same_site_without_the_hook(site: BuiltSite, t
 
     import yaml
 
-    from cmap_policy.site_write import write_site_sources
+    from cmap_policy.site.write import write_site_sources
 
     root = Path(__file__).resolve().parent.parent
     files = write_site_sources(tmp_path / "src", config=root / "mkdocs.yml", today=site.today)

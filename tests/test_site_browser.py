@@ -20,7 +20,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 
-from cmap_policy.loader import load_policy
+from cmap_policy.load.loader import load_policy
 from cmap_policy.model import Policy
 
 from .site_support import ARTIFACTS, BuiltSite, build_site, in_force_ids

@@ -51,7 +51,7 @@ if (_why := _missing()) is not None:
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from cmap_policy import spark as engine  # noqa: E402
+from cmap_policy.engines import spark as engine  # noqa: E402
 
 FIELDS = ("line_id", "claim_id", "code", "date", "modifiers", "pos", "claim_type", "rcc", "modality", "member_age",
           "provider_type", "units", "established_patient")
@@ -278,5 +278,6 @@ def test_cli_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_pyspark_loads_only_for_the_spark_engine() -> None:
-    code = "import sys, cmap_policy.cli, cmap_policy.batch; assert 'pyspark' not in sys.modules, 'pyspark loaded'"
+    code = ("import sys, cmap_policy.cli, cmap_policy.engines.batch; "
+            "assert 'pyspark' not in sys.modules, 'pyspark loaded'")
     subprocess.run([sys.executable, "-c", code], check=True)

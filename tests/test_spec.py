@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cmap_policy import load_policy, spec
+from cmap_policy import load_policy
+from cmap_policy.authoring import spec
 from cmap_policy.cli import main
 from cmap_policy.reasons import REASONS
 from cmap_policy.resources import examples_dir, policy_dir, schema_dir

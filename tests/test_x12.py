@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cmap_policy import ClaimLine, LineError, eval_lines, evaluate, load_policy
-from cmap_policy.batch import input_format, run
 from cmap_policy.cli import main
+from cmap_policy.engines.batch import input_format, run
 from cmap_policy.model import Policy
 from cmap_policy.x12 import looks_like_x12, read_x12
 
@@ -127,7 +127,7 @@ def test_the_batch_engine_decides_x12_as_the_interpreter_does(tmp_path: Path, po
         if f.suffix not in (".837", ".837i", ".txt"):
             continue
         out = tmp_path / f"{f.name}.parquet"
-        summary = run(f, out, policy=policy, input_fmt="x12", progress=False)
+        summary = run(f, out, policy=policy, input_fmt="x12")
         want = list(eval_lines(f, policy=policy, input_format="x12"))
         got = pq.read_table(out).to_pylist()
         decided = [w for w in want if w.decision is not None]

@@ -1,0 +1,185 @@
+"""``changelog``: what each release added, ended and changed, as data and as an Important Message.
+
+The data is one report per release, like the change files that ship with the
+NCCI edits: one record per row of the table that the release touched, with its
+dates and citation. A row is a period of a code. A release *adds* the periods
+it introduces and *ends* the periods it gives an end date; when it ends a
+period and starts a new one for the same code on the next day (what
+``cmap-policy code set`` writes), the two are reported as one *changed* row
+that lists the fields that differ.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from ..load.loader import load_policy
+from ..model import Code, Period, Policy, Release
+from .diff.rows import BOOKKEEPING
+
+ACTIONS = ("added", "changed", "ended")
+
+
+def _row(action: str, code: Code, p: Period) -> dict[str, Any]:
+    return {"action": action, "code": code.code, "system": code.system, "description": code.description,
+            "category": code.category, **p.as_dict()}
+
+
+def _release_dict(rel: Release) -> dict[str, Any]:
+    return {
+        "release": rel.id,
+        "published": rel.published.isoformat(),
+        "effective": rel.effective.isoformat(),
+        "summary": rel.summary,
+        "implements": [{"id": s.id, "title": s.title, "url": s.url, "kind": s.kind, "secondary": s.secondary}
+                       for s in rel.implements],
+    }
+
+
+def release_changes(policy: Policy, rel: Release) -> list[dict[str, Any]]:
+    """The rows ``rel`` added, ended or changed, by code."""
+    rows: list[dict[str, Any]] = []
+    for code in policy.codes.values():
+        added = [p for p in code.periods if p.introduced_in == rel.id]
+        ended = [p for p in code.periods if p.ended_in == rel.id]
+        replaced: set[int] = set()
+        for old in ended:
+            assert old.end is not None  # ended_in goes with end (schema)
+            nxt = old.end + dt.timedelta(days=1)
+            new = next((p for p in added if p.effective == nxt), None)
+            if new is None:
+                rows.append(_row("ended", code, old))
+                continue
+            replaced.add(id(new))
+            before, after = old.as_dict(), new.as_dict()
+            row = _row("changed", code, new)
+            row["previous"] = before
+            row["changes"] = [{"field": k, "before": before[k], "after": after[k]}
+                              for k in after if k not in BOOKKEEPING and before[k] != after[k]]
+            rows.append(row)
+        rows.extend(_row("added", code, p) for p in added if id(p) not in replaced)
+    rows.sort(key=lambda r: (ACTIONS.index(r["action"]), r["code"], r["effective"]))
+    return rows
+
+
+def change_report(policy: Policy, release: str | None = None) -> list[dict[str, Any]]:
+    """One report per release, oldest first (or only ``release``): the release and the rows it touched.
+
+    Each report is ``{"release", "published", "effective", "summary", "implements", "counts", "changes"}``;
+    each change is a row with ``action`` (added, changed, ended), the code, the period's fields and its
+    ``citation``; a changed row also has ``previous`` (the period it replaces) and ``changes``
+    (``field``, ``before``, ``after``).
+    """
+    releases = policy.releases if release is None else (policy.release(release),)
+    out = []
+    for rel in releases:
+        rows = release_changes(policy, rel)
+        report = _release_dict(rel)
+        report["counts"] = {a: sum(1 for r in rows if r["action"] == a) for a in ACTIONS}
+        report["changes"] = rows
+        out.append(report)
+    return out
+
+
+def changelog(release: str | None = None, *, policy: Policy | str | Path | None = None) -> list[dict[str, Any]]:
+    """The change report of the policy at ``policy`` (default: the bundled one); see ``change_report``."""
+    pol = policy if isinstance(policy, Policy) else load_policy(policy)
+    return change_report(pol, release)
+
+
+# --- Markdown, in the style of a CMAP Important Message -------------------------------------------------------------
+
+
+def _esc(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _source(c: dict[str, Any]) -> str:
+    text = c["title"] + (f", {c['section']}" if c.get("section") else "")
+    if c.get("secondary"):
+        text += " (secondary source: check the official table)"
+    return _esc(text)
+
+
+def _modalities(row: dict[str, Any]) -> str:
+    if row["status"] != "permitted":
+        return "not permitted via telehealth"
+    return " or ".join(row["modalities"])
+
+
+def _change_text(ch: dict[str, Any]) -> str:
+    def shown(v: Any) -> str:
+        if isinstance(v, list):
+            return ", ".join(str(x) if not isinstance(x, dict) else x.get("guideline", "") for x in v) or "none"
+        if isinstance(v, dict):
+            return str(v.get("source", ""))
+        return str(v) if v not in (None, "") else "none"
+
+    if ch["field"] == "guideline":
+        return "new guideline"  # the guideline column shows it
+    if ch["field"] == "citation":
+        return f"source: {shown(ch['before'])} → {shown(ch['after'])}"
+    if ch["field"] == "limits":
+        return f"limits: now {shown(ch['after'])}"
+    return f"{ch['field']}: {shown(ch['before'])} → {shown(ch['after'])}"
+
+
+def _release_markdown(rep: dict[str, Any]) -> list[str]:
+    rows = rep["changes"]
+    out = [f"## Important Message: CMAP telehealth table update, release {rep['release']}", "",
+           f"**Published:** {rep['published']}  ",
+           f"**Effective for dates of service on and after:** {rep['effective']}  ",
+           "**Implements:** " + "; ".join(f"{s['title']} ({s['id']})" + (" (secondary source)" if s["secondary"]
+                                                                          else "") for s in rep["implements"]),
+           "", rep["summary"], ""]
+    if not rows:
+        out += ["This release does not add, end or change any row of the telehealth table.", ""]
+        return out
+    added = [r for r in rows if r["action"] == "added"]
+    changed = [r for r in rows if r["action"] == "changed"]
+    ended = [r for r in rows if r["action"] == "ended"]
+    if added:
+        out += ["### Codes added to the telehealth table", "",
+                "The following procedure codes are on the table for dates of service on and after the effective "
+                "date shown.", "",
+                "| Procedure code | Description | Effective date | End date | Telehealth | Revenue center codes | "
+                "Policy guideline | Source |", "|---|---|---|---|---|---|---|---|"]
+        out += [f"| {r['code']} | {_esc(r['description'])} | {r['effective']} | {r['end'] or ''} | "
+                f"{_modalities(r)} | {', '.join(r['revenue_center_codes'])} | {_esc(r['guideline'])} | "
+                f"{_source(r['citation'])} |" for r in added]
+        out.append("")
+    if changed:
+        out += ["### Rows changed", "",
+                "For dates of service on and after the effective date shown, these codes follow a new row of the "
+                "table; the previous row ends the day before.", "",
+                "| Procedure code | Description | Effective date | What changed | Telehealth | Policy guideline | "
+                "Source |", "|---|---|---|---|---|---|---|"]
+        out += [f"| {r['code']} | {_esc(r['description'])} | {r['effective']} | "
+                f"{_esc('; '.join(_change_text(c) for c in r['changes']) or 'dates and source only')} | "
+                f"{_modalities(r)} | {_esc(r['guideline'])} | {_source(r['citation'])} |" for r in changed]
+        out.append("")
+    if ended:
+        out += ["### Rows ended", "",
+                "The following rows end on the date shown: those codes are not payable via telehealth under these "
+                "rows for dates of service after it.", "",
+                "| Procedure code | Description | Row effective | End date | Telehealth | Source |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| {r['code']} | {_esc(r['description'])} | {r['effective']} | {r['end']} | {_modalities(r)} | "
+                f"{_source(r['citation'])} |" for r in ended]
+        out.append("")
+    c = rep["counts"]
+    out += [f"*{c['added']} added, {c['changed']} changed, {c['ended']} ended.*", ""]
+    return out
+
+
+def render_markdown(report: list[dict[str, Any]]) -> str:
+    """The change report as Markdown, newest release first, each in the style of an Important Message."""
+    out = ["# Changes to the CMAP telehealth table", "",
+           "Each release of the table below lists the rows it added, changed and ended, newest first. "
+           "The official CMAP Telehealth Table and the Important Messages on the CMAP Web site are authoritative.",
+           ""]
+    for rep in reversed(report):
+        out += _release_markdown(rep)
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -1,0 +1,221 @@
+"""Merging a table's rows for one code into that code's file: new periods, ended ones, unchanged ones."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...load.canonical import normalize
+from .columns import CODE_KEYS, PERIOD_KEYS, Change, RowProblem, ordered
+from .read import TableRow
+
+
+def to_date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def _same_content(p: Mapping[str, Any], row: TableRow) -> bool:
+    if (p["status"], tuple(sorted(p["modalities"])), tuple(sorted(p.get("revenue_center_codes", []))),
+            p["guideline"]) != row.content():
+        return False
+    return row.limits is None or canonical_text(p.get("limits", [])) == canonical_text(row.limits)
+
+
+def canonical_text(value: Any) -> str:
+    """Equal for documents that mean the same (key order and set-like list order aside)."""
+    return json.dumps(normalize(value), sort_keys=True)
+
+
+@dataclass
+class Target:
+    release: str
+    effective: dt.date
+    source: str  # cited by rows without a citation column
+    cpt_descriptions: bool
+    category: str
+
+
+def describe_period(p: Mapping[str, Any]) -> str:
+    span = f"from {p['effective']}" + (f" to {p['end']}" if p.get("end") else "")
+    if p["status"] == "not-permitted":
+        return f"{span}, not permitted"
+    return f"{span}, {' and '.join(p['modalities'])}"
+
+
+def _new_period(row: TableRow, start: dt.date, end: dt.date | None, t: Target, own: Sequence[dict[str, Any]],
+                note: str = "") -> dict[str, Any]:
+    # A period this release added by an earlier import of the table keeps what the table cannot say
+    # (limits, citation, notes) when the table still says the same: re-importing changes nothing.
+    reuse = next((p for p in own if p["effective"] == start.isoformat() and _same_content(p, row)), None)
+    p: dict[str, Any] = {"effective": start.isoformat()}
+    if end is not None:
+        p["end"] = end.isoformat()
+    p["status"] = row.status
+    p["modalities"] = list(row.modalities)
+    if row.rccs:
+        p["revenue_center_codes"] = list(row.rccs)
+    p["guideline"] = row.guideline
+    limits = row.limits if row.limits is not None else (reuse or {}).get("limits")
+    if limits:
+        p["limits"] = copy.deepcopy(limits)
+    p["citation"] = copy.deepcopy(row.citation or (reuse or {}).get("citation") or
+                                  {"source": t.source, "section": f"row {row.code}"})
+    p["introduced_in"] = t.release
+    if end is not None:
+        p["ended_in"] = t.release
+    dates_note = row.dates_note or note or (reuse or {}).get("dates_note")
+    if dates_note:
+        p["dates_note"] = dates_note
+    return ordered(p, PERIOD_KEYS)
+
+
+def _placeholder(code: str) -> str:
+    return f"CPT {code}: write a short description in your own words (CPT descriptors belong to the AMA)"
+
+
+def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], t: Target
+               ) -> tuple[dict[str, Any] | None, list[RowProblem], list[RowProblem]]:
+    """The code's document after the release's table (None: no periods left), with errors and warnings.
+
+    The periods earlier releases published are history: the release may only give
+    an open one an end date, and add new periods. Periods the release itself added
+    (by an earlier import into the same release) are redone from the table.
+    """
+    errors: list[RowProblem] = []
+    warnings: list[RowProblem] = []
+    original = doc["periods"] if doc else []
+    own = [p for p in original if p["introduced_in"] == t.release]
+    base: list[dict[str, Any]] = []
+    for p in original:
+        if p["introduced_in"] == t.release:
+            continue
+        q = copy.deepcopy(p)
+        if q.get("ended_in") == t.release:
+            q.pop("end", None)
+            q.pop("ended_in", None)
+        base.append(q)
+    base.sort(key=lambda p: p["effective"])
+    at = {p["effective"]: p for p in base}
+    new: list[tuple[TableRow | None, dict[str, Any]]] = []
+    used: set[str] = set()
+    e = t.effective
+    one_day = dt.timedelta(days=1)
+
+    def cut(b: dict[str, Any], day: dt.date) -> None:
+        b["end"], b["ended_in"] = day.isoformat(), t.release
+
+    for row in sorted(rows, key=lambda r: r.effective):
+        b = at.get(row.effective.isoformat())
+        if b is None:
+            new.append((row, _new_period(row, row.effective, row.end, t, own)))
+            continue
+        used.add(b["effective"])
+        b_end = to_date(b["end"]) if "end" in b else None
+        since = f"{code}'s row from {b['effective']} (release {b['introduced_in']})"
+        if _same_content(b, row):
+            if row.end == b_end:
+                continue
+            if b_end is None:
+                assert row.end is not None
+                cut(b, row.end)
+            elif row.end is None or row.end > b_end:
+                note = (f"Continues the row from {b['effective']}, which release {b['ended_in']} ended on {b_end}; "
+                        f"the table of release {t.release} extends it.")
+                new.append((row, _new_period(row, b_end + one_day, row.end, t, own, note)))
+            else:
+                errors.append(RowProblem(row.number, None, f"ends {row.end}, but {since} already ends {b_end} "
+                                         f"(release {b['ended_in']}); a later release cannot move an end date "
+                                         f"earlier: edit codes/{code}.json by hand", code))
+            continue
+        start = max(row.effective, e)
+        if b_end is not None and b_end < start:
+            warnings.append(RowProblem(row.number, None, f"differs from {since}, which ended {b_end}, before this "
+                                       "release takes effect: the published history is kept", code))
+            continue
+        if start <= to_date(b["effective"]) or b_end is not None:
+            errors.append(RowProblem(row.number, None, f"changes {since}, which "
+                                     + ("starts on or after the release takes effect" if b_end is None else
+                                        f"release {b.get('ended_in')} set to end {b_end}")
+                                     + f"; the release cannot end it the day before {start}: edit codes/{code}.json "
+                                     "by hand, or import into the release that added the row", code))
+            continue
+        cut(b, start - one_day)
+        note = "" if start == row.effective else (
+            f"The table dates the row from {row.effective}; it changed in release {t.release}, so this period starts "
+            f"on the release's effective date and the earlier one ends the day before.")
+        new.append((row, _new_period(row, start, row.end, t, own, note)))
+
+    starts = sorted(to_date(p["effective"]) for _, p in new)
+    for b in base:
+        if b["effective"] in used:
+            continue
+        b_end = to_date(b["end"]) if "end" in b else None
+        if b_end is not None and b_end < e:
+            continue  # history the table no longer shows
+        b_eff = to_date(b["effective"])
+        nxt = next((s for s in starts if s > b_eff), None)
+        day = e - one_day if nxt is None else min(e - one_day, nxt - one_day)
+        if day < b_eff or b_end is not None:
+            why = (f"starts on or after the release takes effect ({e})" if day < b_eff else
+                   f"release {b.get('ended_in')} set it to end {b_end}, after this release takes effect")
+            errors.append(RowProblem(None, None, f"{code}'s row from {b['effective']} (release {b['introduced_in']}) "
+                                     f"is not in the table, but {why}, so the release cannot end it the day before: "
+                                     f"edit codes/{code}.json by hand", code))
+            continue
+        cut(b, day)
+
+    periods = sorted([*base, *(p for _, p in new)], key=lambda p: p["effective"])
+    for a, b in itertools.pairwise(periods):
+        if "end" not in a or to_date(a["end"]) >= to_date(b["effective"]):
+            culprit = next((r for r, p in new if p is b or p is a), None)
+            errors.append(RowProblem(culprit.number if culprit else None, None,
+                                     f"{code}: the rows from {a['effective']} ({describe_period(a)}) and from "
+                                     f"{b['effective']} would overlap; edit codes/{code}.json by hand", code))
+    if not periods:
+        return None, errors, warnings
+    if doc is not None:
+        out = copy.deepcopy(doc)
+        out["periods"] = [ordered(p, PERIOD_KEYS) for p in periods]
+        return ordered(out, CODE_KEYS), errors, warnings
+    first = sorted(rows, key=lambda r: r.effective)[0]
+    system = first.system or ("CPT" if code[0].isdigit() else "HCPCS")
+    description = first.description.strip()
+    if system == "CPT" and not t.cpt_descriptions:
+        description = _placeholder(code)
+    if len(description) < 3:
+        description = f"{code}: no description in the table; write a short one"
+    new_doc = {"$schema": "../../schema/code.schema.json", "code": code, "system": system,
+               "description": description[:200], "category": first.category or t.category,
+               "periods": [ordered(p, PERIOD_KEYS) for p in periods]}
+    return new_doc, errors, warnings
+
+
+def period_changes(code: str, before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]
+                    ) -> list[Change]:
+    old = {p["effective"]: p for p in before}
+    new = {p["effective"]: p for p in after}
+    out = []
+    for eff in sorted(set(old) | set(new)):
+        a, b = old.get(eff), new.get(eff)
+        if a is None and b is not None:
+            out.append(Change(code, "new-period", f"new row {describe_period(b)}"))
+        elif b is None and a is not None:
+            out.append(Change(code, "removed-period", f"removed the row {describe_period(a)}, which release "
+                                                      f"{a['introduced_in']} had added and the table no longer has"))
+        elif a is not None and b is not None and canonical_text(a) != canonical_text(b):
+            if {k: v for k, v in a.items() if k not in ("end", "ended_in")} == \
+                    {k: v for k, v in b.items() if k not in ("end", "ended_in")}:
+                if b.get("end"):
+                    out.append(Change(code, "ended", f"the row from {eff} now ends {b['end']}"))
+                else:
+                    out.append(Change(code, "end-changed", f"the row from {eff} no longer has an end date"))
+            else:
+                out.append(Change(code, "changed", f"the row from {eff} changed: {describe_period(b)}"))
+    return out
+
+

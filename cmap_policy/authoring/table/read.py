@@ -1,0 +1,525 @@
+"""Reading a table (xlsx, csv, or an export's json) into rows, and each row into a checked ``TableRow``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import TableError
+from ...lines import CODE_RE
+from .columns import (
+    BY_FIELD,
+    COLUMNS,
+    CONTAINS,
+    ESSENTIAL,
+    FORMATS,
+    HEADER_SEARCH_ROWS,
+    HEADINGS,
+    IGNORE,
+    LIMIT_KEYS,
+    OFFICIAL_FIELDS,
+    SHEET_NAME,
+    RowProblem,
+    norm_heading,
+    ordered,
+)
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+@dataclass
+class RawTable:
+    name: str
+    header_row: int
+    headings: list[str]
+    rows: list[tuple[int, list[Any]]]
+
+
+def _guard(text: str) -> str:
+    """Undo the apostrophe the exporter puts before text a spreadsheet would run as a formula."""
+    if len(text) > 1 and text[0] == "'" and text[1] in "=+-@\t\r":
+        return text[1:]
+    return text
+
+
+def _is_code_heading(cell: Any, colmap: Mapping[str, str]) -> bool:
+    if not isinstance(cell, str) or not cell.strip():
+        return False
+    n = norm_heading(cell)
+    return colmap.get(n, HEADINGS.get(n)) == "code"
+
+
+def _find_header(rows: Sequence[tuple[int, list[Any]]], colmap: Mapping[str, str]) -> int | None:
+    for i, (_, cells) in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        if any(_is_code_heading(c, colmap) for c in cells):
+            return i
+    return None
+
+
+def _table_from_rows(name: str, rows: list[tuple[int, list[Any]]], colmap: Mapping[str, str]) -> RawTable:
+    at = _find_header(rows, colmap)
+    if at is None:
+        raise TableError(f"{name}: no header row with a procedure code column in the first {HEADER_SEARCH_ROWS} "
+                         "rows; name the code column's heading with --columns 'HEADING=code'")
+    number, header = rows[at]
+    headings = ["" if h is None else str(h).strip() for h in header]
+    return RawTable(name, number, headings, rows[at + 1:])
+
+
+def _read_xlsx(data: bytes, name: str, colmap: Mapping[str, str], sheet: str | None) -> RawTable:
+    try:
+        import openpyxl
+    except ImportError:
+        raise TableError("reading .xlsx needs openpyxl: install the table extra, pip install 'cmap-policy[table]'") \
+            from None
+    try:
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file; all mean the same to the user
+        raise TableError(f"{name}: not a readable .xlsx workbook ({exc.__class__.__name__}: {exc}); save it from "
+                         "the spreadsheet program as .xlsx") from None
+    try:
+        if sheet is not None:
+            if sheet not in wb.sheetnames:
+                raise TableError(f"{name}: no sheet {sheet!r} (sheets: {', '.join(wb.sheetnames)})")
+            names = [sheet]
+        else:
+            names = sorted(wb.sheetnames, key=lambda s: s != SHEET_NAME)
+        for sname in names:
+            ws = wb[sname]
+            ws.reset_dimensions()  # some writers record a wrong used range; read every row that is there
+            rows = [(i, list(r)) for i, r in enumerate(ws.iter_rows(min_row=1, values_only=True), 1)]
+            if _find_header(rows, colmap) is not None:
+                return _table_from_rows(f"{name} [{sname}]", rows, colmap)
+        shown = sheet or ", ".join(wb.sheetnames)
+        raise TableError(f"{name}: no sheet ({shown}) has a header row with a procedure code column in its first "
+                         f"{HEADER_SEARCH_ROWS} rows; name the code column with --columns 'HEADING=code'")
+    finally:
+        wb.close()
+
+
+def _read_csv(data: bytes, name: str, colmap: Mapping[str, str]) -> RawTable:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{name}: not UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8'") from None
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        raise TableError(f"{name}: not valid CSV ({exc})") from None
+    rows: list[tuple[int, list[Any]]] = [(i, list(r)) for i, r in enumerate(records, 1)]
+    return _table_from_rows(name, rows, colmap)
+
+
+def _read_json(data: bytes, name: str) -> RawTable:
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TableError(f"{name}: not valid JSON ({exc})") from None
+    items = doc.get("rows") if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
+        raise TableError(f"{name}: expected a list of row objects, or an object with 'rows' (as export writes)")
+    keys: list[str] = []
+    if isinstance(doc, dict) and isinstance(doc.get("columns"), list):
+        keys = [c["key"] for c in doc["columns"] if isinstance(c, dict) and isinstance(c.get("key"), str)]
+        if "citation" in keys:
+            keys.remove("citation")
+            keys += ["citation_source", "citation_section", "citation_note", "source_title", "secondary_source"]
+    for item in items:
+        for k in item:
+            flat = ["citation_source", "citation_section", "citation_note", "source_title", "secondary_source"] \
+                if k == "citation" and isinstance(item[k], dict) else [k]
+            for f in flat:
+                if f not in keys:
+                    keys.append(f)
+    rows = []
+    for i, item in enumerate(items, 1):
+        flat_item = dict(item)
+        cit = flat_item.pop("citation", None)
+        if isinstance(cit, dict):
+            flat_item.update({"citation_source": cit.get("source"), "citation_section": cit.get("section"),
+                              "citation_note": cit.get("note"), "source_title": cit.get("title"),
+                              "secondary_source": cit.get("secondary")})
+        elif cit is not None:
+            flat_item["citation"] = cit
+        rows.append((i, [flat_item.get(k) for k in keys]))
+    return RawTable(name, 0, keys, rows)
+
+
+def read_table(table: str | Path | bytes, *, fmt: str | None = None, name: str | None = None,
+               columns: Mapping[str, str] | None = None, sheet: str | None = None) -> RawTable:
+    """The header and rows of a table file (or its bytes, with ``fmt``)."""
+    colmap = dict(columns or {})
+    if isinstance(table, (bytes, bytearray)):
+        data = bytes(table)
+        shown = name or "table"
+    else:
+        path = Path(table)
+        shown = name or path.name
+        if fmt is None:
+            fmt = {".xlsx": "xlsx", ".xlsm": "xlsx", ".csv": "csv", ".json": "json"}.get(path.suffix.lower())
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TableError(f"{shown}: cannot read the file ({exc.strerror})") from None
+    if fmt is None:
+        fmt = "xlsx" if data[:2] == b"PK" else "json" if data.lstrip()[:1] in (b"{", b"[") else "csv"
+    if fmt == "xlsx":
+        return _read_xlsx(data, shown, colmap, sheet)
+    if fmt == "csv":
+        return _read_csv(data, shown, colmap)
+    if fmt == "json":
+        return _read_json(data, shown)
+    raise TableError(f"unknown table format {fmt!r} (use one of {', '.join(FORMATS)}); .xls files: save as .xlsx")
+
+
+# --------------------------------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One readable row of the table, in policy terms."""
+
+    number: int
+    code: str
+    description: str
+    rccs: tuple[str, ...]
+    effective: dt.date
+    end: dt.date | None
+    status: str
+    modalities: tuple[str, ...]
+    guideline: str
+    system: str | None
+    category: str | None
+    limits: list[dict[str, Any]] | None  # None: the table has no Limits column
+    citation: dict[str, str] | None
+    dates_note: str | None
+
+    def content(self) -> tuple[Any, ...]:
+        return (self.status, self.modalities, self.rccs, self.guideline)
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell_text(v) for v in value)
+    return _guard(str(value).strip()).strip()
+
+
+_OPEN_END = {"", "-", "–", "—", "n/a", "na", "none", "open", "ongoing", "current", "no end date", "null"}
+_DATE_FORMS = (
+    (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00)?)?$"), ("y", "m", "d")),
+    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})$"), ("m", "d", "y")),
+    (re.compile(r"^(\d{1,2})-(\d{1,2})-(\d{4})$"), ("m", "d", "y")),
+)
+
+
+def _date(value: Any, blank_ok: bool) -> tuple[dt.date | None, str | None]:
+    """(date, None) or (None, error message); an empty cell is (None, None) when ``blank_ok``."""
+    if isinstance(value, dt.datetime):
+        return value.date(), None
+    if isinstance(value, dt.date):
+        return value, None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 1 <= value < 2958466:  # an Excel serial day number in a cell not formatted as a date
+            return dt.date(1899, 12, 30) + dt.timedelta(days=int(value)), None
+        return None, f"{value!r} is not a date"
+    text = cell_text(value)
+    if blank_ok and text.lower() in _OPEN_END:
+        return None, None
+    if not text:
+        return None, "empty: every row needs an effective date"
+    for pattern, order in _DATE_FORMS:
+        m = pattern.match(text)
+        if m:
+            parts = dict(zip(order, (int(g) for g in m.groups()), strict=True))
+            year = parts["y"] + 2000 if parts["y"] < 100 else parts["y"]
+            try:
+                return dt.date(year, parts["m"], parts["d"]), None
+            except ValueError:
+                return None, f"{text!r} is not a real calendar date"
+    return None, f"{text!r} is not a date (write YYYY-MM-DD or M/D/YYYY)"
+
+
+_YES = {"yes", "y", "true", "x", "✓", "✔", "allowed", "permitted", "1"}
+_NO = {"", "no", "n", "false", "0", "not allowed", "not permitted", "-", "n/a", "na", "none"}
+_PERMITTED = {"permitted", "yes", "y", "allowed", "payable", "listed"}
+_NOT_PERMITTED = {"not permitted", "not-permitted", "notpermitted", "no", "n", "not allowed", "not covered",
+                  "not payable"}
+_NOT_PERMITTED_TEXT = re.compile(
+    r"^\W*(not\s+(permitted|allowed|covered|payable)\s+(via|by|for|as)\s+telehealth"
+    r"|telehealth\s+(is\s+)?not\s+(permitted|allowed|covered))", re.IGNORECASE)
+
+
+class _RowReader:
+    """Turns the cells of one row into a ``TableRow``, collecting every problem of the row."""
+
+    def __init__(self, program: Mapping[str, Any], fields: Mapping[int, str], headings: Sequence[str]) -> None:
+        self.modalities = {m["id"]: m["id"] for m in program["modalities"]}
+        self.modalities.update({norm_heading(m["name"]): m["id"] for m in program["modalities"]})
+        self.modalities.update({norm_heading(m["id"]): m["id"] for m in program["modalities"]})
+        self.categories = {c["id"]: c["id"] for c in program["categories"]}
+        self.categories.update({norm_heading(c["name"]): c["id"] for c in program["categories"]})
+        self.sources = {s["id"] for s in program["sources"]}
+        self.fields = fields
+        self.headings = headings
+        self.present = set(fields.values())
+
+    def heading(self, fld: str) -> str:
+        for i, f in self.fields.items():
+            if f == fld:
+                return self.headings[i]
+        return BY_FIELD[fld].heading
+
+    def read(self, number: int, cells: Sequence[Any]) -> TableRow | list[RowProblem] | None:
+        """A row, its problems, or None for a row that is not a table row (blank, or a note under the table)."""
+        get: dict[str, Any] = {}
+        for i, fld in self.fields.items():
+            get[fld] = cells[i] if i < len(cells) else None
+        filled = {f for f, v in get.items() if cell_text(v) != "" and not (isinstance(v, list) and not v)}
+        code_text = cell_text(get.get("code")).upper()
+        if code_text.isdigit() and len(code_text) < 5 and isinstance(get.get("code"), (int, float)):
+            code_text = code_text.zfill(5)  # a spreadsheet stores 00100 as the number 100
+        if not filled:
+            return None
+        if filled <= {"code", "description", "guideline"} and not CODE_RE.match(code_text):
+            return None  # text under (or above) the table, such as the modifier guidance at its bottom
+        problems: list[RowProblem] = []
+
+        def bad(fld: str, message: str) -> None:
+            problems.append(RowProblem(number, self.heading(fld), message, code_text or None))
+
+        if not code_text:
+            bad("code", "no procedure code")
+        elif not CODE_RE.match(code_text):
+            bad("code", f"{code_text!r} is not a procedure code (five characters: a CPT code such as 90834 or a "
+                        "HCPCS code such as T1016)")
+        effective, err = _date(get.get("effective"), blank_ok=False)
+        if err:
+            bad("effective", err)
+        end, err = _date(get.get("end"), blank_ok=True)
+        if err:
+            bad("end", err)
+        if effective and end and end < effective:
+            bad("end", f"ends {end}, before it takes effect on {effective}")
+        system = cell_text(get.get("system")).upper() or None
+        if system is not None:
+            system = "HCPCS" if system.startswith("HCPCS") else system
+            if system not in ("CPT", "HCPCS"):
+                bad("system", f"{system!r} is not a code system (CPT or HCPCS)")
+                system = None
+            elif code_text and CODE_RE.match(code_text) and (system == "CPT") != code_text[0].isdigit():
+                bad("system", f"{code_text} has the shape of a {'CPT' if code_text[0].isdigit() else 'HCPCS'} code")
+        category = None
+        if cell_text(get.get("category")):
+            raw = cell_text(get.get("category"))
+            category = self.categories.get(raw, self.categories.get(norm_heading(raw)))
+            if category is None:
+                bad("category", f"unknown category {raw!r}: use an id from program.json categories "
+                                f"({', '.join(sorted(c for c in self.categories if '-' in c or c.islower()))})")
+        guideline = cell_text(get.get("guideline"))
+        audio_raw = cell_text(get.get("audio_only")).lower()
+        audio: bool | None = None
+        if audio_raw in _YES:
+            audio = True
+        elif audio_raw in _NO:
+            audio = False if audio_raw else None
+        else:
+            bad("audio_only", f"{audio_raw!r} is neither yes nor no")
+        status_raw = cell_text(get.get("status")).lower()
+        status: str | None = None
+        if status_raw in _PERMITTED:
+            status = "permitted"
+        elif status_raw in _NOT_PERMITTED:
+            status = "not-permitted"
+        elif status_raw:
+            bad("status", f"{status_raw!r} is not a status (permitted or not permitted)")
+        if status is None and not status_raw:
+            status = "not-permitted" if _NOT_PERMITTED_TEXT.match(guideline) else "permitted"
+        modalities = self._modalities(get.get("modalities"), bad)
+        if status == "not-permitted":
+            if modalities:
+                bad("modalities", "a row listed as not permitted cannot allow modalities")
+            if audio:
+                bad("audio_only", "a row listed as not permitted cannot allow audio-only")
+            modalities = ()
+        elif status == "permitted":
+            if not modalities:
+                if "audio-video" not in self.modalities:
+                    bad("modalities", "the program has no audio-video modality: name the modalities in a "
+                                      "Modalities column")
+                modalities = tuple(sorted({"audio-video", *(["audio-only"] if audio else [])}))
+            elif audio is not None and audio != ("audio-only" in modalities):
+                bad("audio_only", f"says {'yes' if audio else 'no'}, but the Modalities column lists "
+                                  f"{', '.join(modalities)}")
+        rccs = self._rccs(get.get("rcc"), bad)
+        limits = self._limits(get.get("limits"), bad) if "limits" in self.present else None
+        citation = None
+        src = cell_text(get.get("citation_source"))
+        if src:
+            if src not in self.sources:
+                bad("citation_source", f"unknown source {src!r}: add it to sources in program.json, or clear the cell")
+            else:
+                citation = {"source": src}
+                if cell_text(get.get("citation_section")):
+                    citation["section"] = cell_text(get.get("citation_section"))
+                if cell_text(get.get("citation_note")):
+                    citation["note"] = cell_text(get.get("citation_note"))
+        if problems:
+            return problems
+        assert effective is not None and status is not None
+        return TableRow(number, code_text, cell_text(get.get("description")), rccs, effective, end, status, modalities,
+                        guideline, system, category, limits, citation, cell_text(get.get("dates_note")) or None)
+
+    def _modalities(self, value: Any, bad: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [v for v in re.split(r"[;,|/]", cell_text(value)) if v.strip()]
+        out = set()
+        for item in items:
+            text = cell_text(item)
+            mod = self.modalities.get(text, self.modalities.get(norm_heading(text)))
+            if mod is None:
+                known = ", ".join(sorted(set(self.modalities.values())))
+                bad("modalities", f"unknown modality {text!r} (known: {known})")
+            else:
+                out.add(mod)
+        return tuple(sorted(out))
+
+    @staticmethod
+    def _rccs(value: Any, bad: Any) -> tuple[str, ...]:
+        text = cell_text(value)
+        if text.lower() in ("", "n/a", "na", "none", "-"):
+            return ()
+        out = set()
+        for token in re.split(r"[\s,;/|]+", text):
+            if not token:
+                continue
+            if not re.fullmatch(r"[0-9]{3,4}", token):
+                bad("rcc", f"{token!r} is not a revenue center code (four digits, such as 0900)")
+                continue
+            out.add(token.zfill(4))
+        return tuple(sorted(out))
+
+    @staticmethod
+    def _limits(value: Any, bad: Any) -> list[dict[str, Any]]:
+        if isinstance(value, list):
+            data: Any = value
+        else:
+            text = cell_text(value)
+            if not text:
+                return []
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                bad("limits", f"not valid JSON ({exc.msg}); write a list of limit objects, as export does")
+                return []
+        if not isinstance(data, list) or not all(isinstance(x, dict) and "kind" in x for x in data):
+            bad("limits", "expected a JSON list of limit objects, each with a kind")
+            return []
+        return [ordered(x, LIMIT_KEYS) for x in data]
+
+
+@dataclass
+class ParsedTable:
+    raw: RawTable
+    rows: list[TableRow]
+    errors: list[RowProblem]
+    notes: list[int]  # rows taken as text around the table, not as rows
+    bad_codes: set[str]  # codes with a row that could not be read: an import leaves them as they are
+    ignored_columns: list[str]
+    readable: bool  # False without a code or an effective date column: no row could be read
+
+
+def parse_table(raw: RawTable, program: Mapping[str, Any], columns: Mapping[str, str] | None = None) -> ParsedTable:
+    """Map the headings to fields and read every row; problems are listed, never raised."""
+    colmap = dict(columns or {})
+    errors: list[RowProblem] = []
+    fields: dict[int, str] = {}
+    ignored: list[str] = []
+    where: dict[str, int] = {}
+    for i, heading in enumerate(raw.headings):
+        if not heading:
+            continue
+        n = norm_heading(heading)
+        fld = colmap.get(n) or HEADINGS.get(n) or next((f for part, f in CONTAINS if part in n), None)
+        if fld is None:
+            errors.append(RowProblem(raw.header_row or None, heading,
+                                     f"unknown column: map it with --columns '{heading}=FIELD' (fields: "
+                                     f"{', '.join(c.field for c in COLUMNS if c.imported)}) or "
+                                     f"'{heading}=ignore'"))
+            ignored.append(heading)
+            continue
+        if fld == IGNORE or not BY_FIELD[fld].imported:
+            ignored.append(heading)
+            continue
+        if fld in where:
+            errors.append(RowProblem(raw.header_row or None, heading,
+                                     f"is a second {BY_FIELD[fld].heading} column (the first is "
+                                     f"{raw.headings[where[fld]]!r}): map one of them with --columns "
+                                     f"'{heading}=ignore'"))
+            continue
+        where[fld] = i
+        fields[i] = fld
+    missing = [f for f in OFFICIAL_FIELDS if f not in where]
+    for fld in missing:
+        col = BY_FIELD[fld]
+        hint = (" Nothing can be read without it." if fld in ESSENTIAL else
+                " With --allow-partial the import reads the column as empty.")
+        errors.append(RowProblem(raw.header_row or None, col.heading,
+                                 f"missing column (the official table has it): if the table names it differently, "
+                                 f"map it with --columns 'HEADING={fld}'.{hint}"))
+    rows: list[TableRow] = []
+    notes: list[int] = []
+    bad_codes: set[str] = set()
+    if all(f in where for f in ESSENTIAL):
+        reader = _RowReader(program, fields, raw.headings)
+        for number, cells in raw.rows:
+            got = reader.read(number, cells)
+            if got is None:
+                if any(cell_text(c) for c in cells):
+                    notes.append(number)
+                continue
+            if isinstance(got, list):
+                errors.extend(got)
+                bad_codes.update(p.code for p in got if p.code and CODE_RE.match(p.code))
+            else:
+                rows.append(got)
+        rows, dup_errors = _check_overlaps(rows)
+        errors.extend(dup_errors)
+        bad_codes.update(p.code for p in dup_errors if p.code)
+    return ParsedTable(raw, rows, errors, notes, bad_codes, ignored, all(f in where for f in ESSENTIAL))
+
+
+def _check_overlaps(rows: list[TableRow]) -> tuple[list[TableRow], list[RowProblem]]:
+    by_code: dict[str, list[TableRow]] = {}
+    for r in rows:
+        by_code.setdefault(r.code, []).append(r)
+    errors = []
+    for code, group in by_code.items():
+        group.sort(key=lambda r: (r.effective, r.number))
+        for a, b in itertools.pairwise(group):
+            if a.effective == b.effective:
+                errors.append(RowProblem(b.number, None, f"duplicate: {code} from {b.effective} is also on row "
+                                         f"{a.number}; keep one of the two rows", code))
+            elif a.end is None or a.end >= b.effective:
+                span = f"from {a.effective}" + (f" to {a.end}" if a.end else " with no end date")
+                errors.append(RowProblem(b.number, None, f"duplicate: {code} from {b.effective} overlaps row "
+                                         f"{a.number} ({span}); end the earlier row the day before", code))
+    return rows, errors
+
+

@@ -1,0 +1,109 @@
+"""Running ``eval`` on the batch engine (DuckDB) or on Spark: the summary on standard error and the exit code.
+
+The engines return a ``Summary`` and raise; what a user sees of a run, and the exit code, is decided here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from ..errors import InputError
+from ..model import Policy
+from .options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, fail
+
+
+class ProgressBar:
+    """A rich progress bar on standard error: the batch engine's ``Progress``, for terminals only."""
+
+    def start(self, total: int, unit: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("deciding"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                          TextColumn("{task.fields[lines]:,} lines"), TimeElapsedColumn(), TimeRemainingColumn(),
+                          console=Console(stderr=True), transient=True)
+        self.task = self.p.add_task("deciding", total=total or None, lines=0)
+        self.p.start()
+
+    def advance(self, amount: int, lines: int) -> None:
+        self.p.update(self.task, advance=amount, lines=lines)
+
+    def close(self) -> None:
+        self.p.stop()
+
+
+def _finish(summary: Any, where_errors: str) -> NoReturn:
+    click.echo(summary.render(), err=True)
+    if summary.errors:
+        click.echo(f"{summary.errors:,} line(s) could not be decided (see {where_errors}); every other line was",
+                   err=True)
+        raise SystemExit(EXIT_ERRORS)
+    raise SystemExit(EXIT_OK)
+
+
+def run_batch(input_file: str, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
+              input_format: str | None) -> NoReturn:
+    """``cmap-policy eval INPUT -o OUTPUT`` on the batch engine."""
+    try:
+        from ..engines import batch
+    except ImportError as err:
+        raise click.UsageError(f"the batch engine needs {err.name}: pip install 'cmap-policy[batch]', "
+                               "or use --engine python") from None
+    to_stdout = output == "-"
+    fmt = input_format or batch.input_format(input_file)
+    if fmt is None:
+        fail(f"cannot tell the format of {Path(input_file).name}: name it .csv, .jsonl, .parquet or .837, "
+             "or give --input-format", EXIT_USAGE)
+    if not to_stdout and batch.output_format(output) is None:
+        fail(f"cannot tell the output format of {output}: name it .csv, .jsonl or .parquet", EXIT_USAGE)
+    try:
+        summary = batch.run(input_file, None if to_stdout else output, policy=policy, release=release,
+                            errors_path=errors_file, input_fmt=fmt,
+                            stream=sys.stdout if to_stdout else None,
+                            errors_stream=sys.stderr,
+                            progress=ProgressBar() if sys.stderr.isatty() else None)
+    except (OSError, InputError) as err:
+        fail(f"cannot read or write: {err}")
+    where = errors_file or (str(batch.default_errors_path(Path(output))) if not to_stdout else "standard error")
+    _finish(summary, where)
+
+
+def run_spark(input_file: str | None, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
+              master: str | None, input_format: str | None) -> NoReturn:
+    """``cmap-policy eval --engine spark INPUT -o OUTPUT``."""
+    try:
+        from ..engines import spark
+    except ImportError as err:
+        raise click.UsageError(f"the Spark engine needs {err.name}: pip install 'cmap-policy[spark]'") from None
+    if input_file in (None, "-"):
+        fail("--engine spark reads a Parquet file or directory: give INPUT", EXIT_USAGE)
+    assert input_file is not None
+    if output == "-":
+        fail("--engine spark writes a directory of Parquet files: give -o OUTPUT", EXIT_USAGE)
+    if input_format not in (None, "parquet"):
+        fail("--engine spark reads Parquet; for CSV, JSON Lines or X12 use --engine duckdb", EXIT_USAGE)
+    if not spark.is_uri(input_file) and not Path(input_file).exists():
+        fail(f"no such file or directory: {input_file}")
+    errors_at = errors_file or spark.errors_path_for(output)
+    for path in (output, errors_at):
+        reason = spark.why_not_overwrite(path)
+        if reason is not None:
+            fail(reason, EXIT_USAGE)
+    # a session this command started is stopped at the end; a platform's (Databricks, a notebook) is left running
+    started_here = spark.active_session() is None
+    try:
+        session = spark.session(master)
+    except Exception as err:  # py4j and pyspark raise several kinds when the JVM cannot start
+        fail(f"cannot start Spark ({spark.first_line(err)}); Spark 4 needs Java 17 or 21 (java -version)")
+    try:
+        summary = spark.run(session, input_file, output, policy=policy, release=release, errors_path=errors_file)
+    except InputError as err:
+        fail(str(err))
+    finally:
+        if started_here and (session.sparkContext.master or "").startswith("local"):
+            session.stop()
+    _finish(summary, errors_at)

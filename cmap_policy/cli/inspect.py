@@ -1,0 +1,102 @@
+"""``cmap-policy show`` and ``validate``: look at the policy, a code's rows or a tree's problems."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+
+import click
+
+from .. import api
+from .options import EXIT_ERRORS, check_release, date_option, load_or_exit, policy_option, release_option
+
+
+@click.command("validate")
+@click.argument("path", required=False, type=click.Path(file_okay=False), metavar="[PATH]")
+@click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one problem per line with a hint; json: a list of problem objects.")
+def validate_command(path: str | None, out_format: str) -> None:
+    """Check a policy tree (default: the bundled policy) against the schemas and the meaning checks.
+
+    Every problem is reported as FILE:LINE:COL: /json/pointer: message, with a hint,
+    the most useful first. Exits 1 when there is any problem.
+    """
+    problems = api.validate(path)
+    if out_format == "json":
+        click.echo(json.dumps([p.as_dict() for p in problems], indent=2))
+    else:
+        for p in problems:
+            click.echo(str(p))
+    if problems:
+        click.echo(f"{len(problems)} problem(s)", err=True)
+        sys.exit(EXIT_ERRORS)
+    if out_format == "text":
+        policy = load_or_exit(path)
+        click.echo(f"ok: {len(policy.codes)} codes, {len(policy.releases)} releases, policy hash {policy.hash[:12]}")
+
+
+@click.command("show")
+@click.argument("code")
+@date_option("--date", "date_", help_text="Also say which row is in force on this date of service.")
+@release_option("As published in this release (see releases.json). Default: the latest.")
+@policy_option()
+@click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for programs.")
+def show_command(code: str, date_: dt.date | None, release: str | None, policy_path: str | None,
+                 out_format: str) -> None:
+    """Show the telehealth table rows of CODE: dates, modalities, guideline and source."""
+    policy = load_or_exit(policy_path)
+    check_release(policy, release)
+    report = api.show(code, date=date_, release=release, policy=policy)
+    if out_format == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(render_show(report))
+
+
+def render_show(report: api.CodeReport) -> str:
+    policy = report.policy
+    c = policy.codes.get(report.code)
+    lines = []
+    rel = policy.release(report.release)
+    if c is None or not report.periods:
+        lines.append(f"{report.code} is NOT on the CMAP telehealth table (release {rel.id}, {rel.published}).")
+        lines.append("Only listed codes are payable via telehealth.")
+    else:
+        lines.append(f"{c.code} ({c.system}) {c.description}")
+        lines.append(f"Category: {policy.program.categories[c.category].name}")
+        lines.append(f"As published in release {rel.id} ({rel.published}):")
+        for p in report.periods:
+            span = f"{p.effective} to {p.end}" if p.end else f"from {p.effective}, no end date"
+            lines.append("")
+            if p.permitted:
+                lines.append(f"  {span}: PAYABLE via telehealth by {' or '.join(p.modalities)}")
+            else:
+                lines.append(f"  {span}: listed as NOT PERMITTED via telehealth")
+            if p.revenue_center_codes:
+                lines.append(f"    Revenue center codes: {', '.join(p.revenue_center_codes)}")
+            lines.append(f"    Guideline: {p.guideline}")
+            for lim in p.limits:
+                lines.append(f"    Limit ({lim.kind}): {lim.guideline}")
+            cite = p.citation
+            sect = f", {cite.section}" if cite.section else ""
+            lines.append(f"    Source: {cite.source.title}{sect} [{cite.source.id}]")
+            if cite.source.kind == "official-table":
+                lines.append("    This row comes from the official CMAP telehealth table.")
+            elif cite.source.secondary:
+                lines.append("    This row comes from a SECONDARY source (a third party's reading of a DSS "
+                             "document), not from DSS itself: check it against the official table.")
+            if p.dates_note:
+                lines.append(f"    Dates: {p.dates_note}")
+            lines.append(f"    Introduced in {p.introduced_in}" + (f"; ended in {p.ended_in}" if p.ended_in else ""))
+        if report.on_date is not None:
+            lines.append("")
+            if report.in_force is not None:
+                lines.append(f"On {report.on_date} the row in force is the one from {report.in_force.effective}.")
+            else:
+                lines.append(f"On {report.on_date} no row of {c.code} is in force.")
+    lines.append("")
+    lines.append(f"Authority: {policy.program.authority}")
+    lines.append(f"Policy hash {policy.hash[:12]}")
+    return "\n".join(lines)

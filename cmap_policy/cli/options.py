@@ -1,0 +1,84 @@
+"""What every command shares: exit codes, the ``--policy``, ``--release`` and date options, and loading a policy.
+
+Each is defined once, so that every command spells an option, checks a date and reports a policy that does
+not load in the same way (pip's ``cmdoptions`` and ``status_codes``, OPA's ``cmd/flags.go``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ..errors import LineError, PolicyError, UnknownReleaseError
+from ..lines import parse_date
+from ..model import Policy
+
+EXIT_OK = 0  # every line was decided (a denial is a decision); the command did what it was asked
+EXIT_ERRORS = 1  # input or policy errors: bad lines (the others were decided), a policy that does not load
+EXIT_USAGE = 2  # the command was called wrongly (click uses 2 for its own usage errors too)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+BUNDLED_POLICY_HELP = ("Policy tree to use (the folder holding program.json, releases.json and codes/). "
+                       "Default: the bundled CMAP policy.")
+CHECKOUT_POLICY_HELP = "The policy folder to change. Default: the policy/ folder of this checkout."
+RELEASE_HELP = "Decide as the table was published in this release (see releases.json). Default: the latest."
+
+
+def policy_option(help_text: str = BUNDLED_POLICY_HELP) -> Callable[[_F], _F]:
+    """``--policy DIR``, passed to the command as ``policy_path``."""
+    return click.option("--policy", "policy_path", type=click.Path(file_okay=False), default=None, metavar="DIR",
+                        help=help_text)
+
+
+def release_option(help_text: str = RELEASE_HELP, *, required: bool = False) -> Callable[[_F], _F]:
+    """``--release ID``, passed as ``release``."""
+    return click.option("--release", default=None, required=required, metavar="ID", help=help_text)
+
+
+def _strict_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value, param.name or "date")
+    except LineError as err:
+        raise click.BadParameter(err.message, ctx, param) from None
+
+
+def date_option(*decls: str, help_text: str, required: bool = False) -> Callable[[_F], _F]:
+    """A date option, strictly YYYY-MM-DD (the form claim lines use), as a ``datetime.date``."""
+    return click.option(*decls, callback=_strict_date, metavar="YYYY-MM-DD", required=required, help=help_text)
+
+
+def fail(message: str, code: int = EXIT_ERRORS) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def report_policy_error(err: PolicyError, what: str = "policy") -> None:
+    for problem in err.problems:
+        click.echo(str(problem), err=True)
+    click.echo(f"the {what} has {len(err.problems)} problem(s); run `cmap-policy validate` for details", err=True)
+
+
+def load_or_exit(policy_path: str | None) -> Policy:
+    """The policy at ``policy_path`` (default: the bundled one); every problem printed and exit 1 if it fails."""
+    from ..load import load_policy
+
+    try:
+        return load_policy(policy_path)
+    except PolicyError as err:
+        report_policy_error(err)
+        sys.exit(EXIT_ERRORS)
+
+
+def check_release(policy: Policy, release: str | None) -> None:
+    """A usage error naming ``--release`` when the policy has no such release."""
+    try:
+        policy.release(release)
+    except UnknownReleaseError as err:
+        raise click.BadParameter(str(err), param_hint="--release") from None

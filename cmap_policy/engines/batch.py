@@ -1,0 +1,340 @@
+"""The batch engine: decide files of millions of claim lines on DuckDB, embedded.
+
+A file is read in batches (pyarrow: Parquet row groups, CSV byte blocks, JSON
+Lines chunks), so memory stays flat however large the input is. Each batch is
+checked as ``lines.parse_line`` checks a line -- by the same Python code, run
+once per distinct value of each column and spread back to the rows with Arrow
+dictionary arrays (``normalize``) -- and then decided by one DuckDB query,
+``sqlrules.decision_sql`` over the policy compiled to small tables
+(``Engine.decide_lines``). Lines that fail a check go to the errors output
+with their line number, field and reason; every other line is decided; so
+lines in = decisions out + errors out.
+
+Why this shape: DuckDB scans Arrow batches without copying and runs the
+set-based query on every core; pyarrow reads and writes Parquet and CSV in C++.
+Python touches batches and distinct values, never lines (except JSON Lines and
+X12 input, whose values are typed per line: ``lines.parse_line`` checks those
+one by one). DuckDB answers in numbers (the compact form of the query) and the
+text of each distinct answer is made once. DuckDB and pyarrow are imported
+here only, so the one-line path never loads them.
+
+Line numbers: Parquet rows count from 1; CSV lines count records from the
+header (line 1), which are the file's line numbers unless it has blank lines
+or quoted line breaks; JSON Lines and X12 keep the interpreter's numbers (the
+physical line, the segment position).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..api import file_format
+from ..errors import InputError, LineError
+from ..lines import FORMATS_BY_SUFFIX, format_of
+from ..model import Policy
+from .checks import ARROW_TYPES, ERROR_SCHEMA, normalize
+from .files import JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
+from .sqlrules import PolicyTables, compile_tables, decision_sql, decode_reasons
+
+INPUTS = ("csv", "jsonl", "parquet", "x12")  # what the batch engine reads
+OUTPUT_FORMATS = ("csv", "jsonl", "parquet")  # and writes
+
+
+def input_format(path: str | Path) -> str | None:
+    """The format of ``path`` if the batch engine reads it: by extension, else x12 by its ISA header, else None."""
+    fmt = file_format(path)
+    return fmt if fmt in INPUTS else None
+
+
+def output_format(path: str | Path) -> str | None:
+    """The format ``path``'s extension names, if the batch engine writes it."""
+    fmt = format_of(path)
+    return fmt if fmt in OUTPUT_FORMATS else None
+
+
+# --- the policy in DuckDB ---
+
+def _arrow_table(columns: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pa.table({name: pa.array(list(vals), type=ARROW_TYPES[typ])
+                     for (name, typ), vals in zip(columns, cols, strict=True)})
+
+
+class Engine:
+    """One DuckDB connection holding the policy tables of one release, deciding Arrow batches."""
+
+    def __init__(self, policy: Policy, release: str | None = None, threads: int | None = None) -> None:
+        self.policy = policy
+        self.tables: PolicyTables = compile_tables(policy, release)
+        self.con = duckdb.connect(config={"threads": threads} if threads else {})
+        self.con.execute("SET enable_progress_bar = false")  # the engine draws its own, on terminals only
+        for t in self.tables.tables.values():
+            self.con.register(f"_{t.name}", _arrow_table(t.columns, t.rows))
+            self.con.execute(f"CREATE TABLE {t.name} AS SELECT * FROM _{t.name}")
+            self.con.unregister(f"_{t.name}")
+        self._decide = decision_sql(self.tables, "batch_lines", extra=("_row",), compact=True)
+        # lookups from the compact answer to text: segment row -> period id, modality bit -> modality
+        segs = self.tables.tables["segments"]
+        at = [c for c, _ in segs.columns].index("period_id")
+        ids = [row[at] for row in segs.rows]
+        self._periods = pa.array([i or "" for i in ids], pa.string())
+        self._period_index = pa.array([None] + [i if ids[i] is not None else None for i in range(len(ids))],
+                                      pa.int32())
+        bits = self.tables.modality_bits
+        self._modalities = pa.array(list(bits), pa.string())
+        index: list[int | None] = [None] * (max(bits.values(), default=0) + 1)
+        for i, bit in enumerate(bits.values()):
+            index[bit] = i
+        self._modality_index = pa.array(index, pa.int32())
+
+    @property
+    def release(self) -> str:
+        return self.tables.release
+
+    def decide_lines(self, lines: pa.Table) -> pa.Table:
+        """Decide a table with ``sqlrules.LINE_COLUMNS``: the output rows, in the same order."""
+        n = lines.num_rows
+        rows = pa.array(np.arange(n, dtype=np.int32))
+        self.con.register("batch_lines", lines.append_column("_row", rows))
+        try:
+            # DuckDB returns numbers only (the compact form of the same query); the text is made once per
+            # distinct value below, and the line's own columns come from the Arrow batch without a copy
+            got = self.con.sql(self._decide).to_arrow_table()
+        finally:
+            self.con.unregister("batch_lines")
+        # a parallel hash join does not keep the input order: put each answer back at its row
+        at = got["_row"].to_numpy()
+        key = np.empty(n, np.int64)
+        key[at] = got["reason_key"].to_numpy()
+        seg = np.empty(n, np.int32)
+        seg[at] = got["seg_no"].fill_null(-1).to_numpy()
+        mbit = np.empty(n, np.int32)
+        mbit[at] = got["mbit"].to_numpy()
+        keys = pc.dictionary_encode(pa.array(key))
+        decoded = [decode_reasons(k) for k in keys.dictionary.to_pylist()]
+        outcome_of = pa.array([OUTCOMES.index(o) for o, _ in decoded], pa.int32())
+        return pa.table({
+            "line": lines["line_no"],
+            "line_id": _plain(lines["line_id"]),
+            "claim_id": _plain(lines["claim_id"]),
+            "code": _dict(lines["code"]),
+            "date": lines["day"].cast(pa.int32()).cast(pa.date32()),
+            "outcome": pa.DictionaryArray.from_arrays(outcome_of.take(keys.indices), OUTCOME_VALUES),
+            "reasons": pa.DictionaryArray.from_arrays(keys.indices.cast(pa.int32()),
+                                                      pa.array([r for _, r in decoded], pa.string())),
+            "period": pa.DictionaryArray.from_arrays(self._period_index.take(pa.array(seg + 1)), self._periods),
+            "modality": pa.DictionaryArray.from_arrays(self._modality_index.take(pa.array(mbit)), self._modalities),
+            "release": _constant(self.tables.release, n),
+            "policy_hash": _constant(self.tables.policy_hash, n),
+        }, schema=_OUTPUT_SCHEMA)
+
+    def decide_raw(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
+        """(decisions, errors) for a batch of raw columns as read from a file, with each row's line number."""
+        lines, errors = normalize(raw, line_numbers, tuple(self.policy.program.modalities))
+        decisions = self.decide_lines(lines) if lines.num_rows else _empty_decisions()
+        return decisions, errors
+
+
+DICT = pa.dictionary(pa.int32(), pa.string())
+OUTCOMES = ("payable", "not_payable", "not_telehealth")
+OUTCOME_VALUES = pa.array(OUTCOMES, pa.string())
+
+
+def _one(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
+def _dict(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Low-cardinality text as a dictionary array: Parquet and Arrow keep it that way at no cost."""
+    arr = _one(col)
+    if pa.types.is_dictionary(arr.type):
+        return arr if arr.type == DICT else arr.cast(DICT)
+    return pc.dictionary_encode(arr).cast(DICT)
+
+
+def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    arr = _one(col)
+    return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+
+
+def _constant(text: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()).fill_null(0), pa.array([text]))
+
+
+_OUTPUT_SCHEMA = pa.schema([("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()),
+                            ("code", DICT), ("date", pa.date32()), ("outcome", DICT), ("reasons", DICT),
+                            ("period", DICT), ("modality", DICT), ("release", DICT), ("policy_hash", DICT)])
+
+
+def _empty_decisions() -> pa.Table:
+    return _OUTPUT_SCHEMA.empty_table()
+
+
+# --- the run ---
+
+@dataclass
+class Summary:
+    read: int = 0
+    decided: int = 0
+    errors: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    denied_by_reason: Counter[str] = field(default_factory=Counter)
+    elapsed: float = 0.0
+
+    def add(self, decisions: pa.Table, n_errors: int) -> None:
+        self.decided += decisions.num_rows
+        self.errors += n_errors
+        self.read += decisions.num_rows + n_errors
+        if decisions.num_rows == 0:
+            return
+        for item in pc.value_counts(decisions["outcome"]).to_pylist():
+            self.outcomes[item["values"]] += item["counts"]
+        denied = decisions.filter(pc.equal(decisions["outcome"], "not_payable"))["reasons"]
+        for item in pc.value_counts(denied).to_pylist():
+            for code in item["values"].split(" "):
+                self.denied_by_reason[code] += item["counts"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lines_read": self.read, "decided": self.decided, "payable": self.outcomes["payable"],
+                "not_payable": self.outcomes["not_payable"], "not_telehealth": self.outcomes["not_telehealth"],
+                "denied_by_reason": dict(self.denied_by_reason.most_common()), "errors": self.errors,
+                "elapsed_s": round(self.elapsed, 3),
+                "lines_per_s": round(self.read / self.elapsed) if self.elapsed > 0 else None}
+
+    def render(self) -> str:
+        d = self.as_dict()
+        out = [f"lines read     {d['lines_read']:>14,}",
+               f"decided        {d['decided']:>14,}",
+               f"  payable      {d['payable']:>14,}",
+               f"  not payable  {d['not_payable']:>14,}",
+               f"  not telehealth {d['not_telehealth']:>12,}",
+               f"errors         {d['errors']:>14,}"]
+        if self.denied_by_reason:
+            out.append("denied by reason (a line may have several):")
+            out.extend(f"  {code:<30} {n:>12,}" for code, n in self.denied_by_reason.most_common())
+        rate = f"{d['lines_per_s']:,}" if d["lines_per_s"] is not None else "-"
+        out.append(f"elapsed        {self.elapsed:>13.2f}s  ({rate} lines/s)")
+        return "\n".join(out)
+
+
+def _errors_table(errors: list[LineError]) -> pa.Table:
+    return pa.table({"line": pa.array([e.line for e in errors], pa.int64()),
+                     "field": pa.array([e.field for e in errors], pa.string()),
+                     "error": pa.array([e.message for e in errors], pa.string())}, schema=ERROR_SCHEMA)
+
+
+def default_errors_path(output: Path) -> Path:
+    name = output.name
+    for suffix in (s for s, f in FORMATS_BY_SUFFIX.items() if f in OUTPUT_FORMATS):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return output.with_name(name + ".errors.jsonl")
+
+
+def run(
+    input_path: str | Path,
+    output: str | Path | None,
+    *,
+    policy: Policy,
+    release: str | None = None,
+    errors_path: str | Path | None = None,
+    input_fmt: str | None = None,
+    output_fmt: str | None = None,
+    progress: Progress | None = None,
+    threads: int | None = None,
+    stream: IO[str] | None = None,
+    errors_stream: IO[str] | None = None,
+) -> Summary:
+    """Decide every line of ``input_path`` into ``output`` (or ``stream`` as JSON Lines when output is None).
+
+    Malformed lines go to ``errors_path`` (default: beside ``output``), or to ``errors_stream`` (default:
+    standard error) when there is no output file. Raises ``InputError`` when the input cannot be read.
+    """
+    try:
+        return _run(input_path, output, policy=policy, release=release, errors_path=errors_path,
+                    input_fmt=input_fmt, output_fmt=output_fmt, progress=progress, threads=threads,
+                    stream=stream, errors_stream=errors_stream)
+    except (pa.ArrowException, duckdb.Error) as err:
+        raise InputError(str(err)) from None
+
+
+class Progress(Protocol):
+    """What a caller may watch a run with (the command line draws a bar on terminals)."""
+
+    def start(self, total: int, unit: str) -> None: ...
+
+    def advance(self, amount: int, lines: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, release: str | None,
+         errors_path: str | Path | None, input_fmt: str | None, output_fmt: str | None, progress: Progress | None,
+         threads: int | None, stream: IO[str] | None, errors_stream: IO[str] | None) -> Summary:
+    started = time.perf_counter()
+    src = Path(input_path)
+    fmt = input_fmt or input_format(src)
+    if fmt is None:
+        raise InputError(f"cannot tell the format of {src.name}: name it .csv, .jsonl, .parquet or .837")
+    out_path = Path(output) if output is not None else None
+    ofmt = output_fmt or (output_format(out_path) if out_path is not None else "jsonl")
+    if ofmt is None:
+        raise InputError(f"cannot tell the output format of {out_path}: name it .csv, .jsonl or .parquet")
+    err_path = Path(errors_path) if errors_path is not None else (
+        default_errors_path(out_path) if out_path is not None else None)
+    engine = Engine(policy, release, threads)
+    if fmt == "parquet":
+        total, batches = read_parquet(src)
+    elif fmt == "csv":
+        total, batches = read_csv(src)
+    elif fmt == "jsonl":
+        total, batches = read_jsonl_batches(src, policy)
+    elif fmt == "x12":
+        total, batches = read_x12_batches(src, policy)
+    else:
+        raise InputError(f"the batch engine does not read {fmt!r}: it reads {', '.join(INPUTS)}")
+
+    summary = Summary()
+    out = writer_for(out_path, ofmt, _OUTPUT_SCHEMA, stream)
+    err_out = JsonlWriter(err_path, ERROR_SCHEMA, None if err_path is not None else (errors_stream or sys.stderr))
+    bar = progress
+    if bar is not None:
+        bar.start(total, "bytes" if fmt in ("csv", "jsonl", "x12") else "lines")
+    try:
+        for batch in batches:
+            read_errors = _errors_table(batch.errors)
+            if batch.raw is not None and batch.raw.num_rows:
+                assert batch.line_numbers is not None
+                decisions, errors = engine.decide_raw(batch.raw, batch.line_numbers)
+                errors = pa.concat_tables([read_errors, errors]).sort_by("line")
+            elif batch.lines is not None and batch.lines.num_rows:
+                decisions, errors = engine.decide_lines(batch.lines), read_errors.sort_by("line")
+            else:
+                decisions, errors = _empty_decisions(), read_errors.sort_by("line")
+            if decisions.num_rows:
+                out.write(decisions)
+            if errors.num_rows:
+                err_out.write(errors)
+            summary.add(decisions, errors.num_rows)
+            if bar is not None:
+                bar.advance(batch.progress, summary.read)
+    finally:
+        out.close()
+        err_out.close()
+        if bar is not None:
+            bar.close()
+    summary.elapsed = time.perf_counter() - started
+    return summary

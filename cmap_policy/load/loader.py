@@ -1,0 +1,246 @@
+"""``load_policy``: parse, schema-check, meaning-check and index a policy tree."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import PolicyError, Problem
+from ..model import (
+    Attestation,
+    Category,
+    Citation,
+    ClaimType,
+    Code,
+    CodeView,
+    Limit,
+    Modality,
+    Modifier,
+    Period,
+    PlaceOfService,
+    Policy,
+    Program,
+    Release,
+    Source,
+    Statute,
+)
+from ..resources import policy_dir, schema_dir
+from . import schema, semantics
+from .canonical import content_hash, normalize
+from .jsonfile import JsonDoc, read_json
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(Path(root.name) / path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _read(path: Path, root: Path, kind: str, problems: list[Problem]) -> JsonDoc | None:
+    shown = _shown(path, root)
+    if not path.exists():
+        problems.append(Problem(shown, "", "the file is missing", "io", f"every policy tree has {path.name}"))
+        return None
+    doc = read_json(path, shown)
+    if isinstance(doc, Problem):
+        problems.append(doc)
+        return None
+    found = schema.check(doc, kind)
+    problems.extend(found)
+    return None if found else doc
+
+
+def read_tree(root: Path) -> tuple[JsonDoc | None, JsonDoc | None, list[tuple[Path, JsonDoc]], list[Problem]]:
+    problems: list[Problem] = []
+    program = _read(root / "program.json", root, "program", problems)
+    releases = _read(root / "releases.json", root, "releases", problems)
+    codes: list[tuple[Path, JsonDoc]] = []
+    code_dir = root / "codes"
+    if not code_dir.is_dir():
+        problems.append(Problem(_shown(code_dir, root), "", "the codes folder is missing", "io",
+                                "code files live in codes/<CODE>.json"))
+    else:
+        for path in sorted(code_dir.glob("*.json")):
+            doc = _read(path, root, "code", problems)
+            if doc is not None:
+                codes.append((path, doc))
+    return program, releases, codes, problems
+
+
+def _cite(raw: dict[str, Any], sources: dict[str, Source]) -> Citation:
+    return Citation(sources[raw["source"]], raw.get("section", ""), raw.get("note", ""))
+
+
+def _date(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
+
+
+def _program(data: dict[str, Any]) -> Program:
+    sources = {
+        s["id"]: Source(s["id"], s["title"], s["url"], s["kind"], s["secondary"], s.get("publisher", ""),
+                        s.get("published", ""), s.get("note", ""))
+        for s in data["sources"]
+    }
+    prog = data["program"]
+    return Program(
+        id=prog["id"],
+        name=prog["name"],
+        plans=tuple(prog["plans"]),
+        authority=prog["authority"],
+        sources=MappingProxyType(sources),
+        statutes=tuple(Statute(s["id"], s["citation"], s["requirement"], sources[s["source"]])
+                       for s in data["statutes"]),
+        modalities=MappingProxyType({m["id"]: Modality(m["id"], m["name"], m["description"], m["coverage"],
+                                                       _cite(m["citation"], sources)) for m in data["modalities"]}),
+        # sorted: messages list modifiers and claim types, and must not depend on the order in the file
+        modifiers=MappingProxyType({m["code"]: Modifier(m["code"], m["meaning"], m["modality"],
+                                                        tuple(sorted(m["claim_types"])), _cite(m["citation"], sources),
+                                                        m.get("note", ""))
+                                    for m in sorted(data["modifiers"], key=lambda m: m["code"])}),
+        places_of_service=MappingProxyType({p["code"]: PlaceOfService(p["code"], p["name"], p["marks_telehealth"],
+                                                                      p["accepted"], _cite(p["citation"], sources),
+                                                                      p.get("note", ""))
+                                            for p in data["places_of_service"]}),
+        claim_types=MappingProxyType({c["id"]: ClaimType(c["id"], c["name"], c["transaction"])
+                                      for c in data["claim_types"]}),
+        categories=MappingProxyType({c["id"]: Category(c["id"], c["name"]) for c in data["categories"]}),
+        attestations=tuple(Attestation(a["id"], a["text"], _cite(a["citation"], sources),
+                                       dt.date.fromisoformat(a["effective"]), _date(a.get("end")),
+                                       tuple(sorted(a.get("modalities", ()))))
+                           for a in sorted(data["attestations"], key=lambda a: a["id"])),
+    )
+
+
+def _limit(raw: dict[str, Any], sources: dict[str, Source]) -> Limit:
+    return Limit(
+        kind=raw["kind"],
+        guideline=raw["guideline"],
+        citation=_cite(raw["citation"], sources) if "citation" in raw else None,
+        modalities=tuple(sorted(raw.get("modalities", ()))),
+        min_age=raw.get("min_age"),
+        max_age=raw.get("max_age"),
+        provider_types=tuple(sorted(raw.get("provider_types", ()))),
+        max_units=raw.get("max_units"),
+    )
+
+
+def _code(data: dict[str, Any], file: str, sources: dict[str, Source]) -> Code:
+    periods = tuple(
+        Period(
+            code=data["code"],
+            effective=dt.date.fromisoformat(p["effective"]),
+            end=_date(p.get("end")),
+            permitted=p["status"] == "permitted",
+            modalities=tuple(sorted(p["modalities"])),
+            revenue_center_codes=tuple(sorted(p.get("revenue_center_codes", ()))),
+            # in the canonical order (the hash's): to_confirm lists limits, and must not follow the file's order
+            limits=tuple(_limit(x, sources) for x in normalize(p.get("limits", []))),
+            guideline=p["guideline"],
+            citation=_cite(p["citation"], sources),
+            introduced_in=p["introduced_in"],
+            ended_in=p.get("ended_in"),
+            dates_note=p.get("dates_note", ""),
+        )
+        for p in sorted(data["periods"], key=lambda p: p["effective"])
+    )
+    return Code(data["code"], data["system"], data["description"], data["category"], periods, file,
+                data.get("note", ""))
+
+
+def _views(releases: tuple[Release, ...], codes: dict[str, Code]) -> dict[str, MappingProxyType[str, CodeView]]:
+    ordinal = {r.id: r.ordinal for r in releases}
+    views: dict[str, MappingProxyType[str, CodeView]] = {}
+    for rel in releases:
+        table: dict[str, CodeView] = {}
+        for code in codes.values():
+            visible = []
+            for p in code.periods:
+                if ordinal[p.introduced_in] > rel.ordinal:
+                    continue
+                if p.ended_in is not None and ordinal[p.ended_in] > rel.ordinal:
+                    p = replace(p, end=None, ended_in=None)
+                visible.append(p)
+            if visible:
+                table[code.code] = CodeView(code, tuple(visible), tuple(p.effective.toordinal() for p in visible))
+        views[rel.id] = MappingProxyType(table)
+    return views
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load the policy tree at ``path`` (default: the bundled CMAP policy).
+
+    Raises ``PolicyError`` listing every problem found, each with file, line,
+    JSON pointer, message and hint.
+    """
+    root = Path(path) if path is not None else policy_dir()
+    if not root.is_dir():
+        raise PolicyError([Problem(str(root), "", "no policy folder here", "io",
+                                   "pass the folder that holds program.json, releases.json and codes/")])
+    from . import cache
+
+    key = cache.fingerprint(root, schema_dir())
+    cached = cache.load(key) if key is not None else None
+    if cached is not None:  # the same bytes passed every check before
+        return cached
+    policy = load_checked(root)
+    if key is not None:
+        cache.store(key, policy)
+    return policy
+
+
+def load_checked(root: Path) -> Policy:
+    """Load and check the tree at ``root`` from its files, never from the cache (``PolicyError`` if it fails)."""
+    program_doc, releases_doc, code_docs, problems = read_tree(root)
+    if program_doc is not None:
+        problems.extend(semantics.check_program(program_doc))
+    if program_doc is None or releases_doc is None:
+        raise PolicyError(problems)
+    pdata = program_doc.data
+    sources_known = frozenset(s["id"] for s in pdata["sources"])
+    problems.extend(semantics.check_releases(releases_doc, sources_known))
+    known = _known(pdata, releases_doc.data)
+    problems.extend(semantics.check_citations(program_doc, pdata, known))
+    seen_codes: dict[str, str] = {}
+    for p, doc in code_docs:
+        problems.extend(semantics.check_code(doc, p.stem, known))
+        code = doc.data["code"]
+        if code in seen_codes:
+            problems.append(doc.problem("/code", f"duplicate code {code!r}: also in {seen_codes[code]}",
+                                        "meaning:duplicate", "keep one file per code"))
+        seen_codes.setdefault(code, doc.path)
+    if problems:
+        raise PolicyError(problems)
+
+    program = _program(pdata)
+    releases = tuple(
+        Release(r["id"], dt.date.fromisoformat(r["published"]), dt.date.fromisoformat(r["effective"]),
+                tuple(program.sources[s] for s in r["implements"]), r["summary"], i)
+        for i, r in enumerate(releases_doc.data["releases"])
+    )
+    sources = dict(program.sources)
+    codes = {doc.data["code"]: _code(doc.data, doc.path, sources) for _, doc in code_docs}
+    digest = content_hash({"program": pdata, "releases": releases_doc.data,
+                           **{f"code:{c}": doc.data for c, doc in ((d.data["code"], d) for _, d in code_docs)}})
+    return Policy(
+        root=str(root),
+        program=program,
+        releases=releases,
+        codes=MappingProxyType(dict(sorted(codes.items()))),
+        hash=digest,
+        views=MappingProxyType(_views(releases, codes)),
+    )
+
+
+def _known(pdata: dict[str, Any], rdata: dict[str, Any]) -> semantics.Known:
+    return semantics.Known(
+        sources=frozenset(s["id"] for s in pdata["sources"]),
+        modalities=frozenset(m["id"] for m in pdata["modalities"]),
+        modifiers=frozenset(m["code"] for m in pdata["modifiers"]),
+        places_of_service=frozenset(p["code"] for p in pdata["places_of_service"]),
+        categories=frozenset(c["id"] for c in pdata["categories"]),
+        releases={r["id"]: i for i, r in enumerate(rdata["releases"])},
+    )
