@@ -8,7 +8,10 @@ _OUTCOME = {
     Outcome.PAYABLE: "PAYABLE via telehealth",
     Outcome.NOT_PAYABLE: "NOT PAYABLE via telehealth",
     Outcome.NOT_TELEHEALTH: "NOT A TELEHEALTH LINE: the telehealth table does not apply",
+    Outcome.UNDETERMINED: "UNDETERMINED: the public sources this data holds do not say; the official CMAP "
+                          "Telehealth Table decides",
 }
+_TAG = {"deny": "denies", "undetermined": "cannot decide", "warn": "billing guidance", "info": "finds"}
 
 
 def describe_line(line: ClaimLine) -> str:
@@ -48,16 +51,19 @@ def explain(policy: Policy, line: ClaimLine, decision: Decision) -> str:
             step += 1
         if decision.period is not None:
             p = decision.period
-            span = f"from {p.effective}" + (f" to {p.end}" if p.end else " (no end date)")
+            start = f"from {p.effective}" if p.start_known else f"in force by {p.effective} (its real start not known)"
+            span = start + (f" to {p.end}" if p.end else " (no end date)")
             status = "permitted" if p.permitted else "listed as NOT permitted via telehealth"
             allowed = ", ".join(p.modalities) or "none"
+            silent = (f"; the sources are silent on {', '.join(p.undetermined_modalities)}"
+                      if p.undetermined_modalities else "")
             out.append(f"{step}. On {line.date} the table row for {line.code} in force is {p.id} ({span}): "
-                       f"{status}; modalities: {allowed}.")
+                       f"{status}; modalities: {allowed}{silent}.")
             if p.guideline:
                 out.append(f"   Guideline: {p.guideline}")
             step += 1
         for r in decision.reasons:
-            tag = "denies" if r.kind == "deny" else "finds"
+            tag = _TAG[r.kind]
             out.append(f"{step}. {r.code} ({tag}): {r.message}")
             if r.citation is not None:
                 c = r.citation

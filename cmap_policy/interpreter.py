@@ -17,8 +17,10 @@ from .model import (
     CodeView,
     Decision,
     Limit,
+    Modifier,
     Outcome,
     Period,
+    PlaceOfService,
     Policy,
     Program,
     Reason,
@@ -54,14 +56,33 @@ def find_period(view: CodeView, day: dt.date) -> tuple[Period | None, Period | N
     return None, before, after
 
 
+def _row_span(p: Period) -> str:
+    end = f" to {p.end}" if p.end else ""
+    if not p.start_known:
+        return f"in force by {p.effective}{end}, its real start not known"
+    return f"from {p.effective}{end}"
+
+
 def _outside_message(code: str, before: Period | None, after: Period | None) -> str:
     parts = []
     if before is not None and before.end is not None:
-        parts.append(f"its period from {before.effective} ended {before.end}")
+        parts.append(f"its row from {before.effective} ended {before.end}")
     if after is not None:
         parts.append(f"it is listed from {after.effective}")
-    covered = "but no period of it covers the date of service"
-    return f"{code} is on the telehealth table, {covered}: " + "; ".join(parts) + "."
+    return (f"{code} is on the telehealth table, but no row of it covers the date of service, and this data holds "
+            "the whole table for that date: " + "; ".join(parts) + ".")
+
+
+def _official(program: Program) -> str:
+    table = program.official_table
+    where = f" ({table.source.url})" if table is not None else ""
+    return f"The official CMAP Telehealth Table{where} decides"
+
+
+def _gap_message(code: str, rel_id: str, before: Period | None, after: Period | None, program: Program) -> str:
+    rows = " and ".join(f"a row {_row_span(p)}" for p in (before, after) if p is not None)
+    return (f"{code} is in this data ({rows}), but no public source it holds (release {rel_id}) covers the date of "
+            f"service. {_official(program)}; this data holds only the rows public sources name.")
 
 
 def _limit_reasons(lim: Limit, line: ClaimLine, rule: str, cite: Citation) -> tuple[Reason | None, bool]:
@@ -96,6 +117,13 @@ def _limit_reasons(lim: Limit, line: ClaimLine, rule: str, cite: Citation) -> tu
     return None, False
 
 
+def _signals(program: Program, line: ClaimLine) -> tuple[list[Modifier], PlaceOfService | None]:
+    """The telehealth modifiers of the line (in its order) and its place of service, as the program knows them."""
+    mods = [program.modifiers[m] for m in line.modifiers if m in program.modifiers]
+    pos = program.places_of_service.get(line.pos) if line.pos is not None else None
+    return [m for m in mods if m.marks_telehealth], pos
+
+
 def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> Decision:
     """Decide ``line`` against ``policy`` as published in ``release`` (default: the latest).
 
@@ -106,9 +134,9 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
     program = policy.program
     day = line.date
 
-    # 1. Is it a telehealth line at all, and by which modality?
-    th_mods = [program.modifiers[m] for m in line.modifiers if m in program.modifiers]
-    pos = program.places_of_service.get(line.pos) if line.pos is not None else None
+    # 1. Is it a telehealth line at all? A modifier about something else (FR: how a supervisor was
+    #    present) marks nothing; a place of service marks telehealth where the program says it does.
+    th_mods, pos = _signals(program, line)
     pos_marks = pos is not None and pos.marks_telehealth
     if not th_mods and not pos_marks and line.modality is None:
         msg = ("Nothing on the line marks it as telehealth (no telehealth modifier, place of service or "
@@ -116,6 +144,7 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
         return Decision(Outcome.NOT_TELEHEALTH, (_reason("NOT_A_TELEHEALTH_LINE", msg, None, None),), None, None,
                         (), rel.id, policy.hash)
 
+    # 2. By which modality? Each modifier and a stated modality signal one; two different ones conflict.
     reasons: list[Reason] = []
     signals: dict[str, list[str]] = {}
     for mod in th_mods:
@@ -132,50 +161,86 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
                                _program_rule(policy, "/modifiers"), first.citation if first else None))
     elif signals:
         modality = next(iter(signals))
-    else:
-        marked = f"place of service {line.pos}" if pos_marks else "modifier " + ", ".join(m.code for m in th_mods)
-        video = ", ".join(m.code for m in program.modifiers.values() if m.modality == "audio-video")
-        audio = ", ".join(m.code for m in program.modifiers.values() if m.modality == "audio-only")
-        reasons.append(_reason("MODALITY_NOT_INDICATED", f"The line is marked as telehealth ({marked}) but no "
-                               f"modifier says whether it was audio-video ({video}) or audio-only ({audio}).",
-                               _program_rule(policy, "/modifiers"), pos.citation if pos_marks and pos else None))
+
+    # 3. Are its modifiers and place of service valid on the date, and for the claim type? What billing
+    #    guidance applies to its place of service? ("bill it this way" warns; only a stated denial denies)
     for mod in th_mods:
+        if not mod.in_effect(day):
+            span = (f"from {mod.effective}" if mod.effective else "") + (f" to {mod.end}" if mod.end else "")
+            reasons.append(_reason("MODIFIER_NOT_IN_EFFECT", f"Modifier {mod.code} exists in its code set {span}, "
+                                   "not on the date of service.", _program_rule(policy, f"/modifiers/{mod.code}"),
+                                   mod.citation))
         if line.claim_type not in mod.claim_types:
             reasons.append(_reason("MODIFIER_NOT_FOR_CLAIM_TYPE", f"Modifier {mod.code} is used on "
                                    f"{' and '.join(mod.claim_types)} claims, not on {line.claim_type} claims.",
                                    _program_rule(policy, f"/modifiers/{mod.code}"), mod.citation))
-    if pos is not None and pos.marks_telehealth and not pos.accepted:
-        reasons.append(_reason("POS_NOT_ACCEPTED", f"Place of service {pos.code} ({pos.name}) is not accepted for "
-                               f"CMAP telehealth. {pos.note}".strip(),
-                               _program_rule(policy, f"/places_of_service/{pos.code}"), pos.citation))
+    if pos is not None and pos.marks_telehealth:
+        pos_rule = _program_rule(policy, f"/places_of_service/{pos.code}")
+        if not pos.in_effect(day):
+            reasons.append(_reason("POS_NOT_IN_EFFECT", f"Place of service {pos.code} ({pos.name}) exists from "
+                                   f"{pos.effective}, not on the date of service.", pos_rule, pos.citation))
+        for g in pos.guidance_on(day):
+            code = "POS_NOT_ACCEPTED" if g.kind == "deny" else "POS_GUIDANCE"
+            reasons.append(_reason(code, f"Place of service {pos.code} ({pos.name}): {g.text}", pos_rule, g.citation))
 
-    # 2. Is the code on the table on the date of service, as published in the release?
+    # 4. Is the code on the table on the date of service, as published in the release? Where the data
+    #    holds only the rows sources name, what they do not cover is undetermined, never denied.
     view = policy.views[rel.id].get(line.code)
+    whole_table = policy.holds_whole_table(rel.id, day)
     period: Period | None = None
     to_confirm: list[Limit] = []
     if view is None:
-        reasons.append(_reason("NOT_ON_TELEHEALTH_TABLE", f"{line.code} is not on the CMAP telehealth table "
-                               f"(release {rel.id}): only listed codes are payable via telehealth.",
-                               _program_rule(policy, "/program"), None))
+        if whole_table:
+            reasons.append(_reason("NOT_ON_TELEHEALTH_TABLE", f"{line.code} is not on the CMAP telehealth table "
+                                   f"(release {rel.id}, which holds the whole table): only listed codes are payable "
+                                   "via telehealth.", _program_rule(policy, "/program"), program.official_table))
+        else:
+            reasons.append(_reason("CODE_NOT_IN_DATA", f"{line.code} is not in this data: release {rel.id} holds "
+                                   "only the rows public sources name, so it cannot say whether the code is on the "
+                                   f"CMAP telehealth table. {_official(program)}.", _program_rule(policy, "/program"),
+                                   program.official_table))
     else:
         period, before, after = find_period(view, day)
         if period is None:
             near = before if before is not None else after
             assert near is not None
-            reasons.append(_reason("OUTSIDE_EFFECTIVE_DATES", _outside_message(line.code, before, after),
-                                   _rule(view, near), near.citation))
+            if whole_table and (after is None or after.start_known):
+                reasons.append(_reason("OUTSIDE_EFFECTIVE_DATES", _outside_message(line.code, before, after),
+                                       _rule(view, near), near.citation))
+            else:
+                reasons.append(_reason("DATE_NOT_IN_DATA", _gap_message(line.code, rel.id, before, after, program),
+                                       _rule(view, near), program.official_table or near.citation))
         elif not period.permitted:
             reasons.append(_reason("NOT_PERMITTED_VIA_TELEHEALTH", f"The table lists {line.code} as not permitted "
-                                   f"via telehealth from {period.effective}. {period.guideline}".strip(),
+                                   f"via telehealth ({_row_span(period)}). {period.guideline}".strip(),
                                    _rule(view, period), period.citation))
         else:
             rule = _rule(view, period)
-            if modality is not None and modality not in period.modalities:
-                allowed = " or ".join(_modality_name(program, m) for m in period.modalities)
-                reasons.append(_reason("MODALITY_NOT_ALLOWED", f"{line.code} is listed for {allowed} only in the "
-                                       f"period from {period.effective}; "
-                                       f"the line is {_modality_name(program, modality)} "
+            allowed = " or ".join(_modality_name(program, m) for m in period.modalities)
+            if modality is not None and modality in period.undetermined_modalities:
+                reasons.append(_reason("MODALITY_UNDETERMINED", f"{line.code} is listed for {allowed} "
+                                       f"({_row_span(period)}); the sources neither allow nor rule out "
+                                       f"{_modality_name(program, modality)} for it. {_official(program)}.",
+                                       rule, period.citation))
+            elif modality is not None and modality not in period.modalities:
+                reasons.append(_reason("MODALITY_NOT_ALLOWED", f"{line.code} is listed for {allowed} only "
+                                       f"({_row_span(period)}); the line is {_modality_name(program, modality)} "
                                        f"({', '.join(signals[modality])}).", rule, period.citation))
+            elif modality is None and not signals:
+                possible = _possible_modalities(program)
+                video = ", ".join(m.code for m in program.modifiers.values()
+                                  if m.modality == "audio-video" and m.marks_telehealth)
+                audio = ", ".join(m.code for m in program.modifiers.values()
+                                  if m.modality == "audio-only" and m.marks_telehealth)
+                how = f"add the modifier of the way it was delivered (audio-video: {video}; audio-only: {audio})"
+                if set(possible) <= set(period.modalities):
+                    reasons.append(_reason("MODIFIER_EXPECTED", f"Nothing on the line says how it was delivered; "
+                                           f"{line.code} is listed for {allowed}, so either way is payable: {how}.",
+                                           rule, period.citation))
+                else:
+                    reasons.append(_reason("MODALITY_NOT_INDICATED", f"The line is marked as telehealth but nothing "
+                                           f"on it says how it was delivered, and {line.code} is listed for {allowed} "
+                                           f"only: {how}.", rule, period.citation))
             if line.claim_type == "institutional" and period.revenue_center_codes:
                 rccs = ", ".join(period.revenue_center_codes)
                 if line.rcc is None:
@@ -193,27 +258,39 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
                 if unknown:
                     to_confirm.append(lim)
 
+    # 5. The outcome: any denial denies; else anything the data cannot decide leaves the line undetermined;
+    #    else it is payable (warnings say what to put on the claim, and change nothing).
     attestations = tuple(a for a in program.attestations if a.applies(day, modality))
     reasons.sort(key=lambda r: ORDER[r.code])
-    if reasons:
+    kinds = {r.kind for r in reasons}
+    if "deny" in kinds:
         outcome = Outcome.NOT_PAYABLE
+    elif "undetermined" in kinds:
+        outcome = Outcome.UNDETERMINED
     else:
-        assert period is not None and view is not None and modality is not None
+        assert period is not None and view is not None
         outcome = Outcome.PAYABLE
-        end = f" to {period.end}" if period.end else ""
-        reasons.append(_reason("ON_TELEHEALTH_TABLE", f"{line.code} is on the CMAP telehealth table for "
-                               f"{_modality_name(program, modality)} (period from {period.effective}{end}).",
-                               _rule(view, period), period.citation))
+        how = f" for {_modality_name(program, modality)}" if modality is not None else ""
+        reasons.append(_reason("ON_TELEHEALTH_TABLE", f"{line.code} is on the CMAP telehealth table{how} "
+                               f"({_row_span(period)}).", _rule(view, period), period.citation))
+        reasons.sort(key=lambda r: ORDER[r.code])
     return Decision(outcome, tuple(reasons), period, modality, attestations, rel.id, policy.hash, tuple(to_confirm))
+
+
+def _possible_modalities(program: Program) -> tuple[str, ...]:
+    """The modalities a line that says nothing of its delivery could have been delivered by: the covered ones."""
+    return tuple(m for m, mod in program.modalities.items() if mod.coverage != "not-covered")
 
 
 # --- Memoized decisions ---
 #
 # A decision is immutable, and no message names the date of service, so a decision
 # depends on the line only through its slot: the release, the code, which period (or
-# gap) the date falls in, which attestations are in force, the modifiers, place of
-# service and revenue code the program reads, and the fields a limit of the period
-# reads. ``evaluate`` keeps one decision per slot.
+# gap) the date falls in, which of the program's dated rules are in force (attestations,
+# modifiers and places of service in their code sets, billing guidance) and whether the
+# release holds the whole table that day, the modifiers, place of service and revenue
+# code the program reads, and the fields a limit of the period reads. ``evaluate`` keeps
+# one decision per slot.
 
 _CACHE_LIMIT = 200_000
 
@@ -224,12 +301,10 @@ class _Memo:
         self.slots: dict[tuple[object, ...], Decision] = {}
         self.latest = policy.latest.id
         self.release_ids = frozenset(r.id for r in policy.releases)
-        bounds = set()
-        for a in policy.program.attestations:
-            bounds.add(a.effective.toordinal())
-            if a.end is not None:
-                bounds.add(a.end.toordinal() + 1)
-        self.attestation_bounds = sorted(bounds)
+        # every day on which a dated rule of the program, or the whole-table coverage of a release, changes
+        bounds = {d.toordinal() for d in policy.program.date_bounds()}
+        bounds.update(d.toordinal() for d in policy.complete_from.values() if d is not None)
+        self.date_bounds = sorted(bounds)
         self.program_modifiers = policy.program.modifiers
         self.program_places = policy.program.places_of_service
         self.modifiers: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -260,7 +335,7 @@ class _Memo:
         if modifiers is None:
             modifiers = self.modifiers[line.modifiers] = tuple(m for m in line.modifiers
                                                                if m in self.program_modifiers)
-        return (release, line.code, i, covered, bisect_right(self.attestation_bounds, day), modifiers,
+        return (release, line.code, i, covered, bisect_right(self.date_bounds, day), modifiers,
                 line.pos if line.pos in self.program_places else None, line.claim_type,
                 line.rcc if reads.rcc and line.claim_type == "institutional" else None, line.modality,
                 *reads.key(line))

@@ -24,6 +24,14 @@ class Outcome(StrEnum):
     PAYABLE = "payable"
     NOT_PAYABLE = "not_payable"
     NOT_TELEHEALTH = "not_telehealth"
+    # The data cannot decide: the public sources it holds are silent on this line (a code or a date they do
+    # not cover, a modality they neither allow nor rule out). The official CMAP Telehealth Table decides.
+    UNDETERMINED = "undetermined"
+
+
+def in_force(effective: Date | None, end: Date | None, day: Date) -> bool:
+    """Whether a dated rule (no start: from always; no end: until changed) is in force on ``day``."""
+    return (effective is None or effective <= day) and (end is None or day <= end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +76,35 @@ class Modality:
 
 
 @dataclass(frozen=True, slots=True)
+class Guidance:
+    """A dated billing rule for a place of service: "bill it this way" (``warn``) or, only where a source
+    says lines are denied, ``deny``."""
+
+    kind: str  # "warn" | "deny"
+    text: str
+    citation: Citation
+    effective: Date | None = None
+    end: Date | None = None
+    start_known: bool = True
+
+    def in_force(self, day: Date) -> bool:
+        return in_force(self.effective, self.end, day)
+
+
+@dataclass(frozen=True, slots=True)
 class Modifier:
     code: str
     meaning: str
-    modality: str | None
+    modality: str | None  # the modality it signals, or None (it says nothing of how the member was seen)
     claim_types: tuple[str, ...]
     citation: Citation
     note: str = ""
+    marks_telehealth: bool = True  # False for a modifier about something else (FR: how a supervisor was present)
+    effective: Date | None = None  # the first date of service it exists in its code set, when a source says
+    end: Date | None = None
+
+    def in_effect(self, day: Date) -> bool:
+        return in_force(self.effective, self.end, day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +112,17 @@ class PlaceOfService:
     code: str
     name: str
     marks_telehealth: bool
-    accepted: bool
     citation: Citation
     note: str = ""
+    effective: Date | None = None  # the first date of service it exists in the CMS code set
+    end: Date | None = None
+    guidance: tuple[Guidance, ...] = ()
+
+    def in_effect(self, day: Date) -> bool:
+        return in_force(self.effective, self.end, day)
+
+    def guidance_on(self, day: Date) -> tuple[Guidance, ...]:
+        return tuple(g for g in self.guidance if g.in_force(day))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +174,27 @@ class Program:
     claim_types: Mapping[str, ClaimType]
     categories: Mapping[str, Category]
     attestations: tuple[Attestation, ...]
+    official_table: Citation | None = None  # where the official table is: what decides when the data cannot
+
+    def date_bounds(self) -> tuple[Date, ...]:
+        """Every date on which something the program says about a line starts or stops applying."""
+        bounds: set[Date] = set()
+
+        def add(effective: Date | None, end: Date | None) -> None:
+            if effective is not None:
+                bounds.add(effective)
+            if end is not None and end < dt.date.max:
+                bounds.add(end + dt.timedelta(days=1))
+
+        for a in self.attestations:
+            add(a.effective, a.end)
+        for m in self.modifiers.values():
+            add(m.effective, m.end)
+        for p in self.places_of_service.values():
+            add(p.effective, p.end)
+            for g in p.guidance:
+                add(g.effective, g.end)
+        return tuple(sorted(bounds))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +205,17 @@ class Release:
     implements: tuple[Source, ...]
     summary: str
     ordinal: int
+    # "complete": the release states the whole table (an import of the official spreadsheet): a code it does
+    # not list is not on the table, for dates of service from ``covers_from``. "partial": it names only some
+    # rows (a bulletin, an Important Message, a secondary reading); a code it does not name keeps what
+    # earlier releases said of it, and what no release says is unknown.
+    coverage: str = "partial"
+    covers_from: Date | None = None
+    dates_known: bool = True  # False: no source gives the dates; published and effective are lower bounds
+
+    @property
+    def complete(self) -> bool:
+        return self.coverage == "complete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +262,11 @@ class Period:
     introduced_in: str
     ended_in: str | None
     dates_note: str = ""
+    # False when ``effective`` is only the earliest date a source shows the row in force (a dated copy of the
+    # table), not the day it started: before it, back to the last state the data knows, the data cannot say.
+    start_known: bool = True
+    # Modalities the sources neither allow nor rule out for this row: a line by one of them is undetermined.
+    undetermined_modalities: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -220,6 +295,8 @@ class Period:
             "introduced_in": self.introduced_in,
             "ended_in": self.ended_in,
             "dates_note": self.dates_note,
+            "start_known": self.start_known,
+            "undetermined_modalities": list(self.undetermined_modalities),
         }
 
 
@@ -251,6 +328,14 @@ class Policy:
     codes: Mapping[str, Code]
     hash: str
     views: Mapping[str, Mapping[str, CodeView]] = field(repr=False)
+    # release id -> the first date of service from which its view holds the whole table (the ``covers_from``
+    # of the latest complete release up to it), or None when it holds only the rows sources name
+    complete_from: Mapping[str, Date | None] = field(default_factory=dict, repr=False)
+
+    def holds_whole_table(self, release_id: str, day: Date) -> bool:
+        """Whether the view of ``release_id`` is the whole table on ``day``: a code it lacks is not listed."""
+        start = self.complete_from.get(release_id)
+        return start is not None and day >= start
 
     @property
     def latest(self) -> Release:
@@ -285,7 +370,7 @@ class ClaimLine:
 @dataclass(frozen=True, slots=True)
 class Reason:
     code: str
-    kind: str  # "deny" | "info"
+    kind: str  # "deny" | "undetermined" | "warn" | "info" (reasons.KINDS)
     message: str
     carc: str | None
     rule: str | None  # "policy/codes/97153.json#97153@2020-03-18" or "policy/program.json#/modifiers/95"
@@ -316,6 +401,10 @@ class Decision:
     @property
     def payable(self) -> bool:
         return self.outcome is Outcome.PAYABLE
+
+    @property
+    def undetermined(self) -> bool:
+        return self.outcome is Outcome.UNDETERMINED
 
     @property
     def reason_codes(self) -> tuple[str, ...]:

@@ -122,12 +122,19 @@ def _known_release(tree: _Tree, release: str) -> None:
 def release_new(release_id: str, *, date: dt.date | str, source: Sequence[str], summary: str,
                 effective: dt.date | str | None = None, dates_note: str | None = None,
                 source_title: str | None = None, source_url: str | None = None, source_kind: str = "bulletin",
-                secondary: bool = False, policy: str | Path | None = None) -> EditResult:
+                secondary: bool = False, coverage: str = "partial", covers_from: dt.date | str | None = None,
+                policy: str | Path | None = None) -> EditResult:
     """Add release ``release_id`` at the end of releases.json, implementing the ``source`` ids.
 
     A source id that program.json does not list yet is added to it when ``source_title`` and
-    ``source_url`` are given (one new source per release).
+    ``source_url`` are given (one new source per release). ``coverage`` says what the release holds:
+    ``partial`` (the rows it names: a bulletin, an Important Message) or ``complete`` (the whole table,
+    for dates of service from ``covers_from``, default its effective date).
     """
+    if coverage not in ("partial", "complete"):
+        raise EditError(f"coverage {coverage!r} is not partial or complete")
+    if covers_from is not None and coverage != "complete":
+        raise EditError("--covers-from is for a release that holds the whole table (--coverage complete)")
     tree = _Tree(_root(policy))
     releases = copy.deepcopy(tree.read("releases.json"))
     existing = {r["id"]: r for r in releases["releases"]}
@@ -154,7 +161,10 @@ def release_new(release_id: str, *, date: dt.date | str, source: Sequence[str], 
         tree.put("program.json", program)
     rel: dict[str, Any] = {"id": release_id, "published": _iso(date, "--date"),
                            "effective": _iso(effective if effective is not None else date, "--effective"),
-                           "implements": list(dict.fromkeys(source)), "summary": summary.strip()}
+                           "implements": list(dict.fromkeys(source)), "summary": summary.strip(),
+                           "coverage": coverage}
+    if covers_from is not None:
+        rel["covers_from"] = _iso(covers_from, "--covers-from")
     if dates_note:
         rel["dates_note"] = dates_note
     releases["releases"].append(rel)

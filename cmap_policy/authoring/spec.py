@@ -243,15 +243,7 @@ def _check_cases(doc: JsonDoc, policy: Policy) -> Iterator[Problem]:
         expect = case["expect"]
         reasons = set(expect["reasons"])
         outcome = expect["outcome"]
-        lonely = {"payable": "ON_TELEHEALTH_TABLE", "not_telehealth": "NOT_A_TELEHEALTH_LINE"}
-        if outcome in lonely and reasons != {lonely[outcome]}:
-            yield doc.problem(f"{base}/expect/reasons", f"a {outcome} decision gives exactly one reason, "
-                              f"{lonely[outcome]}", "meaning:impossible-expectation",
-                              f"expect reasons [\"{lonely[outcome]}\"] or change the outcome")
-        if outcome == "not_payable" and (not reasons or any(REASONS[r].kind != "deny" for r in reasons)):
-            yield doc.problem(f"{base}/expect/reasons", "a not_payable decision gives denial reasons only",
-                              "meaning:impossible-expectation",
-                              "remove ON_TELEHEALTH_TABLE / NOT_A_TELEHEALTH_LINE, or change the outcome")
+        yield from _impossible(doc, base, outcome, reasons)
         period = expect.get("period")
         if period is not None:
             code, _, effective = period.partition("@")
@@ -322,28 +314,55 @@ def reachable_reasons(policy: Policy) -> dict[str, str]:
     periods = [p for view in policy.views.values() for cv in view.values() for p in cv.periods]
     permitted = [p for p in periods if p.permitted]
     limits = [lim for p in permitted for lim in p.limits]
-    signalled = {m.modality for m in program.modifiers.values() if m.modality is not None}
+    signalled = {m.modality for m in program.modifiers.values() if m.modality is not None and m.marks_telehealth}
     claim_types = set(program.claim_types) | set(CLAIM_TYPES)
     why: dict[str, str] = {}
     if not permitted:
         why["ON_TELEHEALTH_TABLE"] = "no period is permitted"
     if not any(not p.permitted for p in periods):
         why["NOT_PERMITTED_VIA_TELEHEALTH"] = "no period is not-permitted"
-    if not any(_uncovered_days([(p.effective, p.end) for p in cv.periods])
-               for view in policy.views.values() for cv in view.values()):
+    gaps = any(_uncovered_days([(p.effective, p.end) for p in cv.periods])
+               for view in policy.views.values() for cv in view.values())
+    whole = [d for d in policy.complete_from.values() if d is not None]
+    if not whole:
+        why["NOT_ON_TELEHEALTH_TABLE"] = "no release holds the whole table (coverage complete)"
+        why["OUTSIDE_EFFECTIVE_DATES"] = "no release holds the whole table (coverage complete)"
+    elif not gaps:
         why["OUTSIDE_EFFECTIVE_DATES"] = "every listed code has a period on every date"
+    if len(whole) == len(policy.releases) and all(d == dt.date.min for d in whole):
+        why["CODE_NOT_IN_DATA"] = "every release holds the whole table on every date"
+        why["DATE_NOT_IN_DATA"] = "every release holds the whole table on every date"
+    elif not gaps:
+        why["DATE_NOT_IN_DATA"] = "every listed code has a period on every date"
+    telehealth_mods = [m for m in program.modifiers.values() if m.marks_telehealth]
+    dated = [m for m in telehealth_mods if m.effective is not None or m.end is not None]
+    if not dated:
+        why["MODIFIER_NOT_IN_EFFECT"] = "no telehealth modifier has dates"
+    places = [pos for pos in program.places_of_service.values() if pos.marks_telehealth]
+    if not any(pos.effective is not None or pos.end is not None for pos in places):
+        why["POS_NOT_IN_EFFECT"] = "no telehealth place of service has dates"
+    if not any(g.kind == "deny" for pos in places for g in pos.guidance):
+        why["POS_NOT_ACCEPTED"] = "no source denies a telehealth place of service"
+    if not any(g.kind == "warn" for pos in places for g in pos.guidance):
+        why["POS_GUIDANCE"] = "no place of service has billing guidance"
+    if not any(set(p.undetermined_modalities) & signalled for p in permitted):
+        why["MODALITY_UNDETERMINED"] = "no permitted period leaves a signalled modality undetermined"
     if not signalled or len(program.modalities) < 2:
         why["CONFLICTING_MODIFIERS"] = "no two modalities can be signalled on one line"
-    if not any(m.modality is None for m in program.modifiers.values()) and not any(
-            pos.marks_telehealth for pos in program.places_of_service.values()):
+    possible = {m for m, mod in program.modalities.items() if mod.coverage != "not-covered"}
+    if not any(m.modality is None for m in telehealth_mods) and not places:
         why["MODALITY_NOT_INDICATED"] = "every telehealth modifier names a modality and no place of service marks " \
                                         "telehealth"
+        why["MODIFIER_EXPECTED"] = why["MODALITY_NOT_INDICATED"]
+    else:
+        if not any(possible - set(p.modalities) for p in permitted):
+            why["MODALITY_NOT_INDICATED"] = "every permitted period allows every covered modality"
+        if not any(possible <= set(p.modalities) for p in permitted):
+            why["MODIFIER_EXPECTED"] = "no permitted period allows every covered modality"
     if not any(set(program.modalities) - set(p.modalities) for p in permitted):
         why["MODALITY_NOT_ALLOWED"] = "every permitted period allows every modality"
-    if not any(claim_types - set(m.claim_types) for m in program.modifiers.values()):
+    if not any(claim_types - set(m.claim_types) for m in telehealth_mods):
         why["MODIFIER_NOT_FOR_CLAIM_TYPE"] = "every telehealth modifier is valid on every claim type"
-    if not any(pos.marks_telehealth and not pos.accepted for pos in program.places_of_service.values()):
-        why["POS_NOT_ACCEPTED"] = "no telehealth place of service is refused"
     if not any(p.revenue_center_codes for p in permitted):
         why["RCC_REQUIRED"] = "no period lists revenue center codes"
     if not any(0 < len(p.revenue_center_codes) < _RCC_SPACE for p in permitted):
@@ -359,6 +378,24 @@ def reachable_reasons(policy: Policy) -> dict[str, str]:
                for lim in limits):
         why["UNITS_OVER_LIMIT"] = "no period has a units-per-day limit"
     return why
+
+
+def _impossible(doc: JsonDoc, base: str, outcome: str, reasons: set[str]) -> Iterator[Problem]:
+    """An expected outcome that its expected reasons could never give (as ``interpreter.decide`` picks outcomes)."""
+    kinds = {REASONS[r].kind for r in reasons}
+    why = ""
+    if outcome == "not_telehealth" and reasons != {"NOT_A_TELEHEALTH_LINE"}:
+        why = "a not_telehealth decision gives exactly one reason, NOT_A_TELEHEALTH_LINE"
+    elif outcome == "payable" and ("ON_TELEHEALTH_TABLE" not in reasons or kinds - {"info", "warn"}
+                                   or "NOT_A_TELEHEALTH_LINE" in reasons):
+        why = "a payable decision gives ON_TELEHEALTH_TABLE and, at most, warnings"
+    elif outcome == "not_payable" and ("deny" not in kinds or "info" in kinds):
+        why = "a not_payable decision gives at least one denial, and no ON_TELEHEALTH_TABLE / NOT_A_TELEHEALTH_LINE"
+    elif outcome == "undetermined" and ("undetermined" not in kinds or kinds & {"deny", "info"}):
+        why = "an undetermined decision gives at least one undetermined reason, and no denial or information"
+    if why:
+        yield doc.problem(f"{base}/expect/reasons", why, "meaning:impossible-expectation",
+                          "change the expected reasons or the outcome (docs: the reason kinds)")
 
 
 def coverage(policy: Policy, results: Iterable[CaseResult]) -> Coverage:

@@ -139,14 +139,20 @@ def release_group() -> None:
 @click.option("--source-url", help="Where the new source can be read (with --source-title).")
 @click.option("--source-kind", default="bulletin", show_default=True, help="Kind of the new source.")
 @click.option("--secondary", is_flag=True, help="The new source is a third party's reading, not DSS itself.")
+@click.option("--coverage", type=click.Choice(["partial", "complete"]), default="partial", show_default=True,
+              help="partial: the release names only the rows it changes or reads (a bulletin, an Important Message, "
+                   "a third party's reading); complete: it holds the whole table (an official spreadsheet).")
+@date_option("--covers-from", help_text="With --coverage complete: the first date of service the whole table "
+                                        "covers. Default: --effective.")
 @policy_option(CHECKOUT_POLICY_HELP)
 def release_new_command(release_id: str, date: dt.date, sources: tuple[str, ...], summary: str,
                         effective: dt.date | None, dates_note: str | None, source_title: str | None,
-                        source_url: str | None, source_kind: str, secondary: bool, policy_path: str | None) -> None:
+                        source_url: str | None, source_kind: str, secondary: bool, coverage: str,
+                        covers_from: dt.date | None, policy_path: str | None) -> None:
     """Add release ID at the end of releases.json."""
     _run(release_new, release_id, date=date, source=sources, summary=summary, effective=effective,
          dates_note=dates_note, source_title=source_title, source_url=source_url, source_kind=source_kind,
-         secondary=secondary, policy=policy_path)
+         secondary=secondary, coverage=coverage, covers_from=covers_from, policy=policy_path)
 
 
 @click.group("code")

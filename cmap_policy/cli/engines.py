@@ -1,4 +1,4 @@
-"""Running ``eval`` on the batch engine (DuckDB) or on Spark: the summary on standard error and the exit code.
+"""Running ``eval`` on the batch engine or on Spark: the summary on standard error and the exit code.
 
 The engines return a ``Summary`` and raise; what a user sees of a run, and the exit code, is decided here.
 """
@@ -85,7 +85,7 @@ def run_spark(input_file: str | None, output: str, *, policy: Policy, release: s
     if output == "-":
         fail("--engine spark writes a directory of Parquet files: give -o OUTPUT", EXIT_USAGE)
     if input_format not in (None, "parquet"):
-        fail("--engine spark reads Parquet; for CSV, JSON Lines or X12 use --engine duckdb", EXIT_USAGE)
+        fail("--engine spark reads Parquet; for CSV, JSON Lines or X12 use --engine batch", EXIT_USAGE)
     if not spark.is_uri(input_file) and not Path(input_file).exists():
         fail(f"no such file or directory: {input_file}")
     errors_at = errors_file or spark.errors_path_for(output)

@@ -1,7 +1,7 @@
 """``cmap-policy eval``: decide one claim line from options, or every line of a file or standard input.
 
 Lines go to the interpreter (``api.eval_lines``), or, for a file written to a file, to the batch
-engine (DuckDB) or to Spark, which ``cli.engines`` runs; those are imported only when chosen.
+engine or to Spark, which ``cli.engines`` runs; those are imported only when chosen.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ BATCH_OUTPUTS = ("csv", "jsonl", "parquet")  # what the batch engine writes, by 
 @click.option("--explain", is_flag=True, help="Explain each decision step by step, in words a biller understands.")
 @click.option("-o", "--output", type=click.Path(allow_dash=True), default="-",
               help="Write decisions here instead of standard output.")
-@click.option("--engine", type=click.Choice(["auto", "duckdb", "python", "spark"]), default="auto", show_default=True,
-              help="duckdb: the batch engine (columnar, for large files); python: the interpreter, line by line; "
+@click.option("--engine", type=click.Choice(["auto", "batch", "duckdb", "python", "spark"]), default="auto",
+              show_default=True,
+              help="batch: the batch engine (columnar, for large files; duckdb is its former name); python: the "
+                   "interpreter, line by line; "
                    "spark: Apache Spark, for a Parquet file or directory into a Parquet directory (pip install "
-                   "'cmap-policy[spark]'). auto: duckdb when INPUT is a file and -o names a .csv, .jsonl or .parquet "
+                   "'cmap-policy[spark]'). auto: batch when INPUT is a file and -o names a .csv, .jsonl or .parquet "
                    "file.")
 @click.option("--errors", "errors_file", type=click.Path(), default=None, metavar="FILE",
               help="Batch engine: write malformed lines here (JSON Lines). Default: OUTPUT's name + .errors.jsonl. "
@@ -95,7 +97,7 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
             raise click.UsageError(f"{path} is a directory: only --engine spark reads and writes directories")
 
     if _batch_wanted(input_file, output, engine, out_format, explain, input_format):
-        from .engines import run_batch  # DuckDB and pyarrow load only for a batch
+        from .engines import run_batch  # pyarrow and numpy load only for a batch
 
         run_batch(input_file or "", output, policy=policy, release=release, errors_file=errors_file,
                   input_format=input_format)
@@ -129,11 +131,11 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
 def _batch_wanted(input_file: str | None, output: str, engine: str, out_format: str, explain: bool,
                   input_format: str | None) -> bool:
     if input_file in (None, "-") or engine == "python":
-        if engine == "duckdb":
-            raise click.UsageError("--engine duckdb reads a file: give INPUT")
+        if engine in ("batch", "duckdb"):
+            raise click.UsageError(f"--engine {engine} reads a file: give INPUT")
         return False
     parquet = (input_format or format_of(str(input_file))) == "parquet"
-    if engine == "duckdb" or parquet:
+    if engine in ("batch", "duckdb") or parquet:
         if explain or out_format != "jsonl":
             raise click.UsageError("the batch engine writes JSON Lines, CSV or Parquet (by -o's extension); "
                                    "--explain and --format table/json need --engine python")

@@ -44,7 +44,13 @@ from .options import (
 @click.option("--source", metavar="ID",
               help="The source the rows cite: an id in program.json, or a new one added as the official table. "
                    "Default: the release's first source (for a new release, the release id).")
-@click.option("--secondary", is_flag=True, help="A new source is a third party's copy, not the official table.")
+@click.option("--secondary", is_flag=True,
+              help="The table is a third party's copy, not the official table: the release then holds only the rows "
+                   "it names (coverage partial), and corrects no row's start.")
+@click.option("--source-url", metavar="URL",
+              help="Where a new --source can be read. Default: the address of the official table program.json names.")
+@date_option("--covers-from", help_text="The first date of service the official table holds whole (its history may "
+                                        "start earlier than the release). Default: the release's effective date.")
 @click.option("--category", metavar="ID",
               help="Category of new codes when the table has no Category column. Default: uncategorized "
                    "(added to program.json when needed).")
@@ -56,7 +62,8 @@ from .options import (
               help="text for people, json for programs.")
 def import_command(table: str, release: str, policy_path: str | None, columns: tuple[str, ...], dry_run: bool,
                    allow_partial: bool, date_: dt.date | None, source: str | None, secondary: bool,
-                   category: str | None, cpt_descriptions: bool, sheet: str | None, out_format: str) -> None:
+                   source_url: str | None, covers_from: dt.date | None, category: str | None, cpt_descriptions: bool,
+                   sheet: str | None, out_format: str) -> None:
     """Read the official telehealth table (.xlsx or .csv, or an export's .json) into the policy as a release.
 
     \b
@@ -76,7 +83,7 @@ def import_command(table: str, release: str, policy_path: str | None, columns: t
         result = import_table(Path(table), release=release, policy=policy_path, columns=list(columns),
                               dry_run=dry_run, allow_partial=allow_partial, date=date_, source=source,
                               secondary=secondary, category=category, cpt_descriptions=cpt_descriptions,
-                              sheet=sheet)
+                              sheet=sheet, source_url=source_url, covers_from=covers_from)
     except TableError as err:
         fail(str(err))
     if out_format == "json":

@@ -1,22 +1,24 @@
-"""The batch engine: decide files of millions of claim lines on DuckDB, embedded.
+"""The batch engine: decide files of millions of claim lines, with the interpreter's own decisions.
 
 A file is read in batches (pyarrow: Parquet row groups, CSV byte blocks, JSON
 Lines chunks), so memory stays flat however large the input is. Each batch is
 checked as ``lines.parse_line`` checks a line -- by the same Python code, run
 once per distinct value of each column and spread back to the rows with Arrow
-dictionary arrays (``normalize``) -- and then decided by one DuckDB query,
-``sqlrules.decision_sql`` over the policy compiled to small tables
-(``Engine.decide_lines``). Lines that fail a check go to the errors output
-with their line number, field and reason; every other line is decided; so
-lines in = decisions out + errors out.
+dictionary arrays (``checks.normalize``) -- and then decided slot by slot
+(``slots.SlotPolicy``): each row's slot is computed with vectorised look-ups,
+``interpreter.evaluate`` decides each distinct slot once, and the answers are
+spread back to the rows. Lines that fail a check go to the errors output with
+their line number, field and reason; every other line is decided; so lines in =
+decisions out + errors out.
 
-Why this shape: DuckDB scans Arrow batches without copying and runs the
-set-based query on every core; pyarrow reads and writes Parquet and CSV in C++.
-Python touches batches and distinct values, never lines (except JSON Lines and
-X12 input, whose values are typed per line: ``lines.parse_line`` checks those
-one by one). DuckDB answers in numbers (the compact form of the query) and the
-text of each distinct answer is made once. DuckDB and pyarrow are imported
-here only, so the one-line path never loads them.
+Why this shape: a decision is a pure function of its slot, and a file of
+millions of lines has thousands of distinct slots, so deciding with the
+reference interpreter costs next to nothing and there is no second definition
+of the decision to keep in step with it. pyarrow reads and writes Parquet and
+CSV in C++, numpy does the per-row look-ups; Python touches batches and
+distinct values, never lines (except JSON Lines and X12 input, whose values are
+typed per line: ``lines.parse_line`` checks those one by one). pyarrow and
+numpy are imported here only, so the one-line path never loads them.
 
 Line numbers: Parquet rows count from 1; CSV lines count records from the
 header (line 1), which are the file's line numbers unless it has blank lines
@@ -33,8 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,9 +42,9 @@ from ..api import file_format
 from ..errors import InputError, LineError
 from ..lines import FORMATS_BY_SUFFIX, format_of
 from ..model import Policy
-from .checks import ARROW_TYPES, ERROR_SCHEMA, normalize
+from .checks import ERROR_SCHEMA, normalize
 from .files import JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
-from .sqlrules import PolicyTables, compile_tables, decision_sql, decode_reasons
+from .slots import OUTCOMES, SlotPolicy
 
 INPUTS = ("csv", "jsonl", "parquet", "x12")  # what the batch engine reads
 OUTPUT_FORMATS = ("csv", "jsonl", "parquet")  # and writes
@@ -62,80 +62,42 @@ def output_format(path: str | Path) -> str | None:
     return fmt if fmt in OUTPUT_FORMATS else None
 
 
-# --- the policy in DuckDB ---
-
-def _arrow_table(columns: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]]) -> pa.Table:
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
-    return pa.table({name: pa.array(list(vals), type=ARROW_TYPES[typ])
-                     for (name, typ), vals in zip(columns, cols, strict=True)})
-
+# --- deciding a batch ---
 
 class Engine:
-    """One DuckDB connection holding the policy tables of one release, deciding Arrow batches."""
+    """The policy of one release, deciding Arrow batches of checked lines with the interpreter, slot by slot."""
 
     def __init__(self, policy: Policy, release: str | None = None, threads: int | None = None) -> None:
         self.policy = policy
-        self.tables: PolicyTables = compile_tables(policy, release)
-        self.con = duckdb.connect(config={"threads": threads} if threads else {})
-        self.con.execute("SET enable_progress_bar = false")  # the engine draws its own, on terminals only
-        for t in self.tables.tables.values():
-            self.con.register(f"_{t.name}", _arrow_table(t.columns, t.rows))
-            self.con.execute(f"CREATE TABLE {t.name} AS SELECT * FROM _{t.name}")
-            self.con.unregister(f"_{t.name}")
-        self._decide = decision_sql(self.tables, "batch_lines", extra=("_row",), compact=True)
-        # lookups from the compact answer to text: segment row -> period id, modality bit -> modality
-        segs = self.tables.tables["segments"]
-        at = [c for c, _ in segs.columns].index("period_id")
-        ids = [row[at] for row in segs.rows]
-        self._periods = pa.array([i or "" for i in ids], pa.string())
-        self._period_index = pa.array([None] + [i if ids[i] is not None else None for i in range(len(ids))],
-                                      pa.int32())
-        bits = self.tables.modality_bits
-        self._modalities = pa.array(list(bits), pa.string())
-        index: list[int | None] = [None] * (max(bits.values(), default=0) + 1)
-        for i, bit in enumerate(bits.values()):
-            index[bit] = i
-        self._modality_index = pa.array(index, pa.int32())
+        self.slots = SlotPolicy(policy, release)
 
     @property
     def release(self) -> str:
-        return self.tables.release
+        return self.slots.release
 
     def decide_lines(self, lines: pa.Table) -> pa.Table:
-        """Decide a table with ``sqlrules.LINE_COLUMNS``: the output rows, in the same order."""
+        """Decide a table with ``checks.LINE_COLUMNS``: the output rows, in the same order."""
         n = lines.num_rows
-        rows = pa.array(np.arange(n, dtype=np.int32))
-        self.con.register("batch_lines", lines.append_column("_row", rows))
-        try:
-            # DuckDB returns numbers only (the compact form of the same query); the text is made once per
-            # distinct value below, and the line's own columns come from the Arrow batch without a copy
-            got = self.con.sql(self._decide).to_arrow_table()
-        finally:
-            self.con.unregister("batch_lines")
-        # a parallel hash join does not keep the input order: put each answer back at its row
-        at = got["_row"].to_numpy()
-        key = np.empty(n, np.int64)
-        key[at] = got["reason_key"].to_numpy()
-        seg = np.empty(n, np.int32)
-        seg[at] = got["seg_no"].fill_null(-1).to_numpy()
-        mbit = np.empty(n, np.int32)
-        mbit[at] = got["mbit"].to_numpy()
-        keys = pc.dictionary_encode(pa.array(key))
-        decoded = [decode_reasons(k) for k in keys.dictionary.to_pylist()]
-        outcome_of = pa.array([OUTCOMES.index(o) for o, _ in decoded], pa.int32())
+        slot, decisions = self.slots.decide(lines)
+        at = pa.array(slot, pa.int32())
+        # the text of each distinct answer is made once; the rows get dictionary indices into it
+        outcome = pa.array([OUTCOMES.index(d.outcome.value) for d in decisions], pa.int32())
+        reasons_text = [" ".join(d.reason_codes) for d in decisions]
+        reasons = pc.dictionary_encode(pa.array(reasons_text, pa.string()))
+        periods = pc.dictionary_encode(pa.array([d.period.id if d.period else None for d in decisions], pa.string()))
+        modality = pc.dictionary_encode(pa.array([d.modality for d in decisions], pa.string()))
         return pa.table({
             "line": lines["line_no"],
             "line_id": _plain(lines["line_id"]),
             "claim_id": _plain(lines["claim_id"]),
             "code": _dict(lines["code"]),
             "date": lines["day"].cast(pa.int32()).cast(pa.date32()),
-            "outcome": pa.DictionaryArray.from_arrays(outcome_of.take(keys.indices), OUTCOME_VALUES),
-            "reasons": pa.DictionaryArray.from_arrays(keys.indices.cast(pa.int32()),
-                                                      pa.array([r for _, r in decoded], pa.string())),
-            "period": pa.DictionaryArray.from_arrays(self._period_index.take(pa.array(seg + 1)), self._periods),
-            "modality": pa.DictionaryArray.from_arrays(self._modality_index.take(pa.array(mbit)), self._modalities),
-            "release": _constant(self.tables.release, n),
-            "policy_hash": _constant(self.tables.policy_hash, n),
+            "outcome": pa.DictionaryArray.from_arrays(outcome.take(at), OUTCOME_VALUES),
+            "reasons": pa.DictionaryArray.from_arrays(reasons.indices.take(at), reasons.dictionary),
+            "period": pa.DictionaryArray.from_arrays(periods.indices.take(at), periods.dictionary),
+            "modality": pa.DictionaryArray.from_arrays(modality.indices.take(at), modality.dictionary),
+            "release": _constant(self.release, n),
+            "policy_hash": _constant(self.policy.hash, n),
         }, schema=_OUTPUT_SCHEMA)
 
     def decide_raw(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
@@ -146,7 +108,6 @@ class Engine:
 
 
 DICT = pa.dictionary(pa.int32(), pa.string())
-OUTCOMES = ("payable", "not_payable", "not_telehealth")
 OUTCOME_VALUES = pa.array(OUTCOMES, pa.string())
 
 
@@ -208,7 +169,8 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"lines_read": self.read, "decided": self.decided, "payable": self.outcomes["payable"],
-                "not_payable": self.outcomes["not_payable"], "not_telehealth": self.outcomes["not_telehealth"],
+                "not_payable": self.outcomes["not_payable"], "undetermined": self.outcomes["undetermined"],
+                "not_telehealth": self.outcomes["not_telehealth"],
                 "denied_by_reason": dict(self.denied_by_reason.most_common()), "errors": self.errors,
                 "elapsed_s": round(self.elapsed, 3),
                 "lines_per_s": round(self.read / self.elapsed) if self.elapsed > 0 else None}
@@ -219,6 +181,7 @@ class Summary:
                f"decided        {d['decided']:>14,}",
                f"  payable      {d['payable']:>14,}",
                f"  not payable  {d['not_payable']:>14,}",
+               f"  undetermined {d['undetermined']:>14,}",
                f"  not telehealth {d['not_telehealth']:>12,}",
                f"errors         {d['errors']:>14,}"]
         if self.denied_by_reason:
@@ -267,7 +230,7 @@ def run(
         return _run(input_path, output, policy=policy, release=release, errors_path=errors_path,
                     input_fmt=input_fmt, output_fmt=output_fmt, progress=progress, threads=threads,
                     stream=stream, errors_stream=errors_stream)
-    except (pa.ArrowException, duckdb.Error) as err:
+    except pa.ArrowException as err:
         raise InputError(str(err)) from None
 
 

@@ -17,8 +17,29 @@ import pyarrow.compute as pc
 
 from ..errors import LineError
 from ..lines import CHECKS, FIELDS, MISSING, REQUIRED, canonical_field
-from .sqlrules import EPOCH, LINE_COLUMNS
+from .slots import EPOCH
 
+# What a checked batch of claim lines holds, as the engines read it. ``day`` is days since 1970-01-01;
+# ``mod1``..``mod4`` are the line's modifiers in order (NULL when absent); ``claim_type`` is never NULL.
+LINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("line_no", "BIGINT"),
+    ("line_id", "VARCHAR"),
+    ("claim_id", "VARCHAR"),
+    ("code", "VARCHAR"),
+    ("day", "INTEGER"),
+    ("mod1", "VARCHAR"),
+    ("mod2", "VARCHAR"),
+    ("mod3", "VARCHAR"),
+    ("mod4", "VARCHAR"),
+    ("pos", "VARCHAR"),
+    ("claim_type", "VARCHAR"),
+    ("rcc", "VARCHAR"),
+    ("modality", "VARCHAR"),
+    ("member_age", "INTEGER"),
+    ("provider_type", "VARCHAR"),
+    ("units", "INTEGER"),
+    ("established_patient", "BOOLEAN"),
+)
 ERROR_SCHEMA = pa.schema([("line", pa.int64()), ("field", pa.string()), ("error", pa.string())])
 ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_()}
 FREE_TEXT = ("provider_type", "line_id", "claim_id")  # trimmed text, checked in Arrow: any text passes
@@ -111,7 +132,7 @@ def _combine(cols: list[pa.ChunkedArray]) -> pa.ChunkedArray:
 
 
 def normalize(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]) -> tuple[pa.Table, pa.Table]:
-    """(lines with sqlrules.LINE_COLUMNS, errors) for a batch of columns as read from a file."""
+    """(lines with LINE_COLUMNS, errors) for a batch of columns as read from a file."""
     n = raw.num_rows
     numbers = line_numbers.cast(pa.int64())
     sources: dict[str, list[pa.ChunkedArray]] = {}

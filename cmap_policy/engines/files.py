@@ -23,8 +23,8 @@ from ..errors import LineError
 from ..lines import canonical_field, read_jsonl
 from ..model import ClaimLine, Policy
 from ..x12 import read_x12
-from .checks import ARROW_TYPES, OUTPUTS
-from .sqlrules import EPOCH, LINE_COLUMNS
+from .checks import ARROW_TYPES, LINE_COLUMNS, OUTPUTS
+from .slots import EPOCH
 
 BATCH_ROWS = 1_000_000
 CSV_BLOCK_BYTES = 32 << 20
@@ -35,7 +35,7 @@ CSV_BLOCK_BYTES = 32 << 20
 @dataclass
 class Batch:
     raw: pa.Table | None = None  # columns as read, to check in SQL
-    lines: pa.Table | None = None  # already checked: sqlrules.LINE_COLUMNS
+    lines: pa.Table | None = None  # already checked: checks.LINE_COLUMNS
     line_numbers: pa.Array | None = None
     errors: list[LineError] = field(default_factory=list)
     progress: int = 0  # bytes or rows consumed, for the progress bar
@@ -179,7 +179,7 @@ def _csv_block_slow(block: bytes, header: list[str], before: int) -> tuple[Batch
 
 
 def lines_table(items: Iterable[tuple[int, ClaimLine]], policy: Policy) -> pa.Table:
-    """Checked claim lines as a table of ``sqlrules.LINE_COLUMNS``."""
+    """Checked claim lines as a table of ``checks.LINE_COLUMNS``."""
     cols: dict[str, list[Any]] = {name: [] for name, _ in LINE_COLUMNS}
     for number, ln in items:
         mods = [*ln.modifiers[:4], None, None, None, None]

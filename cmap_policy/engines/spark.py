@@ -1,4 +1,4 @@
-"""Decide claim lines on Apache Spark, with the decisions of the interpreter and of the DuckDB engine.
+"""Decide claim lines on Apache Spark, with the decisions of the interpreter itself.
 
     >>> from cmap_policy import load_policy
     >>> from cmap_policy.spark import evaluate
@@ -8,27 +8,27 @@
 ``evaluate(df, policy, release=None)`` returns ``df`` with the decision columns
 added: ``outcome``, ``reasons`` (reason codes joined by single spaces),
 ``period``, ``modality``, ``release``, ``policy_hash`` -- the names and values of
-the DuckDB engine -- and ``error`` and ``error_field``. A malformed line keeps
+the batch engine -- and ``error`` and ``error_field``. A malformed line keeps
 its row: its ``error`` says what is wrong, ``error_field`` names the field, and
 its decision columns are null. So rows in = rows out, and ``split`` parts them
 into decisions and errors.
 
-Nothing of the decision is restated here. It comes from one definition, used
-as is by both SQL engines:
+Nothing of the decision is restated here. It comes from one definition, the
+interpreter's, used as is by every engine:
 
 - The line checks are those of ``lines.parse_line``, run by ``checks.check_value``
-  (the DuckDB engine's checks) once per distinct value of each checked column.
+  (the batch engine's checks) once per distinct value of each checked column.
   The distinct values are gathered in one small job, checked on the driver and
   joined back from one broadcast lookup table. A claim file's codes, dates,
   modifiers and places of service take few values, so this costs one scan of
   those columns, and no Spark expression has to mimic Python's parsing. (A list
   of modifiers is checked as the list it is, as parse_line does.)
-- The policy is compiled by ``sqlrules.compile_tables`` and travels as small
-  broadcast tables.
-- The decision is ``sqlrules.decision_sql(..., dialect="spark")``: DuckDB SQL
-  transpiled by sqlglot. This module only edits that query's syntax tree to
-  point its table names at the DataFrames above and to carry the input row
-  through it (``_spark_query``).
+- The decision: each line's slot (``slots.SlotPolicy``: the code's row or gap
+  on the date, the program's dated rules in force, the fields the row reads) is
+  computed in Spark SQL from a broadcast table of the code's spans; one job
+  gathers the distinct slots with one line each; the driver decides each with
+  ``interpreter.evaluate``; a broadcast join spreads the decisions back. A claim
+  file has thousands of distinct slots, however many lines it has.
 
 The module needs pyspark (``pip install 'cmap-policy[spark]'``); the rest of
 the package never imports it.
@@ -46,21 +46,20 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import sqlglot
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from sqlglot import exp
 
 from ..errors import InputError
+from ..interpreter import evaluate as evaluate_line
 from ..lines import ALIASES, FIELDS
 from ..model import Policy
 from ..reasons import DENIALS
 from .batch import Summary, default_errors_path
-from .checks import FREE_TEXT, OUTPUTS, PRECEDENCE, check_value
-from .sqlrules import EPOCH, LINE_COLUMNS, PolicyTables, compile_tables, decision_sql
+from .checks import FREE_TEXT, LINE_COLUMNS, OUTPUTS, PRECEDENCE, check_value
+from .slots import ACCEPTED, EPOCH, MISSING, NOT_READ, OUTCOMES, VALUE, Segment, SlotPolicy, claim_line
 
 DECISION_COLUMNS = ("outcome", "reasons", "period", "modality", "release", "policy_hash")
 ERROR_COLUMNS = ("error", "error_field")
@@ -72,7 +71,6 @@ _SQL_TYPES: dict[str, T.DataType] = {"VARCHAR": T.StringType(), "INTEGER": T.Int
 _ARROW_TO_SPARK: dict[pa.DataType, T.DataType] = {pa.string(): T.StringType(), pa.int32(): T.IntegerType(),
                                                   pa.bool_(): T.BooleanType()}
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-_TABLES = ("modalities", "modifiers", "places", "segments")
 _P = "__cmap_"  # prefix of the working columns, so that they never meet an input column's name
 
 
@@ -204,7 +202,7 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
     nulls = ", ".join(f"CAST(NULL AS {_SQL_TYPES[typ].simpleString()}) AS {name}"
                       for name, typ in LINE_COLUMNS if name != "line_no")
     if strict and fields.unknown:
-        # parse_line (and so the DuckDB engine) fails every line of a file with a column it does not know
+        # parse_line (and so the batch engine) fails every line of a file with a column it does not know
         message = f"unknown field (known: {', '.join(FIELDS)})"
         lines = spark.sql(f"SELECT {_P}line_no AS line_no, {nulls}, {_P}src, {_sql_text(message)} AS {_P}err, "
                           f"{_sql_text(fields.unknown[0])} AS {_P}err_field FROM {{input}}", input=df.select(*head))
@@ -267,50 +265,100 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
     return spark.sql(query, input=inp, lookup=lookup)
 
 
-# --- the decision: sqlrules.decision_sql, pointed at DataFrames ---
+# --- the decision: the interpreter, once per distinct slot ---
 
-def _spark_query(tables: PolicyTables) -> str:
-    """``decision_sql`` in Spark SQL, with ``{name}`` placeholders for ``SparkSession.sql``'s DataFrame arguments.
-
-    The query names its tables (``lines``, ``modifiers``, ...) and returns the line
-    ids and the decision; here the tables become placeholders, so that nothing is
-    registered under a fixed name in the caller's session, and the outer SELECT
-    also returns the columns this module carries through (every step of the query
-    passes a line's columns on with ``*``).
-    """
-    sentinel = {name: f"cmap_placeholder_{name}" for name in ("lines", *_TABLES)}
-    tree = sqlglot.parse_one(decision_sql(tables, "lines", dialect="spark"), read="spark")
-    for table in tree.find_all(exp.Table):
-        if table.name in sentinel and not table.args.get("db"):
-            table.set("this", exp.to_identifier(sentinel[table.name]))
-    if not isinstance(tree, exp.Select):
-        raise RuntimeError("sqlrules.decision_sql no longer returns one SELECT; the Spark engine needs updating")
-    tree = tree.select(f"{_P}src", f"{_P}err", f"{_P}err_field", copy=False)
-    text = tree.sql(dialect="spark").replace("{", "{{").replace("}", "}}")
-    for name, placeholder in sentinel.items():
-        text = re.sub(rf"\b{placeholder}\b", "{" + name + "}", text)
-    return text
+_SLOT_SCHEMA = T.StructType([
+    T.StructField("seg_no", T.IntegerType()), T.StructField("code", T.StringType()),
+    T.StructField("lo", T.IntegerType()), T.StructField("hi", T.IntegerType()),
+    T.StructField("reads_rcc", T.BooleanType()), T.StructField("reads_age", T.BooleanType()),
+    T.StructField("age_lo", T.LongType()), T.StructField("age_hi", T.LongType()),
+    T.StructField("reads_units", T.BooleanType()), T.StructField("max_units", T.LongType()),
+    T.StructField("reads_est", T.BooleanType()), T.StructField("reads_types", T.BooleanType()),
+    T.StructField("types", T.ArrayType(T.StringType())),
+])
+_KEYS = ("k_where", "k_bound", "k_mod1", "k_mod2", "k_mod3", "k_mod4", "k_pos", "k_claim_type", "k_modality",
+         "k_rcc", "k_age", "k_units", "k_est", "k_type")
 
 
-def _policy_frames(spark: SparkSession, tables: PolicyTables) -> dict[str, DataFrame]:
-    frames = {}
-    for name in _TABLES:
-        t = tables.tables[name]
-        schema = T.StructType([T.StructField(c, _SQL_TYPES[typ]) for c, typ in t.columns])
-        frames[name] = F.broadcast(spark.createDataFrame(t.rows, schema))
-    return frames
+def _segments_frame(spark: SparkSession, segs: list[Segment]) -> DataFrame:
+    rows = [(i, s.code, s.lo, s.hi, s.reads_rcc, s.age_range is not None,
+             s.age_range[0] if s.age_range else 0, s.age_range[1] if s.age_range else 0,
+             s.reads_units, s.max_units if s.max_units is not None else 0, s.reads_established,
+             s.provider_types is not None, sorted(s.provider_types or ()))
+            for i, s in enumerate(segs)]
+    return F.broadcast(spark.createDataFrame(rows, _SLOT_SCHEMA))
+
+
+def _slot_columns(slots: SlotPolicy) -> list[Column]:
+    """The columns of ``slots.SlotPolicy.slots``, as Spark expressions: never null, so that they join as keys."""
+    program = slots.policy.program
+    day = F.col("day")
+    bound = F.lit(0)
+    for i, b in enumerate(slots.bounds.tolist(), 1):
+        bound = F.when(day >= F.lit(int(b)), F.lit(i)).otherwise(bound)
+    seg = F.col("s.seg_no")
+
+    def known(col: str, values: Any) -> Column:
+        return F.when(F.col(col).isin(list(values)), F.col(col)).otherwise(F.lit(""))
+
+    def limit(reads: str, value: Column, ok: Column) -> Column:
+        return (F.when(~F.coalesce(F.col(reads), F.lit(False)), F.lit(NOT_READ))
+                .when(value.isNull(), F.lit(MISSING)).when(ok, F.lit(ACCEPTED))
+                .otherwise(F.lit(VALUE) + value.cast("bigint")))
+
+    age, units, est, ptype = F.col("member_age"), F.col("units"), F.col("established_patient"), F.col("provider_type")
+    institutional = F.col("claim_type") == "institutional"
+    return [
+        F.when(seg.isNotNull(), seg.cast("string")).otherwise(F.concat(F.lit("code:"), F.col("code"))).alias("k_where"),
+        bound.alias("k_bound"),
+        *(known(f"mod{i}", program.modifiers).alias(f"k_mod{i}") for i in range(1, 5)),
+        known("pos", program.places_of_service).alias("k_pos"),
+        F.col("claim_type").alias("k_claim_type"),
+        F.coalesce(F.col("modality"), F.lit("")).alias("k_modality"),
+        F.when(F.coalesce(F.col("s.reads_rcc"), F.lit(False)) & institutional,
+               F.coalesce(F.concat(F.lit("rcc:"), F.col("rcc")), F.lit("none"))).otherwise(F.lit("")).alias("k_rcc"),
+        limit("s.reads_age", age, (age >= F.col("s.age_lo")) & (age <= F.col("s.age_hi"))).alias("k_age"),
+        limit("s.reads_units", units, units <= F.col("s.max_units")).alias("k_units"),
+        limit("s.reads_est", est.cast("int"), F.lit(False)).alias("k_est"),
+        (F.when(~F.coalesce(F.col("s.reads_types"), F.lit(False)), F.lit("-"))
+         .when(ptype.isNull(), F.lit("")).when(F.array_contains(F.col("s.types"), ptype), F.lit("ok"))
+         .otherwise(F.concat(F.lit("type:"), ptype))).alias("k_type"),
+    ]
 
 
 def _decide(df: DataFrame, policy: Policy, release: str | None, *, line_no: Column, carry: Column,
             strict: bool) -> DataFrame:
-    """The decision query's rows, with the carried input and the error columns."""
-    tables = compile_tables(policy, release)
+    """The checked lines with their decision columns, the carried input and the error columns.
+
+    One job gathers the distinct slots of the checked lines (with one line of each); the driver decides
+    each with the interpreter; a broadcast join spreads the decisions back to the lines.
+    """
+    slots = SlotPolicy(policy, release)
     lines = _check(df, policy, line_no=line_no, carry=carry, strict=strict)
     spark = df.sparkSession
-    frames = _policy_frames(spark, tables)
-    decided = spark.sql(_spark_query(tables), lines=lines, modalities=frames["modalities"],
-                        modifiers=frames["modifiers"], places=frames["places"], segments=frames["segments"])
-    return decided
+    keyed = (lines.alias("l")
+             .join(_segments_frame(spark, slots.segments).alias("s"),
+                   (F.col("l.code") == F.col("s.code")) & F.col("l.day").between(F.col("s.lo"), F.col("s.hi")),
+                   "left")
+             .select("l.*", *_slot_columns(slots)))
+    fields = [name for name, _ in LINE_COLUMNS if name not in ("line_no", "line_id", "claim_id")]
+    found = (keyed.where(F.col(f"{_P}err").isNull())
+             .groupBy(*_KEYS).agg(F.first(F.struct(*fields)).alias("line")).collect())
+    rows = []
+    for row in found:
+        rec = {**row["line"].asDict(), "line_id": None, "claim_id": None}
+        d = evaluate_line(policy, claim_line(rec), release=slots.release)
+        rows.append((*(row[k] for k in _KEYS), d.outcome.value, " ".join(d.reason_codes),
+                     d.period.id if d.period else None, d.modality))
+    schema = T.StructType([*(T.StructField(k, keyed.schema[k].dataType) for k in _KEYS),
+                           *(T.StructField(c, T.StringType()) for c in ("outcome", "reasons", "period", "d_modality"))])
+    answers = F.broadcast(spark.createDataFrame(rows, schema))
+    decided = keyed.join(answers, list(_KEYS), "left")
+    return decided.select(
+        *(F.col(name) for name, _ in LINE_COLUMNS if name != "modality"),
+        F.col(f"{_P}src"), F.col(f"{_P}err"), F.col(f"{_P}err_field"),
+        F.col("outcome"), F.col("reasons"), F.col("period"), F.col("d_modality").alias("modality"),
+        F.lit(slots.release).alias("release"), F.lit(policy.hash).alias("policy_hash"))
 
 
 def evaluate(df: DataFrame, policy: Policy, *, release: str | None = None) -> DataFrame:
@@ -357,7 +405,7 @@ def _metrics() -> list[Column]:
         F.count(F.lit(1)).alias("read"),
         F.count(F.col(f"{_P}err")).alias("errors"),
         *(F.sum(F.when(ok & (F.col("outcome") == o), 1).otherwise(0)).alias(o)
-          for o in ("payable", "not_payable", "not_telehealth")),
+          for o in OUTCOMES),
         *(F.sum(F.when(denied, _occurrences(reasons, code)).otherwise(0)).alias(code) for code in DENIALS),
     ]
 
@@ -383,9 +431,9 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
         errors_path: str | None = None) -> Summary:
     """Decide every line of the Parquet file or directory ``input_path`` into the Parquet directory ``output``.
 
-    The output has the DuckDB engine's columns; the errors (``line``, ``field``,
+    The output has the batch engine's columns; the errors (``line``, ``field``,
     ``error``) go to ``errors_path`` (default: beside ``output``, named as the
-    DuckDB engine names it), as a directory of JSON Lines files. When the input
+    batch engine names it), as a directory of JSON Lines files. When the input
     is a directory, both also name each line's ``file``.
     """
     started = time.perf_counter()
@@ -417,7 +465,7 @@ def _run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, r
     metrics = observation.get
     summary = Summary(read=int(metrics["read"]), errors=int(metrics["errors"]))
     summary.decided = summary.read - summary.errors
-    summary.outcomes = Counter({o: int(metrics[o] or 0) for o in ("payable", "not_payable", "not_telehealth")})
+    summary.outcomes = Counter({o: int(metrics[o] or 0) for o in OUTCOMES})
     summary.denied_by_reason = Counter({c: int(metrics[c] or 0) for c in DENIALS if metrics[c]})
     err_path = errors_path or errors_path_for(output)
     errors = decided.where(F.col(f"{_P}err").isNotNull()).select(
@@ -482,7 +530,7 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
 # --- `cmap-policy eval --engine spark` ---
 
 def errors_path_for(output: str) -> str:
-    """Where the errors of ``output`` go by default: beside it, named as the DuckDB engine names them.
+    """Where the errors of ``output`` go by default: beside it, named as the batch engine names them.
 
     Works on URIs too (``s3://bucket/decisions/`` gives ``s3://bucket/decisions.errors.jsonl``).
     """

@@ -16,6 +16,7 @@ from ..model import (
     ClaimType,
     Code,
     CodeView,
+    Guidance,
     Limit,
     Modality,
     Modifier,
@@ -99,12 +100,15 @@ def _program(data: dict[str, Any]) -> Program:
         # sorted: messages list modifiers and claim types, and must not depend on the order in the file
         modifiers=MappingProxyType({m["code"]: Modifier(m["code"], m["meaning"], m["modality"],
                                                         tuple(sorted(m["claim_types"])), _cite(m["citation"], sources),
-                                                        m.get("note", ""))
+                                                        m.get("note", ""), m.get("marks_telehealth", True),
+                                                        _date(m.get("effective")), _date(m.get("end")))
                                     for m in sorted(data["modifiers"], key=lambda m: m["code"])}),
-        places_of_service=MappingProxyType({p["code"]: PlaceOfService(p["code"], p["name"], p["marks_telehealth"],
-                                                                      p["accepted"], _cite(p["citation"], sources),
-                                                                      p.get("note", ""))
-                                            for p in data["places_of_service"]}),
+        places_of_service=MappingProxyType({p["code"]: PlaceOfService(
+            p["code"], p["name"], p["marks_telehealth"], _cite(p["citation"], sources), p.get("note", ""),
+            _date(p.get("effective")), _date(p.get("end")),
+            tuple(sorted((_guidance(g, sources) for g in p.get("guidance", ())),
+                         key=lambda g: (g.effective or dt.date.min, g.kind, g.text))))
+            for p in sorted(data["places_of_service"], key=lambda p: p["code"])}),
         claim_types=MappingProxyType({c["id"]: ClaimType(c["id"], c["name"], c["transaction"])
                                       for c in data["claim_types"]}),
         categories=MappingProxyType({c["id"]: Category(c["id"], c["name"]) for c in data["categories"]}),
@@ -112,7 +116,13 @@ def _program(data: dict[str, Any]) -> Program:
                                        dt.date.fromisoformat(a["effective"]), _date(a.get("end")),
                                        tuple(sorted(a.get("modalities", ()))))
                            for a in sorted(data["attestations"], key=lambda a: a["id"])),
+        official_table=_cite(prog["official_table"], sources) if "official_table" in prog else None,
     )
+
+
+def _guidance(raw: dict[str, Any], sources: dict[str, Source]) -> Guidance:
+    return Guidance(raw["kind"], raw["text"], _cite(raw["citation"], sources), _date(raw.get("effective")),
+                    _date(raw.get("end")), raw.get("start_known", True))
 
 
 def _limit(raw: dict[str, Any], sources: dict[str, Source]) -> Limit:
@@ -144,6 +154,8 @@ def _code(data: dict[str, Any], file: str, sources: dict[str, Source]) -> Code:
             introduced_in=p["introduced_in"],
             ended_in=p.get("ended_in"),
             dates_note=p.get("dates_note", ""),
+            start_known=p.get("start_known", True),
+            undetermined_modalities=tuple(sorted(p.get("undetermined_modalities", ()))),
         )
         for p in sorted(data["periods"], key=lambda p: p["effective"])
     )
@@ -218,7 +230,9 @@ def load_checked(root: Path) -> Policy:
     program = _program(pdata)
     releases = tuple(
         Release(r["id"], dt.date.fromisoformat(r["published"]), dt.date.fromisoformat(r["effective"]),
-                tuple(program.sources[s] for s in r["implements"]), r["summary"], i)
+                tuple(program.sources[s] for s in r["implements"]), r["summary"], i, r["coverage"],
+                (_date(r.get("covers_from")) or dt.date.fromisoformat(r["effective"]))
+                if r["coverage"] == "complete" else None, r.get("dates_known", True))
         for i, r in enumerate(releases_doc.data["releases"])
     )
     sources = dict(program.sources)
@@ -232,7 +246,19 @@ def load_checked(root: Path) -> Policy:
         codes=MappingProxyType(dict(sorted(codes.items()))),
         hash=digest,
         views=MappingProxyType(_views(releases, codes)),
+        complete_from=MappingProxyType(_complete_from(releases)),
     )
+
+
+def _complete_from(releases: tuple[Release, ...]) -> dict[str, dt.date | None]:
+    """For each release, where the whole table is known in its view: the latest complete release's covers_from."""
+    out: dict[str, dt.date | None] = {}
+    start: dt.date | None = None
+    for rel in releases:
+        if rel.complete:
+            start = rel.covers_from
+        out[rel.id] = start
+    return out
 
 
 def _known(pdata: dict[str, Any], rdata: dict[str, Any]) -> semantics.Known:

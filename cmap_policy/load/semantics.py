@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import Problem
 from .jsonfile import JsonDoc
@@ -76,11 +77,22 @@ def check_program(doc: JsonDoc) -> Iterator[Problem]:
         if st["source"] not in sources:
             yield doc.problem(f"/statutes/{i}/source", f"unknown source id {st['source']!r}",
                               "meaning:unknown-source", "add the source to sources, or use one of its ids")
-    for i, att in enumerate(data["attestations"]):
-        if "end" in att and _d(att["end"]) < _d(att["effective"]):
-            yield doc.problem(f"/attestations/{i}/end", f"ends {att['end']}, before it takes effect on "
-                              f"{att['effective']}", "meaning:end-before-effective",
-                              "the end date is the last day the condition applies")
+    dated = [(f"/attestations/{i}", att) for i, att in enumerate(data["attestations"])]
+    dated += [(f"/modifiers/{i}", mod) for i, mod in enumerate(data["modifiers"])]
+    for i, pos in enumerate(data["places_of_service"]):
+        dated.append((f"/places_of_service/{i}", pos))
+        dated += [(f"/places_of_service/{i}/guidance/{j}", g) for j, g in enumerate(pos.get("guidance", []))]
+    for pointer, item in dated:
+        if "end" in item and "effective" in item and _d(item["end"]) < _d(item["effective"]):
+            yield doc.problem(f"{pointer}/end", f"ends {item['end']}, before it takes effect on "
+                              f"{item['effective']}", "meaning:end-before-effective",
+                              "the end date is the last day the rule applies")
+    for i, src in enumerate(data["sources"]):
+        url = urlsplit(src["url"])
+        if url.scheme not in ("http", "https") or not url.netloc or "." not in url.netloc:
+            yield doc.problem(f"/sources/{i}/url", f"{src['url']!r} is not an http(s) address",
+                              "meaning:url", "put the address where the source can be read in url; what the "
+                              "source is goes in title, how it was read in note")
 
 
 def check_releases(doc: JsonDoc, sources: frozenset[str]) -> Iterator[Problem]:
@@ -144,10 +156,20 @@ def check_code(doc: JsonDoc, stem: str, known: Known) -> Iterator[Problem]:
                                   f"release {ended!r} ends the period, but it comes before {intro!r}, which added it",
                                   "meaning:ended-before-introduced",
                                   "a period can only be ended by the release that added it or a later one")
-        for j, m in enumerate(p["modalities"]):
-            if m not in known.modalities:
-                yield doc.problem(f"{base}/modalities/{j}", f"unknown modality {m!r}", "meaning:unknown-modality",
-                                  f"use one of {', '.join(sorted(known.modalities))}")
+        for field in ("modalities", "undetermined_modalities"):
+            for j, m in enumerate(p.get(field, [])):
+                if m not in known.modalities:
+                    yield doc.problem(f"{base}/{field}/{j}", f"unknown modality {m!r}", "meaning:unknown-modality",
+                                      f"use one of {', '.join(sorted(known.modalities))}")
+        for j, m in enumerate(p.get("undetermined_modalities", [])):
+            if m in p["modalities"]:
+                yield doc.problem(f"{base}/undetermined_modalities/{j}", f"{m!r} is both allowed and undetermined",
+                                  "meaning:undetermined-modality",
+                                  "a modality the sources allow goes in modalities only")
+        if p["status"] == "not-permitted" and p.get("undetermined_modalities"):
+            yield doc.problem(f"{base}/undetermined_modalities", "a not-permitted period has no undetermined "
+                              "modality: the code is not permitted via telehealth at all",
+                              "meaning:not-permitted-modalities", "leave undetermined_modalities out")
         if p["status"] == "not-permitted" and p["modalities"]:
             yield doc.problem(f"{base}/modalities", "a not-permitted period cannot allow modalities",
                               "meaning:not-permitted-modalities", "leave modalities empty: []")

@@ -1,10 +1,11 @@
 """The providers' and billers' site, generated from the policy files.
 
-``pages`` (``generate_pages``: every page and download by its path under docs/, and the navigation),
-``table`` (the table of codes as HTML, filterable and sortable), ``examples`` (example claim lines
-decided by the interpreter), ``schema_pages`` (the authors' reference from the JSON Schemas), ``svg``
-(each code's timeline), ``nav`` (the navigation, and repository links fixed for the site), ``hooks`` (the MkDocs hook: ``mkdocs.yml`` names it) and ``write`` (the same
-sources as plain files, for a generator that runs no hooks: ``python -m cmap_policy.site.write``).
+``pages`` (``generate_pages``: every page and download by its path under docs/), ``table`` (the table of
+codes as HTML, filterable and sortable), ``examples`` (example claim lines decided by the interpreter),
+``schema_pages`` (the authors' reference from the JSON Schemas), ``svg`` (each code's timeline), ``nav``
+(the navigation, and repository links fixed for the site), ``hooks`` (the MkDocs hook: ``mkdocs.yml``
+names it) and ``write`` (the same sources as plain files, for a generator that runs no hooks:
+``python -m cmap_policy.site.write``).
 """
 
 from .nav import contributing_page, repo_links, site_nav

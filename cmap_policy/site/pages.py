@@ -9,21 +9,19 @@ move to another generator that reads the same mkdocs.yml needs only a script tha
 from __future__ import annotations
 
 import datetime as dt
-import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from . import svg
 from ..authoring.changelog import change_report, render_markdown
 from ..explain import describe_line
 from ..load.faq import Faq, load_faqs
 from ..model import Citation, Outcome, Period, Policy, Release
 from ..reasons import CARC_SOURCE, REASONS
 from ..resources import schema_dir
-from .nav import contributing_page
+from . import svg
 from .examples import CodeExamples, Example, cli_command, code_examples, reason_examples
+from .nav import contributing_page
 from .schema_pages import SchemaDoc, load_schemas, schema_index, schema_page
 from .table import (
     MODALITY_LABELS,
@@ -225,7 +223,9 @@ both included.
 def _decision_md(ex: Example, policy: Policy) -> str:
     d = ex.decision
     verdict = {Outcome.PAYABLE: "Payable via telehealth", Outcome.NOT_PAYABLE: "Not payable via telehealth",
-               Outcome.NOT_TELEHEALTH: "Not a telehealth line"}[d.outcome]
+               Outcome.NOT_TELEHEALTH: "Not a telehealth line",
+               Outcome.UNDETERMINED: "Undetermined: the public sources do not say; the official table decides",
+               }[d.outcome]
     reasons = "\n".join(f"- **{r.code}**" + (f" (CARC {r.carc})" if r.carc else "") + f": {_md(r.message)}"
                         for r in d.reasons)
     out = f"""Claim line: {_md(describe_line(ex.line))}.
@@ -350,6 +350,16 @@ def _codes_index(policy: Policy, today: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
+_KIND_LABELS = {"deny": "Denial", "undetermined": "Undetermined: the official table decides",
+                "warn": "Warning: billing guidance", "info": "Information"}
+
+
+def _dates(effective: dt.date | None, end: dt.date | None) -> str:
+    if effective is None and end is None:
+        return "no dates given"
+    return (f"from {effective}" if effective else "") + (f" to {end}" if end else "")
+
+
 def _modifiers_page(policy: Policy) -> str:
     prog = policy.program
     page = "modifiers.md"
@@ -358,18 +368,32 @@ def _modifiers_page(policy: Policy) -> str:
            "A telehealth line says **how** the service was delivered with a modifier, and **where** the visit "
            "would have happened in person with the place of service.", "",
            "## Modifiers", "",
-           "| Modifier | What it signals | Modality | Claim types | Note | Source |", "|---|---|---|---|---|---|"]
+           "| Modifier | What it signals | Modality | In the code set | Claim types | Note | Source |",
+           "|---|---|---|---|---|---|---|"]
     for m in prog.modifiers.values():
-        modality = MODALITY_LABELS.get(m.modality, m.modality) if m.modality else "none: add 95 or 93"
+        if not m.marks_telehealth:
+            modality = "none: it does not make a line telehealth"
+        else:
+            modality = MODALITY_LABELS.get(m.modality, m.modality) if m.modality else "none: add 95 or 93"
         types = ", ".join(f"{prog.claim_types[t].name} ({prog.claim_types[t].transaction})" for t in m.claim_types)
-        out.append(f"| **{m.code}** | {_md(m.meaning)} | {modality} | {types} | {_md(m.note)} | "
-                   f"{_cite_md(m.citation, page)} |")
+        out.append(f"| **{m.code}** | {_md(m.meaning)} | {modality} | {_dates(m.effective, m.end)} | {types} | "
+                   f"{_md(m.note)} | {_cite_md(m.citation, page)} |")
     out += ["", "## Places of service", "",
-            "| Place of service | Name | Marks telehealth | Accepted by CMAP | Note | Source |",
+            "| Place of service | Name | Marks telehealth | In the code set | Note | Source |",
             "|---|---|---|---|---|---|"]
     for pos in prog.places_of_service.values():
         out.append(f"| **{pos.code}** | {_md(pos.name)} | {'yes' if pos.marks_telehealth else 'no'} | "
-                   f"{'yes' if pos.accepted else '**no**'} | {_md(pos.note)} | {_cite_md(pos.citation, page)} |")
+                   f"{_dates(pos.effective, pos.end)} | {_md(pos.note)} | {_cite_md(pos.citation, page)} |")
+    guidance = [(pos, g) for pos in prog.places_of_service.values() for g in pos.guidance]
+    if guidance:
+        out += ["", "## Billing guidance", "",
+                "What sources say to put on the claim. Guidance of the kind *bill it this way* adds a warning to a "
+                "decision and never changes it; only a source that says such lines are denied denies them.", "",
+                "| Place of service | Guidance | Kind | Applies | Source |", "|---|---|---|---|---|"]
+        for pos, g in guidance:
+            since = _dates(g.effective, g.end) + ("" if g.start_known else " (its start is not known)")
+            kind = "denial" if g.kind == "deny" else "warning"
+            out.append(f"| **{pos.code}** | {_md(g.text)} | {kind} | {since} | {_cite_md(g.citation, page)} |")
     out += ["", "## Modalities", "", "| Modality | What it is | Covered | Source |", "|---|---|---|---|"]
     coverage = {"all-listed-codes": "for every code whose row lists it",
                 "where-dss-specifies": "only where the table lists it for the code",
@@ -401,7 +425,7 @@ def _reasons_page(policy: Policy, today: dt.date) -> str:
         out.append(f"| [{r.code}](#{r.code.lower()}) | {r.kind} | {r.carc or '—'} | {_md(r.meaning)} |")
     for r in REASONS.values():
         out += ["", f"## {r.code} {{#{r.code.lower()}}}", "",
-                f"**{'Denial' if r.kind == 'deny' else 'Information'}**"
+                f"**{_KIND_LABELS[r.kind]}**"
                 + (f" · CARC **{r.carc}**" if r.carc else "") + f". {_md(r.meaning)}", ""]
         ex = examples.get(r.code)
         if ex is None:

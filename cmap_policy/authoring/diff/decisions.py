@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from ...errors import DiffError
 from ...interpreter import evaluate, find_period
 from ...model import MAX_AGE, ClaimLine, Decision, Limit, Outcome, Period, Program
-from ...reasons import ORDER
+from ...reasons import ORDER, REASONS
 from .rows import periods_of
 from .sides import Side
 
@@ -25,7 +26,7 @@ IN_PERSON_POS = ("11", "22", "12", "49", "99")
 UNLISTED_CODES = ("99499", "99199", "T1999", "S9999", "G9999")
 OTHER_RCCS = ("0100", "0101", "0110", "0120")
 OTHER_PROVIDER_TYPE = "other-provider-type"
-FRONT_DAY = dt.date(2000, 1, 1)  # the front of a line does not depend on the date
+FRONT_DAY = dt.date(2000, 1, 1)  # a day for a line whose date nothing reads
 # --- decisions: the exhaustive comparison ------------------------------------------------------------------------
 
 
@@ -43,12 +44,22 @@ def signature_dict(sig: Signature) -> dict[str, Any]:
 def _program_key(program: Program) -> tuple[Any, ...]:
     """The parts of the program the interpreter's decisions depend on."""
     return (
-        tuple(sorted((m.code, m.modality, tuple(sorted(m.claim_types))) for m in program.modifiers.values())),
-        tuple(sorted((p.code, p.marks_telehealth, p.accepted) for p in program.places_of_service.values())),
-        tuple(sorted(program.modalities)),
+        tuple(sorted((m.code, m.modality, tuple(sorted(m.claim_types)), m.marks_telehealth, m.effective, m.end)
+                     for m in program.modifiers.values())),
+        tuple(sorted((p.code, p.marks_telehealth, p.effective, p.end,
+                      tuple((g.kind, g.effective, g.end) for g in p.guidance))
+                     for p in program.places_of_service.values())),
+        tuple(sorted((m.id, m.coverage) for m in program.modalities.values())),
         tuple(sorted(program.claim_types)),
         tuple(sorted((a.id, a.effective, a.end, a.modalities) for a in program.attestations)),
     )
+
+
+def _program_days(pa: Program, pb: Program) -> list[dt.date]:
+    """A day in each interval of dates on which both programs' dated rules stay the same."""
+    cuts = sorted(set(pa.date_bounds()) | set(pb.date_bounds()))
+    return [FRONT_DAY if not cuts or cuts[0] > FRONT_DAY else cuts[0] - dt.timedelta(days=1), *cuts] \
+        if cuts else [FRONT_DAY]
 
 
 @dataclass(frozen=True)
@@ -64,8 +75,9 @@ class Front:
 
 
 def _front_sig(decision: Decision) -> FrontSig:
+    """What the line's front alone decides: telehealth or not, the modality, the line-level reasons."""
     telehealth = decision.outcome is not Outcome.NOT_TELEHEALTH
-    line_reasons = tuple(sorted({r for r in decision.reason_codes if r != "NOT_ON_TELEHEALTH_TABLE"}))
+    line_reasons = tuple(sorted({r for r in decision.reason_codes if REASONS[r].scope == "line"}))
     return telehealth, decision.modality, line_reasons
 
 
@@ -129,14 +141,20 @@ def fronts(base: Side, head: Side) -> tuple[Front, ...]:
         itertools.product(claim_types, subsets, modalities, poses),
         key=lambda c: (claim_types.index(c[0]), len(c[1]) + (c[2] is not None) + (c[3] is not None),
                        c[2] is not None, c[3] is not None))
-    seen: dict[tuple[str, FrontSig, FrontSig], Front] = {}
+    # a front's line-level reasons depend on the date (a modifier's dates in its code set, billing guidance):
+    # two fronts are alike when both sides tell them apart the same way on every interval of dated rules
+    days = _program_days(pa, pb)
+    seen: dict[tuple[Any, ...], Front] = {}
     for claim_type, mods, modality, pos in candidates:
-        line = ClaimLine(code, FRONT_DAY, modifiers=mods, pos=pos, claim_type=claim_type, modality=modality)
-        fa = _front_sig(evaluate(base.policy, line, release=base.release))
-        fb = _front_sig(evaluate(head.policy, line, release=head.release))
+        sigs = []
+        for day in days:
+            line = ClaimLine(code, day, modifiers=mods, pos=pos, claim_type=claim_type, modality=modality)
+            sigs.append((_front_sig(evaluate(base.policy, line, release=base.release)),
+                         _front_sig(evaluate(head.policy, line, release=head.release))))
+        fa, fb = sigs[-1]
         if not fa[0] and not fb[0]:
             continue  # not telehealth on either side, whatever the code and date: it cannot flip
-        seen.setdefault((claim_type, fa, fb), Front(mods, pos, modality, claim_type, fa, fb))
+        seen.setdefault((claim_type, tuple(sigs)), Front(mods, pos, modality, claim_type, fa, fb))
     result = tuple(seen.values())
     _FRONTS[key] = result
     return result
@@ -211,20 +229,25 @@ def _variants(code: str, base: Side, head: Side, fronts_: Sequence[Front]) -> li
 def _period_key(p: Period) -> tuple[Any, ...]:
     limits = tuple(sorted((lim.kind, lim.modalities, lim.min_age, lim.max_age, lim.provider_types, lim.max_units)
                           for lim in p.limits))
-    return (p.permitted, p.modalities, p.revenue_center_codes, limits)
+    return (p.permitted, p.modalities, p.undetermined_modalities, p.revenue_center_codes, limits)
 
 
 def _state(side: Side, code: str, day: dt.date) -> tuple[Any, ...]:
-    """Everything about ``day`` that a decision on ``code`` reads: the period in force and the attestations."""
+    """Everything about ``day`` that a decision on ``code`` reads: the period in force (or what the gap is),
+    whether the release holds the whole table, and the program's dated rules in force."""
     view = side.policy.views[side.release].get(code)
+    whole = side.policy.holds_whole_table(side.release, day)
     if view is None:
-        ps: tuple[Any, ...] = ("unlisted",)
+        ps: tuple[Any, ...] = ("unlisted", whole)
     else:
-        period = find_period(view, day)[0]
-        ps = ("outside",) if period is None else ("period", *_period_key(period))
-    att = tuple(sorted((a.id, a.modalities) for a in side.policy.program.attestations
+        period, _before, after = find_period(view, day)
+        ps = ("outside", whole, after is None or after.start_known) if period is None \
+            else ("period", *_period_key(period))
+    program = side.policy.program
+    rules = bisect_right(program.date_bounds(), day)
+    att = tuple(sorted((a.id, a.modalities) for a in program.attestations
                        if a.effective <= day and (a.end is None or day <= a.end)))
-    return ps, att
+    return ps, att, rules
 
 
 def _next_day(day: dt.date) -> dt.date | None:
@@ -238,10 +261,12 @@ def _cells(code: str, base: Side, head: Side) -> list[tuple[dt.date | None, dt.d
         cuts.add(p.effective)
         if p.end is not None and (nxt := _next_day(p.end)) is not None:
             cuts.add(nxt)
-    for a in [*base.policy.program.attestations, *head.policy.program.attestations]:
-        cuts.add(a.effective)
-        if a.end is not None and (nxt := _next_day(a.end)) is not None:
-            cuts.add(nxt)
+    for side in (base, head):
+        # the program's dated rules (attestations among them), and where the release holds the whole table
+        cuts.update(side.policy.program.date_bounds())
+        whole = side.policy.complete_from.get(side.release)
+        if whole is not None:
+            cuts.add(whole)
     ordered = sorted(cuts)
     if not ordered:
         return [(None, None, FRONT_DAY)]
@@ -279,7 +304,7 @@ def line_class(base: Side, head: Side, line: ClaimLine) -> dict[str, str]:
         rcc = "none" if line.rcc is None else line.rcc if line.rcc in rccs else "other"
     else:
         rcc = "any"
-    probe = ClaimLine(_unlisted(base, head), FRONT_DAY, modifiers=line.modifiers, pos=line.pos,
+    probe = ClaimLine(_unlisted(base, head), line.date, modifiers=line.modifiers, pos=line.pos,
                       claim_type=line.claim_type, modality=line.modality)
     fa = _front_sig(evaluate(base.policy, probe, release=base.release))
     fb = _front_sig(evaluate(head.policy, probe, release=head.release))

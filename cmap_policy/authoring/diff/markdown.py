@@ -30,7 +30,7 @@ def _range(start: str | None, end: str | None) -> str:
 
 
 def _decision_text(sig: dict[str, Any], other: dict[str, Any]) -> str:
-    outcome = {"payable": "payable", "not_payable": "not payable", "not_telehealth": "not telehealth"}[sig["outcome"]]
+    outcome = sig["outcome"].replace("_", " ")
     reasons = [r for r in sig["reasons"] if r not in ("ON_TELEHEALTH_TABLE", "NOT_A_TELEHEALTH_LINE")]
     text = f"**{outcome}**" + (f": {', '.join(reasons)}" if reasons else "")
     if sig["to_confirm"]:

@@ -56,6 +56,8 @@ def _row(policy: Policy, code: str, p: Period) -> dict[str, Any]:
         "source_title": p.citation.source.title,
         "secondary": p.citation.source.secondary,
         "dates_note": p.dates_note,
+        "start_known": p.start_known,
+        "undetermined_modalities": list(p.undetermined_modalities),
         "introduced_in": p.introduced_in,
         "ended_in": p.ended_in,
     }
@@ -85,11 +87,11 @@ def _cell(fld: str, value: Any) -> Any:
         return ""
     if fld in ("rcc",):
         return ", ".join(value)
-    if fld == "modalities":
+    if fld in ("modalities", "undetermined_modalities"):
         return "; ".join(value)
     if fld == "limits":
         return json.dumps(value, ensure_ascii=False) if value else ""
-    if fld in ("audio_only", "secondary"):
+    if fld in ("audio_only", "secondary", "start_known"):
         return "Yes" if value else "No"
     return value
 
@@ -142,7 +144,10 @@ def _json_bytes(policy: Policy, rows: list[dict[str, Any]], rel_id: str, date: d
         out_rows.append(item)
     doc = {
         "program": {"id": policy.program.id, "name": policy.program.name, "authority": policy.program.authority},
-        "release": {"id": rel.id, "published": rel.published.isoformat(), "effective": rel.effective.isoformat()},
+        "release": {"id": rel.id, "published": rel.published.isoformat(), "effective": rel.effective.isoformat(),
+                    # what the data holds: the whole table from a date, or only the rows sources name
+                    "whole_table_from": (policy.complete_from.get(rel.id) or None) and
+                    str(policy.complete_from[rel.id])},
         "date": date.isoformat() if date else None,
         "history": history,
         "policy_hash": policy.hash,
@@ -157,7 +162,7 @@ def _json_bytes(policy: Policy, rows: list[dict[str, Any]], rel_id: str, date: d
 _WIDTHS = {"code": 10, "description": 48, "rcc": 14, "effective": 12, "end": 12, "audio_only": 10, "guideline": 60,
            "system": 8, "category": 18, "status": 14, "modalities": 24, "limits": 30, "citation_source": 20,
            "citation_section": 20, "citation_note": 30, "source_title": 40, "secondary": 10, "dates_note": 40,
-           "introduced_in": 16, "ended_in": 16}
+           "start_known": 10, "undetermined_modalities": 20, "introduced_in": 16, "ended_in": 16}
 
 
 def _xlsx_bytes(policy: Policy, rows: list[dict[str, Any]], rel_id: str, date: dt.date | None,

@@ -19,7 +19,7 @@ from ...load.loader import load_checked
 from ...resources import policy_dir
 from ..fmt import format_document
 from .columns import DEFAULT_CATEGORY, ID_RE, Change, RowProblem, norm_heading, parse_column_map
-from .merge import Target, canonical_text, describe_period, merge_code, period_changes, to_date
+from .merge import Correction, Target, canonical_text, describe_period, merge_code, period_changes, to_date
 from .read import TableRow, cell_text, parse_table, read_table
 
 
@@ -59,6 +59,7 @@ class ImportResult:
             "changed_codes": len({c.code for c in self.changes if c.kind != "new-code"}),
             "unchanged_codes": self.unchanged_codes, "new_periods": kinds.count("new-period"),
             "ended_periods": kinds.count("ended"), "removed_periods": kinds.count("removed-period"),
+            "corrected_starts": kinds.count("corrected-start"),
             "removed_codes": kinds.count("removed-code"), "files": len(self.files) + len(self.deleted),
         }
 
@@ -94,7 +95,8 @@ class ImportResult:
             out.append("with --allow-partial, the import would make these changes:")
         out.append(f"new codes {c['new_codes']}, changed codes {c['changed_codes']}, unchanged codes "
                    f"{c['unchanged_codes']}; new rows {c['new_periods']}, ended rows {c['ended_periods']}, "
-                   f"removed rows {c['removed_periods']}, removed codes {c['removed_codes']}")
+                   f"removed rows {c['removed_periods']}, removed codes {c['removed_codes']}, corrected starts "
+                   f"{c['corrected_starts']}")
         for ch in self.changes:
             out.append(f"  {_MARK.get(ch.kind, '~')} {ch.code}: {ch.text}")
         if self.written:
@@ -154,6 +156,8 @@ def import_table(
     category: str | None = None,
     cpt_descriptions: bool = False,
     name: str | None = None,
+    source_url: str | None = None,
+    covers_from: dt.date | None = None,
 ) -> ImportResult:
     """Read a telehealth table (xlsx, csv or json) into the policy folder ``policy`` as release ``release``.
 
@@ -162,7 +166,10 @@ def import_table(
     to program.json as an official table when it is not there). New codes become
     files; a changed row becomes a new period and ends the one before it the day
     before; a period missing from the table ends the day before the release takes
-    effect. Nothing is written when a row cannot be read (unless ``allow_partial``),
+    effect. The official table (not ``secondary``) makes the release ``complete``: it holds the whole
+    table, for dates of service from ``covers_from`` (default: its effective date), and it gives the real
+    start of rows an earlier source saw without their start (``start_known`` false), correcting them and
+    recording each correction in the release. Nothing is written when a row cannot be read (unless ``allow_partial``),
     when the result would not load, or with ``dry_run``. Raises ``TableError`` when
     the table or the request cannot be used at all.
     """
@@ -177,7 +184,9 @@ def import_table(
     raw = read_table(table, fmt=fmt, name=name, columns=colmap, sheet=sheet)
     before = _Files(_load_json(root / "program.json"), _load_json(root / "releases.json"))
     result = ImportResult(raw.name, str(root), release, dry_run=dry_run, allow_partial=allow_partial)
-    after, target = _prepare(before, release, date, source, secondary, category, cpt_descriptions, raw.name, result)
+    after, target = _prepare(before, release, date, source, secondary, category, cpt_descriptions, raw.name, result,
+                             source_url, covers_from)
+    corrections: dict[str, list[Correction]] = {}
 
     parsed = parse_table(raw, after.program, colmap)
     result.rows_read = sum(1 for _, cells in raw.rows if any(cell_text(c) for c in cells))
@@ -201,7 +210,8 @@ def import_table(
         if code in skipped:
             continue
         doc = docs.get(code)
-        new_doc, errs, warns = merge_code(doc, code, by_code.get(code, []), target)
+        new_doc, errs, warns, fixed = merge_code(doc, code, by_code.get(code, []), target)
+        corrections[code] = fixed
         result.warnings.extend(warns)
         if errs:
             result.errors.extend(errs)
@@ -231,7 +241,14 @@ def import_table(
             result.changes.append(Change(code, "removed-code", f"removed: release {release} had added it and the "
                                          "table no longer has it"))
         else:
-            result.changes.extend(period_changes(code, docs[code]["periods"], new_doc["periods"]))
+            result.changes.extend(period_changes(code, docs[code]["periods"], new_doc["periods"],
+                                                 corrections.get(code, ())))
+    rel = next(r for r in after.releases["releases"] if r["id"] == release)
+    fixed_all = [c.as_dict() for code in sorted(planned) for c in corrections.get(code, ())]
+    if fixed_all:
+        rel["corrections"] = fixed_all
+    else:
+        rel.pop("corrections", None)
     program_changed = canonical_text(after.program) != canonical_text(before.program)
     releases_changed = canonical_text(after.releases) != canonical_text(before.releases)
     result.files = ((["program.json"] if program_changed else []) + (["releases.json"] if releases_changed else [])
@@ -270,8 +287,8 @@ class _Files:
 
 
 def _prepare(before: _Files, release: str, date: dt.date | None, source: str | None, secondary: bool,
-             category: str | None, cpt_descriptions: bool, table_name: str, result: ImportResult
-             ) -> tuple[_Files, Target]:
+             category: str | None, cpt_descriptions: bool, table_name: str, result: ImportResult,
+             source_url: str | None = None, covers_from: dt.date | None = None) -> tuple[_Files, Target]:
     """program and releases with what the import needs added (a release, a source), and where rows go."""
     program = copy.deepcopy(before.program)
     releases = copy.deepcopy(before.releases)
@@ -290,20 +307,37 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
             raise TableError(f"--date {date} is before the latest release {rels[-1]['id']!r} "
                              f"(published {rels[-1]['published']}); releases are listed oldest first")
         rel = {"id": release, "published": date.isoformat(), "effective": date.isoformat(),
-               "implements": [source or release], "summary": f"Telehealth table imported from {table_name}."}
+               "implements": [source or release], "summary": f"Telehealth table imported from {table_name}.",
+               "coverage": "partial"}
         rels.append(rel)
         result.created.append(f"releases.json: added release {release} (published and effective {date})")
     elif date is not None and date.isoformat() != rel["effective"]:
         raise TableError(f"release {release!r} already exists, effective {rel['effective']}; --date {date} "
                          "differs: leave --date out, or name a new release")
+    coverage = "partial" if secondary else "complete"
+    if rel.get("coverage") != coverage:
+        result.created.append(f"releases.json: release {release} holds "
+                              + ("the rows the table names (partial)" if secondary else "the whole table (complete)"))
+    rel["coverage"] = coverage
+    if coverage == "complete" and covers_from is not None:
+        rel["covers_from"] = covers_from.isoformat()
+    else:
+        rel.pop("covers_from", None)
+        if covers_from is not None:
+            raise TableError("--covers-from is for the official table, which holds the whole table: leave out "
+                             "--secondary, or --covers-from")
     src = source or rel["implements"][0]
     listed = {s["id"]: s for s in program["sources"]}
     if src not in listed:
         published = rel["published"]
+        url = source_url or _official_url(program)
+        if url is None:
+            raise TableError(f"source {src!r} is new: give --source-url, the address where the table can be read "
+                             "(program.json names no official table to take it from)")
         program["sources"].append({
             "id": src,
             "title": f"{program['program']['name']}: telehealth table of {published}, imported from {table_name}",
-            "url": f"{table_name} (the spreadsheet the program publishes; see the program's authority)",
+            "url": url,
             "kind": "secondary-reading" if secondary else "official-table",
             "secondary": secondary,
             "published": published,
@@ -317,7 +351,14 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
         known = ", ".join(c["id"] for c in program["categories"])
         raise TableError(f"--category {category!r} is not in program.json categories ({known})")
     return _Files(program, releases), Target(release, to_date(rel["effective"]), src, cpt_descriptions,
-                                              category or DEFAULT_CATEGORY[0])
+                                              category or DEFAULT_CATEGORY[0], corrects_starts=not secondary)
+
+
+def _official_url(program: Mapping[str, Any]) -> str | None:
+    """The address of the official table program.json names (program.official_table), if it names one."""
+    cite = program["program"].get("official_table")
+    found = next((s for s in program["sources"] if cite and s["id"] == cite["source"]), None)
+    return str(found["url"]) if found else None
 
 
 def _check_later_releases(docs: Mapping[str, dict[str, Any]], releases: Mapping[str, Any], release: str) -> None:

@@ -20,8 +20,14 @@ def to_date(text: str) -> dt.date:
 
 
 def _same_content(p: Mapping[str, Any], row: TableRow) -> bool:
+    return p["guideline"] == row.guideline and _same_decision(p, row)
+
+
+def _same_decision(p: Mapping[str, Any], row: TableRow) -> bool:
+    """The period and the row decide every line alike (their guideline text aside)."""
     if (p["status"], tuple(sorted(p["modalities"])), tuple(sorted(p.get("revenue_center_codes", []))),
-            p["guideline"]) != row.content():
+            tuple(sorted(p.get("undetermined_modalities", [])))) != \
+            (row.status, row.modalities, row.rccs, row.undetermined_modalities):
         return False
     return row.limits is None or canonical_text(p.get("limits", [])) == canonical_text(row.limits)
 
@@ -38,6 +44,7 @@ class Target:
     source: str  # cited by rows without a citation column
     cpt_descriptions: bool
     category: str
+    corrects_starts: bool = False  # the official table dates rows whose start no earlier source knew
 
 
 def describe_period(p: Mapping[str, Any]) -> str:
@@ -57,6 +64,10 @@ def _new_period(row: TableRow, start: dt.date, end: dt.date | None, t: Target, o
         p["end"] = end.isoformat()
     p["status"] = row.status
     p["modalities"] = list(row.modalities)
+    if row.undetermined_modalities:
+        p["undetermined_modalities"] = list(row.undetermined_modalities)
+    if not row.start_known:
+        p["start_known"] = False
     if row.rccs:
         p["revenue_center_codes"] = list(row.rccs)
     p["guideline"] = row.guideline
@@ -78,13 +89,56 @@ def _placeholder(code: str) -> str:
     return f"CPT {code}: write a short description in your own words (CPT descriptors belong to the AMA)"
 
 
+@dataclass(frozen=True)
+class Correction:
+    """A row whose start a source did not know, dated by the official table: ``was`` becomes ``now``."""
+
+    code: str
+    was: str
+    now: str
+    introduced_in: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "was": self.was, "now": self.now, "introduced_in": self.introduced_in}
+
+
+def _correct_starts(base: list[dict[str, Any]], rows: Sequence[TableRow], t: Target) -> list[Correction]:
+    """Give each earlier row whose start was not known (start_known false) the start the table gives it.
+
+    The table is the authority on dates: where it has a row in force on the date the earlier source first
+    saw the row, deciding the same (status, modalities, revenue center codes, limits), the table's start
+    is the row's real start. The row takes the table's guideline and cites the table (the earlier source
+    could not quote the guideline); it keeps its release of introduction; the correction is recorded in the
+    importing release. A row the table decides differently is left for the author (the overlap is reported).
+    """
+    out = []
+    for b in base:
+        if b.get("start_known", True):
+            continue
+        seen = to_date(b["effective"])
+        row = next((r for r in sorted(rows, key=lambda r: r.effective) if r.effective <= seen
+                    and (r.end is None or r.end >= seen) and _same_decision(b, r)), None)
+        if row is None:
+            continue
+        out.append(Correction(row.code, b["effective"], row.effective.isoformat(), b["introduced_in"]))
+        b["effective"] = row.effective.isoformat()
+        b.pop("start_known")
+        b["guideline"] = row.guideline
+        b["citation"] = copy.deepcopy(row.citation or {"source": t.source, "section": f"row {row.code}"})
+        b["dates_note"] = (f"First read (release {b['introduced_in']}) in force on {seen}, its start not known; "
+                           f"release {t.release}, the official table, dates it from {row.effective}.")
+    return out
+
+
 def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], t: Target
-               ) -> tuple[dict[str, Any] | None, list[RowProblem], list[RowProblem]]:
-    """The code's document after the release's table (None: no periods left), with errors and warnings.
+               ) -> tuple[dict[str, Any] | None, list[RowProblem], list[RowProblem], list[Correction]]:
+    """The code's document after the release's table (None: no periods left), with errors, warnings and the
+    starts it corrected.
 
     The periods earlier releases published are history: the release may only give
-    an open one an end date, and add new periods. Periods the release itself added
-    (by an earlier import into the same release) are redone from the table.
+    an open one an end date, correct a start no source knew, and add new periods.
+    Periods the release itself added (by an earlier import into the same release)
+    are redone from the table.
     """
     errors: list[RowProblem] = []
     warnings: list[RowProblem] = []
@@ -99,6 +153,7 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
             q.pop("end", None)
             q.pop("ended_in", None)
         base.append(q)
+    corrections = _correct_starts(base, rows, t) if t.corrects_starts else []
     base.sort(key=lambda p: p["effective"])
     at = {p["effective"]: p for p in base}
     new: list[tuple[TableRow | None, dict[str, Any]]] = []
@@ -177,11 +232,11 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
                                      f"{code}: the rows from {a['effective']} ({describe_period(a)}) and from "
                                      f"{b['effective']} would overlap; edit codes/{code}.json by hand", code))
     if not periods:
-        return None, errors, warnings
+        return None, errors, warnings, corrections
     if doc is not None:
         out = copy.deepcopy(doc)
         out["periods"] = [ordered(p, PERIOD_KEYS) for p in periods]
-        return ordered(out, CODE_KEYS), errors, warnings
+        return ordered(out, CODE_KEYS), errors, warnings, corrections
     first = sorted(rows, key=lambda r: r.effective)[0]
     system = first.system or ("CPT" if code[0].isdigit() else "HCPCS")
     description = first.description.strip()
@@ -192,14 +247,24 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
     new_doc = {"$schema": "../../schema/code.schema.json", "code": code, "system": system,
                "description": description[:200], "category": first.category or t.category,
                "periods": [ordered(p, PERIOD_KEYS) for p in periods]}
-    return new_doc, errors, warnings
+    return new_doc, errors, warnings, corrections
 
 
-def period_changes(code: str, before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]
-                    ) -> list[Change]:
+def period_changes(code: str, before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]],
+                   corrections: Sequence[Correction] = ()) -> list[Change]:
     old = {p["effective"]: p for p in before}
     new = {p["effective"]: p for p in after}
     out = []
+    for c in corrections:
+        was = old.pop(c.was, None)
+        if was is not None:  # compare the rest of the row as corrected: only what else changed is reported
+            fixed = {k: v for k, v in was.items() if k not in ("start_known", "dates_note")}
+            fixed["effective"] = c.now
+            if "dates_note" in new.get(c.now, {}):
+                fixed["dates_note"] = new[c.now]["dates_note"]
+            old[c.now] = fixed
+        out.append(Change(code, "corrected-start", f"the row first seen in force on {c.was} (release "
+                                                   f"{c.introduced_in}, its start not known) starts {c.now}"))
     for eff in sorted(set(old) | set(new)):
         a, b = old.get(eff), new.get(eff)
         if a is None and b is not None:

@@ -201,9 +201,8 @@ class TableRow:
     limits: list[dict[str, Any]] | None  # None: the table has no Limits column
     citation: dict[str, str] | None
     dates_note: str | None
-
-    def content(self) -> tuple[Any, ...]:
-        return (self.status, self.modalities, self.rccs, self.guideline)
+    start_known: bool = True
+    undetermined_modalities: tuple[str, ...] = ()
 
 
 def cell_text(value: Any) -> str:
@@ -353,6 +352,15 @@ class _RowReader:
         if status is None and not status_raw:
             status = "not-permitted" if _NOT_PERMITTED_TEXT.match(guideline) else "permitted"
         modalities = self._modalities(get.get("modalities"), bad)
+        silent = self._modalities(get.get("undetermined_modalities"), bad)
+        known_raw = cell_text(get.get("start_known")).lower()
+        start_known = True
+        if known_raw in _NO and known_raw:
+            start_known = False
+        elif known_raw and known_raw not in _YES:
+            bad("start_known", f"{known_raw!r} is neither yes nor no")
+        if set(silent) & set(modalities):
+            bad("undetermined_modalities", "a modality cannot be both allowed and undetermined")
         if status == "not-permitted":
             if modalities:
                 bad("modalities", "a row listed as not permitted cannot allow modalities")
@@ -385,7 +393,8 @@ class _RowReader:
             return problems
         assert effective is not None and status is not None
         return TableRow(number, code_text, cell_text(get.get("description")), rccs, effective, end, status, modalities,
-                        guideline, system, category, limits, citation, cell_text(get.get("dates_note")) or None)
+                        guideline, system, category, limits, citation, cell_text(get.get("dates_note")) or None,
+                        start_known, silent)
 
     def _modalities(self, value: Any, bad: Any) -> tuple[str, ...]:
         items = value if isinstance(value, list) else [v for v in re.split(r"[;,|/]", cell_text(value)) if v.strip()]
