@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from .errors import LineError, PolicyError, Problem
-from .interpreter import evaluate, find_period
+from .interpreter import Span, evaluate, find_period, spans
 from .lines import format_of, lines_from_records, read_lines
 from .load.loader import load_policy
 from .model import ClaimLine, Decision, Period, Policy
@@ -110,9 +110,21 @@ class CodeReport:
     periods: tuple[Period, ...]
     in_force: Period | None
     policy: Policy
+    spans: tuple[Span, ...] = ()  # the whole timeline: rows, and gaps known or not
+
+    @property
+    def whole_table_from(self) -> dt.date | None:
+        """The first date of service from which the release holds the whole table (None: only named rows)."""
+        return self.policy.complete_from.get(self.release)
+
+    def span_on(self, day: dt.date) -> Span | None:
+        return next((s for s in self.spans if (s.start is None or s.start <= day) and (s.end is None or day <= s.end)),
+                    None)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.policy.codes.get(self.code)
+        whole = self.whole_table_from
+        on = self.span_on(self.on_date) if self.on_date is not None else None
         return {
             "code": self.code,
             "listed": c is not None and bool(self.periods),
@@ -120,11 +132,21 @@ class CodeReport:
             "description": c.description if c else None,
             "category": c.category if c else None,
             "release": self.release,
+            "coverage": "complete" if whole is not None else "partial",
+            "whole_table_from": whole.isoformat() if whole else None,
             "date": self.on_date.isoformat() if self.on_date else None,
             "in_force": self.in_force.id if self.in_force else None,
+            # on the date: a row in force, a known gap (not on the table), or no public source
+            "on_date": None if on is None else ("row" if on.period else "not-listed" if on.known else "no-source"),
             "periods": [_period_dict(p) for p in self.periods],
+            "timeline": [{"from": s.start.isoformat() if s.start else None, "to": s.end.isoformat() if s.end else None,
+                          "period": s.period.id if s.period else None,
+                          "kind": "row" if s.period else "not-listed" if s.known else "no-source"}
+                         for s in self.spans],
             "policy_hash": self.policy.hash,
             "authority": self.policy.program.authority,
+            "official_table": self.policy.program.official_table.source.url
+            if self.policy.program.official_table else None,
         }
 
 
@@ -142,4 +164,4 @@ def show(code: str, *, date: dt.date | None = None, release: str | None = None,
     view = pol.views[rel.id].get(code)
     periods = view.periods if view else ()
     in_force = find_period(view, date)[0] if view is not None and date is not None else None
-    return CodeReport(code, rel.id, date, periods, in_force, pol)
+    return CodeReport(code, rel.id, date, periods, in_force, pol, spans(pol, code, rel.id))

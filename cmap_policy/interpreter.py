@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_right
+from dataclasses import dataclass
 
 from .model import (
     MAX_AGE,
@@ -63,14 +64,90 @@ def _row_span(p: Period) -> str:
     return f"from {p.effective}{end}"
 
 
-def _outside_message(code: str, before: Period | None, after: Period | None) -> str:
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of dates of service of one code, as a release has it: a row, or a gap between rows.
+
+    A gap is ``known`` when the data says the code was not on the table then (the release holds the whole
+    table for those dates, and no row with an unknown start follows); otherwise no public source the data
+    holds covers it, and a line then is undetermined.
+    """
+
+    start: dt.date | None  # None: since always
+    end: dt.date | None  # None: onwards
+    period: Period | None
+    known: bool = True
+
+
+def spans(policy: Policy, code: str, release: str | None = None) -> tuple[Span, ...]:
+    """The code's whole timeline in ``release``: its rows and the gaps around them, each gap known or not.
+
+    The same reading of the data as ``decide`` (which it must agree with on every day): the site draws it,
+    ``show`` tells it.
+    """
+    rel = policy.release(release)
+    view = policy.views[rel.id].get(code)
+    whole = policy.complete_from.get(rel.id)
+    out: list[Span] = []
+
+    def gap(start: dt.date | None, end: dt.date | None, before: Period | None, after: Period | None) -> None:
+        if start is not None and end is not None and start > end:
+            return
+        if after is not None and not after.start_known:
+            out.append(Span(start, end, None, False))
+            return
+        if before is not None and before.removed:
+            out.append(Span(start, end, None, True))
+            return
+        # split where the release starts to hold the whole table
+        if whole is None or (end is not None and end < whole):
+            out.append(Span(start, end, None, False))
+        elif start is not None and start >= whole:
+            out.append(Span(start, end, None, True))
+        else:
+            out.append(Span(start, whole - dt.timedelta(days=1), None, False))
+            out.append(Span(whole, end, None, True))
+
+    if view is None:
+        gap(None, None, None, None)
+        return tuple(out)
+    day: dt.date | None = None
+    prev: Period | None = None
+    for i, p in enumerate(view.periods):
+        gap(day, p.effective - dt.timedelta(days=1), prev, p)
+        prev = p
+        nxt = view.periods[i + 1].effective if i + 1 < len(view.periods) else None
+        end = p.end if p.end is not None and (nxt is None or p.end < nxt) else (
+            nxt - dt.timedelta(days=1) if nxt is not None else None)
+        out.append(Span(p.effective, end, p))
+        day = end + dt.timedelta(days=1) if end is not None else None
+        if day is None:
+            break
+    if day is not None:
+        gap(day, None, prev, None)
+    return tuple(out)
+
+
+def known_gap(before: Period | None, after: Period | None, whole_table: bool) -> bool:
+    """Whether a date between rows is known to be off the table, rather than one no public source covers.
+
+    Known when the release holds the whole table that day, or the row before says the code left the table
+    when it ended; but never before a row whose real start is not known (it may have started earlier).
+    """
+    if after is not None and not after.start_known:
+        return False
+    return whole_table or (before is not None and before.removed)
+
+
+def _outside_message(code: str, before: Period | None, after: Period | None, whole_table: bool) -> str:
     parts = []
     if before is not None and before.end is not None:
-        parts.append(f"its row from {before.effective} ended {before.end}")
+        left = ", when the source says it left the table" if before.removed else ""
+        parts.append(f"its row from {before.effective} ended {before.end}{left}")
     if after is not None:
         parts.append(f"it is listed from {after.effective}")
-    return (f"{code} is on the telehealth table, but no row of it covers the date of service, and this data holds "
-            "the whole table for that date: " + "; ".join(parts) + ".")
+    why = ", and this data holds the whole table for that date" if whole_table else ""
+    return f"{code} is not on the telehealth table on the date of service{why}: " + "; ".join(parts) + "."
 
 
 def _official(program: Program) -> str:
@@ -204,8 +281,9 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
         if period is None:
             near = before if before is not None else after
             assert near is not None
-            if whole_table and (after is None or after.start_known):
-                reasons.append(_reason("OUTSIDE_EFFECTIVE_DATES", _outside_message(line.code, before, after),
+            if known_gap(before, after, whole_table):
+                reasons.append(_reason("OUTSIDE_EFFECTIVE_DATES", _outside_message(line.code, before, after,
+                                                                                   whole_table),
                                        _rule(view, near), near.citation))
             else:
                 reasons.append(_reason("DATE_NOT_IN_DATA", _gap_message(line.code, rel.id, before, after, program),

@@ -198,6 +198,16 @@ class Program:
 
 
 @dataclass(frozen=True, slots=True)
+class StartCorrection:
+    """A row whose start an earlier source did not know, dated by a later release (the official table)."""
+
+    code: str
+    was: Date  # the date the earlier source first saw the row in force
+    now: Date  # its real start
+    introduced_in: str
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     id: str
     published: Date
@@ -212,6 +222,7 @@ class Release:
     coverage: str = "partial"
     covers_from: Date | None = None
     dates_known: bool = True  # False: no source gives the dates; published and effective are lower bounds
+    corrections: tuple[StartCorrection, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -267,6 +278,8 @@ class Period:
     start_known: bool = True
     # Modalities the sources neither allow nor rule out for this row: a line by one of them is undetermined.
     undetermined_modalities: tuple[str, ...] = ()
+    # True when the source says the code leaves the table at ``end``: until a later row, it is not listed.
+    removed: bool = False
 
     @property
     def id(self) -> str:
@@ -297,6 +310,7 @@ class Period:
             "dates_note": self.dates_note,
             "start_known": self.start_known,
             "undetermined_modalities": list(self.undetermined_modalities),
+            "removed": self.removed,
         }
 
 

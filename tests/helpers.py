@@ -8,8 +8,8 @@ from typing import Any
 from cmap_policy import ClaimLine
 from cmap_policy.testing import PolicyTree, bundled_tree
 
-FIXTURE_SOURCE = {"id": "FIXTURE", "title": "Test fixture (not the CMAP policy)", "url": "tests", "kind": "code-list",
-                  "secondary": True}
+FIXTURE_SOURCE = {"id": "FIXTURE", "title": "Test fixture (not the CMAP policy)",
+                  "url": "https://example.invalid/fixture", "kind": "code-list", "secondary": True}
 
 
 def line(code: str, date: str, *mods: str, **kw: Any) -> ClaimLine:
@@ -24,7 +24,8 @@ def fixture_tree() -> PolicyTree:
         if mod["code"] == "FQ":
             mod["claim_types"] = ["institutional"]
     tree.releases["releases"].append({"id": "FIX-1", "published": "2026-03-01", "effective": "2026-03-01",
-                                      "implements": ["FIXTURE"], "summary": "Fixture release"})
+                                      "implements": ["FIXTURE"], "summary": "Fixture release",
+                                      "coverage": "partial"})
     tree.codes["99999"] = {
         "$schema": "../../schema/code.schema.json", "code": "99999", "system": "CPT",
         "description": "Fixture code", "category": "behavioral-health",

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from cmap_policy import LineError, eval_lines, evaluate, load_policy, parse_line
 from cmap_policy.engines.batch import Engine, run
 from cmap_policy.engines.files import lines_table
-from cmap_policy.engines.sqlrules import compile_tables, decision_sql
 from cmap_policy.model import Policy
 from cmap_policy.testing import synthetic_policy, write_tree
 from cmap_policy.testing.claims import random_records
@@ -210,10 +209,3 @@ def test_an_unknown_column_fails_every_line(tmp_path: Path, bundled: Policy) -> 
     errors = [json.loads(x) for x in (tmp_path / "out.errors.jsonl").open()]
     assert summary.decided == 0 and [e["field"] for e in errors] == ["colour", "colour"]
 
-
-def test_the_decision_sql_transpiles_to_spark(bundled: Policy) -> None:
-    sql = decision_sql(compile_tables(bundled), dialect="spark")
-    assert "LEFT JOIN segments" in sql and "STRPOS" not in sql.upper()
-    import sqlglot
-
-    sqlglot.parse_one(sql, read="spark")

@@ -71,26 +71,47 @@ def test_every_citation_names_a_listed_source(tree):
 def test_third_party_readings_are_marked_secondary(tree):
     secondary = {s["id"]: s["secondary"] for s in tree.program["sources"]}
     # Read through a third party's summary or copy, not from DSS's own text.
-    for sid in ("TABLE-2025-12-26", "PB-2020-14", "EO-7F-7G", "PB-2023-38", "PB-2024-81", "MODIFIERS"):
+    for sid in ("TABLE-2025-12-26", "PB-2020-14", "PB-2020-14-AUDIO", "PB-2020-09-10", "PB-2020-LATER", "EO-7F-7G",
+                "EO-7DD-7FF", "PB-2023-38", "PB-2024-81", "CCHP-CT-FQHC", "CCHP-CT-DEF", "ECONSULT-2020",
+                "MODIFIERS-CAREPARTNERS", "MODIFIERS-FCSO", "MOD-FQ-DATE", "CPT-95"):
         assert secondary[sid] is True, sid
-    for sid in ("CGS-17b-245e", "CGS-17b-245g", "CGS-17b-259b", "CMAP-TH-PAGE", "CMS-POS"):
+    for sid in ("CGS-17b-245e", "CGS-17b-245g", "CGS-17b-259b", "CMAP-TH-PAGE", "CMAP-TABLE", "CMS-POS", "CPT-93"):
         assert secondary[sid] is False, sid
+
+
+def test_every_source_has_a_real_address(tree):
+    for src in tree.program["sources"]:
+        assert src["url"].startswith("https://"), src["id"]
+        assert " " not in src["url"], src["id"]
+    urls = {s["id"]: s["url"] for s in tree.program["sources"]}
+    assert urls["PB-2023-38"].endswith("Filename=pb23_38.pdf&URI=Bulletins/pb23_38.pdf")
+    assert urls["CMAP-TABLE"].endswith("/Publications/Telehealth_Table.xlsx")
+    assert urls["CMAP-TH-PAGE"] == "https://www.ctdssmap.com/CTPortal/Telehealth-Information"
+    assert tree.program["program"]["official_table"]["source"] == "CMAP-TABLE"
 
 
 def test_the_sources_of_the_public_facts_are_all_there(tree):
     ids = {s["id"] for s in tree.program["sources"]}
-    assert {"CGS-17b-245e", "CGS-17b-245g", "CMAP-TH-PAGE", "PB-2023-38", "PB-2024-81", "PB-2020-14", "EO-7F-7G",
-            "TABLE-2025-12-26", "CMS-POS", "MODIFIERS"} <= ids
+    assert {"CGS-17b-245e", "CGS-17b-245g", "CMAP-TH-PAGE", "CMAP-TABLE", "PB-2023-38", "PB-2024-81", "PB-2020-14",
+            "EO-7F-7G", "EO-7DD-7FF", "TABLE-2025-12-26", "CMS-POS", "CPT-93"} <= ids
     statutes = {s["id"] for s in tree.program["statutes"]}
     assert {"CGS-17b-245e", "CGS-17b-245g"} <= statutes
 
 
 def test_release_history(policy):
-    rels = [(r.id, r.effective.isoformat()) for r in policy.releases]
-    assert rels == [("PB-2020-14", "2020-03-18"), ("PB-2023-38", "2023-05-12"), ("PB-2024-81", "2025-01-01"),
-                    ("TABLE-2025-12-26", "2025-12-26")]
-    # No public source names PB 2024-81's e-consult codes, so it adds no row.
-    assert not any(p.introduced_in == "PB-2024-81" for c in policy.codes.values() for p in c.periods)
+    rels = [(r.id, r.published.isoformat(), r.effective.isoformat(), r.coverage) for r in policy.releases]
+    assert rels == [("PB-2020-09-10", "2020-03-13", "2020-03-13", "partial"),
+                    ("PB-2020-14", "2020-03-19", "2020-03-18", "partial"),
+                    ("PB-2020-LATER", "2020-03-19", "2020-03-19", "partial"),
+                    ("PB-2023-38", "2023-05-12", "2023-05-12", "partial"),
+                    ("PB-2024-81", "2024-12-01", "2025-01-01", "partial"),
+                    ("TABLE-2025-12-26", "2025-12-26", "2025-12-26", "partial")]
+    # No public source holds the whole table, so no release denies a code merely for being absent.
+    assert all(v is None for v in policy.complete_from.values())
+    # No public source names the codes of PB 2020-09, the later pandemic bulletins or PB 2024-81: no rows.
+    for rel in ("PB-2020-09-10", "PB-2020-LATER", "PB-2024-81", "PB-2023-38"):
+        assert not any(p.introduced_in == rel for c in policy.codes.values() for p in c.periods), rel
+    assert not policy.release("PB-2020-LATER").dates_known
 
 
 def test_codes_and_modalities_as_the_sources_name_them(policy):
@@ -99,23 +120,45 @@ def test_codes_and_modalities_as_the_sources_name_them(policy):
         first = policy.codes[code].periods[0]
         assert (first.effective, first.end) == (dt.date(2020, 3, 18), dt.date(2023, 5, 11)), code
         assert first.citation.source.id == "PB-2020-14" and first.ended_in == "PB-2023-38"
+        # PB 2020-14 allowed them by telehealth; no public source says whether by telephone
+        assert first.modalities == ("audio-video",) and first.undetermined_modalities == ("audio-only",), code
+        assert first.limits == () and first.start_known, code
+    assert "targeted case management" in policy.codes["T1017"].periods[0].citation.section
     for code, modalities in TABLE_READING.items():
         last = policy.codes[code].periods[-1]
         assert list(last.modalities) == modalities, code
         assert last.permitted == bool(modalities)
         assert last.citation.source.id == "TABLE-2025-12-26" and last.end is None
-        # The reading gives no row dates: the data says so rather than inventing one.
-        assert "silent" in last.dates_note and "2025-12-26" in last.dates_note
+        # The reading gives no row dates: the data says so, as data, rather than inventing a start.
+        assert last.effective == dt.date(2025, 12, 26) and last.start_known is False, code
 
 
-def test_billing_rules_are_data(tree):
-    pos = {p["code"]: p for p in tree.program["places_of_service"]}
-    assert pos["02"]["marks_telehealth"] and not pos["02"]["accepted"]
-    assert pos["10"]["marks_telehealth"] and not pos["10"]["accepted"]
-    assert pos["02"]["citation"]["source"] == "TABLE-2025-12-26"
-    mods = {m["code"]: m["modality"] for m in tree.program["modifiers"]}
-    assert mods == {"95": "audio-video", "GT": "audio-video", "93": "audio-only", "FQ": "audio-only",
-                    "GQ": "asynchronous", "FR": "audio-video", "G0": None}
+def test_billing_rules_are_data(policy):
+    program = policy.program
+    for code in ("02", "10"):
+        pos = program.places_of_service[code]
+        assert pos.marks_telehealth and pos.citation.source.id == "CMS-POS"
+        (g,) = pos.guidance
+        # bill-it-this-way guidance from the reading of the table: a warning, dated, never a denial
+        assert (g.kind, g.effective, g.start_known, g.citation.source.id) == (
+            "warn", dt.date(2025, 12, 26), False, "TABLE-2025-12-26")
+    assert program.places_of_service["02"].effective == dt.date(2017, 1, 1)
+    assert program.places_of_service["10"].effective == dt.date(2022, 1, 1)
+    mods = {m.code: (m.modality, m.marks_telehealth) for m in program.modifiers.values()}
+    assert mods == {"95": ("audio-video", True), "GT": ("audio-video", True), "93": ("audio-only", True),
+                    "FQ": ("audio-only", True), "GQ": ("asynchronous", True), "G0": (None, True),
+                    "FR": (None, False)}
+    assert program.modifiers["93"].effective == dt.date(2022, 1, 1)
+    assert program.modifiers["93"].citation.source.id == "CPT-93"
+
+
+def test_the_executive_orders_are_dated(policy):
+    att = {a.id: a for a in policy.program.attestations}
+    eo = att["EO_7G_ESTABLISHED_PATIENT"]
+    # 7G (2020-03-19): established patients for Medicaid audio-only; 7FF (2020-04-24): new patients too
+    assert (eo.effective, eo.end, eo.modalities) == (dt.date(2020, 3, 19), dt.date(2020, 4, 23), ("audio-only",))
+    sources = {s.id: s for s in policy.program.sources.values()}
+    assert "7F (2020-03-18)" in sources["EO-7F-7G"].title and "7G (2020-03-19)" in sources["EO-7F-7G"].title
 
 
 def test_post_emergency_conditions_are_attestations(policy):
@@ -152,35 +195,61 @@ def test_97156_is_not_permitted_and_cites_the_secondary_reading(policy):
 
 
 @pytest.mark.parametrize("code", PANDEMIC_CODES)
-def test_pb_2020_14_codes_by_audio_video_in_2021_are_payable_and_end_with_the_emergency(policy, code):
+def test_pb_2020_14_codes_by_audio_video_in_2021_are_payable_and_then_the_sources_fall_silent(policy, code):
     d = evaluate(policy, _line(code, "2021-06-01", "95"))
     assert d.payable and d.period is not None and d.period.citation.source.id == "PB-2020-14"
-    assert not d.attestations  # the standing conditions start with PB 2023-38
+    assert {a.id for a in d.attestations} == {"COVID_CONSENT", "COVID_CONDITIONS"}
     after = evaluate(policy, _line(code, "2023-05-12", "95"))
-    assert not after.payable and after.reason_codes == ("OUTSIDE_EFFECTIVE_DATES",)
+    assert after.undetermined and after.reason_codes == ("DATE_NOT_IN_DATA",)
+    phone = evaluate(policy, _line(code, "2022-06-01", "93"))
+    assert phone.undetermined and phone.reason_codes == ("MODALITY_UNDETERMINED",)
 
 
-def test_pandemic_audio_only_needs_an_established_patient(policy):
-    assert evaluate(policy, _line("H2019", "2021-06-01", "93", established_patient=True)).payable
-    d = evaluate(policy, _line("H2019", "2021-06-01", "93", established_patient=False))
-    assert d.reason_codes == ("ESTABLISHED_PATIENT_REQUIRED",)
-    assert d.reasons[0].citation is not None and d.reasons[0].citation.source.id == "EO-7F-7G"
+def test_done_when_lines_give_what_the_sources_support(policy):
+    """The lines the fidelity review tried, each with what the sources support."""
+    def outcome(code: str, date: str, *mods: str, **kw: Any) -> str:
+        return evaluate(policy, _line(code, date, *mods, **kw)).outcome.value
+
+    assert outcome("99213", "2026-01-05", "95", pos="10") == "undetermined"
+    assert outcome("90834", "2024-03-01", "95", pos="11") == "undetermined"
+    assert outcome("90791", "2024-06-01", "95", pos="11") == "undetermined"
+    assert outcome("90791", "2026-01-05", "95", pos="11") == "payable"
+    assert outcome("90791", "2026-01-05", "93") == "not_payable"
+    assert outcome("97156", "2026-01-05", "95") == "not_payable"
+    assert outcome("H0031", "2026-01-05", "FR") == "not_telehealth"
 
 
-def test_an_unlisted_code_is_not_payable(policy):
+@pytest.mark.parametrize("pos", ["02", "10"])
+def test_no_line_at_pos_02_or_10_is_denied_on_guidance_alone(policy, pos):
+    # The only public guidance says how to bill, not that lines are denied: on every date the code exists,
+    # a line at 02 or 10 is decided as the same line at an in-person place of service, plus a warning.
+    for code in [*PANDEMIC_CODES, *TABLE_READING, "99213"]:
+        for date in ("2022-06-01", "2024-06-01", "2026-01-05"):
+            for mods in (("95",), ("93",), ("GT",)):
+                at_pos = evaluate(policy, _line(code, date, *mods, pos=pos))
+                in_person = evaluate(policy, _line(code, date, *mods, pos="11"))
+                assert at_pos.outcome == in_person.outcome, (code, date, mods)
+                assert "POS_NOT_ACCEPTED" not in at_pos.reason_codes
+                extra = set(at_pos.reason_codes) - set(in_person.reason_codes)
+                assert extra <= {"POS_GUIDANCE"}
+
+
+def test_an_unnamed_code_is_undetermined_and_names_the_official_table(policy):
     d = evaluate(policy, _line("99213", "2026-01-05", "95"))
-    assert not d.payable and d.reason_codes == ("NOT_ON_TELEHEALTH_TABLE",)
+    assert d.undetermined and d.reason_codes == ("CODE_NOT_IN_DATA",)
+    assert "Telehealth_Table.xlsx" in d.reasons[0].message and d.reasons[0].carc is None
 
 
-def test_pos_02_is_not_accepted_and_gt_is_audio_video(policy):
-    assert evaluate(policy, _line("90791", "2026-01-05", "95", pos="02")).reason_codes == ("POS_NOT_ACCEPTED",)
+def test_pos_02_carries_guidance_and_gt_is_audio_video(policy):
+    d = evaluate(policy, _line("90791", "2026-01-05", "95", pos="02"))
+    assert d.payable and d.reason_codes == ("ON_TELEHEALTH_TABLE", "POS_GUIDANCE")
     assert evaluate(policy, _line("90791", "2026-01-05", "GT", pos="11")).payable
     assert evaluate(policy, _line("90791", "2026-01-05", "GQ")).reason_codes == ("MODALITY_NOT_ALLOWED",)
 
 
-def test_as_published_before_the_table_reading_90791_was_not_listed(policy):
+def test_as_published_before_the_table_reading_90791_was_not_in_the_data(policy):
     d = evaluate(policy, _line("90791", "2026-01-05", "95"), release="PB-2024-81")
-    assert d.reason_codes == ("NOT_ON_TELEHEALTH_TABLE",)
+    assert d.reason_codes == ("CODE_NOT_IN_DATA",)
 
 
 # ------------------------------------------------------------------------------------------- show
@@ -191,6 +260,16 @@ def test_show_97156_says_not_permitted_and_where_that_comes_from():
     assert res.exit_code == 0, res.output
     out = res.output
     assert "listed as NOT PERMITTED via telehealth" in out
-    assert "TABLE-2025-12-26" in out and "row 97156" in out
+    assert "TABLE-2025-12-26" in out and "97156 parent training" in out
     assert "SECONDARY source" in out
     assert "spreadsheet" in out and "authority" in out.lower()
+    assert "real start is not known" in out
+
+
+def test_show_says_what_the_data_covers():
+    res = CliRunner().invoke(main, ["show", "99213"])
+    assert res.exit_code == 0, res.output
+    assert "not in this data" in res.output and "Telehealth_Table.xlsx" in res.output
+    assert "NOT on the CMAP telehealth table" not in res.output
+    gaps = CliRunner().invoke(main, ["show", "97153", "--date", "2024-06-01"])
+    assert "no public source" in gaps.output

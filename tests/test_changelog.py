@@ -17,7 +17,8 @@ from cmap_policy.resources import policy_dir
 
 def test_the_bundled_history_release_by_release() -> None:
     report = change_report(load_policy())
-    assert [r["release"] for r in report] == ["PB-2020-14", "PB-2023-38", "PB-2024-81", "TABLE-2025-12-26"]
+    assert [r["release"] for r in report] == ["PB-2020-09-10", "PB-2020-14", "PB-2020-LATER", "PB-2023-38",
+                                              "PB-2024-81", "TABLE-2025-12-26"]
     by_id = {r["release"]: r for r in report}
     pandemic = by_id["PB-2020-14"]
     assert pandemic["counts"] == {"added": 9, "changed": 0, "ended": 0}
@@ -32,6 +33,9 @@ def test_the_bundled_history_release_by_release() -> None:
     assert by_id["PB-2024-81"]["changes"] == []
     table = by_id["TABLE-2025-12-26"]
     assert table["counts"]["added"] == 7
+    # the reading shows each row in force, not since when: named with its start unknown, not "added from"
+    assert all(r["start_known"] is False and r["effective"] == "2025-12-26" for r in table["changes"])
+    assert all(r["coverage"] == "partial" for r in report) and not by_id["PB-2020-LATER"]["dates_known"]
     row = next(r for r in table["changes"] if r["code"] == "97156")
     assert row["status"] == "not-permitted" and row["citation"]["secondary"] is True
     assert table["implements"][0]["id"] == "TABLE-2025-12-26"
@@ -50,6 +54,12 @@ def test_markdown_reads_like_an_important_message() -> None:
     assert "**Effective for dates of service on and after:** 2023-05-12" in text
     assert "### Rows ended" in text and "### Codes added to the telehealth table" in text
     assert "| 97153 | Autism behavior treatment" in text
+    # the 2025 rows are named with their start unknown, not "coming back": nothing says they left or returned
+    assert "### Rows named, their start not known" in text
+    assert "where none does, this data cannot say" in text
+    assert "**Published:** not known" in text
+    assert "[97153](codes/97153.md)" not in text and "[97153](codes/97153.md)" in render_markdown(
+        change_report(load_policy()), link_codes=True)
     assert "This release does not add, end or change any row of the telehealth table." in text
     assert "secondary source" in text and text.endswith("\n")
 

@@ -28,19 +28,36 @@ def test_one_line_from_options():
 
 
 def test_a_denial_is_a_decision_not_an_error():
-    res = run("eval", "--code", "90834", "--date", "2024-03-01", "--modifier", "95", "--pos", "10")
+    res = run("eval", "--code", "97156", "--date", "2026-01-05", "--modifier", "95", "--pos", "10")
     assert res.exit_code == 0
     out = json.loads(res.stdout)
     assert out["outcome"] == "not_payable"
-    assert [r["code"] for r in out["reasons"]] == ["NOT_ON_TELEHEALTH_TABLE", "POS_NOT_ACCEPTED"]
+    assert [r["code"] for r in out["reasons"]] == ["NOT_PERMITTED_VIA_TELEHEALTH", "POS_GUIDANCE"]
+
+
+def test_undetermined_is_a_decision_too():
+    res = run("eval", "--code", "90834", "--date", "2024-03-01", "--modifier", "95", "--pos", "10")
+    assert res.exit_code == 0
+    out = json.loads(res.stdout)
+    assert out["outcome"] == "undetermined"
+    # the place-of-service guidance is dated from the reading of the table dated 2025-12-26: not yet in 2024
+    assert [(r["code"], r["kind"]) for r in out["reasons"]] == [("CODE_NOT_IN_DATA", "undetermined")]
+    assert all("carc" not in r for r in out["reasons"])
+    explained = run("eval", "--code", "90834", "--date", "2024-03-01", "--modifier", "95", "--explain")
+    assert "Decision: UNDETERMINED" in explained.stdout and "cannot decide" in explained.stdout
 
 
 def test_bundled_examples_show_every_outcome():
     res = run("eval", str(examples_dir() / "claims.jsonl"))
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in res.stdout.splitlines()]
-    assert {r["outcome"] for r in rows} == {"payable", "not_payable", "not_telehealth"}
+    assert {r["outcome"] for r in rows} == {"payable", "not_payable", "not_telehealth", "undetermined"}
     by_id = {r["line_id"]: r for r in rows}
+    for line_id, row in by_id.items():  # each example is named for what it shows
+        assert line_id.split("-")[0] in (row["outcome"].split("_")[0], "code", "date", "modality", "supervisor",
+                                         "conflicting", "audio", "modifier", "asynchronous", "pandemic"), line_id
+    assert by_id["code-not-in-data"]["outcome"] == "undetermined"
+    assert by_id["supervisor-only-fr"]["outcome"] == "not_telehealth"
     assert by_id["not-permitted"]["reasons"][0]["code"] == "NOT_PERMITTED_VIA_TELEHEALTH"
     assert by_id["audio-only-not-allowed"]["reasons"][0]["code"] == "MODALITY_NOT_ALLOWED"
 
@@ -123,7 +140,7 @@ def test_show_not_permitted_and_secondary():
     assert "SECONDARY source" in res.stdout and "TABLE-2025-12-26" in res.stdout
     assert "spreadsheet" in res.stdout  # the official table is the authority
     unlisted = run("show", "90834")
-    assert "NOT on the CMAP telehealth table" in unlisted.stdout
+    assert "not in this data" in unlisted.stdout and "NOT on the CMAP telehealth table" not in unlisted.stdout
 
 
 def test_show_as_of_release_and_date():

@@ -9,9 +9,9 @@ import pytest
 from cmap_policy import Outcome, evaluate, load_policy
 from cmap_policy.errors import UnknownReleaseError
 from cmap_policy.reasons import REASONS
-from cmap_policy.testing import write_tree
+from cmap_policy.testing import bundled_tree, write_tree
 
-from .helpers import fixture_tree, line
+from .helpers import FIXTURE_SOURCE, fixture_tree, line
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,23 @@ def policy():
 
 @pytest.fixture(scope="module")
 def fixture_policy(tmp_path_factory: pytest.TempPathFactory):
-    return load_policy(write_tree(fixture_tree(), tmp_path_factory.mktemp("fixture") / "policy"))
+    tree = fixture_tree()
+    pos02 = next(p for p in tree.program["places_of_service"] if p["code"] == "02")
+    pos02["guidance"].append({"kind": "deny", "effective": "2026-03-01", "text": "Fixture: not accepted.",
+                              "citation": {"source": "FIXTURE"}})
+    return load_policy(write_tree(tree, tmp_path_factory.mktemp("fixture") / "policy"))
+
+
+@pytest.fixture(scope="module")
+def complete_policy(tmp_path_factory: pytest.TempPathFactory):
+    """The bundled policy with a release that holds the whole table from 2025-01-01 (made up, as an import of
+    the official spreadsheet would be)."""
+    tree = bundled_tree()
+    tree.program["sources"].append(dict(FIXTURE_SOURCE))
+    tree.releases["releases"].append({"id": "FIX-WHOLE", "published": "2026-03-01", "effective": "2026-03-01",
+                                      "implements": ["FIXTURE"], "summary": "Fixture: the whole table",
+                                      "coverage": "complete", "covers_from": "2025-01-01"})
+    return load_policy(write_tree(tree, tmp_path_factory.mktemp("whole") / "policy"))
 
 
 def codes(decision) -> list[str]:
@@ -47,12 +63,24 @@ def test_video_only_code_is_not_payable_by_telephone(policy):
     assert d.period is not None and d.period.id == "97153@2025-12-26"
 
 
-def test_unlisted_code(policy):
+def test_a_code_the_sources_do_not_name_is_undetermined_not_denied(policy):
     d = evaluate(policy, line("90834", "2024-03-01", "95", pos="11"))
+    assert d.outcome is Outcome.UNDETERMINED
+    assert codes(d) == ["CODE_NOT_IN_DATA"]
+    assert d.period is None
+    assert d.reasons[0].carc is None and d.reasons[0].kind == "undetermined"
+    assert "official CMAP Telehealth Table" in d.reasons[0].message
+    assert d.reasons[0].citation is not None and d.reasons[0].citation.source.id == "CMAP-TABLE"
+    assert d.reasons[0].citation.source.url.endswith("Telehealth_Table.xlsx")
+
+
+def test_a_complete_release_denies_an_unlisted_code(complete_policy):
+    d = evaluate(complete_policy, line("90834", "2026-04-01", "95", pos="11"))
     assert d.outcome is Outcome.NOT_PAYABLE
     assert codes(d) == ["NOT_ON_TELEHEALTH_TABLE"]
-    assert d.period is None
-    assert d.reasons[0].carc == REASONS["NOT_ON_TELEHEALTH_TABLE"].carc
+    assert d.reasons[0].carc == REASONS["NOT_ON_TELEHEALTH_TABLE"].carc == "204"
+    # before the date from which the release holds the whole table, it is still undetermined
+    assert codes(evaluate(complete_policy, line("90834", "2024-06-01", "95"))) == ["CODE_NOT_IN_DATA"]
 
 
 def test_not_permitted_is_its_own_reason(policy):
@@ -62,16 +90,23 @@ def test_not_permitted_is_its_own_reason(policy):
     assert d.reasons[0].citation is not None and d.reasons[0].citation.source.secondary
 
 
-def test_outside_dates_names_the_nearest_periods(policy):
+def test_a_date_no_public_source_covers_is_undetermined(policy):
     d = evaluate(policy, line("97153", "2024-03-01", "95"))
-    assert codes(d) == ["OUTSIDE_EFFECTIVE_DATES"]
+    assert codes(d) == ["DATE_NOT_IN_DATA"] and d.outcome is Outcome.UNDETERMINED
     msg = d.reasons[0].message
-    assert "ended 2023-05-11" in msg and "listed from 2025-12-26" in msg
-    before = evaluate(policy, line("90791", "2025-12-25", "95"))
-    assert codes(before) == ["OUTSIDE_EFFECTIVE_DATES"]
-    assert "listed from 2025-12-26" in before.reasons[0].message
+    assert "from 2020-03-18 to 2023-05-11" in msg and "in force by 2025-12-26" in msg and "not known" in msg
+    before = evaluate(policy, line("90791", "2024-06-01", "95", pos="11"))
+    assert codes(before) == ["DATE_NOT_IN_DATA"] and before.reasons[0].carc is None
     after = evaluate(policy, line("H2019", "2023-05-12", "95"))
-    assert "ended 2023-05-11" in after.reasons[0].message
+    assert codes(after) == ["DATE_NOT_IN_DATA"] and "to 2023-05-11" in after.reasons[0].message
+
+
+def test_outside_dates_is_a_denial_only_where_the_whole_table_is_known(complete_policy):
+    d = evaluate(complete_policy, line("H2019", "2026-04-01", "95"))
+    assert codes(d) == ["OUTSIDE_EFFECTIVE_DATES"] and d.outcome is Outcome.NOT_PAYABLE
+    assert "ended 2023-05-11" in d.reasons[0].message and d.reasons[0].carc == "204"
+    # before a row whose real start is not known, even a complete release cannot say
+    assert codes(evaluate(complete_policy, line("90791", "2025-06-01", "95"))) == ["DATE_NOT_IN_DATA"]
 
 
 def test_period_boundaries_are_inclusive(policy):
@@ -99,27 +134,55 @@ def test_conflicting_modifiers(policy):
 
 def test_modality_not_indicated(policy):
     d = evaluate(policy, line("90791", "2026-02-02", "G0"))
-    assert codes(d) == ["MODALITY_NOT_INDICATED"]
+    assert codes(d) == ["MODALITY_NOT_INDICATED"] and d.outcome is Outcome.UNDETERMINED
+    assert "95, GT" in d.reasons[0].message and "93, FQ" in d.reasons[0].message
+    both = evaluate(policy, line("T1016", "2026-02-02", "G0"))
+    assert both.payable and codes(both) == ["ON_TELEHEALTH_TABLE", "MODIFIER_EXPECTED"]
+    assert both.reasons[1].kind == "warn" and both.reasons[1].carc is None
 
 
-def test_telehealth_pos_is_not_accepted_and_all_reasons_are_given(policy):
+def test_pos_guidance_warns_and_all_reasons_are_given(policy):
     d = evaluate(policy, line("90791", "2026-02-02", pos="02"))
-    assert codes(d) == ["MODALITY_NOT_INDICATED", "POS_NOT_ACCEPTED"]
-    assert d.reasons[1].carc == "58"
+    assert codes(d) == ["MODALITY_NOT_INDICATED", "POS_GUIDANCE"]
+    assert d.reasons[1].carc is None and d.reasons[1].kind == "warn"
+    assert "GT or 95" in d.reasons[1].message
+    paid = evaluate(policy, line("90791", "2026-02-02", "95", pos="10"))
+    assert paid.payable and codes(paid) == ["ON_TELEHEALTH_TABLE", "POS_GUIDANCE"]
     unlisted = evaluate(policy, line("90834", "2026-02-02", "95", "93", pos="10"))
-    assert codes(unlisted) == ["NOT_ON_TELEHEALTH_TABLE", "CONFLICTING_MODIFIERS", "POS_NOT_ACCEPTED"]
+    assert codes(unlisted) == ["CODE_NOT_IN_DATA", "CONFLICTING_MODIFIERS", "POS_GUIDANCE"]
+    assert unlisted.outcome is Outcome.NOT_PAYABLE  # a denial outweighs what the data cannot say
+    # the guidance is dated: the public reading is of the table dated 12-26-25
+    assert codes(evaluate(policy, line("97153", "2022-06-01", "95", pos="10"))) == ["ON_TELEHEALTH_TABLE"]
 
 
-def test_audio_only_in_2021_needs_an_established_patient(policy):
-    ok = evaluate(policy, line("97153", "2021-06-01", "93", established_patient=True))
-    assert ok.payable
-    new = evaluate(policy, line("97153", "2021-06-01", "93", established_patient=False))
-    assert codes(new) == ["ESTABLISHED_PATIENT_REQUIRED"]
-    unknown = evaluate(policy, line("97153", "2021-06-01", "93"))
-    assert unknown.payable
-    assert [lim.kind for lim in unknown.to_confirm] == ["established-patient"]
+def test_a_source_that_denies_a_place_of_service_denies(fixture_policy):
+    d = evaluate(fixture_policy, line("99999", "2026-03-02", "95", pos="02", member_age=10, provider_type="clinic",
+                                      units=1))
+    assert codes(d) == ["POS_NOT_ACCEPTED", "POS_GUIDANCE"] and d.reasons[0].carc == "58"
+
+
+def test_codes_and_modifiers_exist_from_their_dates(policy):
+    d = evaluate(policy, line("97153", "2021-06-01", "93"))
+    assert codes(d) == ["MODIFIER_NOT_IN_EFFECT", "MODALITY_UNDETERMINED"] and d.outcome is Outcome.NOT_PAYABLE
+    assert d.reasons[0].carc == "182" and "2022-01-01" in d.reasons[0].message
+    pos = evaluate(policy, line("97153", "2021-06-01", "95", pos="10"))
+    assert codes(pos) == ["POS_NOT_IN_EFFECT"] and pos.reasons[0].carc == "58"
+    assert evaluate(policy, line("97153", "2022-01-01", "95", pos="10")).payable
+
+
+def test_pandemic_audio_only_is_undetermined_not_assumed(policy):
+    d = evaluate(policy, line("97153", "2022-06-01", "93", established_patient=False))
+    assert codes(d) == ["MODALITY_UNDETERMINED"] and d.outcome is Outcome.UNDETERMINED
+    assert d.period is not None and d.period.undetermined_modalities == ("audio-only",)
+    assert d.to_confirm == ()
     video = evaluate(policy, line("97153", "2021-06-01", "95", established_patient=False))
     assert video.payable and video.to_confirm == ()
+
+
+def test_fr_describes_the_supervisor_not_the_member(policy):
+    assert evaluate(policy, line("H0031", "2026-02-02", "FR")).outcome is Outcome.NOT_TELEHEALTH
+    with_95 = evaluate(policy, line("H0031", "2026-02-02", "FR", "95"))
+    assert with_95.payable and with_95.modality == "audio-video"
 
 
 def test_bitemporal_release(policy):
@@ -128,10 +191,10 @@ def test_bitemporal_release(policy):
     assert early.payable and early.release == "PB-2020-14"
     assert early.period is not None and early.period.end is None
     later = evaluate(policy, line("H2019", "2024-03-01", "95"), release="PB-2023-38")
-    assert codes(later) == ["OUTSIDE_EFFECTIVE_DATES"]
-    # 90791 was not on the table as published before 2025-12-26.
+    assert codes(later) == ["DATE_NOT_IN_DATA"]
+    # no source named 90791 before the reading of the table dated 2025-12-26
     assert codes(evaluate(policy, line("90791", "2026-02-02", "95"), release="PB-2024-81")) == [
-        "NOT_ON_TELEHEALTH_TABLE"]
+        "CODE_NOT_IN_DATA"]
     with pytest.raises(UnknownReleaseError, match="unknown release"):
         evaluate(policy, line("90791", "2026-02-02", "95"), release="NOPE")
 
@@ -143,7 +206,11 @@ def test_attestations_follow_pb_2023_38(policy):
     video = evaluate(policy, line("T1016", "2026-01-05", "95"))
     assert "AUDIO_ONLY_CONDITIONS" not in {a.id for a in video.attestations}
     pandemic = evaluate(policy, line("H2019", "2021-01-05", "95"))
-    assert pandemic.attestations == ()
+    assert {a.id for a in pandemic.attestations} == {"COVID_CONSENT", "COVID_CONDITIONS"}
+    eo_7g = evaluate(policy, line("H2019", "2020-04-23", modality="audio-only"))
+    assert "EO_7G_ESTABLISHED_PATIENT" in {a.id for a in eo_7g.attestations}
+    eo_7ff = evaluate(policy, line("H2019", "2020-04-24", modality="audio-only"))
+    assert "EO_7G_ESTABLISHED_PATIENT" not in {a.id for a in eo_7ff.attestations}
 
 
 def test_decision_carries_release_and_hash(policy):
@@ -182,6 +249,15 @@ def test_fixture_unknown_fields_become_conditions_to_confirm(fixture_policy):
     d = evaluate(fixture_policy, line("99999", "2026-03-02", "95"))
     assert d.payable
     assert sorted(lim.kind for lim in d.to_confirm) == ["age", "provider-type", "units-per-day"]
+
+
+def test_fixture_established_patient_for_audio_only(fixture_policy):
+    new = evaluate(fixture_policy, line("99999", "2026-03-02", "93", established_patient=False, member_age=10,
+                                        provider_type="clinic", units=1))
+    assert codes(new) == ["ESTABLISHED_PATIENT_REQUIRED"] and new.reasons[0].carc == "272"
+    video = evaluate(fixture_policy, line("99999", "2026-03-02", "95", established_patient=False, member_age=10,
+                                          provider_type="clinic", units=1))
+    assert video.payable
 
 
 def test_fixture_modifier_not_for_claim_type(fixture_policy):

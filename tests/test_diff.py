@@ -113,7 +113,7 @@ def mutated(draw: st.DrawFn, tree: PolicyTree) -> PolicyTree:
     new_id = f"GEN-R{len(rels) + 1}"
     day = last + dt.timedelta(days=draw(st.integers(0, 400)))
     rels.append({"id": new_id, "published": _iso(day), "effective": _iso(day), "implements": ["GENERATED"],
-                 "summary": "Generated change"})
+                 "summary": "Generated change", "coverage": draw(st.sampled_from(["partial", "complete"]))})
     for _ in range(draw(st.integers(1, 3))):
         action = draw(st.sampled_from(["end", "add-period", "change", "add-code", "drop-code"]))
         codes = sorted(out.codes)
@@ -158,8 +158,8 @@ def mutated(draw: st.DrawFn, tree: PolicyTree) -> PolicyTree:
             elif what == "status":
                 if p["status"] == "permitted":
                     p.update({"status": "not-permitted", "modalities": []})
-                    p.pop("revenue_center_codes", None)
-                    p.pop("limits", None)
+                    for key in ("revenue_center_codes", "limits", "undetermined_modalities"):
+                        p.pop(key, None)
                 else:
                     p.update({"status": "permitted", "modalities": ["audio-video"]})
             elif p["status"] == "permitted":
@@ -167,6 +167,9 @@ def mutated(draw: st.DrawFn, tree: PolicyTree) -> PolicyTree:
                     p["modalities"] = draw(st.lists(st.sampled_from(MODALITIES), min_size=1, unique=True))
                     for lim in p.get("limits", []):
                         lim.pop("modalities", None)
+                    silent = [m for m in p.pop("undetermined_modalities", []) if m not in p["modalities"]]
+                    if silent:
+                        p["undetermined_modalities"] = silent
                 elif what == "rcc":
                     p["revenue_center_codes"] = draw(st.lists(st.sampled_from(RCCS), min_size=1, unique=True))
                 else:
@@ -245,11 +248,16 @@ def test_release_ids_compare_the_policy_as_published_in_each() -> None:
         "90846", "97153", "H2012", "H2014", "H2019", "S9484", "S9485", "T1016", "T1017")}
     assert all(r["end"] == "2023-05-11" and r["citation"]["source"] == "PB-2020-14" for r in d.rows)
     assert {e["code"] for e in d.decisions} == {r["code"] for r in d.rows}
-    assert {e["from"] for e in d.decisions} == {"2023-05-12"} and {e["to"] for e in d.decisions} == {None}
-    assert [r["id"] for r in d.releases] == ["PB-2023-38"]
+    # from 2023-05-12 on (cut where the place-of-service guidance starts on 2025-12-26: the flips differ there)
+    assert {e["from"] for e in d.decisions} == {"2023-05-12", "2025-12-26"}
+    assert {e["to"] for e in d.decisions} == {"2025-12-25", None}
+    assert [r["id"] for r in d.releases] == ["PB-2020-LATER", "PB-2023-38"]
     assert_examples_flip(d)
-    # lines that were payable in the pandemic are not any more
-    assert any(before["outcome"] == "payable" and after["outcome"] == "not_payable" for _, before, after in d.flips())
+    # lines that were payable in the pandemic are undetermined after it: no public source says what followed
+    assert any(before["outcome"] == "payable" and after["outcome"] == "undetermined"
+               for _, before, after in d.flips())
+    assert not any(after["outcome"] == "not_payable" and before["outcome"] == "payable"
+                   for _, before, after in d.flips())
 
 
 def test_the_same_policy_has_no_changes() -> None:
@@ -282,11 +290,11 @@ def test_done_when_add_a_code_end_another_start_a_release(repo: Path) -> None:
     steps = [
         ["release", "new", "PB-2026-05", "--date", "2026-03-01", "--effective", "2026-04-01", "--source", "PB-2026-05",
          "--source-title", "Provider Bulletin 2026-05: telehealth table update", "--source-url",
-         "CMAP Web site, provider bulletins", "--summary", "Adds G2012 by audio-video; ends T1016."],
+         "https://www.ctdssmap.com/CTPortal/Provider/Provider-Bulletins", "--summary", "Adds G2012 by audio-video; ends T1016."],
         ["code", "add", "G2012", "--effective", "2026-04-01", "--modality", "audio-video", "--release", "PB-2026-05",
          "--source", "PB-2026-05", "--section", "table", "--description", "Brief virtual check-in by a physician",
          "--category", "behavioral-health"],
-        ["code", "end", "T1016", "--date", "2026-03-31", "--release", "PB-2026-05"],
+        ["code", "end", "T1016", "--date", "2026-03-31", "--release", "PB-2026-05", "--removed"],
     ]
     for step in steps:
         res = runner.invoke(main, [*step, "--policy", pol])
@@ -313,9 +321,14 @@ def test_done_when_add_a_code_end_another_start_a_release(repo: Path) -> None:
                      for rec, b, a in d.flips() if b["outcome"] != a["outcome"] and "pos" not in rec
                      and rec["claim_type"] == "professional"}
     assert outcome_flips == {
-        ("G2012", "2026-04-01", ("95",), "not_payable", "payable"),
+        # no public source named G2012 before: undetermined, now payable by audio-video
+        ("G2012", "2026-04-01", ("95",), "undetermined", "payable"),
+        ("G2012", "2026-04-01", ("93",), "undetermined", "not_payable"),
+        ("G2012", "2026-04-01", ("GQ",), "undetermined", "not_payable"),
+        # the bulletin takes T1016 off the table (--removed): not payable from the day after its end
         ("T1016", "2026-04-01", ("95",), "payable", "not_payable"),
         ("T1016", "2026-04-01", ("93",), "payable", "not_payable"),
+        ("T1016", "2026-04-01", ("G0",), "payable", "not_payable"),
     }
     for e in d.decisions:  # T1016 only changes from the day after its new end date
         if e["code"] == "T1016":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ from cmap_policy.authoring.edit import EditError, code_add, code_end, code_set, 
 from cmap_policy.authoring.fmt import fmt
 from cmap_policy.cli import main
 from cmap_policy.resources import policy_dir
+
+BULLETINS = "https://www.ctdssmap.com/CTPortal/Provider/Provider-Bulletins"
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ def _read(root: Path, rel: str) -> dict:
 
 def _release(root: Path, rid: str = "PB-2026-05") -> None:
     release_new(rid, date="2026-03-01", effective="2026-04-01", source=["PB-2026-05"], summary="Test release.",
-                source_title="Provider Bulletin 2026-05", source_url="provider bulletins", policy=root)
+                source_title="Provider Bulletin 2026-05", source_url=BULLETINS, policy=root)
 
 
 def _refused(root: Path, fn, *args, **kwargs) -> EditError:  # type: ignore[no-untyped-def]
@@ -46,16 +49,26 @@ def _refused(root: Path, fn, *args, **kwargs) -> EditError:  # type: ignore[no-u
 
 def test_release_new_appends_a_release_and_adds_a_new_source(root: Path) -> None:
     res = release_new("PB-2026-05", date="2026-03-01", effective="2026-04-01", source=["PB-2026-05"],
-                      summary="Adds codes.", source_title="Provider Bulletin 2026-05", source_url="provider bulletins",
+                      summary="Adds codes.", source_title="Provider Bulletin 2026-05", source_url=BULLETINS,
                       policy=root)
     assert sorted(p.name for p in res.written) == ["program.json", "releases.json"]
     rel = _read(root, "releases.json")["releases"][-1]
     assert rel == {"id": "PB-2026-05", "published": "2026-03-01", "effective": "2026-04-01",
-                   "implements": ["PB-2026-05"], "summary": "Adds codes."}
+                   "implements": ["PB-2026-05"], "summary": "Adds codes.", "coverage": "partial"}
     source = next(s for s in _read(root, "program.json")["sources"] if s["id"] == "PB-2026-05")
     assert source["kind"] == "bulletin" and source["secondary"] is False
     assert res.policy.latest.id == "PB-2026-05"
     assert fmt(root, check=True).ok and api.validate(root) == []
+
+
+def test_release_new_can_hold_the_whole_table(root: Path) -> None:
+    res = release_new("TABLE-2026-06", date="2026-06-01", source=["CMAP-TABLE"], summary="The official table.",
+                      coverage="complete", covers_from="2023-05-12", policy=root)
+    rel = _read(root, "releases.json")["releases"][-1]
+    assert (rel["coverage"], rel["covers_from"]) == ("complete", "2023-05-12")
+    assert res.policy.complete_from["TABLE-2026-06"] == dt.date(2023, 5, 12)
+    assert "--covers-from is for" in _refused(root, release_new, "X-1", date="2026-07-01", source=["CMAP-TABLE"],
+                                               summary="x", covers_from="2023-05-12").message
 
 
 def test_release_new_with_a_known_source_touches_only_releases(root: Path) -> None:
@@ -178,7 +191,7 @@ def run(*args: str):  # type: ignore[no-untyped-def]
 
 def test_cli_edits_and_their_messages(root: Path) -> None:
     res = run("release", "new", "PB-2026-05", "--date", "2026-03-01", "--effective", "2026-04-01", "--source",
-              "PB-2026-05", "--source-title", "Provider Bulletin 2026-05", "--source-url", "provider bulletins",
+              "PB-2026-05", "--source-title", "Provider Bulletin 2026-05", "--source-url", "https://www.ctdssmap.com/CTPortal/Provider/Provider-Bulletins",
               "--summary", "Adds G2012.", "--policy", str(root))
     assert res.exit_code == 0, res.output
     assert "wrote " in res.stdout and "ok: release PB-2026-05 started; the policy is valid" in res.stdout

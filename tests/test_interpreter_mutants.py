@@ -14,6 +14,7 @@ import pytest
 from cmap_policy import load_policy
 from cmap_policy.interpreter import decide, evaluate, find_period
 from cmap_policy.model import ClaimLine, Policy
+from cmap_policy.reasons import REASONS
 from cmap_policy.resources import examples_dir
 from cmap_policy.testing import PolicyTree, read_tree, write_tree
 from tests.helpers import fixture_tree, line
@@ -42,7 +43,7 @@ def test_messages_do_not_follow_the_order_of_modifiers_in_program_json(tmp_path:
         da, db = evaluate(a, probe), evaluate(b, probe)
         assert da.as_dict() == db.as_dict()
     not_indicated = evaluate(a, line("90791", "2026-02-02", "G0")).reasons[0].message
-    assert "(95, FR, GT)" in not_indicated and "(93, FQ)" in not_indicated
+    assert "(audio-video: 95, GT; audio-only: 93, FQ)" in not_indicated
 
 
 def test_limits_to_confirm_do_not_follow_the_order_of_limits_in_the_file(tmp_path: Path) -> None:
@@ -68,81 +69,126 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Policy]:
 
 
 EXACT = [
-    (CMAP, None, line("90791", "2026-02-02", pos="11"), "NOT_A_TELEHEALTH_LINE", None, None, None,
-     "Nothing on the line marks it as telehealth (no telehealth modifier, place of service or modality), so the "
-     "telehealth table does not apply."),
-    (CMAP, None, line("T1016", "2026-01-05", "93"), "ON_TELEHEALTH_TABLE", None,
-     "policy/codes/T1016.json#T1016@2025-12-26", "TABLE-2025-12-26",
-     "T1016 is on the CMAP telehealth table for audio-only (telephone) (period from 2025-12-26)."),
-    (CMAP, None, line("H2019", "2021-06-01", "95"), "ON_TELEHEALTH_TABLE", None,
-     "policy/codes/H2019.json#H2019@2020-03-18", "PB-2020-14",
-     "H2019 is on the CMAP telehealth table for audio-video (telemedicine) (period from 2020-03-18 "
-     "to 2023-05-11)."),
-    (CMAP, "PB-2020-14", line("90834", "2026-02-02", "95"), "NOT_ON_TELEHEALTH_TABLE", "96",
-     "policy/program.json#/program", None,
-     "90834 is not on the CMAP telehealth table (release PB-2020-14): only listed codes are payable via telehealth."),
-    (CMAP, None, line("97156", "2026-01-05", "95"), "NOT_PERMITTED_VIA_TELEHEALTH", "96",
-     "policy/codes/97156.json#97156@2025-12-26", "TABLE-2025-12-26",
-     "The table lists 97156 as not permitted via telehealth from 2025-12-26. Not permitted via telehealth: bill "
-     "only when delivered in person. The official table's own policy-guideline text for this row is not public."),
-    (CMAP, None, line("H2019", "2024-03-01", "GT"), "OUTSIDE_EFFECTIVE_DATES", "181",
-     "policy/codes/H2019.json#H2019@2020-03-18", "PB-2020-14",
-     "H2019 is on the telehealth table, but no period of it covers the date of service: its period from "
-     "2020-03-18 ended 2023-05-11."),
-    (CMAP, None, line("97153", "2024-03-01", "95"), "OUTSIDE_EFFECTIVE_DATES", "181",
-     "policy/codes/97153.json#97153@2020-03-18", "PB-2020-14",
-     "97153 is on the telehealth table, but no period of it covers the date of service: its period from "
-     "2020-03-18 ended 2023-05-11; it is listed from 2025-12-26."),
-    (CMAP, None, line("97153", "2019-03-01", "95"), "OUTSIDE_EFFECTIVE_DATES", "181",
-     "policy/codes/97153.json#97153@2020-03-18", "PB-2020-14",
-     "97153 is on the telehealth table, but no period of it covers the date of service: it is listed from "
-     "2020-03-18."),
-    (CMAP, None, line("T1016", "2026-01-05", "95", "93"), "CONFLICTING_MODIFIERS", "4",
-     "policy/program.json#/modifiers", "TABLE-2025-12-26",
-     "The line signals more than one modality: modifier 93 signals audio-only (telephone); modifier 95 signals "
-     "audio-video (telemedicine)."),
-    (CMAP, None, line("90791", "2026-02-02", "95", modality="audio-only"), "CONFLICTING_MODIFIERS", "4",
-     "policy/program.json#/modifiers", "TABLE-2025-12-26",
-     "The line signals more than one modality: the stated modality signals audio-only (telephone); modifier 95 "
-     "signals audio-video (telemedicine)."),
-    (CMAP, None, line("90791", "2026-02-02", "G0"), "MODALITY_NOT_INDICATED", "4", "policy/program.json#/modifiers",
-     None, "The line is marked as telehealth (modifier G0) but no modifier says whether it was audio-video "
-     "(95, FR, GT) or audio-only (93, FQ)."),
-    (CMAP, None, line("90791", "2026-02-02", pos="02"), "MODALITY_NOT_INDICATED", "4",
-     "policy/program.json#/modifiers", "TABLE-2025-12-26",
-     "The line is marked as telehealth (place of service 02) but no modifier says whether it was audio-video "
-     "(95, FR, GT) or audio-only (93, FQ)."),
-    (CMAP, None, line("97153", "2026-02-02", "93"), "MODALITY_NOT_ALLOWED", "4",
-     "policy/codes/97153.json#97153@2025-12-26", "TABLE-2025-12-26",
-     "97153 is listed for audio-video (telemedicine) only in the period from 2025-12-26; the line is audio-only "
-     "(telephone) (modifier 93)."),
-    (CMAP, None, line("90791", "2026-02-02", "95", pos="10"), "POS_NOT_ACCEPTED", "58",
-     "policy/program.json#/places_of_service/10", "TABLE-2025-12-26",
-     "Place of service 10 (telehealth provided in the patient's home) is not accepted for CMAP telehealth. CMAP "
-     "billing uses modifier GT or 95 with the place of service where the visit would have happened in person, not "
-     "10 (secondary reading of the table)."),
-    (CMAP, None, line("H2014", "2021-06-01", "93", established_patient=False), "ESTABLISHED_PATIENT_REQUIRED", "96",
-     "policy/codes/H2014.json#H2014@2020-03-18", "EO-7F-7G",
-     "The member is not an established patient. Audio-only telehealth only for established patients of the "
-     "provider (executive orders 7F and 7G)."),
-    (DEMO, None, line("99993", "2024-06-01", "GQ", claim_type="institutional"), "MODIFIER_NOT_FOR_CLAIM_TYPE", "4",
-     "demo-policy/program.json#/modifiers/GQ", "DEMO-RULES",
-     "Modifier GQ is used on professional claims, not on institutional claims."),
-    (DEMO, None, line("T9991", "2024-06-01", "95", claim_type="institutional"), "RCC_REQUIRED", "16",
-     "demo-policy/codes/T9991.json#T9991@2024-01-01", "DEMO-RULES",
-     "On an institutional claim T9991 needs a revenue center code: one of 0900, 0914."),
-    (DEMO, None, line("T9991", "2024-06-01", "95", claim_type="institutional", rcc="0100"), "RCC_NOT_ALLOWED", "199",
-     "demo-policy/codes/T9991.json#T9991@2024-01-01", "DEMO-RULES",
-     "Revenue center code 0100 is not allowed with T9991; the table allows 0900, 0914."),
-    (DEMO, None, line("99991", "2024-06-01", "95", member_age=40), "AGE_OUTSIDE_LIMIT", "6",
-     "demo-policy/codes/99991.json#99991@2024-01-01", "DEMO-STATUTE",
-     "The member is 40; the period allows ages 3 to 17. DEMO: ages 3 to 17."),
-    (DEMO, None, line("99991", "2025-06-01", "95", provider_type="dentist"), "PROVIDER_TYPE_NOT_ALLOWED", "8",
-     "demo-policy/codes/99991.json#99991@2025-01-01", "DEMO-RULES",
+    (CMAP, None, line("90791", "2026-02-02", pos="11"), 'NOT_A_TELEHEALTH_LINE', None,
+     None, None,
+     'Nothing on the line marks it as telehealth (no telehealth modifier, place of service or modality), '
+     'so the telehealth table does not apply.'),
+    (CMAP, None, line("T1016", "2026-01-05", "93"), 'ON_TELEHEALTH_TABLE', None,
+     'policy/codes/T1016.json#T1016@2025-12-26', 'TABLE-2025-12-26',
+     'T1016 is on the CMAP telehealth table for audio-only (telephone) (in force by 2025-12-26, its real '
+     'start not known).'),
+    (CMAP, None, line("H2019", "2021-06-01", "95"), 'ON_TELEHEALTH_TABLE', None,
+     'policy/codes/H2019.json#H2019@2020-03-18', 'PB-2020-14',
+     'H2019 is on the CMAP telehealth table for audio-video (telemedicine) (from 2020-03-18 to 2023-05-11).'),
+    (DEMO, None, line("99995", "2024-06-01", "95"), 'NOT_ON_TELEHEALTH_TABLE', '204',
+     'demo-policy/program.json#/program', 'DEMO-RULES',
+     '99995 is not on the CMAP telehealth table (release DEMO-R4, which holds the whole table): only '
+     'listed codes are payable via telehealth.'),
+    (CMAP, None, line("97156", "2026-01-05", "95"), 'NOT_PERMITTED_VIA_TELEHEALTH', '204',
+     'policy/codes/97156.json#97156@2025-12-26', 'TABLE-2025-12-26',
+     "The table lists 97156 as not permitted via telehealth (in force by 2025-12-26, its real start not "
+     "known). Not permitted via telehealth: parent training, with or without the child present, is given "
+     "in person. The official table's own policy-guideline text for this row is not public."),
+    (DEMO, None, line("99991", "2023-12-31", "95"), 'OUTSIDE_EFFECTIVE_DATES', '204',
+     'demo-policy/codes/99991.json#99991@2024-01-01', 'DEMO-RULES',
+     '99991 is on the telehealth table, but no row of it covers the date of service, and this data holds '
+     'the whole table for that date: it is listed from 2024-01-01.'),
+    (CMAP, 'PB-2020-14', line("90834", "2026-02-02", "95"), 'CODE_NOT_IN_DATA', None,
+     'policy/program.json#/program', 'CMAP-TABLE',
+     '90834 is not in this data: release PB-2020-14 holds only the rows public sources name, so it cannot '
+     'say whether the code is on the CMAP telehealth table. The official CMAP Telehealth Table '
+     '(https://www.ctdssmap.com/CTPortal/Portals/0/StaticContent/Publications/Telehealth_Table.xlsx) '
+     'decides.'),
+    (CMAP, None, line("H2019", "2024-03-01", "GT"), 'DATE_NOT_IN_DATA', None,
+     'policy/codes/H2019.json#H2019@2020-03-18', 'CMAP-TABLE',
+     'H2019 is in this data (a row from 2020-03-18 to 2023-05-11), but no public source it holds (release '
+     'TABLE-2025-12-26) covers the date of service. The official CMAP Telehealth Table '
+     '(https://www.ctdssmap.com/CTPortal/Portals/0/StaticContent/Publications/Telehealth_Table.xlsx) '
+     'decides; this data holds only the rows public sources name.'),
+    (CMAP, None, line("97153", "2024-03-01", "95"), 'DATE_NOT_IN_DATA', None,
+     'policy/codes/97153.json#97153@2020-03-18', 'CMAP-TABLE',
+     '97153 is in this data (a row from 2020-03-18 to 2023-05-11 and a row in force by 2025-12-26, its '
+     'real start not known), but no public source it holds (release TABLE-2025-12-26) covers the date of '
+     'service. The official CMAP Telehealth Table '
+     '(https://www.ctdssmap.com/CTPortal/Portals/0/StaticContent/Publications/Telehealth_Table.xlsx) '
+     'decides; this data holds only the rows public sources name.'),
+    (CMAP, None, line("97153", "2019-03-01", "95"), 'DATE_NOT_IN_DATA', None,
+     'policy/codes/97153.json#97153@2020-03-18', 'CMAP-TABLE',
+     '97153 is in this data (a row from 2020-03-18 to 2023-05-11), but no public source it holds (release '
+     'TABLE-2025-12-26) covers the date of service. The official CMAP Telehealth Table '
+     '(https://www.ctdssmap.com/CTPortal/Portals/0/StaticContent/Publications/Telehealth_Table.xlsx) '
+     'decides; this data holds only the rows public sources name.'),
+    (CMAP, None, line("T1016", "2026-01-05", "95", "93"), 'CONFLICTING_MODIFIERS', '4',
+     'policy/program.json#/modifiers', 'CPT-95',
+     'The line signals more than one modality: modifier 93 signals audio-only (telephone); modifier 95 '
+     'signals audio-video (telemedicine).'),
+    (CMAP, None, line("90791", "2026-02-02", "95", modality="audio-only"), 'CONFLICTING_MODIFIERS', '4',
+     'policy/program.json#/modifiers', 'CPT-95',
+     'The line signals more than one modality: the stated modality signals audio-only (telephone); '
+     'modifier 95 signals audio-video (telemedicine).'),
+    (CMAP, None, line("97153", "2021-06-01", "93"), 'MODIFIER_NOT_IN_EFFECT', '182',
+     'policy/program.json#/modifiers/93', 'CPT-93',
+     'Modifier 93 exists in its code set from 2022-01-01, not on the date of service.'),
+    (CMAP, None, line("97153", "2021-06-01", "95", pos="10"), 'POS_NOT_IN_EFFECT', '58',
+     'policy/program.json#/places_of_service/10', 'CMS-POS',
+     "Place of service 10 (telehealth provided in the patient's home) exists from 2022-01-01, not on the "
+     "date of service."),
+    (DEMO, None, line("99992", "2024-06-01", "95", pos="10"), 'POS_NOT_ACCEPTED', '58',
+     'demo-policy/program.json#/places_of_service/10', 'DEMO-RULES',
+     "Place of service 10 (telehealth in the patient's home): DEMO rule: lines with place of service 10 "
+     "are not accepted."),
+    (CMAP, None, line("90791", "2026-02-02", "G0"), 'MODALITY_NOT_INDICATED', None,
+     'policy/codes/90791.json#90791@2025-12-26', 'TABLE-2025-12-26',
+     'The line is marked as telehealth but nothing on it says how it was delivered, and 90791 is listed '
+     'for audio-video (telemedicine) only: add the modifier of the way it was delivered (audio-video: 95, '
+     'GT; audio-only: 93, FQ).'),
+    (CMAP, None, line("90791", "2026-02-02", pos="02"), 'MODALITY_NOT_INDICATED', None,
+     'policy/codes/90791.json#90791@2025-12-26', 'TABLE-2025-12-26',
+     'The line is marked as telehealth but nothing on it says how it was delivered, and 90791 is listed '
+     'for audio-video (telemedicine) only: add the modifier of the way it was delivered (audio-video: 95, '
+     'GT; audio-only: 93, FQ).'),
+    (CMAP, None, line("97153", "2022-06-01", "93"), 'MODALITY_UNDETERMINED', None,
+     'policy/codes/97153.json#97153@2020-03-18', 'PB-2020-14',
+     '97153 is listed for audio-video (telemedicine) (from 2020-03-18 to 2023-05-11); the sources neither '
+     'allow nor rule out audio-only (telephone) for it. The official CMAP Telehealth Table '
+     '(https://www.ctdssmap.com/CTPortal/Portals/0/StaticContent/Publications/Telehealth_Table.xlsx) '
+     'decides.'),
+    (CMAP, None, line("97153", "2026-02-02", "93"), 'MODALITY_NOT_ALLOWED', '4',
+     'policy/codes/97153.json#97153@2025-12-26', 'TABLE-2025-12-26',
+     '97153 is listed for audio-video (telemedicine) only (in force by 2025-12-26, its real start not '
+     'known); the line is audio-only (telephone) (modifier 93).'),
+    (CMAP, None, line("90791", "2026-02-02", "95", pos="10"), 'POS_GUIDANCE', None,
+     'policy/program.json#/places_of_service/10', 'TABLE-2025-12-26',
+     "Place of service 10 (telehealth provided in the patient's home): CMAP billing guidance: bill "
+     "modifier GT or 95 with the place of service where the visit would have happened in person. A source "
+     "says how to bill, not that lines with this place of service are denied."),
+    (CMAP, None, line("T1016", "2026-02-02", "G0"), 'MODIFIER_EXPECTED', None,
+     'policy/codes/T1016.json#T1016@2025-12-26', 'TABLE-2025-12-26',
+     'Nothing on the line says how it was delivered; T1016 is listed for audio-only (telephone) or '
+     'audio-video (telemedicine), so either way is payable: add the modifier of the way it was delivered '
+     '(audio-video: 95, GT; audio-only: 93, FQ).'),
+    (DEMO, None, line("99991", "2024-06-01", "93", member_age=9, established_patient=False),
+     'ESTABLISHED_PATIENT_REQUIRED', '272',
+     'demo-policy/codes/99991.json#99991@2024-01-01', 'DEMO-RULES',
+     'The member is not an established patient. DEMO: audio-only for established patients only.'),
+    (DEMO, None, line("99993", "2024-06-01", "GQ", claim_type="institutional"), 'MODIFIER_NOT_FOR_CLAIM_TYPE', '4',
+     'demo-policy/program.json#/modifiers/GQ', 'DEMO-RULES',
+     'Modifier GQ is used on professional claims, not on institutional claims.'),
+    (DEMO, None, line("T9991", "2024-06-01", "95", claim_type="institutional"), 'RCC_REQUIRED', '16',
+     'demo-policy/codes/T9991.json#T9991@2024-01-01', 'DEMO-RULES',
+     'On an institutional claim T9991 needs a revenue center code: one of 0900, 0914.'),
+    (DEMO, None, line("T9991", "2024-06-01", "95", claim_type="institutional", rcc="0100"), 'RCC_NOT_ALLOWED', '199',
+     'demo-policy/codes/T9991.json#T9991@2024-01-01', 'DEMO-RULES',
+     'Revenue center code 0100 is not allowed with T9991; the table allows 0900, 0914.'),
+    (DEMO, None, line("99991", "2024-06-01", "95", member_age=40), 'AGE_OUTSIDE_LIMIT', '6',
+     'demo-policy/codes/99991.json#99991@2024-01-01', 'DEMO-STATUTE',
+     'The member is 40; the period allows ages 3 to 17. DEMO: ages 3 to 17.'),
+    (DEMO, None, line("99991", "2025-06-01", "95", provider_type="dentist"), 'PROVIDER_TYPE_NOT_ALLOWED', '8',
+     'demo-policy/codes/99991.json#99991@2025-01-01', 'DEMO-RULES',
      "Provider type 'dentist' is not one of clinic, physician. DEMO: clinics and physicians only."),
-    (DEMO, None, line("99992", "2024-06-01", "95", units=6), "UNITS_OVER_LIMIT", "151",
-     "demo-policy/codes/99992.json#99992@2024-01-01", "DEMO-RULES",
-     "6 units billed; at most 4 a day. DEMO: at most 4 units a day."),
+    (DEMO, None, line("99992", "2024-06-01", "95", units=6), 'UNITS_OVER_LIMIT', '151',
+     'demo-policy/codes/99992.json#99992@2024-01-01', 'DEMO-RULES',
+     '6 units billed; at most 4 a day. DEMO: at most 4 units a day.'),
 ]
 
 
@@ -156,7 +202,7 @@ def test_each_reason_exactly(policies: dict[str, Policy], which: str, release: s
         assert reason.message == message
         assert (reason.carc, reason.rule) == (carc, rule)
         assert (reason.citation.source.id if reason.citation else None) == source
-        assert reason.kind == ("info" if code in ("NOT_A_TELEHEALTH_LINE", "ON_TELEHEALTH_TABLE") else "deny")
+        assert reason.kind == REASONS[code].kind
         policy = policies[which]
         assert (d.release, d.policy_hash) == (release or policy.latest.id, policy.hash)
         assert isinstance(d.attestations, tuple) and isinstance(d.to_confirm, tuple)
@@ -258,11 +304,15 @@ def test_find_period_names_the_neighbours(policies: dict[str, Policy]) -> None:
 def _grid(policy: Policy) -> list[ClaimLine]:
     days = sorted({d for cv in policy.views[policy.latest.id].values() for p in cv.periods
                    for d in (p.effective, p.effective - dt.timedelta(days=1), p.effective + dt.timedelta(days=40),
-                             *((p.end, p.end + dt.timedelta(days=1)) if p.end else ()))})
+                             *((p.end, p.end + dt.timedelta(days=1)) if p.end else ()))}
+                  # and either side of every day a dated rule of the program, or a release's coverage, changes
+                  | {d + dt.timedelta(days=k) for d in (*policy.program.date_bounds(),
+                                                         *(x for x in policy.complete_from.values() if x))
+                     for k in (-1, 0)})
     codes = [*policy.codes, "90834"]
     out = []
     for i, (code, day) in enumerate(itertools.product(codes, days)):
-        mods = [("95",), ("93",), ("GQ",), ("G0",), ("95", "93"), ()][i % 6]
+        mods = [("95",), ("93",), ("GQ",), ("G0",), ("95", "93"), (), ("FR",), ("FR", "95")][i % 8]
         out.append(ClaimLine(code, day, mods, pos=["11", "02", "10", None][i % 4],
                              claim_type="institutional" if i % 5 == 0 else "professional",
                              rcc=["0900", "0100", None][i % 3], modality="audio-video" if i % 7 == 0 else None,

@@ -22,8 +22,11 @@ DEMO = examples_dir() / "demo-policy"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
 # The reasons the bundled CMAP data cannot produce: it has no RCCs, no age, provider-type or units limits,
 # and every modifier is valid on both claim types (see ../docs/testing.md).
-CMAP_UNREACHABLE = {"MODIFIER_NOT_FOR_CLAIM_TYPE", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT",
-                    "PROVIDER_TYPE_NOT_ALLOWED", "UNITS_OVER_LIMIT"}
+# No public source holds the whole table, denies a place of service, or states an RCC or a limit for CMAP:
+# so no bundled line can get these reasons (the DEMO policy reaches each).
+CMAP_UNREACHABLE = {"NOT_ON_TELEHEALTH_TABLE", "OUTSIDE_EFFECTIVE_DATES", "POS_NOT_ACCEPTED",
+                    "MODIFIER_NOT_FOR_CLAIM_TYPE", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT",
+                    "PROVIDER_TYPE_NOT_ALLOWED", "ESTABLISHED_PATIENT_REQUIRED", "UNITS_OVER_LIMIT"}
 
 
 def _case(name: str = "a case", **line: Any) -> dict[str, Any]:
@@ -64,8 +67,10 @@ def test_bundled_period_coverage_counts_every_release_view() -> None:
     expected = {(rel.id, p.id) for rel in policy.releases for cv in policy.views[rel.id].values() for p in cv.periods}
     report = spec.test(policy=policy)
     assert set(report.coverage.periods) == expected
-    # a pandemic period is in all four releases' views, so it is four items, not one
-    assert sum(1 for _, pid in report.coverage.periods if pid == "T1016@2020-03-18") == len(policy.releases)
+    # a pandemic period is in the views of the five releases from PB-2020-14 on, so it is five items, not one
+    in_views = [r.id for r in policy.releases if "T1016" in policy.views[r.id]]
+    assert len(in_views) == 5
+    assert sum(1 for _, pid in report.coverage.periods if pid == "T1016@2020-03-18") == len(in_views)
 
 
 def test_demo_policy_reaches_every_reason_and_period() -> None:
@@ -90,7 +95,7 @@ def test_cli_last_line_and_exit_code() -> None:
     match = SUMMARY.match(last)
     assert match is not None, last
     assert int(match.group(1)) == _cases_in(policy_dir() / "tests") and match.group(2) == "0"
-    assert "periods 43/43 (100.0%)" in result.stdout
+    assert "periods 52/52 (100.0%)" in result.stdout
 
 
 def test_cli_json_format_is_one_document() -> None:
@@ -125,14 +130,14 @@ def test_failure_shows_a_structured_diff(tmp_path: Path) -> None:
 
 def test_reason_order_does_not_matter_and_period_is_optional(tmp_path: Path) -> None:
     path = _write_cases(tmp_path / "tests", _case(modifiers=["95", "93"], pos="10", expect={
-        "outcome": "not_payable", "reasons": ["POS_NOT_ACCEPTED", "CONFLICTING_MODIFIERS"]}))
+        "outcome": "not_payable", "reasons": ["POS_GUIDANCE", "CONFLICTING_MODIFIERS"]}))
     report = spec.test(path)
     assert (report.passed, report.failed) == (1, 0)
 
 
 def test_period_null_expects_no_period(tmp_path: Path) -> None:
-    path = _write_cases(tmp_path / "tests", _case(date="2019-01-01", expect={
-        "outcome": "not_payable", "reasons": ["OUTSIDE_EFFECTIVE_DATES"], "period": "T1016@2020-03-18"}))
+    path = _write_cases(tmp_path / "tests", _case(date="2019-01-01", modifiers=["95"], expect={
+        "outcome": "undetermined", "reasons": ["DATE_NOT_IN_DATA"], "period": "T1016@2020-03-18"}))
     report = spec.test(path)
     assert report.results[0].diff == ({"field": "period", "expected": "T1016@2020-03-18", "actual": None},)
 
@@ -253,10 +258,13 @@ def test_reachability_follows_the_data(tmp_path: Path) -> None:
     for mod in demo.program["modifiers"]:
         mod["claim_types"] = ["institutional", "professional"]
     for pos in demo.program["places_of_service"]:
-        pos["accepted"] = True
+        pos["guidance"] = [g for g in pos.get("guidance", []) if g["kind"] != "deny"]
+    for rel in demo.releases["releases"]:
+        rel["coverage"] = "partial"
+        rel.pop("covers_from", None)
     why = spec.reachable_reasons(load_policy(write_tree(demo, tmp_path / "demo")))
     assert set(why) == {"RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT", "MODIFIER_NOT_FOR_CLAIM_TYPE",
-                        "POS_NOT_ACCEPTED"}
+                        "POS_NOT_ACCEPTED", "NOT_ON_TELEHEALTH_TABLE", "OUTSIDE_EFFECTIVE_DATES"}
     assert why["RCC_REQUIRED"] == "no period lists revenue center codes"
 
 

@@ -172,7 +172,11 @@ def test_an_export_without_rows_reads_back_as_an_empty_table(tmp_path, fmt):
     data = export_table(date=dt.date(2019, 1, 1), fmt=fmt)
     root = empty_policy(bundled_tree(), tmp_path / "policy")
     res = import_table(data, fmt=fmt, release="TABLE-2025-12-26", policy=root)
-    assert not res.errors and res.rows == 0 and not res.written and not res.files
+    # an official table with no row says that nothing is listed: the release now holds the whole (empty) table
+    assert not res.errors and res.rows == 0 and res.files == ["releases.json"]
+    assert load_policy(root).complete_from["TABLE-2025-12-26"] == dt.date(2025, 12, 26)
+    again = import_table(data, fmt=fmt, release="TABLE-2025-12-26", policy=root)
+    assert not again.written and not again.files  # the same table again changes nothing
 
 
 def test_export_usage_errors():
@@ -329,7 +333,10 @@ def test_import_new_release_merges_rows_into_periods(tmp_path):
     assert not dry.errors and not dry.written and hashes(root) == before
     assert dry.notes == [11]
     res = import_table(table, release="TABLE-2026-03-01", date=dt.date(2026, 3, 1), policy=root)
-    assert res.written and res.counts()["new_codes"] == 2 and res.counts()["ended_periods"] == 3
+    # the official table dates the rows the secondary reading saw without their start (90791, 97156, H0031,
+    # H0046, H2014: the same decisions, so corrected in place); 97153 changed, T1016 is missing: both end
+    assert res.written and res.counts()["new_codes"] == 2 and res.counts()["ended_periods"] == 2
+    assert res.counts()["corrected_starts"] == 5
     assert sorted(res.files) == sorted(dry.files) and "releases.json" in res.files and "program.json" in res.files
     policy = load_policy(root)
     assert policy.latest.id == "TABLE-2026-03-01"
@@ -344,6 +351,12 @@ def test_import_new_release_merges_rows_into_periods(tmp_path):
         "TABLE-2025-12-26"
     assert policy.codes["T1016"].periods[-1].end == dt.date(2026, 2, 28)
     assert not policy.codes["97156"].periods[-1].permitted
+    fixed = policy.codes["97156"].periods[-1]
+    assert fixed.start_known and fixed.introduced_in == "TABLE-2025-12-26"
+    assert fixed.guideline == "Not permitted via telehealth." and fixed.citation.source.id == "TABLE-2026-03-01"
+    assert not policy.codes["97153"].periods[-2].start_known  # decided differently by the table: not corrected
+    assert {c.code for c in policy.latest.corrections} == {"90791", "97156", "H0031", "H0046", "H2014"}
+    assert policy.complete_from["TABLE-2026-03-01"] == dt.date(2026, 3, 1)
     new_cpt, new_hcpcs = policy.codes["90834"], policy.codes["G2012"]
     assert "AMA" in new_cpt.description and "Psychotherapy" not in new_cpt.description
     assert new_hcpcs.description == "Brief virtual check-in" and new_hcpcs.periods[0].end == dt.date(2026, 12, 31)
@@ -446,19 +459,20 @@ def test_600_code_synthetic_table_in_xlsx_imports_exports_and_reimports_with_ide
     table.write_bytes(export_table(original, release=release, fmt="xlsx", history=True))
 
     first = empty_policy(tree, tmp_path / "first" / "policy")
-    res = import_table(table, release=release, policy=first)
+    res = import_table(table, release=release, policy=first, **_coverage_of(original, release))
     assert res.written and not res.errors and res.counts()["new_codes"] == len(original.views[release])
     imported = load_policy(first)
     lines = boundary_lines(original)
     assert len(lines) > 5000
     expected = decisions(original, lines, release)
     assert decisions(imported, lines, release) == expected
-    assert len({d["outcome"] for d in expected}) == 3
+    # the SYNTHETIC table is whole from 2000-01-01, so no line of these dates is undetermined
+    assert {d["outcome"] for d in expected} == {"payable", "not_payable", "not_telehealth"}
 
     again = tmp_path / "again.xlsx"
     again.write_bytes(export_table(imported, release=release, fmt="xlsx", history=True))
     second = empty_policy(tree, tmp_path / "second" / "policy")
-    assert import_table(again, release=release, policy=second).written
+    assert import_table(again, release=release, policy=second, **_coverage_of(original, release)).written
     reimported = load_policy(second)
     assert decisions(reimported, lines, release) == expected
     # Two imports of the same rows are the same policy, so they export the same bytes.
@@ -472,13 +486,22 @@ def test_replaying_every_bundled_release_rebuilds_every_release(tmp_path):
     for rel in original.releases:
         table = export_table(original, release=rel.id, fmt="csv", history=True)
         # The descriptions are this project's own words, so they may be stored for CPT codes too.
-        res = import_table(table, fmt="csv", release=rel.id, policy=root, cpt_descriptions=True)
+        res = import_table(table, fmt="csv", release=rel.id, policy=root, cpt_descriptions=True,
+                           **_coverage_of(original, rel.id))
         assert not res.errors, res.render()
     rebuilt = load_policy(root)
     lines = boundary_lines(original)
     for rel in original.releases:
         assert decisions(rebuilt, lines, rel.id) == decisions(original, lines, rel.id), rel.id
     assert read_tree(root).codes == bundled_tree().codes  # the very same files, periods and releases
+
+
+def _coverage_of(policy: Policy, release: str) -> dict[str, Any]:
+    """The import options that give a replayed release the coverage the original has."""
+    rel = policy.release(release)
+    if rel.complete:
+        return {"coverage": "complete", "covers_from": rel.covers_from}
+    return {"coverage": "partial"}
 
 
 def _lines(records: list[dict[str, Any]], policy: Policy) -> list[ClaimLine]:
@@ -500,9 +523,10 @@ def test_export_then_import_into_an_empty_policy_decides_every_line_the_same(dat
         original = load_policy(write_tree(tree, Path(tmp) / "a" / "policy"))
         table = export_table(original, release=release, fmt=fmt, history=True)
         root = empty_policy(tree, Path(tmp) / "b" / "policy")
-        res = import_table(table, fmt=fmt, release=release, policy=root)
+        whole = original.complete_from[release]
+        res = import_table(table, fmt=fmt, release=release, policy=root,
+                           **({"coverage": "complete", "covers_from": whole} if whole else {"coverage": "partial"}))
         assert not res.errors and not res.policy_problems, res.render()
-        assert res.written == bool(table_rows(original, release=release, history=True))
         imported = load_policy(root)
         lines = _lines(records, original)
         assert decisions(imported, lines, release) == decisions(original, lines, release)
@@ -517,7 +541,7 @@ def test_importing_each_release_in_turn_rebuilds_the_history(tree, data):
         root = empty_policy(tree, Path(tmp) / "b" / "policy")
         for rel in original.releases:
             res = import_table(export_table(original, release=rel.id, history=True), fmt="csv", release=rel.id,
-                               policy=root)
+                               policy=root, **_coverage_of(original, rel.id))
             assert not res.errors and not res.policy_problems, res.render()
         rebuilt = load_policy(root)
         lines = _lines(records, original)

@@ -89,10 +89,10 @@ def test_telehealth_variants_by_modifier(policy: Policy) -> None:
 def test_telehealth_variants_by_place_of_service(policy: Policy) -> None:
     got = _summary(policy, "telehealth_837p_pos.837")
     assert [(g[3], g[5], g[10]) for g in got] == [
-        ("90791", "10", ("POS_NOT_ACCEPTED",)),
-        ("T1016", "02", ("POS_NOT_ACCEPTED",)),  # SV105 overrides the claim's CLM05-1
-        ("H0031", "10", ("MODALITY_NOT_INDICATED", "POS_NOT_ACCEPTED")),
-        ("99213", "10", ("NOT_ON_TELEHEALTH_TABLE", "POS_NOT_ACCEPTED")),
+        ("90791", "10", ("ON_TELEHEALTH_TABLE", "POS_GUIDANCE")),
+        ("T1016", "02", ("ON_TELEHEALTH_TABLE", "POS_GUIDANCE")),  # SV105 overrides the claim's CLM05-1
+        ("H0031", "10", ("MODALITY_NOT_INDICATED", "POS_GUIDANCE")),
+        ("99213", "10", ("CODE_NOT_IN_DATA", "POS_GUIDANCE")),
     ]
 
 

@@ -12,6 +12,7 @@ that lists the fields that differ.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,14 @@ def _release_dict(rel: Release) -> dict[str, Any]:
         "release": rel.id,
         "published": rel.published.isoformat(),
         "effective": rel.effective.isoformat(),
+        "dates_known": rel.dates_known,
+        "coverage": rel.coverage,
+        "covers_from": rel.covers_from.isoformat() if rel.covers_from else None,
         "summary": rel.summary,
         "implements": [{"id": s.id, "title": s.title, "url": s.url, "kind": s.kind, "secondary": s.secondary}
                        for s in rel.implements],
+        "corrections": [{"code": c.code, "was": c.was.isoformat(), "now": c.now.isoformat(),
+                         "introduced_in": c.introduced_in} for c in rel.corrections],
     }
 
 
@@ -103,10 +109,21 @@ def _source(c: dict[str, Any]) -> str:
     return _esc(text)
 
 
+def _plain_code(code: str) -> str:
+    return code
+
+
+def _code_link(code: str) -> str:
+    """A code as a link to its page on the site, from a page at the site's root (the changelog page)."""
+    return f"[{code}](codes/{code}.md)"
+
+
 def _modalities(row: dict[str, Any]) -> str:
     if row["status"] != "permitted":
         return "not permitted via telehealth"
-    return " or ".join(row["modalities"])
+    silent = f" (sources silent on {', '.join(row['undetermined_modalities'])})" \
+        if row.get("undetermined_modalities") else ""
+    return " or ".join(row["modalities"]) + silent
 
 
 def _change_text(ch: dict[str, Any]) -> str:
@@ -126,18 +143,35 @@ def _change_text(ch: dict[str, Any]) -> str:
     return f"{ch['field']}: {shown(ch['before'])} → {shown(ch['after'])}"
 
 
-def _release_markdown(rep: dict[str, Any]) -> list[str]:
+def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> list[str]:
     rows = rep["changes"]
+    if rep["dates_known"]:
+        dates = [f"**Published:** {rep['published']}  ",
+                 f"**Effective for dates of service on and after:** {rep['effective']}  "]
+    else:
+        dates = [f"**Published:** not known (no source gives the date; not before {rep['published']})  "]
+    if rep["coverage"] == "complete":
+        coverage = f"**Holds:** the whole table, for dates of service from {rep['covers_from']}  "
+    else:
+        coverage = "**Holds:** only the rows it names; what it does not name is as earlier releases had it  "
     out = [f"## Important Message: CMAP telehealth table update, release {rep['release']}", "",
-           f"**Published:** {rep['published']}  ",
-           f"**Effective for dates of service on and after:** {rep['effective']}  ",
-           "**Implements:** " + "; ".join(f"{s['title']} ({s['id']})" + (" (secondary source)" if s["secondary"]
-                                                                          else "") for s in rep["implements"]),
+           *dates, coverage,
+           "**Implements:** " + "; ".join(f"[{s['title']}]({s['url']}) ({s['id']})"
+                                          + (" (secondary source)" if s["secondary"] else "")
+                                          for s in rep["implements"]),
            "", rep["summary"], ""]
+    if rep["corrections"]:
+        out += ["### Start dates corrected", "",
+                "Rows an earlier source saw in force without their start; this release gives the start.", "",
+                "| Procedure code | First seen in force | Starts | Row added by |", "|---|---|---|---|"]
+        out += [f"| {code_text(c['code'])} | {c['was']} | {c['now']} | {c['introduced_in']} |"
+                for c in rep["corrections"]]
+        out.append("")
     if not rows:
         out += ["This release does not add, end or change any row of the telehealth table.", ""]
         return out
-    added = [r for r in rows if r["action"] == "added"]
+    named = [r for r in rows if r["action"] == "added" and not r["start_known"]]
+    added = [r for r in rows if r["action"] == "added" and r["start_known"]]
     changed = [r for r in rows if r["action"] == "changed"]
     ended = [r for r in rows if r["action"] == "ended"]
     if added:
@@ -146,9 +180,19 @@ def _release_markdown(rep: dict[str, Any]) -> list[str]:
                 "date shown.", "",
                 "| Procedure code | Description | Effective date | End date | Telehealth | Revenue center codes | "
                 "Policy guideline | Source |", "|---|---|---|---|---|---|---|---|"]
-        out += [f"| {r['code']} | {_esc(r['description'])} | {r['effective']} | {r['end'] or ''} | "
+        out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end'] or ''} | "
                 f"{_modalities(r)} | {', '.join(r['revenue_center_codes'])} | {_esc(r['guideline'])} | "
                 f"{_source(r['citation'])} |" for r in added]
+        out.append("")
+    if named:
+        out += ["### Rows named, their start not known", "",
+                "The source shows these rows in force on the date given but not since when: before it, no public "
+                "source covers them (a decision then is undetermined, not a denial).", "",
+                "| Procedure code | Description | In force by | End date | Telehealth | Revenue center codes | "
+                "Policy guideline | Source |", "|---|---|---|---|---|---|---|---|"]
+        out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end'] or ''} | "
+                f"{_modalities(r)} | {', '.join(r['revenue_center_codes'])} | {_esc(r['guideline'])} | "
+                f"{_source(r['citation'])} |" for r in named]
         out.append("")
     if changed:
         out += ["### Rows changed", "",
@@ -156,30 +200,35 @@ def _release_markdown(rep: dict[str, Any]) -> list[str]:
                 "table; the previous row ends the day before.", "",
                 "| Procedure code | Description | Effective date | What changed | Telehealth | Policy guideline | "
                 "Source |", "|---|---|---|---|---|---|---|"]
-        out += [f"| {r['code']} | {_esc(r['description'])} | {r['effective']} | "
+        out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | "
                 f"{_esc('; '.join(_change_text(c) for c in r['changes']) or 'dates and source only')} | "
                 f"{_modalities(r)} | {_esc(r['guideline'])} | {_source(r['citation'])} |" for r in changed]
         out.append("")
     if ended:
         out += ["### Rows ended", "",
-                "The following rows end on the date shown: those codes are not payable via telehealth under these "
-                "rows for dates of service after it.", "",
+                "The following rows end on the date shown. After it, a code follows its next row where a source "
+                "names one"
+                + (", and is not on the table otherwise." if rep["coverage"] == "complete" else
+                   "; where none does, this data cannot say (the official table decides)."), "",
                 "| Procedure code | Description | Row effective | End date | Telehealth | Source |",
                 "|---|---|---|---|---|---|"]
-        out += [f"| {r['code']} | {_esc(r['description'])} | {r['effective']} | {r['end']} | {_modalities(r)} | "
-                f"{_source(r['citation'])} |" for r in ended]
+        out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end']} | "
+                f"{_modalities(r)} | {_source(r['citation'])} |" for r in ended]
         out.append("")
     c = rep["counts"]
     out += [f"*{c['added']} added, {c['changed']} changed, {c['ended']} ended.*", ""]
     return out
 
 
-def render_markdown(report: list[dict[str, Any]]) -> str:
-    """The change report as Markdown, newest release first, each in the style of an Important Message."""
+def render_markdown(report: list[dict[str, Any]], *, link_codes: bool = False) -> str:
+    """The change report as Markdown, newest release first, each in the style of an Important Message.
+
+    ``link_codes`` makes each code a link to its page, for the site's changelog page.
+    """
     out = ["# Changes to the CMAP telehealth table", "",
            "Each release of the table below lists the rows it added, changed and ended, newest first. "
            "The official CMAP Telehealth Table and the Important Messages on the CMAP Web site are authoritative.",
            ""]
     for rep in reversed(report):
-        out += _release_markdown(rep)
+        out += _release_markdown(rep, _code_link if link_codes else _plain_code)
     return "\n".join(out).rstrip("\n") + "\n"

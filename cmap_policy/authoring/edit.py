@@ -250,8 +250,12 @@ def code_add(code: str, *, effective: dt.date | str, release: str, source: str, 
 
 
 def code_end(code: str, *, date: dt.date | str, release: str, dates_note: str | None = None,
-             policy: str | Path | None = None) -> EditResult:
-    """End ``code``'s open row on ``date`` (the last date of service it covers), as published in ``release``."""
+             removed: bool = False, policy: str | Path | None = None) -> EditResult:
+    """End ``code``'s open row on ``date`` (the last date of service it covers), as published in ``release``.
+
+    ``removed``: the source says the code leaves the table then, so that until a later row a line is not
+    payable; without it, what follows the row is what later sources say (or, where none does, unknown).
+    """
     code = _check_code(code)
     tree = _Tree(_root(policy))
     _known_release(tree, release)
@@ -270,6 +274,8 @@ def code_end(code: str, *, date: dt.date | str, release: str, dates_note: str | 
                         "it starts. --date is the last date of service the row covers")
     current["end"] = last
     current["ended_in"] = release
+    if removed:
+        current["removed"] = True
     if dates_note:
         current["dates_note"] = dates_note
     tree.put(rel, doc)

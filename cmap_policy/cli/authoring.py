@@ -197,12 +197,16 @@ def code_add_command(code: str, effective: dt.date, modalities: tuple[str, ...],
 @code_group.command("end")
 @click.argument("code")
 @date_option("--date", required=True, help_text="The last date of service the row covers.")
+@click.option("--removed", is_flag=True,
+              help="The source says the code leaves the table on --date: until a later row, a line is not payable. "
+                   "Without it, what follows is what later sources say (or, where none does, unknown).")
 @_release
 @click.option("--dates-note", help="How the end date was established.")
 @policy_option(CHECKOUT_POLICY_HELP)
-def code_end_command(code: str, date: dt.date, release: str, dates_note: str | None, policy_path: str | None) -> None:
+def code_end_command(code: str, date: dt.date, removed: bool, release: str, dates_note: str | None,
+                     policy_path: str | None) -> None:
     """End CODE's open row on --date."""
-    _run(code_end, code, date=date, release=release, dates_note=dates_note, policy=policy_path)
+    _run(code_end, code, date=date, release=release, dates_note=dates_note, removed=removed, policy=policy_path)
 
 
 @code_group.command("set")

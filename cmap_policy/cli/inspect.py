@@ -55,25 +55,57 @@ def show_command(code: str, date_: dt.date | None, release: str | None, policy_p
     click.echo(render_show(report))
 
 
+def _span_text(start: dt.date | None, end: dt.date | None) -> str:
+    if start is None and end is None:
+        return "every date"
+    if start is None:
+        return f"up to {end}"
+    return f"{start} to {end}" if end else f"from {start}"
+
+
 def render_show(report: api.CodeReport) -> str:
     policy = report.policy
     c = policy.codes.get(report.code)
     lines = []
     rel = policy.release(report.release)
+    whole = report.whole_table_from
+    table = policy.program.official_table
+    official = f"The official CMAP Telehealth Table ({table.source.url}) decides." if table else ""
+    if whole is None:
+        coverage = (f"This data holds only the rows public sources name (release {rel.id} is partial): where they "
+                    f"are silent it cannot say. {official}").strip()
+    else:
+        coverage = f"Release {rel.id} holds the whole table for dates of service from {whole}."
     if c is None or not report.periods:
-        lines.append(f"{report.code} is NOT on the CMAP telehealth table (release {rel.id}, {rel.published}).")
-        lines.append("Only listed codes are payable via telehealth.")
+        if whole is not None and (report.on_date is None or report.on_date >= whole):
+            lines.append(f"{report.code} is NOT on the CMAP telehealth table (release {rel.id}, {rel.published}, "
+                         f"which holds the whole table from {whole}).")
+            lines.append("Only listed codes are payable via telehealth.")
+        else:
+            lines.append(f"{report.code} is not in this data (release {rel.id}, {rel.published}): no public source it "
+                         "holds names the code, so it cannot say whether the code is on the CMAP telehealth table.")
     else:
         lines.append(f"{c.code} ({c.system}) {c.description}")
         lines.append(f"Category: {policy.program.categories[c.category].name}")
         lines.append(f"As published in release {rel.id} ({rel.published}):")
-        for p in report.periods:
-            span = f"{p.effective} to {p.end}" if p.end else f"from {p.effective}, no end date"
+        for span in report.spans:
             lines.append("")
+            p = span.period
+            if p is None:
+                what = ("not on the table (the release holds the whole table then)" if span.known else
+                        "no public source for these dates: the official table decides")
+                lines.append(f"  {_span_text(span.start, span.end)}: {what}")
+                continue
+            start = str(p.effective) if p.start_known else \
+                f"{p.effective} (in force by then; its real start is not known)"
+            dates = f"{start} to {p.end}" if p.end else f"from {start}, no end date"
             if p.permitted:
-                lines.append(f"  {span}: PAYABLE via telehealth by {' or '.join(p.modalities)}")
+                lines.append(f"  {dates}: PAYABLE via telehealth by {' or '.join(p.modalities)}")
+                if p.undetermined_modalities:
+                    lines.append(f"    The sources are silent on {' and '.join(p.undetermined_modalities)}: "
+                                 "such a line is undetermined.")
             else:
-                lines.append(f"  {span}: listed as NOT PERMITTED via telehealth")
+                lines.append(f"  {dates}: listed as NOT PERMITTED via telehealth")
             if p.revenue_center_codes:
                 lines.append(f"    Revenue center codes: {', '.join(p.revenue_center_codes)}")
             lines.append(f"    Guideline: {p.guideline}")
@@ -81,7 +113,7 @@ def render_show(report: api.CodeReport) -> str:
                 lines.append(f"    Limit ({lim.kind}): {lim.guideline}")
             cite = p.citation
             sect = f", {cite.section}" if cite.section else ""
-            lines.append(f"    Source: {cite.source.title}{sect} [{cite.source.id}]")
+            lines.append(f"    Source: {cite.source.title}{sect} [{cite.source.id}] {cite.source.url}")
             if cite.source.kind == "official-table":
                 lines.append("    This row comes from the official CMAP telehealth table.")
             elif cite.source.secondary:
@@ -92,11 +124,16 @@ def render_show(report: api.CodeReport) -> str:
             lines.append(f"    Introduced in {p.introduced_in}" + (f"; ended in {p.ended_in}" if p.ended_in else ""))
         if report.on_date is not None:
             lines.append("")
+            on = report.span_on(report.on_date)
             if report.in_force is not None:
                 lines.append(f"On {report.on_date} the row in force is the one from {report.in_force.effective}.")
+            elif on is not None and on.known:
+                lines.append(f"On {report.on_date} no row of {c.code} is in force: it is not on the table then.")
             else:
-                lines.append(f"On {report.on_date} no row of {c.code} is in force.")
+                lines.append(f"On {report.on_date} no public source this data holds covers {c.code}: the official "
+                             "table decides.")
     lines.append("")
+    lines.append(coverage)
     lines.append(f"Authority: {policy.program.authority}")
     lines.append(f"Policy hash {policy.hash[:12]}")
     return "\n".join(lines)

@@ -47,6 +47,9 @@ from .options import (
 @click.option("--secondary", is_flag=True,
               help="The table is a third party's copy, not the official table: the release then holds only the rows "
                    "it names (coverage partial), and corrects no row's start.")
+@click.option("--coverage", type=click.Choice(["complete", "partial"]), default=None,
+              help="What the table holds: complete (the whole table: a code it does not list is not on it) or partial "
+                   "(only the rows it names). Default: complete for the official table, partial with --secondary.")
 @click.option("--source-url", metavar="URL",
               help="Where a new --source can be read. Default: the address of the official table program.json names.")
 @date_option("--covers-from", help_text="The first date of service the official table holds whole (its history may "
@@ -62,7 +65,8 @@ from .options import (
               help="text for people, json for programs.")
 def import_command(table: str, release: str, policy_path: str | None, columns: tuple[str, ...], dry_run: bool,
                    allow_partial: bool, date_: dt.date | None, source: str | None, secondary: bool,
-                   source_url: str | None, covers_from: dt.date | None, category: str | None, cpt_descriptions: bool,
+                   coverage: str | None, source_url: str | None, covers_from: dt.date | None, category: str | None,
+                   cpt_descriptions: bool,
                    sheet: str | None, out_format: str) -> None:
     """Read the official telehealth table (.xlsx or .csv, or an export's .json) into the policy as a release.
 
@@ -83,7 +87,7 @@ def import_command(table: str, release: str, policy_path: str | None, columns: t
         result = import_table(Path(table), release=release, policy=policy_path, columns=list(columns),
                               dry_run=dry_run, allow_partial=allow_partial, date=date_, source=source,
                               secondary=secondary, category=category, cpt_descriptions=cpt_descriptions,
-                              sheet=sheet, source_url=source_url, covers_from=covers_from)
+                              sheet=sheet, source_url=source_url, covers_from=covers_from, coverage=coverage)
     except TableError as err:
         fail(str(err))
     if out_format == "json":

@@ -26,6 +26,7 @@ from ..model import (
     Program,
     Release,
     Source,
+    StartCorrection,
     Statute,
 )
 from ..resources import policy_dir, schema_dir
@@ -156,6 +157,7 @@ def _code(data: dict[str, Any], file: str, sources: dict[str, Source]) -> Code:
             dates_note=p.get("dates_note", ""),
             start_known=p.get("start_known", True),
             undetermined_modalities=tuple(sorted(p.get("undetermined_modalities", ()))),
+            removed=p.get("removed", False),
         )
         for p in sorted(data["periods"], key=lambda p: p["effective"])
     )
@@ -174,7 +176,7 @@ def _views(releases: tuple[Release, ...], codes: dict[str, Code]) -> dict[str, M
                 if ordinal[p.introduced_in] > rel.ordinal:
                     continue
                 if p.ended_in is not None and ordinal[p.ended_in] > rel.ordinal:
-                    p = replace(p, end=None, ended_in=None)
+                    p = replace(p, end=None, ended_in=None, removed=False)
                 visible.append(p)
             if visible:
                 table[code.code] = CodeView(code, tuple(visible), tuple(p.effective.toordinal() for p in visible))
@@ -232,7 +234,9 @@ def load_checked(root: Path) -> Policy:
         Release(r["id"], dt.date.fromisoformat(r["published"]), dt.date.fromisoformat(r["effective"]),
                 tuple(program.sources[s] for s in r["implements"]), r["summary"], i, r["coverage"],
                 (_date(r.get("covers_from")) or dt.date.fromisoformat(r["effective"]))
-                if r["coverage"] == "complete" else None, r.get("dates_known", True))
+                if r["coverage"] == "complete" else None, r.get("dates_known", True),
+                tuple(StartCorrection(c["code"], dt.date.fromisoformat(c["was"]), dt.date.fromisoformat(c["now"]),
+                                      c["introduced_in"]) for c in r.get("corrections", ())))
         for i, r in enumerate(releases_doc.data["releases"])
     )
     sources = dict(program.sources)

@@ -166,6 +166,10 @@ def check_code(doc: JsonDoc, stem: str, known: Known) -> Iterator[Problem]:
                 yield doc.problem(f"{base}/undetermined_modalities/{j}", f"{m!r} is both allowed and undetermined",
                                   "meaning:undetermined-modality",
                                   "a modality the sources allow goes in modalities only")
+        if p.get("removed") and "end" not in p:
+            yield doc.problem(f"{base}/removed", "removed says the code leaves the table when the row ends, but the "
+                              "row has no end", "meaning:removed-without-end",
+                              "set end and ended_in, or leave removed out")
         if p["status"] == "not-permitted" and p.get("undetermined_modalities"):
             yield doc.problem(f"{base}/undetermined_modalities", "a not-permitted period has no undetermined "
                               "modality: the code is not permitted via telehealth at all",

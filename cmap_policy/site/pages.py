@@ -470,7 +470,7 @@ def _faq_page(policy: Policy, faqs: Sequence[Faq]) -> str:
 
 
 def _changelog_page(policy: Policy) -> str:
-    body = render_markdown(change_report(policy))
+    body = render_markdown(change_report(policy), link_codes=True)
     body = re.sub(r"\A\s*# [^\n]*\n", "", body)  # the page has its own title
     return "---\ntitle: Changelog\n---\n\n# Changelog\n\n" + _ensure_release_anchors(policy, body)
 

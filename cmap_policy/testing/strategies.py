@@ -94,6 +94,8 @@ def code_doc(draw: st.DrawFn, code: str, n_releases: int) -> dict[str, Any]:
             latest = intros[i + 1] if i + 1 < n else n_releases - 1
             p["end"] = _iso(cuts[2 * i + 1])
             p["ended_in"] = f"GEN-R{draw(st.integers(intros[i], latest)) + 1}"
+            if draw(st.integers(0, 3)) == 0:
+                p["removed"] = True
         if status == "permitted" and draw(st.booleans()):
             p["revenue_center_codes"] = draw(st.lists(st.sampled_from(RCCS), min_size=1, unique=True))
         if status == "permitted":

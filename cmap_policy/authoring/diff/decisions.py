@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import DiffError
-from ...interpreter import evaluate, find_period
+from ...interpreter import evaluate, find_period, known_gap
 from ...model import MAX_AGE, ClaimLine, Decision, Limit, Outcome, Period, Program
 from ...reasons import ORDER, REASONS
 from .rows import periods_of
@@ -107,7 +107,8 @@ def _modifier_classes(pa: Program, pb: Program) -> list[str]:
     """One representative modifier per class of modifiers that mean the same on both sides."""
     def attrs(p: Program, code: str) -> tuple[Any, ...] | None:
         m = p.modifiers.get(code)
-        return None if m is None else (m.modality, tuple(sorted(m.claim_types)))
+        return None if m is None else (m.modality, tuple(sorted(m.claim_types)), m.marks_telehealth, m.effective,
+                                       m.end)
 
     def preference(code: str) -> tuple[int, str]:
         return (PREFERRED_MODIFIERS.index(code) if code in PREFERRED_MODIFIERS else len(PREFERRED_MODIFIERS), code)
@@ -240,9 +241,8 @@ def _state(side: Side, code: str, day: dt.date) -> tuple[Any, ...]:
     if view is None:
         ps: tuple[Any, ...] = ("unlisted", whole)
     else:
-        period, _before, after = find_period(view, day)
-        ps = ("outside", whole, after is None or after.start_known) if period is None \
-            else ("period", *_period_key(period))
+        period, before, after = find_period(view, day)
+        ps = ("outside", known_gap(before, after, whole)) if period is None else ("period", *_period_key(period))
     program = side.policy.program
     rules = bisect_right(program.date_bounds(), day)
     att = tuple(sorted((a.id, a.modalities) for a in program.attestations

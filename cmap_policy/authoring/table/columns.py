@@ -25,7 +25,8 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 DEFAULT_CATEGORY = ("uncategorized", "Not yet categorised (imported from the telehealth table)")
 HEADER_SEARCH_ROWS = 30
 PERIOD_KEYS = ("effective", "start_known", "end", "status", "modalities", "undetermined_modalities",
-               "revenue_center_codes", "guideline", "limits", "citation", "introduced_in", "ended_in", "dates_note")
+               "revenue_center_codes", "guideline", "limits", "citation", "introduced_in", "ended_in", "removed",
+               "dates_note")
 LIMIT_KEYS = ("kind", "guideline", "modalities", "min_age", "max_age", "provider_types", "max_units", "citation")
 CODE_KEYS = ("$schema", "code", "system", "description", "category", "note", "periods")
 # --------------------------------------------------------------------------------------------------- columns
@@ -75,6 +76,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("citation_note", "Citation Note", "citation_note", False, True, ()),
     Column("dates_note", "Dates Note", "dates_note", False, True, ("notesonthedates",)),
     Column("start_known", "Start Known", "start_known", False, True, ("startdateknown",)),
+    Column("removed", "Removed From Table", "removed", False, True, ("removed",)),
     Column("undetermined_modalities", "Undetermined Modalities", "undetermined_modalities", False, True,
            ("modalitiesundetermined",)),
     Column("source_title", "Source Title", "source_title", False, False, ()),

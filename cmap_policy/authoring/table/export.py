@@ -57,6 +57,7 @@ def _row(policy: Policy, code: str, p: Period) -> dict[str, Any]:
         "secondary": p.citation.source.secondary,
         "dates_note": p.dates_note,
         "start_known": p.start_known,
+        "removed": p.removed,
         "undetermined_modalities": list(p.undetermined_modalities),
         "introduced_in": p.introduced_in,
         "ended_in": p.ended_in,
@@ -91,7 +92,7 @@ def _cell(fld: str, value: Any) -> Any:
         return "; ".join(value)
     if fld == "limits":
         return json.dumps(value, ensure_ascii=False) if value else ""
-    if fld in ("audio_only", "secondary", "start_known"):
+    if fld in ("audio_only", "secondary", "start_known", "removed"):
         return "Yes" if value else "No"
     return value
 

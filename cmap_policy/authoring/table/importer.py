@@ -158,6 +158,7 @@ def import_table(
     name: str | None = None,
     source_url: str | None = None,
     covers_from: dt.date | None = None,
+    coverage: str | None = None,
 ) -> ImportResult:
     """Read a telehealth table (xlsx, csv or json) into the policy folder ``policy`` as release ``release``.
 
@@ -166,7 +167,8 @@ def import_table(
     to program.json as an official table when it is not there). New codes become
     files; a changed row becomes a new period and ends the one before it the day
     before; a period missing from the table ends the day before the release takes
-    effect. The official table (not ``secondary``) makes the release ``complete``: it holds the whole
+    effect. The official table (not ``secondary``) makes the release ``complete`` (``coverage`` says otherwise,
+    for replaying an export of a partial release): it holds the whole
     table, for dates of service from ``covers_from`` (default: its effective date), and it gives the real
     start of rows an earlier source saw without their start (``start_known`` false), correcting them and
     recording each correction in the release. Nothing is written when a row cannot be read (unless ``allow_partial``),
@@ -184,8 +186,10 @@ def import_table(
     raw = read_table(table, fmt=fmt, name=name, columns=colmap, sheet=sheet)
     before = _Files(_load_json(root / "program.json"), _load_json(root / "releases.json"))
     result = ImportResult(raw.name, str(root), release, dry_run=dry_run, allow_partial=allow_partial)
+    if coverage not in (None, "complete", "partial"):
+        raise TableError(f"coverage {coverage!r} is not complete or partial")
     after, target = _prepare(before, release, date, source, secondary, category, cpt_descriptions, raw.name, result,
-                             source_url, covers_from)
+                             source_url, covers_from, coverage)
     corrections: dict[str, list[Correction]] = {}
 
     parsed = parse_table(raw, after.program, colmap)
@@ -244,11 +248,11 @@ def import_table(
             result.changes.extend(period_changes(code, docs[code]["periods"], new_doc["periods"],
                                                  corrections.get(code, ())))
     rel = next(r for r in after.releases["releases"] if r["id"] == release)
-    fixed_all = [c.as_dict() for code in sorted(planned) for c in corrections.get(code, ())]
+    # corrections this release made on an earlier import stay: the rows they dated are no longer unknown
+    fixed_all = {(c["code"], c["was"]): c for c in rel.get("corrections", [])}
+    fixed_all.update({(c.code, c.was): c.as_dict() for code in sorted(planned) for c in corrections.get(code, ())})
     if fixed_all:
-        rel["corrections"] = fixed_all
-    else:
-        rel.pop("corrections", None)
+        rel["corrections"] = [fixed_all[k] for k in sorted(fixed_all)]
     program_changed = canonical_text(after.program) != canonical_text(before.program)
     releases_changed = canonical_text(after.releases) != canonical_text(before.releases)
     result.files = ((["program.json"] if program_changed else []) + (["releases.json"] if releases_changed else [])
@@ -288,7 +292,8 @@ class _Files:
 
 def _prepare(before: _Files, release: str, date: dt.date | None, source: str | None, secondary: bool,
              category: str | None, cpt_descriptions: bool, table_name: str, result: ImportResult,
-             source_url: str | None = None, covers_from: dt.date | None = None) -> tuple[_Files, Target]:
+             source_url: str | None = None, covers_from: dt.date | None = None,
+             coverage: str | None = None) -> tuple[_Files, Target]:
     """program and releases with what the import needs added (a release, a source), and where rows go."""
     program = copy.deepcopy(before.program)
     releases = copy.deepcopy(before.releases)
@@ -314,7 +319,7 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
     elif date is not None and date.isoformat() != rel["effective"]:
         raise TableError(f"release {release!r} already exists, effective {rel['effective']}; --date {date} "
                          "differs: leave --date out, or name a new release")
-    coverage = "partial" if secondary else "complete"
+    coverage = coverage or ("partial" if secondary else "complete")
     if rel.get("coverage") != coverage:
         result.created.append(f"releases.json: release {release} holds "
                               + ("the rows the table names (partial)" if secondary else "the whole table (complete)"))
@@ -324,8 +329,8 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
     else:
         rel.pop("covers_from", None)
         if covers_from is not None:
-            raise TableError("--covers-from is for the official table, which holds the whole table: leave out "
-                             "--secondary, or --covers-from")
+            raise TableError("--covers-from is for a table that holds the whole table (--coverage complete, the "
+                             "default unless --secondary)")
     src = source or rel["implements"][0]
     listed = {s["id"]: s for s in program["sources"]}
     if src not in listed:

@@ -68,6 +68,8 @@ def _new_period(row: TableRow, start: dt.date, end: dt.date | None, t: Target, o
         p["undetermined_modalities"] = list(row.undetermined_modalities)
     if not row.start_known:
         p["start_known"] = False
+    if row.removed and end is not None:
+        p["removed"] = True
     if row.rccs:
         p["revenue_center_codes"] = list(row.rccs)
     p["guideline"] = row.guideline
@@ -116,7 +118,7 @@ def _correct_starts(base: list[dict[str, Any]], rows: Sequence[TableRow], t: Tar
         if b.get("start_known", True):
             continue
         seen = to_date(b["effective"])
-        row = next((r for r in sorted(rows, key=lambda r: r.effective) if r.effective <= seen
+        row = next((r for r in sorted(rows, key=lambda r: r.effective) if r.start_known and r.effective <= seen
                     and (r.end is None or r.end >= seen) and _same_decision(b, r)), None)
         if row is None:
             continue

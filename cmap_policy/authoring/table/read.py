@@ -203,6 +203,7 @@ class TableRow:
     dates_note: str | None
     start_known: bool = True
     undetermined_modalities: tuple[str, ...] = ()
+    removed: bool = False
 
 
 def cell_text(value: Any) -> str:
@@ -359,6 +360,12 @@ class _RowReader:
             start_known = False
         elif known_raw and known_raw not in _YES:
             bad("start_known", f"{known_raw!r} is neither yes nor no")
+        removed_raw = cell_text(get.get("removed")).lower()
+        removed = removed_raw in _YES and bool(removed_raw)
+        if removed_raw and not removed and removed_raw not in _NO:
+            bad("removed", f"{removed_raw!r} is neither yes nor no")
+        if removed and end is None:
+            bad("removed", "a row that leaves the table needs an end date")
         if set(silent) & set(modalities):
             bad("undetermined_modalities", "a modality cannot be both allowed and undetermined")
         if status == "not-permitted":
@@ -394,7 +401,7 @@ class _RowReader:
         assert effective is not None and status is not None
         return TableRow(number, code_text, cell_text(get.get("description")), rccs, effective, end, status, modalities,
                         guideline, system, category, limits, citation, cell_text(get.get("dates_note")) or None,
-                        start_known, silent)
+                        start_known, silent, removed)
 
     def _modalities(self, value: Any, bad: Any) -> tuple[str, ...]:
         items = value if isinstance(value, list) else [v for v in re.split(r"[;,|/]", cell_text(value)) if v.strip()]
