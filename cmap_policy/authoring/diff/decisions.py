@@ -55,11 +55,35 @@ def _program_key(program: Program) -> tuple[Any, ...]:
     )
 
 
-def _program_days(pa: Program, pb: Program) -> list[dt.date]:
-    """A day in each interval of dates on which both programs' dated rules stay the same."""
-    cuts = sorted(set(pa.date_bounds()) | set(pb.date_bounds()))
-    return [FRONT_DAY if not cuts or cuts[0] > FRONT_DAY else cuts[0] - dt.timedelta(days=1), *cuts] \
-        if cuts else [FRONT_DAY]
+def _front_bounds(p: Program, mods: Iterable[str] | None = None, pos: str | None = None,
+                  every_place: bool = False) -> set[dt.date]:
+    """The days on which something a line's front reads starts or stops: its modifiers' and its place of
+    service's dates in their code sets, and that place's billing guidance (all of them with ``mods=None``)."""
+    out: set[dt.date] = set()
+
+    def add(effective: dt.date | None, end: dt.date | None) -> None:
+        if effective is not None:
+            out.add(effective)
+        if end is not None and end < dt.date.max:
+            out.add(end + dt.timedelta(days=1))
+
+    for code, m in p.modifiers.items():
+        if mods is None or code in mods:
+            add(m.effective, m.end)
+    for code, place in p.places_of_service.items():
+        if every_place or code == pos:
+            add(place.effective, place.end)
+            for g in place.guidance:
+                add(g.effective, g.end)
+    return out
+
+
+def _days(cuts: Iterable[dt.date]) -> list[dt.date]:
+    """A day in each interval the cuts make (the first interval runs from always)."""
+    ordered = sorted(cuts)
+    if not ordered:
+        return [FRONT_DAY]
+    return [ordered[0] - dt.timedelta(days=1) if ordered[0] > dt.date.min else ordered[0], *ordered]
 
 
 @dataclass(frozen=True)
@@ -144,14 +168,21 @@ def fronts(base: Side, head: Side) -> tuple[Front, ...]:
                        c[2] is not None, c[3] is not None))
     # a front's line-level reasons depend on the date (a modifier's dates in its code set, billing guidance):
     # two fronts are alike when both sides tell them apart the same way on every interval of dated rules
-    days = _program_days(pa, pb)
+    days = _days(_front_bounds(pa, every_place=True) | _front_bounds(pb, every_place=True))
     seen: dict[tuple[Any, ...], Front] = {}
     for claim_type, mods, modality, pos in candidates:
+        # a front changes only where its own modifiers and place of service do: decide it once per own
+        # interval, and give each of the days above the decision of the interval it falls in
+        own = sorted(_front_bounds(pa, mods, pos) | _front_bounds(pb, mods, pos))
+        decided: dict[int, tuple[FrontSig, FrontSig]] = {}
         sigs = []
         for day in days:
-            line = ClaimLine(code, day, modifiers=mods, pos=pos, claim_type=claim_type, modality=modality)
-            sigs.append((_front_sig(evaluate(base.policy, line, release=base.release)),
-                         _front_sig(evaluate(head.policy, line, release=head.release))))
+            at = bisect_right(own, day)
+            if at not in decided:
+                line = ClaimLine(code, day, modifiers=mods, pos=pos, claim_type=claim_type, modality=modality)
+                decided[at] = (_front_sig(evaluate(base.policy, line, release=base.release)),
+                               _front_sig(evaluate(head.policy, line, release=head.release)))
+            sigs.append(decided[at])
         fa, fb = sigs[-1]
         if not fa[0] and not fb[0]:
             continue  # not telehealth on either side, whatever the code and date: it cannot flip
