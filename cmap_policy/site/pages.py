@@ -9,21 +9,19 @@ move to another generator that reads the same mkdocs.yml needs only a script tha
 from __future__ import annotations
 
 import datetime as dt
-import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from . import svg
 from ..authoring.changelog import change_report, render_markdown
 from ..explain import describe_line
 from ..load.faq import Faq, load_faqs
 from ..model import Citation, Outcome, Period, Policy, Release
 from ..reasons import CARC_SOURCE, REASONS
 from ..resources import schema_dir
-from .nav import contributing_page
+from . import svg
 from .examples import CodeExamples, Example, cli_command, code_examples, reason_examples
+from .nav import contributing_page
 from .schema_pages import SchemaDoc, load_schemas, schema_index, schema_page
 from .table import (
     MODALITY_LABELS,

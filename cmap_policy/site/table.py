@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ..model import Code, Period, Policy, Source
 from ..authoring.table import export_table
+from ..model import Code, Period, Policy, Source
 
 
 @dataclass(frozen=True, slots=True)
