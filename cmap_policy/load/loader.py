@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import PolicyError, Problem
+from ..guard import tree_files
 from ..model import (
     Attestation,
     Category,
@@ -42,10 +43,10 @@ def _shown(path: Path, root: Path) -> str:
 
 def _read(path: Path, root: Path, kind: str, problems: list[Problem]) -> JsonDoc | None:
     shown = _shown(path, root)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a link that leads nowhere is read_json's to report
         problems.append(Problem(shown, "", "the file is missing", "io", f"every policy tree has {path.name}"))
         return None
-    doc = read_json(path, shown)
+    doc = read_json(path, shown, root)
     if isinstance(doc, Problem):
         problems.append(doc)
         return None
@@ -64,7 +65,7 @@ def read_tree(root: Path) -> tuple[JsonDoc | None, JsonDoc | None, list[tuple[Pa
         problems.append(Problem(_shown(code_dir, root), "", "the codes folder is missing", "io",
                                 "code files live in codes/<CODE>.json"))
     else:
-        for path in sorted(code_dir.glob("*.json")):
+        for path in tree_files(code_dir, "*.json"):
             doc = _read(path, root, "code", problems)
             if doc is not None:
                 codes.append((path, doc))
@@ -183,17 +184,26 @@ def load_policy(path: str | Path | None = None) -> Policy:
     from . import cache
 
     key = cache.fingerprint(root, schema_dir())
-    cached = cache.load(key) if key is not None else None
-    if cached is not None:  # the same bytes passed every check before
-        return cached
-    policy = load_checked(root)
+    entry = cache.load(key) if key is not None else None
+    if entry is not None:  # the same bytes passed every check before: build the Policy, skip the checks
+        try:
+            return build(root, entry)
+        except Exception:  # an entry of another shape (damaged, or from another version): load from the files
+            pass
+    checked = check_tree(root)
     if key is not None:
-        cache.store(key, policy)
-    return policy
+        cache.store(key, checked)
+    return build(root, checked)
 
 
 def load_checked(root: Path) -> Policy:
     """Load and check the tree at ``root`` from its files, never from the cache (``PolicyError`` if it fails)."""
+    return build(root, check_tree(root))
+
+
+def check_tree(root: Path) -> dict[str, Any]:
+    """The checked documents of the tree at ``root``, as plain JSON data: what ``build`` makes a Policy of,
+    and what the cache keeps (data, never code). ``PolicyError`` lists every problem."""
     program_doc, releases_doc, code_docs, problems = read_tree(root)
     if program_doc is not None:
         problems.extend(semantics.check_program(program_doc))
@@ -214,17 +224,24 @@ def load_checked(root: Path) -> Policy:
         seen_codes.setdefault(code, doc.path)
     if problems:
         raise PolicyError(problems)
+    digest = content_hash({"program": pdata, "releases": releases_doc.data,
+                           **{f"code:{c}": doc.data for c, doc in ((d.data["code"], d) for _, d in code_docs)}})
+    return {"program": pdata, "releases": releases_doc.data, "codes": [[doc.path, doc.data] for _, doc in code_docs],
+            "hash": digest}
 
+
+def build(root: Path, checked: dict[str, Any]) -> Policy:
+    """The Policy of documents that passed ``check_tree`` (here, or in an earlier run, from the cache)."""
+    pdata = checked["program"]
     program = _program(pdata)
     releases = tuple(
         Release(r["id"], dt.date.fromisoformat(r["published"]), dt.date.fromisoformat(r["effective"]),
                 tuple(program.sources[s] for s in r["implements"]), r["summary"], i)
-        for i, r in enumerate(releases_doc.data["releases"])
+        for i, r in enumerate(checked["releases"]["releases"])
     )
     sources = dict(program.sources)
-    codes = {doc.data["code"]: _code(doc.data, doc.path, sources) for _, doc in code_docs}
-    digest = content_hash({"program": pdata, "releases": releases_doc.data,
-                           **{f"code:{c}": doc.data for c, doc in ((d.data["code"], d) for _, d in code_docs)}})
+    codes = {data["code"]: _code(data, shown, sources) for shown, data in checked["codes"]}
+    digest = checked["hash"]
     return Policy(
         root=str(root),
         program=program,
