@@ -299,22 +299,36 @@ Parsed = tuple[int, "ClaimLine | LineError"]
 BOM = b"\xef\xbb\xbf"
 MAX_DOCUMENT_BYTES = 64 << 20  # one JSON document (an array of lines); larger inputs should be JSON Lines
 CSV_FIELD_LIMIT = 131_072  # the csv module's limit on one value (csv.field_size_limit()); longer is an error
-UNCLOSED_QUOTE = ("a quote is not closed on this line (an odd number of \" characters): each line is one claim "
-                  "line, and a value cannot hold a line break")
+UNCLOSED_QUOTE = ("a quoted value is not closed on this line: each line is one claim line, and a value cannot "
+                  "hold a line break")
+# A line whose quotes all close on it, read as the csv module reads (a quote opens a quoted value only at the
+# start of a value; inside one, "" is a quote; after its closing quote, or inside a value that did not start
+# with one, a quote is just a character). Possessive, so that no line makes the match backtrack.
+_FIELD = r'(?:"(?:[^"]++|"")*+"[^,]*+|[^",][^,]*+|)'
+_CLOSED = re.compile(_FIELD + "(?:," + _FIELD + ")*+")
 
 
 class ByteSource:
     """A binary or text stream read as bytes, with what sniffing read put back in front.
 
     A text stream's lines are encoded back to UTF-8 (a lone surrogate with "surrogatepass", so that it
-    becomes that line's decoding error rather than an exception here).
+    becomes that line's decoding error rather than an exception here). If a text stream's own decoder
+    fails, the source ends there and keeps the error in ``failed`` for the reader to report.
     """
 
     def __init__(self, stream: IO[bytes] | IO[str]) -> None:
         self._stream = stream
         self._back = b""
+        self.failed: UnicodeDecodeError | None = None
 
-    def _encoded(self, chunk: bytes | str) -> bytes:
+    def _next(self, read: Callable[[int], bytes | str], limit: int) -> bytes:
+        if self.failed is not None:
+            return b""
+        try:
+            chunk = read(limit)
+        except UnicodeDecodeError as exc:
+            self.failed = exc
+            return b""
         return chunk.encode("utf-8", "surrogatepass") if isinstance(chunk, str) else chunk
 
     def readline(self, limit: int) -> bytes:
@@ -325,12 +339,12 @@ class ByteSource:
             if out.endswith(b"\n") or len(out) >= limit or self._back:
                 return out
             return out + self.readline(limit - len(out))
-        return self._encoded(self._stream.readline(limit))
+        return self._next(self._stream.readline, limit)
 
     def read(self, limit: int) -> bytes:
         out, self._back = self._back[:limit], self._back[limit:]
         while len(out) < limit:
-            chunk = self._encoded(self._stream.read(limit - len(out)))
+            chunk = self._next(self._stream.read, limit - len(out))
             if not chunk:
                 break
             out += chunk
@@ -356,11 +370,10 @@ def physical_lines(stream: IO[bytes] | IO[str] | ByteSource) -> Iterator[tuple[i
     src = byte_source(stream)
     number = 0
     while True:
-        try:
-            chunk = src.readline(MAX_LINE_BYTES + 1)
-        except UnicodeDecodeError as exc:  # a text stream whose own decoder failed: it cannot be read further
-            raise _StreamDecodeError(number + 1, exc) from None
+        chunk = src.readline(MAX_LINE_BYTES + 1)
         if not chunk:
+            if src.failed is not None:  # a text stream whose own decoder failed: it cannot be read further
+                raise _StreamDecodeError(number + 1, src.failed)
             return
         number += 1
         if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
@@ -434,9 +447,17 @@ def width_error(values: int, header: list[str]) -> str:
     return f"{values} values for {len(header)} columns ({', '.join(header)})"
 
 
+def quotes_close(text: str) -> bool:
+    """True when every quoted value of the CSV line ``text`` (its line ending aside) closes on it."""
+    if '"' not in text:
+        return True
+    body = text[:-1] if text.endswith("\n") else text
+    return _CLOSED.fullmatch(body[:-1] if body.endswith("\r") else body) is not None
+
+
 def csv_values(text: str) -> list[str] | str:
-    """The values of one CSV line, or what is wrong with it. A quote must close on its line."""
-    if text.count('"') % 2:
+    """The values of one CSV line, or what is wrong with it. A quoted value must close on its line."""
+    if not quotes_close(text):
         return UNCLOSED_QUOTE
     try:
         return next(csv.reader([text]), [])
@@ -505,6 +526,9 @@ def read_json_document(stream: IO[bytes] | IO[str] | ByteSource, program: Progra
     """A JSON document: one line object, or an array of them, numbered from 1 in order."""
     src = byte_source(stream)
     raw = src.read(MAX_DOCUMENT_BYTES + 1)
+    if src.failed is not None:
+        yield 1, _StreamDecodeError(1, src.failed).error
+        return
     if len(raw) > MAX_DOCUMENT_BYTES:
         yield 1, LineError(f"a JSON document larger than {MAX_DOCUMENT_BYTES >> 20} MB: write the lines as JSON Lines "
                            "(one object per line)", line=1)

@@ -334,7 +334,7 @@ def _decide_line(ln: _Line, claim: _Claim, claim_type: str | None, program: Prog
     line_id = ln.ref_6r or ln.lx
     if claim.orphan:
         return ln.position, LineError(f"segment {ln.position} ({ln.segment}): a service line outside any claim (no "
-                                      "CLM segment before it in its loop)", line=ln.position, field="CLM")
+                                      "CLM segment before it in its loop)", line=ln.position, field="claim_id")
     where = f"claim {claim.claim_id}, line {line_id}" if line_id else f"claim {claim.claim_id}"
     if not ln.fields:
         return ln.position, LineError(f"{where}: the service line (LX at segment {ln.position}) has no SV1 or SV2",

@@ -174,8 +174,8 @@ def resolve(path: str | Path | None, policy: str | Path | None) -> tuple[Path, P
 
 
 def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(Path(root.name) / path.resolve().relative_to(root.resolve()))
+    try:  # the file's own name, not the target of a link: a link out of the tree is named where it is
+        return str(Path(root.name) / (path.parent.resolve() / path.name).relative_to(root.resolve()))
     except ValueError:
         return str(path)
 

@@ -29,6 +29,7 @@ from ..lines import (
     csv_line,
     csv_values,
     physical_lines,
+    quotes_close,
     read_jsonl,
     too_long,
     width_error,
@@ -161,6 +162,7 @@ def _csv_block(block: bytes, header: list[str] | LineError, before: int) -> tupl
         ends = np.append(ends, len(block))  # the last line of the file, without a line feed
     starts = np.concatenate(([0], ends[:-1] + 1))
     n = len(ends)
+    numbers = np.arange(before + 1, before + n + 1, dtype=np.int64)
     special = (ends - starts) > CSV_FIELD_LIMIT
     if isinstance(header, LineError):
         special[:] = True
@@ -168,43 +170,49 @@ def _csv_block(block: bytes, header: list[str] | LineError, before: int) -> tupl
         block.decode("utf-8")
     except UnicodeDecodeError:
         special[:] = True
-    # a line that may be blank: its first byte is a blank or not ASCII (it then goes to csv_line, which knows)
+    # a line that may be blank: its first byte is a blank or not ASCII (csv_line, which knows, reads it)
     firsts = arr[np.minimum(starts, len(arr) - 1)]
     special |= (ends == starts) | ~_ASCII_INK[firsts]
-    if b'"' in block:
-        special |= (np.add.reduceat(arr == 34, starts, dtype=np.int64) % 2) == 1
-    if b"\r" in block:
+    if b"\r" in block:  # a carriage return but the one before the line feed: Arrow would end the line there
         crs = np.add.reduceat(arr == 13, starts, dtype=np.int64)
         last = arr[np.maximum(ends - 1, 0)]
         special |= crs > ((last == 13) & (ends > starts))
-    numbers = np.arange(before + 1, before + n + 1, dtype=np.int64)
-    if not special.any():
-        assert isinstance(header, list)
-        table, kept, width_errors = _arrow_rows(block, header, numbers)
-        return Batch(raw=table, line_numbers=pa.array(kept), errors=width_errors), n
-    errors: list[LineError] = []
     rows: list[dict[str, str]] = []
     row_numbers: list[int] = []
-    for i in np.flatnonzero(special):
-        raw = block[starts[i]:ends[i] + 1]
+    errors: list[LineError] = []
+    names = header if isinstance(header, list) else []
+    tables: list[pa.Table] = []
+    kept_numbers: list[np.ndarray] = []
+    plain = ~special
+    if plain.any() and names:
+        arrow = _arrow_lines(block, arr, starts, ends, plain, names, numbers)
+        if arrow is None:  # a quoted value Arrow would carry on to the next line: csv_line reads that line
+            plain &= _quotes_close(block, starts, ends)
+            arrow = _arrow_lines(block, arr, starts, ends, plain, names, numbers)
+        if arrow is None:
+            plain[:] = False
+        else:
+            table, kept, width_errors = arrow
+            tables.append(table)
+            kept_numbers.append(kept)
+            errors.extend(width_errors)
+    for i in np.flatnonzero(~plain):
         number = int(numbers[i])
+        raw = block[starts[i]:ends[i] + 1]
         item = csv_line(raw if ends[i] - starts[i] <= MAX_LINE_BYTES else None, number, header)
         if isinstance(item, LineError):
             errors.append(item)
         elif item is not None:
             rows.append(item)
             row_numbers.append(number)
-    names = header if isinstance(header, list) else []
-    tables = [pa.table({h: pa.array([r[h] for r in rows], pa.string()) for h in names})] if names else []
-    kept_numbers = [np.array(row_numbers, dtype=np.int64)]
-    plain = ~special
-    if plain.any() and isinstance(header, list):
-        keep = np.repeat(plain, np.diff(np.append(starts, len(arr))))
-        table, kept, more = _arrow_rows(arr[keep].tobytes(), header, numbers[plain])
-        tables.append(table)
-        kept_numbers.append(kept)
-        errors.extend(more)
     if not names:
+        return Batch(errors=errors), n
+    if rows:
+        tables.append(pa.table({h: pa.array([r[h] for r in rows], pa.string()) for h in names}))
+        kept_numbers.append(np.array(row_numbers, dtype=np.int64))
+    if len(tables) == 1 and not rows:
+        return Batch(raw=tables[0], line_numbers=pa.array(kept_numbers[0]), errors=errors), n
+    if not tables:
         return Batch(errors=errors), n
     table = pa.concat_tables(tables)
     order = np.concatenate(kept_numbers)
@@ -212,10 +220,42 @@ def _csv_block(block: bytes, header: list[str] | LineError, before: int) -> tupl
     return Batch(raw=table.take(pa.array(by_line)), line_numbers=pa.array(order[by_line]), errors=errors), n
 
 
+def _quotes_close(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per line: whether its quoted values close on it (``lines.quotes_close``, line by line: the slow check,
+    run only on a block where Arrow found a value running on past its line)."""
+    closed = np.ones(len(starts), dtype=bool)
+    for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        line = block[a:b]
+        if b'"' in line:
+            closed[i] = quotes_close(line.decode("utf-8", "replace"))
+    return closed
+
+
+def _arrow_lines(block: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, plain: np.ndarray,
+                 names: list[str], numbers: np.ndarray) -> tuple[pa.Table, np.ndarray, list[LineError]] | None:
+    """The ``plain`` lines read by Arrow, or None if Arrow read them otherwise than line by line: fewer rows
+    than lines (a quoted value carried on to the next line), or a last line whose quote does not close."""
+    if not plain.any():
+        return pa.table({h: pa.array([], pa.string()) for h in names}), np.array([], np.int64), []
+    if plain.all():
+        data = block
+    else:
+        keep = np.repeat(plain, np.diff(np.append(starts, len(arr))))
+        data = arr[keep].tobytes()
+    last = int(np.flatnonzero(plain)[-1])
+    if not quotes_close(block[starts[last]:ends[last]].decode("utf-8", "replace")):
+        return None
+    try:
+        table, kept, width_errors, rows = _arrow_rows(data, names, numbers[plain])
+    except pa.ArrowInvalid:
+        return None
+    return (table, kept, width_errors) if rows == int(plain.sum()) else None
+
+
 def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[pa.Table, np.ndarray,
-                                                                                  list[LineError]]:
-    """Lines that Arrow reads as csv_line does: (the table, the numbers of its rows, errors of rows of the
-    wrong width). ``numbers`` holds each line's number, in order."""
+                                                                                  list[LineError], int]:
+    """Lines read by Arrow: (the table, the numbers of its rows, errors of rows of the wrong width, the rows
+    Arrow saw in all). ``numbers`` holds each line's number, in order."""
     invalid: list[tuple[int, str]] = []
 
     def handler(row: Any) -> str:
@@ -230,15 +270,16 @@ def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[p
         convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                              strings_can_be_null=False, quoted_strings_can_be_null=False),
     ).rename_columns(header)
-    if not invalid:
-        return table, numbers, []
+    seen = table.num_rows + len(invalid)
+    if not invalid or seen != len(numbers):
+        return table, numbers, [], seen
     bad = np.array([n - 1 for n, _ in invalid], dtype=np.int64)  # Arrow counts the rows it was given from 1
     errors = []
     for (_, text), at in zip(invalid, bad, strict=True):
         values = csv_values(text)
         message = values if isinstance(values, str) else width_error(len(values), header)
         errors.append(LineError(message, line=int(numbers[at])))
-    return table, np.delete(numbers, bad), errors
+    return table, np.delete(numbers, bad), errors, seen
 
 
 def lines_table(items: Iterable[tuple[int, ClaimLine]], policy: Policy) -> pa.Table:

@@ -74,8 +74,8 @@ def read_json(path: Path, shown: str, root: Path) -> JsonDoc | Problem:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _line_col(raw, exc.start)
-        return Problem(shown, "", f"the file is not UTF-8 (byte {exc.start})", "encoding", "save the file as UTF-8",
-                       line, col)
+        return Problem(shown, "", f"the file is not UTF-8 (byte {exc.start + 1})", "encoding",
+                       "save the file as UTF-8", line, col)
     if not text.strip():
         return Problem(shown, "", "the file is empty", "json", "a policy file holds one JSON object", 1, 1)
     try:
