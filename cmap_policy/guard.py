@@ -16,6 +16,7 @@ goes through, so that each of these is a located, ordinary error instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -30,10 +31,16 @@ MAX_JSON_DEPTH = 64  # a policy file nests 6 levels, a claim line 2
 MAX_NUMBER_DIGITS = 1000  # digits in one JSON integer; no field holds more than a few
 MAX_TREE_FILE_BYTES = 8 << 20  # one policy, FAQ or authors' test file; the largest bundled one is a few hundred KB
 
-# a JSON string token (skipped whole, so that brackets and digits inside it are not counted), or a bracket
+# a JSON string token (skipped whole, so that brackets and digits inside it are not counted), or a bracket;
+# compiled when first needed: a one-line decision never needs them, and its start-up time counts
 _STRING = r'"(?:[^"\\]++|\\.)*+"'
-_BRACKETS = re.compile(_STRING + r"|[\[\]{}]")
-_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+@functools.cache
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile({"brackets": _STRING + r"|[\[\]{}]",
+                       "surrogate": r"\\u[dD][89a-fA-F]",
+                       "long number": _STRING + "|-?[0-9]{" + str(MAX_NUMBER_DIGITS + 1) + ",}"}[name])
 
 
 class JsonLimitError(json.JSONDecodeError):
@@ -43,7 +50,7 @@ class JsonLimitError(json.JSONDecodeError):
 def _too_deep_at(text: str) -> int | None:
     """The offset where the nesting first goes deeper than MAX_JSON_DEPTH, or None."""
     depth = 0
-    for m in _BRACKETS.finditer(text):
+    for m in _pattern("brackets").finditer(text):
         c = m.group()
         if c in "[{":
             depth += 1
@@ -65,8 +72,7 @@ def _int(digits: str) -> int:
 
 
 def _long_number_at(text: str) -> int:
-    pattern = re.compile(_STRING + "|-?[0-9]{" + str(MAX_NUMBER_DIGITS + 1) + ",}")
-    for m in pattern.finditer(text):
+    for m in _pattern("long number").finditer(text):
         if not m.group().startswith('"'):
             return m.start()
     return 0
@@ -117,7 +123,7 @@ def lone_surrogate(data: Any) -> str | None:
 
 def may_hold_surrogates(text: str) -> bool:
     """False when ``text`` (JSON) cannot decode to a lone surrogate: it has no \\uD800-\\uDFFF escape."""
-    return _LONE_SURROGATE_ESCAPE.search(text) is not None or not _encodes(text)
+    return _pattern("surrogate").search(text) is not None or not _encodes(text)
 
 
 def _encodes(text: str) -> bool:

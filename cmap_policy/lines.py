@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -305,7 +306,11 @@ UNCLOSED_QUOTE = ("a quoted value is not closed on this line: each line is one c
 # start of a value; inside one, "" is a quote; after its closing quote, or inside a value that did not start
 # with one, a quote is just a character). Possessive, so that no line makes the match backtrack.
 _FIELD = r'(?:"(?:[^"]++|"")*+"[^,]*+|[^",][^,]*+|)'
-_CLOSED = re.compile(_FIELD + "(?:," + _FIELD + ")*+")
+
+
+@functools.cache
+def _closed() -> re.Pattern[str]:  # compiled when a line first has a quote: a one-line decision never needs it
+    return re.compile(_FIELD + "(?:," + _FIELD + ")*+")
 
 
 class ByteSource:
@@ -452,7 +457,7 @@ def quotes_close(text: str) -> bool:
     if '"' not in text:
         return True
     body = text[:-1] if text.endswith("\n") else text
-    return _CLOSED.fullmatch(body[:-1] if body.endswith("\r") else body) is not None
+    return _closed().fullmatch(body[:-1] if body.endswith("\r") else body) is not None
 
 
 def csv_values(text: str) -> list[str] | str:
@@ -579,7 +584,7 @@ def _first_line(src: ByteSource) -> bytes:
     while True:
         chunk = src.readline(MAX_LINE_BYTES + 1)
         seen += chunk
-        if not chunk or chunk.strip() or len(seen) > MAX_LINE_BYTES:
+        if not chunk or chunk.decode("utf-8", "replace").strip() or len(seen) > MAX_LINE_BYTES:
             src.unread(seen)
             return chunk
 

@@ -152,6 +152,19 @@ def service_segments(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _lx_before_service(text: str) -> Iterator[tuple[int, int]]:
+    """(LX position, position of the SV1 or SV2 that follows it in its group) for each LX that has one."""
+    term, sep = text[ISA_LENGTH - 1], text[3]
+    lx: int | None = None
+    for position, segment in enumerate((s for s in text.split(term) if s.strip()), 1):
+        seg_id = segment.strip().split(sep, 1)[0]
+        if seg_id in ("SV1", "SV2") and lx is not None:
+            yield lx, position
+            lx = None
+        elif seg_id in ("LX", "CLM", "HL", "SE", "GE", "IEA"):
+            lx = position if seg_id == "LX" else None
+
+
 def read_x12(path: str | Path, program: Program) -> Iterator[Parsed]:
     raw = Path(path).read_bytes()
     try:
@@ -182,12 +195,14 @@ def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
     text, empty = _strip_empty_segments(text)
     for position, message in empty:
         yield position, LineError(f"segment {position}: {message}", line=position, field="segment")
-    walker = _Walker(program, pyx12)
+    units = service_segments(text)
+    walker = _Walker(program, pyx12, {lx: sv for lx, sv in _lx_before_service(text)})
     yield from walker.run(text)
-    for position, seg_id in service_segments(text):
+    for position, seg_id in units:
         if position not in walker.lines_read:
             why = (f"the interchange could not be read past segment {walker.stopped_at}" if walker.stopped_at else
-                   "it is outside any transaction the reader could follow")
+                   "the X12 reader did not hand it over (outside any transaction it could follow, or after the "
+                   "last segment terminator)")
             yield position, LineError(f"segment {position} ({seg_id}): a service line that was not read: {why}",
                                       line=position, field="code")
 
@@ -195,9 +210,12 @@ def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
 class _Walker:
     """Walks the segments pyx12 reads, gathering each claim's service lines and deciding them at its end."""
 
-    def __init__(self, program: Program, pyx12: Any) -> None:
+    def __init__(self, program: Program, pyx12: Any, service_after: dict[int, int]) -> None:
         self.program = program
         self.pyx12 = pyx12
+        # an LX whose service segment the text has (at this position) but pyx12 did not hand over: that
+        # service line is reported once, at its service segment, as not read
+        self.service_after = service_after
         self.reader: Any = None
         self.claim_type: str | None = None
         self.claim: _Claim | None = None
@@ -231,6 +249,8 @@ class _Walker:
         claim, self.claim, self.line = self.claim, None, None
         if claim is not None:
             for ln in claim.lines:
+                if not ln.fields and ln.position in self.service_after:
+                    continue
                 self.lines_read.add(ln.position)
                 yield _decide_line(ln, claim, self.claim_type, self.program)
 

@@ -111,3 +111,30 @@ def assert_all_lines_accounted(results: Iterable[int], data: bytes, header: bool
     got = sorted(results)
     want = nonblank_lines(data, header)
     assert got == want, f"results for lines {got[:20]}, lines in {want[:20]}"
+
+
+def x12_service_positions(text: str) -> list[int]:
+    """An independent count of an interchange's service lines: the position of every SV1 or SV2 segment, and of
+    every LX with neither before the next LX or the end of its claim (counting the segments that are not empty
+    from 1, the ISA first)."""
+    term, sep = text[105], text[3]
+    ids = [s.strip().split(sep)[0] for s in text.split(term) if s.strip()]
+    out = []
+    for i, seg_id in enumerate(ids):
+        if seg_id in ("SV1", "SV2"):
+            out.append(i + 1)
+        elif seg_id == "LX":
+            rest = ids[i + 1:]
+            end = next((j for j, x in enumerate(rest) if x in ("LX", "CLM", "HL", "SE", "GE", "IEA")), len(rest))
+            if not any(x in ("SV1", "SV2") for x in rest[:end]):
+                out.append(i + 1)
+    return out
+
+
+def assert_x12_lines_accounted(results: list[tuple[int, ClaimLine | LineError]], text: str) -> None:
+    """Every service line gives exactly one result: a claim line, or an error naming a field of one (an error of
+    the envelope names its segment instead, and is not a line's)."""
+    from cmap_policy.lines import FIELDS
+
+    lines = sorted(p for p, x in results if isinstance(x, ClaimLine) or x.field in FIELDS)
+    assert lines == x12_service_positions(text), (lines, x12_service_positions(text))

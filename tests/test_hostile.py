@@ -34,14 +34,20 @@ from cmap_policy.cli import main
 from cmap_policy.engines import files
 from cmap_policy.engines.batch import run
 from cmap_policy.errors import LineError, PolicyError, Problem, TableError
-from cmap_policy.lines import FIELDS, parse_line
+from cmap_policy.lines import parse_line
 from cmap_policy.load import cache
 from cmap_policy.model import ClaimLine, Policy
 from cmap_policy.resources import schema_dir
 from cmap_policy.testing import bundled_tree, write_tree
 from cmap_policy.x12 import parse_x12
 
-from .hostile import assert_all_lines_accounted, batch_reads, interpreter_reads
+from .hostile import (
+    assert_all_lines_accounted,
+    assert_x12_lines_accounted,
+    batch_reads,
+    interpreter_reads,
+    x12_service_positions,
+)
 
 GOOD = '{"code": "T1016", "date": "2026-01-05", "modifiers": ["93"], "pos": "11"}'
 DEEP = "[" * 5000 + "]" * 5000
@@ -371,18 +377,9 @@ def _segments(name: str) -> tuple[list[str], str, str]:
     return text.split(text[105]), text[105], text[3]
 
 
-def _service_positions(text: str) -> list[int]:
-    """An independent count: the position of every SV1 or SV2 segment (non-empty segments, from 1)."""
-    term, sep = text[105], text[3]
-    segments = [s for s in text.split(term) if s.strip()]
-    return [i for i, s in enumerate(segments, 1) if s.strip().split(sep)[0] in ("SV1", "SV2")]
-
-
 def _x12_results(text: str, policy: Policy) -> list[tuple[int, ClaimLine | LineError]]:
     got = list(parse_x12(text, policy.program))  # nothing but results: no exception escapes
-    # a service line's result is a claim line or an error naming a field of one; the envelope's name segments
-    lines = [(p, x) for p, x in got if isinstance(x, ClaimLine) or x.field in FIELDS]
-    assert sorted(p for p, _ in lines) == _service_positions(text)  # every service line, exactly once
+    assert_x12_lines_accounted(got, text)  # every service line, exactly once
     return got
 
 
@@ -409,7 +406,7 @@ def test_13_service_lines_under_a_missing_clm_are_reported(policy: Policy) -> No
     text = term.join(segments[:first_clm] + segments[first_clm + 1:])
     got = _x12_results(text, policy)
     orphans = [x for _, x in got if isinstance(x, LineError) and x.field == "claim_id"]
-    assert len(orphans) == len(_service_positions(text))
+    assert len(orphans) == len(x12_service_positions(text))
     assert all("outside any claim" in e.message for e in orphans)
 
 
@@ -418,7 +415,7 @@ def test_13_the_batch_engine_accounts_for_x12_lines_too(tmp_path: Path, policy: 
     src = tmp_path / "noclm.837"
     src.write_text(term.join(s for s in segments if not s.strip().startswith("CLM" + sep)))
     summary = run(src, tmp_path / "out.jsonl", policy=policy)
-    assert summary.decided == 0 and summary.errors >= len(_service_positions(src.read_text()))
+    assert summary.decided == 0 and summary.errors >= len(x12_service_positions(src.read_text()))
 
 
 # --- 14. every policy problem names its file, and its line where the file has lines -------------------------------
