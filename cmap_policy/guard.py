@@ -10,8 +10,8 @@ upload, a pull request that CI validates). The standard library trusts them more
 - opening a path follows symbolic links anywhere, blocks forever on a FIFO, and reads ``/dev/zero``
   until memory runs out.
 
-``loads`` and ``read_tree_file`` are the readers every policy file, authors' test file and claim line
-goes through, so that each of these is a located, ordinary error instead.
+``loads``, ``read_tree_file`` and ``physical_lines`` are the readers every policy file, authors' test
+file and claim line goes through, so that each of these is a located, ordinary error instead.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .errors import FileRefusedError
+from .errors import FileRefusedError, LineError
 
 MAX_JSON_DEPTH = 64  # a policy file nests 6 levels, a claim line 2
 MAX_NUMBER_DIGITS = 1000  # digits in one JSON integer; no field holds more than a few
@@ -208,3 +208,123 @@ def tree_files(folder: Path, pattern: str, recursive: bool = False) -> list[Path
     FIFOs and devices alike, so that the reader refuses them by name rather than skip them unseen."""
     found = folder.rglob(pattern) if recursive else folder.glob(pattern)
     return sorted(p for p in found if p.is_symlink() or not p.is_dir())
+
+
+# --- lines of claim files ---
+#
+# Every claim reader works on bytes, one physical line at a time (a line ends at "\n"; "\r\n" is the same
+# ending), and decodes each line on its own: a bad byte is that line's error and the next line is read as
+# usual. No line longer than MAX_LINE_BYTES is ever held whole.
+
+MAX_LINE_BYTES = 1_000_000  # one line of JSON Lines or CSV (its ending aside); a claim line is a few hundred
+BOM = b"\xef\xbb\xbf"
+
+
+class ByteSource:
+    """A binary or text stream read as bytes, with what sniffing read put back in front.
+
+    A text stream's lines are encoded back to UTF-8 (a lone surrogate with "surrogatepass", so that it
+    becomes that line's decoding error rather than an exception here). If a text stream's own decoder
+    fails, the source ends there and keeps the error in ``failed`` for the reader to report.
+    """
+
+    def __init__(self, stream: IO[bytes] | IO[str]) -> None:
+        self._stream = stream
+        self._back = b""
+        self.failed: UnicodeDecodeError | None = None
+
+    def _next(self, read: Callable[[int], bytes | str], limit: int) -> bytes:
+        if self.failed is not None:
+            return b""
+        try:
+            chunk = read(limit)
+        except UnicodeDecodeError as exc:
+            self.failed = exc
+            return b""
+        return chunk.encode("utf-8", "surrogatepass") if isinstance(chunk, str) else chunk
+
+    def readline(self, limit: int) -> bytes:
+        if self._back:
+            nl = self._back.find(b"\n", 0, limit)
+            end = min(limit, len(self._back)) if nl < 0 else nl + 1
+            out, self._back = self._back[:end], self._back[end:]
+            if out.endswith(b"\n") or len(out) >= limit or self._back:
+                return out
+            return out + self.readline(limit - len(out))
+        return self._next(self._stream.readline, limit)
+
+    def read(self, limit: int) -> bytes:
+        out, self._back = self._back[:limit], self._back[limit:]
+        while len(out) < limit:
+            chunk = self._next(self._stream.read, limit - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+    def unread(self, data: bytes) -> None:
+        self._back = data + self._back
+
+
+def byte_source(stream: IO[bytes] | IO[str] | ByteSource) -> ByteSource:
+    """``stream`` as a ByteSource, its byte-order mark (if any) dropped."""
+    if isinstance(stream, ByteSource):
+        return stream
+    src = ByteSource(stream)
+    head = src.read(len(BOM))
+    src.unread(head.removeprefix(BOM))  # a byte-order mark says UTF-8; it is not part of the first line
+    return src
+
+
+def physical_lines(stream: IO[bytes] | IO[str] | ByteSource) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, the line's bytes) for each physical line; None for a line longer than MAX_LINE_BYTES
+    (not counting its line ending), which is read past in bounded chunks and never held whole."""
+    src = byte_source(stream)
+    number = 0
+    while True:
+        chunk = src.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            if src.failed is not None:  # a text stream whose own decoder failed: it cannot be read further
+                raise _StreamDecodeError(number + 1, src.failed)
+            return
+        number += 1
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = src.readline(MAX_LINE_BYTES)
+            yield number, None
+        else:
+            yield number, chunk
+
+
+def stream_error(number: int, exc: UnicodeDecodeError) -> LineError:
+    """The error of a text stream whose own decoder failed at line ``number``: nothing after it can be read."""
+    return LineError(f"the input stream is not UTF-8 text from here on ({exc.reason}): nothing after it could be "
+                     "read; pass the file's path or a binary stream to have only the bad lines reported",
+                     line=number)
+
+
+class _StreamDecodeError(Exception):
+    def __init__(self, number: int, exc: UnicodeDecodeError) -> None:
+        self.error = stream_error(number, exc)
+
+
+def too_long(number: int) -> LineError:
+    return LineError(f"the line is longer than {MAX_LINE_BYTES:,} bytes; a claim line is a few hundred",
+                     line=number)
+
+
+def decode_line(raw: bytes, number: int) -> str | LineError:
+    """The text of one line, or the error naming its first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return LineError(f"the line is not UTF-8 text (byte {exc.start + 1} of the line, {exc.reason})",
+                         line=number)
+
+
+def guarded_lines(lines: Iterator[tuple[int, bytes | None]]) -> Iterator[tuple[int, bytes | LineError | None]]:
+    """``lines``, ending in the error of a text stream that could not be decoded, if one cannot."""
+    try:
+        yield from lines
+    except _StreamDecodeError as err:
+        yield err.error.line or 0, err.error

@@ -19,9 +19,9 @@ from typing import IO, Any
 
 from . import guard
 from .errors import LineError
+from .guard import MAX_LINE_BYTES, ByteSource, byte_source, decode_line, guarded_lines, physical_lines, too_long
 from .model import MAX_AGE, MAX_UNITS, ClaimLine, Program
 
-MAX_LINE_BYTES = 1_000_000
 MAX_MODIFIERS = 4
 CODE_RE = re.compile(r"^([0-9]{4}[0-9A-Z]|[A-V][0-9]{4})$")
 MODIFIER_RE = re.compile(r"^[0-9A-Z]{2}$")
@@ -289,15 +289,13 @@ Parsed = tuple[int, "ClaimLine | LineError"]
 
 # --- reading lines ---
 #
-# Every reader works on bytes, one physical line at a time (a line ends at "\n"; "\r\n" is the same
-# line ending), and decodes each line on its own: a bad byte is that line's error and the next line is
-# read as usual. A line number is the physical line, counted from 1 (a CSV header is line 1); blank
-# lines are skipped and still counted. The batch engine reads CSV and JSON Lines files with these very
-# functions (``jsonl_line``, ``csv_header``, ``csv_line``), or, for the lines it hands to Arrow, only
-# after checking that Arrow reads them as ``csv_line`` does, so both engines number and read every line
-# alike.
+# Every reader takes its lines from ``guard.physical_lines`` (bytes, a line at a time, each decoded on its
+# own, so that a bad byte is that line's error). A line number is the physical line, counted from 1 (a CSV
+# header is line 1); blank lines are skipped and still counted. The batch engine reads CSV and JSON Lines
+# files with these very functions (``jsonl_line``, ``csv_header``, ``csv_line``), or, for the lines it
+# hands to Arrow, only after checking that Arrow reads them as ``csv_line`` does, so both engines number
+# and read every line alike.
 
-BOM = b"\xef\xbb\xbf"
 MAX_DOCUMENT_BYTES = 64 << 20  # one JSON document (an array of lines); larger inputs should be JSON Lines
 CSV_FIELD_LIMIT = 131_072  # the csv module's limit on one value (csv.field_size_limit()); longer is an error
 UNCLOSED_QUOTE = ("a quoted value is not closed on this line: each line is one claim line, and a value cannot "
@@ -311,111 +309,6 @@ _FIELD = r'(?:"(?:[^"]++|"")*+"[^,]*+|[^",][^,]*+|)'
 @functools.cache
 def _closed() -> re.Pattern[str]:  # compiled when a line first has a quote: a one-line decision never needs it
     return re.compile(_FIELD + "(?:," + _FIELD + ")*+")
-
-
-class ByteSource:
-    """A binary or text stream read as bytes, with what sniffing read put back in front.
-
-    A text stream's lines are encoded back to UTF-8 (a lone surrogate with "surrogatepass", so that it
-    becomes that line's decoding error rather than an exception here). If a text stream's own decoder
-    fails, the source ends there and keeps the error in ``failed`` for the reader to report.
-    """
-
-    def __init__(self, stream: IO[bytes] | IO[str]) -> None:
-        self._stream = stream
-        self._back = b""
-        self.failed: UnicodeDecodeError | None = None
-
-    def _next(self, read: Callable[[int], bytes | str], limit: int) -> bytes:
-        if self.failed is not None:
-            return b""
-        try:
-            chunk = read(limit)
-        except UnicodeDecodeError as exc:
-            self.failed = exc
-            return b""
-        return chunk.encode("utf-8", "surrogatepass") if isinstance(chunk, str) else chunk
-
-    def readline(self, limit: int) -> bytes:
-        if self._back:
-            nl = self._back.find(b"\n", 0, limit)
-            end = min(limit, len(self._back)) if nl < 0 else nl + 1
-            out, self._back = self._back[:end], self._back[end:]
-            if out.endswith(b"\n") or len(out) >= limit or self._back:
-                return out
-            return out + self.readline(limit - len(out))
-        return self._next(self._stream.readline, limit)
-
-    def read(self, limit: int) -> bytes:
-        out, self._back = self._back[:limit], self._back[limit:]
-        while len(out) < limit:
-            chunk = self._next(self._stream.read, limit - len(out))
-            if not chunk:
-                break
-            out += chunk
-        return out
-
-    def unread(self, data: bytes) -> None:
-        self._back = data + self._back
-
-
-def byte_source(stream: IO[bytes] | IO[str] | ByteSource) -> ByteSource:
-    """``stream`` as a ByteSource, its byte-order mark (if any) dropped."""
-    if isinstance(stream, ByteSource):
-        return stream
-    src = ByteSource(stream)
-    head = src.read(len(BOM))
-    src.unread(head.removeprefix(BOM))  # a byte-order mark says UTF-8; it is not part of the first line
-    return src
-
-
-def physical_lines(stream: IO[bytes] | IO[str] | ByteSource) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, the line's bytes) for each physical line; None for a line longer than MAX_LINE_BYTES
-    (not counting its line ending), which is read past in bounded chunks and never held whole."""
-    src = byte_source(stream)
-    number = 0
-    while True:
-        chunk = src.readline(MAX_LINE_BYTES + 1)
-        if not chunk:
-            if src.failed is not None:  # a text stream whose own decoder failed: it cannot be read further
-                raise _StreamDecodeError(number + 1, src.failed)
-            return
-        number += 1
-        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
-            while chunk and not chunk.endswith(b"\n"):
-                chunk = src.readline(MAX_LINE_BYTES)
-            yield number, None
-        else:
-            yield number, chunk
-
-
-class _StreamDecodeError(Exception):
-    def __init__(self, number: int, exc: UnicodeDecodeError) -> None:
-        self.error = LineError(f"the input stream is not UTF-8 text from here on ({exc.reason}): nothing after it "
-                               "could be read; pass the file's path or a binary stream to have only the bad lines "
-                               "reported", line=number)
-
-
-def too_long(number: int) -> LineError:
-    return LineError(f"the line is longer than {MAX_LINE_BYTES:,} bytes; a claim line is a few hundred",
-                     line=number)
-
-
-def decode_line(raw: bytes, number: int) -> str | LineError:
-    """The text of one line, or the error naming its first byte that is not UTF-8."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return LineError(f"the line is not UTF-8 text (byte {exc.start + 1} of the line, {exc.reason})",
-                         line=number)
-
-
-def _guarded(lines: Iterator[tuple[int, bytes | None]]) -> Iterator[tuple[int, bytes | LineError | None]]:
-    """``lines``, ending in the error of a text stream that could not be decoded, if one cannot."""
-    try:
-        yield from lines
-    except _StreamDecodeError as err:
-        yield err.error.line or 0, err.error
 
 
 def jsonl_line(raw: bytes | None, number: int, program: Program) -> ClaimLine | LineError | None:
@@ -435,7 +328,7 @@ def jsonl_line(raw: bytes | None, number: int, program: Program) -> ClaimLine | 
 
 
 def read_jsonl(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
-    for number, raw in _guarded(physical_lines(stream)):
+    for number, raw in guarded_lines(physical_lines(stream)):
         item = raw if isinstance(raw, LineError) else jsonl_line(raw, number, program)
         if item is not None:
             yield number, item
@@ -514,7 +407,7 @@ def csv_line(raw: bytes | None, number: int, header: list[str] | LineError) -> d
 
 def read_csv(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
     header: list[str] | LineError | None = None
-    for number, raw in _guarded(physical_lines(stream)):
+    for number, raw in guarded_lines(physical_lines(stream)):
         if isinstance(raw, LineError):
             yield number, raw
             return
@@ -532,7 +425,7 @@ def read_json_document(stream: IO[bytes] | IO[str] | ByteSource, program: Progra
     src = byte_source(stream)
     raw = src.read(MAX_DOCUMENT_BYTES + 1)
     if src.failed is not None:
-        yield 1, _StreamDecodeError(1, src.failed).error
+        yield 1, guard.stream_error(1, src.failed)
         return
     if len(raw) > MAX_DOCUMENT_BYTES:
         yield 1, LineError(f"a JSON document larger than {MAX_DOCUMENT_BYTES >> 20} MB: write the lines as JSON Lines "

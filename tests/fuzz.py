@@ -20,6 +20,7 @@ Run them (the test suite runs each for a few seconds, tests/test_fuzz.py)::
     python -m tests.fuzz all --seconds 10            # every target, 10 s each
     python -m tests.fuzz csv x12 --minutes 10        # some targets, longer
     python -m tests.fuzz all --minutes 10 --work fuzz-work   # keep the grown corpora and crashes
+    python -m tests.fuzz csv --reproduce fuzz-work/csv/crashes/crash-...   # one saved input, no atheris
 
 For each target it prints the executions, their rate, the crashes (distinct by exception and place,
 the run carrying on after each one) and the size of the corpus it grew. Seeds come from
@@ -286,7 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     length.add_argument("--minutes", type=float, help="how long to fuzz each target, in minutes")
     parser.add_argument("--work", type=Path, help="where the corpora grow and crashes are kept (default: a "
                                                   "temporary folder, removed at the end)")
+    parser.add_argument("--reproduce", type=Path, metavar="FILE",
+                        help="run the one target given on this input, without atheris, and show what it raises")
     args = parser.parse_args(argv)
+    if args.reproduce is not None:
+        if len(args.targets) != 1 or args.targets[0] == "all":
+            parser.error("--reproduce takes one target")
+        _targets()[args.targets[0]](args.reproduce.read_bytes())  # an exception here is the crash, shown whole
+        print(f"{args.targets[0]}: no crash on {args.reproduce}")
+        return 0
     seconds = args.minutes * 60 if args.minutes is not None else (args.seconds or 10.0)
     targets = list(TARGETS) if "all" in args.targets else list(dict.fromkeys(args.targets))
     work = args.work or Path(tempfile.mkdtemp(prefix="cmap-fuzz-"))

@@ -20,18 +20,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import LineError
+from ..guard import MAX_LINE_BYTES, byte_source, physical_lines, too_long
 from ..lines import (
     CSV_FIELD_LIMIT,
-    MAX_LINE_BYTES,
-    byte_source,
     canonical_field,
     csv_header,
     csv_line,
     csv_values,
-    physical_lines,
     quotes_close,
     read_jsonl,
-    too_long,
     width_error,
 )
 from ..model import ClaimLine, Policy
