@@ -591,6 +591,25 @@ def test_16_fmt_test_and_faq_read_only_regular_files_inside(tmp_path: Path) -> N
     assert [p.file for p in faq_problems] == ["policy/faq/linked.json"]
 
 
+def test_16_edits_and_imports_read_the_tree_as_the_loader_does(tmp_path: Path) -> None:
+    from cmap_policy.authoring.edit import code_end
+    from cmap_policy.authoring.table.importer import import_table
+    from cmap_policy.errors import EditError
+
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps(bundled_tree().codes["T1016"]))  # a valid code file, but outside the tree
+    root = write_tree(bundled_tree(), tmp_path / "policy")
+    (root / "codes" / "T1016.json").unlink()
+    (root / "codes" / "T1016.json").symlink_to(secret)
+    with pytest.raises(EditError, match="outside the policy folder"):
+        code_end("T1016", date="2026-03-31", release="TABLE-2025-12-26", policy=root)
+    with pytest.raises(EditError, match="outside the policy folder"):  # the trial copy keeps the link a link
+        code_end("97153", date="2026-03-31", release="TABLE-2025-12-26", policy=root)
+    with pytest.raises(TableError, match="outside the policy folder"):
+        import_table(b"Procedure Code,Effective Date\nT1016,2025-12-26\n", fmt="csv", release="TABLE-2025-12-26",
+                     policy=root, dry_run=True)
+
+
 # --- 17. spreadsheet import limits ----------------------------------------------------------------------------------
 
 def _xlsx(rows: list[list[Any]]) -> bytes:
