@@ -230,7 +230,8 @@ class ByteSource:
 
     def __init__(self, stream: IO[bytes] | IO[str]) -> None:
         self._stream = stream
-        self._back = b""
+        self._back = b""  # bytes put back, read from _at on (an offset, not slices: the back may be 64 MB)
+        self._at = 0
         self.failed: UnicodeDecodeError | None = None
 
     def _next(self, read: Callable[[int], bytes | str], limit: int) -> bytes:
@@ -243,18 +244,24 @@ class ByteSource:
             return b""
         return chunk.encode("utf-8", "surrogatepass") if isinstance(chunk, str) else chunk
 
+    def _take(self, end: int) -> bytes:
+        out = self._back[self._at:end]
+        self._at = end
+        if self._at >= len(self._back):
+            self._back, self._at = b"", 0
+        return out
+
     def readline(self, limit: int) -> bytes:
         if self._back:
-            nl = self._back.find(b"\n", 0, limit)
-            end = min(limit, len(self._back)) if nl < 0 else nl + 1
-            out, self._back = self._back[:end], self._back[end:]
+            nl = self._back.find(b"\n", self._at, self._at + limit)
+            out = self._take(min(self._at + limit, len(self._back)) if nl < 0 else nl + 1)
             if out.endswith(b"\n") or len(out) >= limit or self._back:
                 return out
             return out + self.readline(limit - len(out))
         return self._next(self._stream.readline, limit)
 
     def read(self, limit: int) -> bytes:
-        out, self._back = self._back[:limit], self._back[limit:]
+        out = self._take(min(self._at + limit, len(self._back))) if self._back else b""
         while len(out) < limit:
             chunk = self._next(self._stream.read, limit - len(out))
             if not chunk:
@@ -263,7 +270,7 @@ class ByteSource:
         return out
 
     def unread(self, data: bytes) -> None:
-        self._back = data + self._back
+        self._back, self._at = data + self._back[self._at:], 0
 
 
 def byte_source(stream: IO[bytes] | IO[str] | ByteSource) -> ByteSource:

@@ -311,15 +311,22 @@ def _closed() -> re.Pattern[str]:  # compiled when a line first has a quote: a o
     return re.compile(_FIELD + "(?:," + _FIELD + ")*+")
 
 
-def jsonl_line(raw: bytes | None, number: int, program: Program) -> ClaimLine | LineError | None:
-    """One JSON Lines line read: the claim line, its error, or None for a blank line."""
+def line_text(raw: bytes | None, number: int) -> str | LineError | None:
+    """The text of one line as ``physical_lines`` gave it: its text, its error (too long, not UTF-8), or None
+    when it is blank (nothing but what ``str.isspace`` calls blank)."""
     if raw is None:
         return too_long(number)
     text = decode_line(raw, number)
-    if isinstance(text, LineError):
-        return text
-    if not text.strip():
+    if isinstance(text, str) and not text.strip():
         return None
+    return text
+
+
+def jsonl_line(raw: bytes | None, number: int, program: Program) -> ClaimLine | LineError | None:
+    """One JSON Lines line read: the claim line, its error, or None for a blank line."""
+    text = line_text(raw, number)
+    if not isinstance(text, str):
+        return text
     try:
         data = guard.loads(text)
     except json.JSONDecodeError as exc:
@@ -369,11 +376,9 @@ def csv_values(text: str) -> list[str] | str:
 
 def csv_header(raw: bytes | None, number: int) -> list[str] | LineError | None:
     """The column names of a header line (trimmed, lower case), what is wrong with it, or None when blank."""
-    if raw is None:
-        return LineError(f"it is longer than {MAX_LINE_BYTES:,} bytes", line=number)
-    text = decode_line(raw, number)
-    if isinstance(text, LineError) or not text.strip():
-        return text if isinstance(text, LineError) else None
+    text = line_text(raw, number)
+    if not isinstance(text, str):
+        return text
     values = csv_values(text)
     if isinstance(values, str):
         return LineError(values, line=number)
@@ -388,13 +393,9 @@ def csv_header(raw: bytes | None, number: int) -> list[str] | LineError | None:
 
 def csv_line(raw: bytes | None, number: int, header: list[str] | LineError) -> dict[str, str] | LineError | None:
     """One CSV line after the header: its values by column, its error, or None for a blank line."""
-    if raw is None:
-        return too_long(number)
-    text = decode_line(raw, number)
-    if isinstance(text, LineError):
+    text = line_text(raw, number)
+    if not isinstance(text, str):
         return text
-    if not text.strip():
-        return None
     if isinstance(header, LineError):
         return LineError(f"not read: the header (line {header.line}) cannot be read: {header.message}", line=number)
     values = csv_values(text)

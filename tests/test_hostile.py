@@ -18,6 +18,7 @@ import subprocess
 import sys
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from cmap_policy.resources import schema_dir
 from cmap_policy.testing import bundled_tree, write_tree
 from cmap_policy.x12 import parse_x12
 
+from .helpers import xlsx_bytes
 from .hostile import (
     assert_all_lines_accounted,
     assert_x12_lines_accounted,
@@ -478,49 +480,58 @@ def test_15_a_planted_pickle_is_never_loaded(tmp_path: Path, monkeypatch: pytest
     assert json.loads((folder / f"{key}.json").read_bytes())["key"] == key  # replaced by a real entry
 
 
-def test_15_a_cache_folder_others_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+@dataclass
+class Planted:
+    """A cache folder holding a real entry for a policy tree, then one made to say PLANTED instead."""
+
+    folder: Path
+    root: Path
+    entry: Path
+    truth: str
+    doc: dict[str, Any]
+
+    def description(self) -> str:
+        return load_policy(self.root).codes["T1016"].description
+
+
+def _planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int) -> Planted:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=mode)
     monkeypatch.setenv("CMAP_POLICY_CACHE_DIR", str(folder))
     monkeypatch.setenv("CMAP_POLICY_CACHE", "1")
     root = write_tree(bundled_tree(), tmp_path / "policy")
     truth = load_policy(root).codes["T1016"].description
     entry = folder / f"{cache.fingerprint(root, schema_dir())}.json"
-    planted = json.loads(entry.read_text())
-    for _, doc in planted["checked"]["codes"]:
-        doc["description"] = "PLANTED"
-    entry.write_text(json.dumps(planted))
-    assert load_policy(root).codes["T1016"].description == "PLANTED"  # the user's own folder: the cache works
+    doc = json.loads(entry.read_text())
+    for _, code in doc["checked"]["codes"]:
+        code["description"] = "PLANTED"
+    entry.write_text(json.dumps(doc))
+    planted = Planted(folder, root, entry, truth, doc)
+    assert planted.description() == "PLANTED"  # the user's own folder and entry: the cache is used
+    return planted
+
+
+def test_15_a_cache_folder_others_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    planted = _planted(tmp_path, monkeypatch, 0o700)
     for mode in (0o777, 0o770, 0o722):
-        folder.chmod(mode)
-        assert load_policy(root).codes["T1016"].description == truth, oct(mode)
-    folder.chmod(0o700)
-    entry.unlink()
-    entry.symlink_to(tmp_path / "elsewhere.json")
-    (tmp_path / "elsewhere.json").write_text(json.dumps(planted))
-    assert load_policy(root).codes["T1016"].description == truth  # an entry is never read through a link
+        planted.folder.chmod(mode)
+        assert planted.description() == planted.truth, oct(mode)
+    planted.folder.chmod(0o700)
+    planted.entry.unlink()
+    planted.entry.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text(json.dumps(planted.doc))
+    assert planted.description() == planted.truth  # an entry is never read through a link
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a file away needs root")
 def test_15_a_cache_folder_or_entry_of_another_user_is_not_used(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "cache"
-    folder.mkdir(mode=0o755)
-    monkeypatch.setenv("CMAP_POLICY_CACHE_DIR", str(folder))
-    monkeypatch.setenv("CMAP_POLICY_CACHE", "1")
-    root = write_tree(bundled_tree(), tmp_path / "policy")
-    truth = load_policy(root).codes["T1016"].description
-    entry = folder / f"{cache.fingerprint(root, schema_dir())}.json"
-    planted = json.loads(entry.read_text())
-    for _, doc in planted["checked"]["codes"]:
-        doc["description"] = "PLANTED"
-    entry.write_text(json.dumps(planted))
-    assert load_policy(root).codes["T1016"].description == "PLANTED"  # the user's own entry: used
-    os.chown(entry, 65534, 65534)  # an entry of another user's, in the user's folder
-    assert load_policy(root).codes["T1016"].description == truth
-    os.chown(entry, os.geteuid(), os.getegid())
-    os.chown(folder, 65534, 65534)  # the user's entry, in a folder of another user's
-    assert load_policy(root).codes["T1016"].description == truth
+    planted = _planted(tmp_path, monkeypatch, 0o755)
+    os.chown(planted.entry, 65534, 65534)  # an entry of another user's, in the user's folder
+    assert planted.description() == planted.truth
+    os.chown(planted.entry, os.geteuid(), os.getegid())
+    os.chown(planted.folder, 65534, 65534)  # the user's entry, in a folder of another user's
+    assert planted.description() == planted.truth
 
 
 # --- 16. symlinks and special files in a policy tree ------------------------------------------------------------
@@ -612,19 +623,8 @@ def test_16_edits_and_imports_read_the_tree_as_the_loader_does(tmp_path: Path) -
 
 # --- 17. spreadsheet import limits ----------------------------------------------------------------------------------
 
-def _xlsx(rows: list[list[Any]]) -> bytes:
-    openpyxl = pytest.importorskip("openpyxl")
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    for row in rows:
-        ws.append(row)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
 def test_17_a_workbook_that_unpacks_past_the_limit_is_refused_before_it_is_opened(tmp_path: Path) -> None:
-    small = _xlsx([["Procedure Code", "Effective Date"], ["T1016", "2026-01-01"]])
+    small = xlsx_bytes([["Procedure Code", "Effective Date"], ["T1016", "2026-01-01"]])
     bomb = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(small)) as z, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
         for info in z.infolist():
@@ -655,11 +655,11 @@ def test_17_a_workbook_that_unpacks_past_the_limit_is_refused_before_it_is_opene
 def test_17_rows_columns_and_cells_past_the_limits_are_refused(tmp_path: Path, rows: list[list[Any]],
                                                                limits: TableLimits, message: str) -> None:
     with pytest.raises(TableError, match=message):
-        read_table(_xlsx(rows), fmt="xlsx", limits=limits)
+        read_table(xlsx_bytes(rows), fmt="xlsx", limits=limits)
     csv_text = "\n".join(",".join("" if c is None else str(c) for c in r) for r in rows).encode()
     with pytest.raises(TableError, match=message):
         read_table(csv_text, fmt="csv", limits=limits)
-    within = read_table(_xlsx(rows[:3]), fmt="xlsx", limits=TableLimits())
+    within = read_table(xlsx_bytes(rows[:3]), fmt="xlsx", limits=TableLimits())
     assert within.headings[0] == "Procedure Code"
 
 
