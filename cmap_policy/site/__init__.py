@@ -1,11 +1,14 @@
-"""The providers' and billers' site, generated from the policy.
+"""The providers' and billers' site, generated from the policy files.
 
-``generate_pages`` (``pages``) makes every page and download; ``site_nav``, ``repo_links`` and
-``contributing_page`` (``nav``) order them and make the repository's Markdown work on the site;
-``hooks`` hands them to MkDocs and ``write`` writes them as plain files.
+``pages`` (``generate_pages``: every page and download by its path under docs/), ``table`` (the table of
+codes as HTML, filterable and sortable), ``examples`` (example claim lines decided by the interpreter),
+``schema_pages`` (the authors' reference from the JSON Schemas), ``svg`` (each code's timeline), ``nav``
+(the navigation, and repository links fixed for the site), ``hooks`` (the MkDocs hook: ``mkdocs.yml``
+names it) and ``write`` (the same sources as plain files, for a generator that runs no hooks:
+``python -m cmap_policy.site.write``).
 """
 
 from .nav import contributing_page, repo_links, site_nav
-from .pages import generate_pages, site_meta
+from .pages import SiteMeta, generate_pages, site_meta
 
-__all__ = ["contributing_page", "generate_pages", "repo_links", "site_meta", "site_nav"]
+__all__ = ["SiteMeta", "contributing_page", "generate_pages", "repo_links", "site_meta", "site_nav"]

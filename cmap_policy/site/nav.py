@@ -1,10 +1,4 @@
-"""The site's navigation and the repository's own Markdown made to work on the site.
-
-``site_nav`` orders the generated pages for MkDocs (the hand-written pages under docs/ go under
-"Engineering" by themselves); ``repo_links`` rewrites the links of Markdown written for the repository
-(CONTRIBUTING.md, docs/*.md) so that nothing on the site points off it; ``contributing_page`` is the
-authors' guide built that way.
-"""
+"""The site's navigation, and links written for the repository made to work on the site."""
 
 from __future__ import annotations
 
