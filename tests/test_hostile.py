@@ -503,7 +503,7 @@ def _planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int) -> Plan
     truth = load_policy(root).codes["T1016"].description
     entry = folder / f"{cache.fingerprint(root, schema_dir())}.json"
     doc = json.loads(entry.read_text())
-    for _, code in doc["checked"]["codes"]:
+    for _, code in doc["codes"]:
         code["description"] = "PLANTED"
     entry.write_text(json.dumps(doc))
     planted = Planted(folder, root, entry, truth, doc)

@@ -42,7 +42,7 @@ from ..api import file_format
 from ..errors import InputError, LineError
 from ..lines import FORMATS_BY_SUFFIX, format_of
 from ..model import Policy
-from .checks import ARROW_TYPES, ERROR_SCHEMA, normalize, one_array
+from .checks import ARROW_TYPES, ERROR_SCHEMA, normalize
 from .files import JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
 from .sqlrules import PolicyTables, compile_tables, decision_sql, decode_reasons
 
@@ -150,16 +150,22 @@ OUTCOMES = ("payable", "not_payable", "not_telehealth")
 OUTCOME_VALUES = pa.array(OUTCOMES, pa.string())
 
 
+def _one(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
 def _dict(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Low-cardinality text as a dictionary array: Parquet and Arrow keep it that way at no cost."""
-    arr = one_array(col)
+    arr = _one(col)
     if pa.types.is_dictionary(arr.type):
         return arr if arr.type == DICT else arr.cast(DICT)
     return pc.dictionary_encode(arr).cast(DICT)
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    arr = one_array(col)
+    arr = _one(col)
     return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from .. import guard
 from ..errors import FileRefusedError
+from .jsonfile import JsonDoc
 
 FORMAT = 2  # bump when the shape of an entry changes (2: JSON documents; 1 was a pickle, never read now)
 KEEP = 256  # entries kept; test suites load hundreds of generated policies
@@ -114,7 +115,7 @@ def _usable_folder(create: bool) -> Path | None:
 
 
 def load(key: str) -> dict[str, Any] | None:
-    """The checked documents stored under ``key`` (``loader.build`` makes a Policy of them), or None."""
+    """The entry stored under ``key`` (``documents`` gives what ``loader.build`` makes a Policy of), or None."""
     folder = _usable_folder(create=False)
     if folder is None:
         return None
@@ -138,16 +139,24 @@ def load(key: str) -> dict[str, Any] | None:
         os.close(fd)
     if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("key") != key:
         return None
-    checked = entry.get("checked")
-    return checked if isinstance(checked, dict) else None
+    return entry
 
 
-def store(key: str, checked: dict[str, Any]) -> None:
+def documents(entry: dict[str, Any]) -> tuple[JsonDoc, JsonDoc, list[tuple[Path, JsonDoc]]]:
+    """The checked documents an entry holds, as ``loader.check_tree`` gave them (without their text: a problem
+    is never reported from them, they passed every check)."""
+    codes = [(Path(shown), JsonDoc(shown, "", data)) for shown, data in entry["codes"]]
+    return JsonDoc("program.json", "", entry["program"]), JsonDoc("releases.json", "", entry["releases"]), codes
+
+
+def store(key: str, program: JsonDoc, releases: JsonDoc, codes: list[tuple[Path, JsonDoc]], digest: str) -> None:
     folder = _usable_folder(create=True)
     if folder is None:
         return
     try:
-        data = json.dumps({"format": FORMAT, "key": key, "checked": checked}, separators=(",", ":")).encode()
+        entry = {"format": FORMAT, "key": key, "hash": digest, "program": program.data, "releases": releases.data,
+                 "codes": [[doc.path, doc.data] for _, doc in codes]}
+        data = json.dumps(entry, separators=(",", ":")).encode()
         import tempfile  # only a run that stores an entry needs it
 
         # write then rename, so that a reader never sees half an entry; mkstemp makes it 0600

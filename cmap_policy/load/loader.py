@@ -187,23 +187,27 @@ def load_policy(path: str | Path | None = None) -> Policy:
     entry = cache.load(key) if key is not None else None
     if entry is not None:  # the same bytes passed every check before: build the Policy, skip the checks
         try:
-            return build(root, entry)
+            return build(root, *cache.documents(entry), known_hash=entry["hash"])
         except Exception:  # an entry of another shape (damaged, or from another version): load from the files
             pass
-    checked = check_tree(root)
+    program_doc, releases_doc, code_docs = check_tree(root)
+    policy = build(root, program_doc, releases_doc, code_docs)
     if key is not None:
-        cache.store(key, checked)
-    return build(root, checked)
+        cache.store(key, program_doc, releases_doc, code_docs, policy.hash)
+    return policy
 
 
 def load_checked(root: Path) -> Policy:
     """Load and check the tree at ``root`` from its files, never from the cache (``PolicyError`` if it fails)."""
-    return build(root, check_tree(root))
+    return build(root, *check_tree(root))
 
 
-def check_tree(root: Path) -> dict[str, Any]:
-    """The checked documents of the tree at ``root``, as plain JSON data: what ``build`` makes a Policy of,
-    and what the cache keeps (data, never code). ``PolicyError`` lists every problem."""
+Checked = tuple[JsonDoc, JsonDoc, list[tuple[Path, JsonDoc]]]
+
+
+def check_tree(root: Path) -> Checked:
+    """The documents of the tree at ``root`` once they pass every check (``PolicyError`` lists every problem):
+    what ``build`` makes a Policy of, and what the cache keeps (as JSON: data, never code)."""
     program_doc, releases_doc, code_docs, problems = read_tree(root)
     if program_doc is not None:
         problems.extend(semantics.check_program(program_doc))
@@ -224,24 +228,25 @@ def check_tree(root: Path) -> dict[str, Any]:
         seen_codes.setdefault(code, doc.path)
     if problems:
         raise PolicyError(problems)
-    digest = content_hash({"program": pdata, "releases": releases_doc.data,
-                           **{f"code:{c}": doc.data for c, doc in ((d.data["code"], d) for _, d in code_docs)}})
-    return {"program": pdata, "releases": releases_doc.data, "codes": [[doc.path, doc.data] for _, doc in code_docs],
-            "hash": digest}
+    return program_doc, releases_doc, code_docs
 
 
-def build(root: Path, checked: dict[str, Any]) -> Policy:
-    """The Policy of documents that passed ``check_tree`` (here, or in an earlier run, from the cache)."""
-    pdata = checked["program"]
+def build(root: Path, program_doc: JsonDoc, releases_doc: JsonDoc, code_docs: list[tuple[Path, JsonDoc]],
+          known_hash: str | None = None) -> Policy:
+    """The Policy of documents that passed ``check_tree`` (here, or in an earlier run: from the cache, with
+    their hash)."""
+    pdata = program_doc.data
     program = _program(pdata)
     releases = tuple(
         Release(r["id"], dt.date.fromisoformat(r["published"]), dt.date.fromisoformat(r["effective"]),
                 tuple(program.sources[s] for s in r["implements"]), r["summary"], i)
-        for i, r in enumerate(checked["releases"]["releases"])
+        for i, r in enumerate(releases_doc.data["releases"])
     )
     sources = dict(program.sources)
-    codes = {data["code"]: _code(data, shown, sources) for shown, data in checked["codes"]}
-    digest = checked["hash"]
+    codes = {doc.data["code"]: _code(doc.data, doc.path, sources) for _, doc in code_docs}
+    digest = known_hash or content_hash({"program": pdata, "releases": releases_doc.data,
+                                         **{f"code:{c}": doc.data for c, doc in ((d.data["code"], d)
+                                                                                 for _, d in code_docs)}})
     return Policy(
         root=str(root),
         program=program,
