@@ -40,6 +40,7 @@ _STRING = r'"(?:[^"\\]++|\\.)*+"'
 def _pattern(name: str) -> re.Pattern[str]:
     return re.compile({"brackets": _STRING + r"|[\[\]{}]",
                        "surrogate": r"\\u[dD][89a-fA-F]",
+                       "digits": "[0-9]{" + str(MAX_NUMBER_DIGITS + 1) + "}",
                        "long number": _STRING + "|-?[0-9]{" + str(MAX_NUMBER_DIGITS + 1) + ",}"}[name])
 
 
@@ -82,13 +83,16 @@ def loads(text: str) -> Any:
     """``json.loads`` within the limits: ``json.JSONDecodeError`` (or its ``JsonLimitError``) otherwise.
 
     Nesting is measured before parsing (only when the text has enough brackets to go that deep, so a
-    claim line costs a count); an over-long integer stops the parser at once and is located after.
+    claim line costs a count); integers are converted by a function that stops the parser at an over-long
+    one (only when the text has that many digits in a row: the plain parser is twice as fast).
     """
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
         at = _too_deep_at(text)
         if at is not None:
             raise JsonLimitError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", text, at)
     try:
+        if len(text) <= MAX_NUMBER_DIGITS or _pattern("digits").search(text) is None:
+            return json.loads(text)
         return json.loads(text, parse_int=_int)
     except _LongNumber:
         raise JsonLimitError(f"a number has more than {MAX_NUMBER_DIGITS:,} digits", text,
