@@ -48,31 +48,32 @@ class LineResult:
 
 
 def eval_lines(
-    source: str | Path | IO[str] | Iterable[Mapping[str, Any]] | None = None,
+    source: str | Path | IO[str] | IO[bytes] | Iterable[Mapping[str, Any]] | None = None,
     *,
     policy: Policy | str | Path | None = None,
     release: str | None = None,
     input_format: str | None = None,
 ) -> Iterator[LineResult]:
-    """Decide every line of ``source``: a file path, a text stream, records, or stdin when None.
+    """Decide every line of ``source``: a file path, a binary or text stream, records, or stdin when None.
 
-    Malformed lines come back as results with ``error`` set; every other line is decided.
+    Malformed lines come back as results with ``error`` set; every other line is decided. Files and
+    standard input are read as bytes, so a line that is not UTF-8 is that line's error only.
     """
     pol = _policy(policy)
     pol.release(release)  # an unknown release is a usage error before any line is read
     if source is None:
-        parsed = read_lines(sys.stdin, pol.program, input_format)
-        yield from _decide(parsed, pol, release)
+        stdin: IO[bytes] | IO[str] = getattr(sys.stdin, "buffer", sys.stdin)
+        yield from _decide(read_lines(stdin, pol.program, input_format), pol, release)
     elif isinstance(source, (str, Path)):
         path = Path(source)
         fmt = input_format or file_format(path)
         if fmt == "x12":
             yield from _decide(read_x12(path, pol.program), pol, release)
             return
-        with path.open(encoding="utf-8-sig", newline="") as stream:
+        with path.open("rb") as stream:
             yield from _decide(read_lines(stream, pol.program, fmt), pol, release)
     elif hasattr(source, "read"):
-        yield from _decide(read_lines(cast(IO[str], source), pol.program, input_format), pol, release)
+        yield from _decide(read_lines(cast(IO[bytes], source), pol.program, input_format), pol, release)
     else:
         yield from _decide(lines_from_records(source, pol.program), pol, release)
 

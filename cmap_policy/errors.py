@@ -14,6 +14,7 @@ here so the whole family reads at a glance::
     ├── UnknownReleaseError    a release id the policy does not have (also a KeyError)
     ├── LineError              one malformed claim line (also a ValueError)
     ├── InputError             input that cannot be read as claim lines at all
+    ├── FileRefusedError       a file of a tree that is not read: outside the tree, not a regular file, too large
     ├── TableError             a spreadsheet that cannot be imported or exported
     ├── DiffError              a side of a diff that cannot be read
     ├── EditError              an edit command that cannot be applied
@@ -88,12 +89,25 @@ class UnknownReleaseError(CmapPolicyError, KeyError):
         return self.message
 
 
+def printable(text: str) -> str:
+    """``text`` with any lone surrogate (which no UTF-8 output can hold) written as a backslash escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class LineError(CmapPolicyError, ValueError):
-    """One claim line is malformed. ``field`` names the field, ``line`` the input line (1-based)."""
+    """One claim line is malformed. ``field`` names the field, ``line`` the input line (1-based).
+
+    The message and the field name come from the input (a field name is whatever key the line had), so a
+    lone surrogate in them is escaped here: writing the error must never fail.
+    """
 
     def __init__(self, message: str, *, field: str | None = None, line: int | None = None) -> None:
-        self.message = message
-        self.field = field
+        self.message = printable(message)
+        self.field = None if field is None else printable(field)
         self.line = line
         super().__init__(self.__str__())
 
@@ -114,6 +128,11 @@ class LineError(CmapPolicyError, ValueError):
 
 class InputError(CmapPolicyError):
     """The input cannot be read as claim lines at all: an unknown format, an unreadable file."""
+
+
+class FileRefusedError(CmapPolicyError):
+    """A file of a policy tree (or a cache) that is not read: it leads outside the tree, is not a regular file
+    (a FIFO, a device, a socket), or is larger than the limit. The message says which, never what it holds."""
 
 
 class TableError(CmapPolicyError):

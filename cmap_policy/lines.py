@@ -1,24 +1,27 @@
 """Claim lines in: from a mapping, JSON, JSON Lines or CSV, each checked field by field.
 
 A malformed line becomes a ``LineError`` naming the line and the field; it never
-stops the lines after it.
+stops the lines after it. Whatever a line holds (a value of any type, nested any
+depth, a number of any length, a lone surrogate, bytes that are not UTF-8), reading
+it gives a claim line or a ``LineError``, never another exception.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
+import functools
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
+from . import guard
 from .errors import LineError
+from .guard import MAX_LINE_BYTES, ByteSource, byte_source, decode_line, guarded_lines, physical_lines, too_long
 from .model import MAX_AGE, MAX_UNITS, ClaimLine, Program
 
-MAX_LINE_BYTES = 1_000_000
 MAX_MODIFIERS = 4
 CODE_RE = re.compile(r"^([0-9]{4}[0-9A-Z]|[A-V][0-9]{4})$")
 MODIFIER_RE = re.compile(r"^[0-9A-Z]{2}$")
@@ -55,25 +58,75 @@ ALIASES = {"procedure_code": "code", "date_of_service": "date", "dos": "date", "
            "revenue_code": "rcc", "revenue_center_code": "rcc", "modifier": "modifiers", "age": "member_age"}
 
 
+_SHOWN = 40  # characters of a bad value an error message shows
+_MAX_INT_BITS = 3322  # about 1,000 decimal digits (guard.MAX_NUMBER_DIGITS): no field holds a longer number
+
+
+def _show(value: Any) -> str:
+    """A bad value as an error message shows it: short, and never failing (whatever the value is)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    if isinstance(value, str) and len(value) > _SHOWN:
+        return json.dumps(value[:_SHOWN]) + "…"
+    if isinstance(value, (str, int, float)) or value is None:
+        text = json.dumps(value)  # as the input wrote it: "text", 12.5, true, null
+    elif type(value).__name__ == "Decimal":
+        text = str(value)
+    elif isinstance(value, (list, tuple, dict)):
+        text = f"a {'list' if not isinstance(value, dict) else 'JSON object'} ({len(value)} items)"
+    else:
+        text = f"a {type(value).__name__} value"
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
+def _quoted(text: str) -> str:
+    """Text as an error message quotes it: at most _SHOWN characters of it."""
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "…"
+
+
 def _text(value: Any, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise LineError(f"expected text, got {json.dumps(value)[:40]}", field=field)
-    return str(value).strip()
+        raise LineError(f"expected text, got {_show(value)}", field=field)
+    if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise LineError(f"expected text, got {_show(value)}", field=field)
+        return str(value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LineError("the text holds a lone surrogate (an escape such as \\ud800 alone), which is not a "
+                            "character", field=field) from None
+    return value.strip()
 
 
 def _int(value: Any, field: str, lo: int, hi: int) -> int:
+    """A whole number from lo to hi: an int, a float or decimal with no fraction, or text of ASCII digits
+    (with blanks around them, as every field may have)."""
     if isinstance(value, bool):
-        raise LineError(f"expected a whole number, got {value!r}", field=field)
+        raise LineError(f"expected a whole number, got {_show(value)}", field=field)
     if isinstance(value, str):
-        if not re.fullmatch(r"\s*[0-9]+\s*", value):
-            raise LineError(f"expected a whole number, got {value!r}", field=field)
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+        digits = value.strip()
+        if not (digits.isascii() and digits.isdigit()):
+            raise LineError(f"expected a whole number, got {_show(value)}", field=field)
+        if len(digits.lstrip("0")) > len(str(hi)):  # never convert a number that long (it may be any length)
+            raise LineError(f"a number of {len(digits.lstrip('0')):,} digits is out of range ({lo} to {hi})",
+                            field=field)
+        value = int(digits)
+    elif isinstance(value, float):
+        if value.is_integer() and lo <= value <= hi:
+            value = int(value)
+    elif not isinstance(value, int) and type(value).__name__ == "Decimal":  # a database's NUMERIC, Parquet's decimal
+        import decimal
+
+        if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+            if not lo <= value <= hi:
+                raise LineError(f"{_show(value)} is out of range ({lo} to {hi})", field=field)
+            value = int(value)
     if not isinstance(value, int):
-        raise LineError(f"expected a whole number, got {json.dumps(value)[:40]}", field=field)
+        raise LineError(f"expected a whole number, got {_show(value)}", field=field)
     if not lo <= value <= hi:
-        raise LineError(f"{value} is out of range ({lo} to {hi})", field=field)
+        raise LineError(f"{_show(value)} is out of range ({lo} to {hi})", field=field)
     return value
 
 
@@ -83,7 +136,7 @@ def parse_date(value: Any, field: str = "date") -> dt.date:
         return value
     text = _text(value, field)
     if not DATE_RE.match(text):
-        raise LineError(f"{text!r} is not a date in the form YYYY-MM-DD", field=field)
+        raise LineError(f"{_quoted(text)} is not a date in the form YYYY-MM-DD", field=field)
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -100,7 +153,7 @@ def parse_date(value: Any, field: str = "date") -> dt.date:
 def check_code(value: Any, modalities: Collection[str] = ()) -> str:
     code = _text(value, "code").upper()
     if not CODE_RE.match(code):
-        raise LineError(f"{code!r} is not a procedure code (five characters: a CPT code such as 90834 or a "
+        raise LineError(f"{_quoted(code)} is not a procedure code (five characters: a CPT code such as 90834 or a "
                         "HCPCS code such as T1016)", field="code")
     return code
 
@@ -108,7 +161,8 @@ def check_code(value: Any, modalities: Collection[str] = ()) -> str:
 def check_claim_type(value: Any, modalities: Collection[str] = ()) -> str:
     claim_type = _text(value, "claim_type").lower()
     if claim_type not in CLAIM_TYPES:
-        raise LineError(f"{claim_type!r} is not a claim type (professional or institutional)", field="claim_type")
+        raise LineError(f"{_quoted(claim_type)} is not a claim type (professional or institutional)",
+                        field="claim_type")
     return claim_type
 
 
@@ -116,7 +170,7 @@ def check_pos(value: Any, modalities: Collection[str] = ()) -> str:
     pos = _text(value, "pos")
     pos = pos.zfill(2) if pos.isdigit() and len(pos) == 1 else pos
     if not POS_RE.match(pos):
-        raise LineError(f"{pos!r} is not a place of service (two digits, such as 02, 10 or 11)", field="pos")
+        raise LineError(f"{_quoted(pos)} is not a place of service (two digits, such as 02, 10 or 11)", field="pos")
     return pos
 
 
@@ -124,14 +178,14 @@ def check_rcc(value: Any, modalities: Collection[str] = ()) -> str:
     rcc = _text(value, "rcc")
     rcc = rcc.zfill(4) if rcc.isdigit() and len(rcc) == 3 else rcc
     if not RCC_RE.match(rcc):
-        raise LineError(f"{rcc!r} is not a revenue center code (four digits, such as 0900)", field="rcc")
+        raise LineError(f"{_quoted(rcc)} is not a revenue center code (four digits, such as 0900)", field="rcc")
     return rcc
 
 
 def check_modality(value: Any, modalities: Collection[str] = ()) -> str:
     modality = _text(value, "modality").lower()
     if modality not in modalities:
-        raise LineError(f"unknown modality {modality!r} (known: {', '.join(modalities)})", field="modality")
+        raise LineError(f"unknown modality {_quoted(modality)} (known: {', '.join(modalities)})", field="modality")
     return modality
 
 
@@ -146,12 +200,12 @@ def check_modifiers(value: Any, modalities: Collection[str] = ()) -> tuple[str, 
     elif isinstance(value, list):
         items = value
     else:
-        raise LineError(f"expected a list of modifiers, got {json.dumps(value)[:40]}", field="modifiers")
+        raise LineError(f"expected a list of modifiers, got {_show(value)}", field="modifiers")
     out = []
     for item in items:
         mod = _text(item, "modifiers").upper()
         if not MODIFIER_RE.match(mod):
-            raise LineError(f"{mod!r} is not a modifier (two letters or digits, such as 95, GT, 93)",
+            raise LineError(f"{_quoted(mod)} is not a modifier (two letters or digits, such as 95, GT, 93)",
                             field="modifiers")
         out.append(mod)
     if len(out) > MAX_MODIFIERS:
@@ -170,12 +224,12 @@ def check_units(value: Any, modalities: Collection[str] = ()) -> int:
 def check_established_patient(value: Any, modalities: Collection[str] = ()) -> bool:
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
+    text = _text(value, "established_patient").lower() if isinstance(value, (str, int)) else ""
     if text in ("true", "yes", "y", "1"):
         return True
     if text in ("false", "no", "n", "0"):
         return False
-    raise LineError(f"expected true or false, got {value!r}", field="established_patient")
+    raise LineError(f"expected true or false, got {_show(value)}", field="established_patient")
 
 
 def _free_text(name: str) -> Callable[[Any, Collection[str]], str]:
@@ -233,41 +287,58 @@ def parse_line(data: Mapping[str, Any], program: Program) -> ClaimLine:
 
 Parsed = tuple[int, "ClaimLine | LineError"]
 
+# --- reading lines ---
+#
+# Every reader takes its lines from ``guard.physical_lines`` (bytes, a line at a time, each decoded on its
+# own, so that a bad byte is that line's error). A line number is the physical line, counted from 1 (a CSV
+# header is line 1); blank lines are skipped and still counted. The batch engine reads CSV and JSON Lines
+# files with these very functions (``jsonl_line``, ``csv_header``, ``csv_line``), or, for the lines it
+# hands to Arrow, only after checking that Arrow reads them as ``csv_line`` does, so both engines number
+# and read every line alike.
 
-def _bounded_lines(stream: IO[str]) -> Iterator[tuple[int, str | None]]:
-    """(line number, text) for each physical line; None for one longer than MAX_LINE_BYTES, read in chunks."""
-    number = 0
-    while True:
-        chunk = stream.readline(MAX_LINE_BYTES + 1)
-        if not chunk:
-            return
-        number += 1
-        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith("\n"):
-            while chunk and not chunk.endswith("\n"):
-                chunk = stream.readline(MAX_LINE_BYTES)
-            yield number, None
-        else:
-            yield number, chunk
-
-
-def _too_long(number: int) -> LineError:
-    return LineError(f"the line is longer than {MAX_LINE_BYTES:,} characters; a claim line is a few hundred",
-                     line=number)
+MAX_DOCUMENT_BYTES = 64 << 20  # one JSON document (an array of lines); larger inputs should be JSON Lines
+CSV_FIELD_LIMIT = 131_072  # the csv module's limit on one value (csv.field_size_limit()); longer is an error
+UNCLOSED_QUOTE = ("a quoted value is not closed on this line: each line is one claim line, and a value cannot "
+                  "hold a line break")
+# A line whose quotes all close on it, read as the csv module reads (a quote opens a quoted value only at the
+# start of a value; inside one, "" is a quote; after its closing quote, or inside a value that did not start
+# with one, a quote is just a character). Possessive, so that no line makes the match backtrack.
+_FIELD = r'(?:"(?:[^"]++|"")*+"[^,]*+|[^",][^,]*+|)'
 
 
-def read_jsonl(stream: IO[str], program: Program) -> Iterator[Parsed]:
-    for number, text in _bounded_lines(stream):
-        if text is None:
-            yield number, _too_long(number)
-            continue
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield number, LineError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=number)
-            continue
-        yield number, _parse_at(data, program, number)
+@functools.cache
+def _closed() -> re.Pattern[str]:  # compiled when a line first has a quote: a one-line decision never needs it
+    return re.compile(_FIELD + "(?:," + _FIELD + ")*+")
+
+
+def line_text(raw: bytes | None, number: int) -> str | LineError | None:
+    """The text of one line as ``physical_lines`` gave it: its text, its error (too long, not UTF-8), or None
+    when it is blank (nothing but what ``str.isspace`` calls blank)."""
+    if raw is None:
+        return too_long(number)
+    text = decode_line(raw, number)
+    if isinstance(text, str) and not text.strip():
+        return None
+    return text
+
+
+def jsonl_line(raw: bytes | None, number: int, program: Program) -> ClaimLine | LineError | None:
+    """One JSON Lines line read: the claim line, its error, or None for a blank line."""
+    text = line_text(raw, number)
+    if not isinstance(text, str):
+        return text
+    try:
+        data = guard.loads(text)
+    except json.JSONDecodeError as exc:
+        return LineError(f"{guard.describe(exc)} (character {exc.pos + 1})", line=number)
+    return _parse_at(data, program, number)
+
+
+def read_jsonl(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
+    for number, raw in guarded_lines(physical_lines(stream)):
+        item = raw if isinstance(raw, LineError) else jsonl_line(raw, number, program)
+        if item is not None:
+            yield number, item
 
 
 def _parse_at(data: Any, program: Program, number: int) -> ClaimLine | LineError:
@@ -277,41 +348,104 @@ def _parse_at(data: Any, program: Program, number: int) -> ClaimLine | LineError
         return err.at(number)
 
 
-def read_csv(stream: IO[str], program: Program) -> Iterator[Parsed]:
-    lines = _bounded_lines(stream)
-    header_line = next(lines, None)
-    if header_line is None:
-        return
-    number, header_text = header_line
-    if header_text is None:
-        yield number, _too_long(number)
-        return
-    header = next(csv.reader([header_text]))
-    header = [h.strip().lower() for h in header]
-    for number, text in lines:
-        if text is None:
-            yield number, _too_long(number)
-            continue
-        if not text.strip():
-            continue
-        try:
-            rows = list(csv.reader([text], strict=True))
-        except csv.Error as exc:
-            yield number, LineError(f"not a valid CSV row: {exc}", line=number)
-            continue
-        row = rows[0] if rows else []
-        if len(row) != len(header):
-            yield number, LineError(f"{len(row)} values for {len(header)} columns ({', '.join(header)})",
-                                    line=number)
-            continue
-        yield number, _parse_at(dict(zip(header, row, strict=True)), program, number)
+def width_error(values: int, header: list[str]) -> str:
+    return f"{values} values for {len(header)} columns ({', '.join(header)})"
 
 
-def read_json_document(text: str, program: Program) -> Iterator[Parsed]:
+def quotes_close(text: str) -> bool:
+    """True when every quoted value of the CSV line ``text`` (its line ending aside) closes on it."""
+    if '"' not in text:
+        return True
+    body = text[:-1] if text.endswith("\n") else text
+    return _closed().fullmatch(body[:-1] if body.endswith("\r") else body) is not None
+
+
+def csv_values(text: str) -> list[str] | str:
+    """The values of one CSV line, or what is wrong with it. A quoted value must close on its line."""
+    if not quotes_close(text):
+        return UNCLOSED_QUOTE
     try:
-        data = json.loads(text)
+        return next(csv.reader([text]), [])
+    except csv.Error as exc:
+        if "new-line" in str(exc):
+            return "a carriage return (\\r) inside the line, outside quotes: lines end with \\n or \\r\\n"
+        if "field limit" in str(exc):
+            return f"a value is longer than {CSV_FIELD_LIMIT:,} characters"
+        return f"not a valid CSV row: {exc}"
+
+
+def csv_header(raw: bytes | None, number: int) -> list[str] | LineError | None:
+    """The column names of a header line (trimmed, lower case), what is wrong with it, or None when blank."""
+    text = line_text(raw, number)
+    if not isinstance(text, str):
+        return text
+    values = csv_values(text)
+    if isinstance(values, str):
+        return LineError(values, line=number)
+    names = [v.strip().lower() for v in values]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:  # which value would win is a guess; the engines must not guess differently
+            return LineError(f"it names the column {_quoted(name)} twice", line=number)
+        seen.add(name)
+    return names
+
+
+def csv_line(raw: bytes | None, number: int, header: list[str] | LineError) -> dict[str, str] | LineError | None:
+    """One CSV line after the header: its values by column, its error, or None for a blank line."""
+    text = line_text(raw, number)
+    if not isinstance(text, str):
+        return text
+    if isinstance(header, LineError):
+        return LineError(f"not read: the header (line {header.line}) cannot be read: {header.message}", line=number)
+    values = csv_values(text)
+    if isinstance(values, str):
+        return LineError(values, line=number)
+    if len(values) != len(header):
+        return LineError(width_error(len(values), header), line=number)
+    return dict(zip(header, values, strict=True))
+
+
+def read_csv(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
+    header: list[str] | LineError | None = None
+    for number, raw in guarded_lines(physical_lines(stream)):
+        if isinstance(raw, LineError):
+            yield number, raw
+            return
+        if header is None:
+            header = csv_header(raw, number)  # blank lines before the header are skipped
+            continue
+        item = csv_line(raw, number, header)
+        if item is None:
+            continue
+        yield number, item if isinstance(item, LineError) else _parse_at(item, program, number)
+
+
+def read_json_document(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
+    """A JSON document: one line object, or an array of them, numbered from 1 in order."""
+    src = byte_source(stream)
+    raw = src.read(MAX_DOCUMENT_BYTES + 1)
+    if src.failed is not None:
+        yield 1, guard.stream_error(1, src.failed)
+        return
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        yield 1, LineError(f"a JSON document larger than {MAX_DOCUMENT_BYTES >> 20} MB: write the lines as JSON Lines "
+                           "(one object per line)", line=1)
+        return
+    yield from _document(raw, program)
+
+
+def _document(raw: bytes, program: Program) -> Iterator[Parsed]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        yield line, LineError(f"the document is not UTF-8 text (byte {exc.start + 1}, {exc.reason})", line=line)
+        return
+    try:
+        data = guard.loads(text)
     except json.JSONDecodeError as exc:
-        yield exc.lineno, LineError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)
+        yield exc.lineno, LineError(f"{guard.describe(exc)} (line {exc.lineno}, column {exc.colno})", line=exc.lineno)
         return
     items = data if isinstance(data, list) else [data]
     for i, item in enumerate(items, 1):
@@ -319,67 +453,80 @@ def read_json_document(text: str, program: Program) -> Iterator[Parsed]:
 
 
 def sniff(head: str) -> str:
-    """Guess the format from the first characters: json, jsonl or csv."""
-    stripped = head.lstrip()
+    """Guess the format from the first characters: json, jsonl or csv.
+
+    ``[`` starts a JSON document; ``{`` starts JSON Lines when the first line is a whole JSON value, and
+    otherwise may be either (a document spread over lines, or JSON Lines whose first line is broken):
+    ``read_lines`` then tells them apart by reading on.
+    """
+    stripped = head.lstrip().removeprefix("\ufeff").lstrip()
     if stripped.startswith("["):
         return "json"
     if stripped.startswith("{"):
         first = stripped.split("\n", 1)[0].strip()
         try:
-            json.loads(first)
+            guard.loads(first)
             return "jsonl"
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return "json"
     return "csv"
 
 
-def read_lines(stream: IO[str], program: Program, fmt: str | None = None) -> Iterator[Parsed]:
-    """Parse every line of ``stream``; ``fmt`` is json, jsonl or csv (default: guessed from the content)."""
+def _first_line(src: ByteSource) -> bytes:
+    """The first line that is not blank (at most MAX_LINE_BYTES of it), put back with what came before it."""
+    seen = b""
+    while True:
+        chunk = src.readline(MAX_LINE_BYTES + 1)
+        seen += chunk
+        if not chunk or chunk.decode("utf-8", "replace").strip() or len(seen) > MAX_LINE_BYTES:
+            src.unread(seen)
+            return chunk
+
+
+def read_lines(stream: IO[bytes] | IO[str], program: Program, fmt: str | None = None) -> Iterator[Parsed]:
+    """Parse every line of ``stream`` (binary, or text); ``fmt`` is json, jsonl or csv (default: guessed)."""
+    src = byte_source(stream)
     if fmt is None:
-        head = stream.read(4096)
-        fmt = sniff(head)
-        stream = cast(IO[str], _Chain(head, stream))
+        first = _first_line(src)
+        fmt = sniff(first.decode("utf-8", "replace"))
+        if fmt == "json" and not first.lstrip().startswith(b"["):
+            yield from _document_or_lines(src, program)
+            return
     if fmt == "json":
-        yield from read_json_document(stream.read(), program)
+        yield from read_json_document(src, program)
     elif fmt == "jsonl":
-        yield from read_jsonl(stream, program)
+        yield from read_jsonl(src, program)
     elif fmt == "csv":
-        yield from read_csv(stream, program)
+        yield from read_csv(src, program)
     else:
         raise ValueError(f"unknown input format {fmt!r}")
 
 
-class _Chain(io.TextIOBase):
-    """A text stream that first replays ``head`` and then reads ``rest``: sniffing loses nothing."""
+def _document_or_lines(src: ByteSource, program: Program) -> Iterator[Parsed]:
+    """Input that starts with ``{`` on a line that is not a whole JSON value: one JSON document spread over
+    lines, or JSON Lines whose first line is broken. It is a document if it parses as one; else, if some
+    line is a whole JSON value, JSON Lines (the broken lines reported, every other decided); else the
+    document's error. Only a document that fits MAX_DOCUMENT_BYTES is tried: anything longer is JSON Lines.
+    """
+    head = src.read(MAX_DOCUMENT_BYTES + 1)
+    if len(head) <= MAX_DOCUMENT_BYTES:
+        parsed = list(_document(head, program))
+        if not (len(parsed) == 1 and isinstance(parsed[0][1], LineError)):
+            yield from parsed
+            return
+        if not any(_is_json(raw) for raw in head.splitlines()):
+            yield from parsed
+            return
+    src.unread(head)
+    yield from read_jsonl(src, program)
 
-    def __init__(self, head: str, rest: IO[str]) -> None:
-        self._head = head
-        self._rest = rest
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> str:
-        if size is None or size < 0:
-            out, self._head = self._head + self._rest.read(), ""
-            return out
-        if self._head:
-            out, self._head = self._head[:size], self._head[size:]
-            return out
-        return self._rest.read(size)
-
-    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
-        limit = -1 if size is None else size
-        if self._head:
-            nl = self._head.find("\n")
-            end = len(self._head) if nl < 0 else nl + 1
-            if limit >= 0:
-                end = min(end, limit)
-            out, self._head = self._head[:end], self._head[end:]
-            if out.endswith("\n") or (limit >= 0 and len(out) >= limit) or self._head:
-                return out
-            return out + self._rest.readline(-1 if limit < 0 else limit - len(out))
-        return self._rest.readline(limit)
+def _is_json(raw: bytes) -> bool:
+    try:
+        guard.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
 
 
 def lines_from_records(records: Iterable[Mapping[str, Any]], program: Program) -> Iterator[Parsed]:

@@ -21,6 +21,14 @@ Every result carries the position of its segment (1 = the ISA segment). A
 problem with one claim or line becomes a ``LineError`` for that line, and the
 claims after it are still read; a problem with the envelope is reported
 naming its segment and position.
+
+Nothing is lost: every service line (an SV1 or SV2 segment, or an LX with
+neither) gives a decision or an error. A service line outside any claim (no
+CLM before it in its loop) is an error naming it. The ISA segment has a fixed
+width, which is checked before its delimiters are trusted (a padded ISA would
+otherwise make any character the segment terminator). If pyx12 cannot read
+the interchange past some segment, whatever it raised, each service line after
+that point is reported as not read.
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ class _Claim:
     date: str | None = None
     problem: str | None = None
     lines: list[_Line] = field(default_factory=list)
+    orphan: bool = False  # no CLM: its lines are reported, not decided
 
 
 def _date(qualifier: str, value: str, segment: str) -> str:
@@ -78,11 +87,39 @@ def _date(qualifier: str, value: str, segment: str) -> str:
     return f"{day[:4]}-{day[4:6]}-{day[6:]}"
 
 
+ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)  # ISA01 to ISA16, fixed by the standard
+ISA_LENGTH = 106  # "ISA", 16 elements each after a separator, and the segment terminator
+
+
+def isa_problem(text: str) -> str | None:
+    """What is wrong with the fixed-width ISA segment at the start of ``text``, or None.
+
+    The ISA fixes where its delimiters are: the element separator is character 4, the component
+    separator character 105 and the segment terminator character 106. Those positions mean something
+    only if every element has its standard width, so each is checked before the delimiters are used.
+    """
+    sep = text[3:4]
+    if not sep or sep.isalnum() or sep.isspace():
+        return "the character after ISA is not an element separator"
+    elements = text.split(sep, 16)[1:17]
+    for i, (value, width) in enumerate(zip(elements, ISA_WIDTHS, strict=False), 1):
+        size = len(value) if i < 16 else len(value[:1])
+        if i < 16 and size != width:
+            return (f"ISA{i:02d} is {size:,} characters long, not {width}: the ISA segment has a fixed width of "
+                    f"{ISA_LENGTH} characters")
+    if len(elements) < 16 or len(text) < ISA_LENGTH:
+        return f"the ISA segment is cut short: it has a fixed width of {ISA_LENGTH} characters"
+    term = text[ISA_LENGTH - 1]
+    if term.isalnum() or term in (sep, text[ISA_LENGTH - 2]):
+        return f"{term!r} (character {ISA_LENGTH}) cannot be the segment terminator"
+    return None
+
+
 def _strip_empty_segments(text: str) -> tuple[str, list[tuple[int, str]]]:
     """The interchange without empty segments (pyx12 stops reading at one), and where they were."""
-    if len(text) < 106:
+    if len(text) < ISA_LENGTH:
         return text, []
-    term = text[105]
+    term = text[ISA_LENGTH - 1]
     parts = text.split(term)
     kept: list[str] = []
     problems: list[tuple[int, str]] = []
@@ -93,6 +130,39 @@ def _strip_empty_segments(text: str) -> tuple[str, list[tuple[int, str]]]:
             problems.append((len(kept) + 1, "an empty segment (two segment terminators in a row); it was skipped"))
     kept.append(parts[-1])
     return term.join(kept), problems
+
+
+def service_segments(text: str) -> list[tuple[int, str]]:
+    """(position, id) of every service line of an interchange whose ISA is sound: each SV1 or SV2 segment, and
+    each LX with neither before the next LX or the end of its claim. Positions count non-empty segments."""
+    term, sep = text[ISA_LENGTH - 1], text[3]
+    out: list[tuple[int, str]] = []
+    open_lx: int | None = None
+    for position, segment in enumerate((s for s in text.split(term) if s.strip()), 1):
+        seg_id = segment.strip().split(sep, 1)[0]
+        if seg_id in ("SV1", "SV2"):
+            out.append((position, seg_id))
+            open_lx = None
+        elif seg_id in ("LX", "CLM", "HL", "SE", "GE", "IEA"):
+            if open_lx is not None:
+                out.append((open_lx, "LX"))
+            open_lx = position if seg_id == "LX" else None
+    if open_lx is not None:
+        out.append((open_lx, "LX"))
+    return out
+
+
+def _lx_before_service(text: str) -> Iterator[tuple[int, int]]:
+    """(LX position, position of the SV1 or SV2 that follows it in its group) for each LX that has one."""
+    term, sep = text[ISA_LENGTH - 1], text[3]
+    lx: int | None = None
+    for position, segment in enumerate((s for s in text.split(term) if s.strip()), 1):
+        seg_id = segment.strip().split(sep, 1)[0]
+        if seg_id in ("SV1", "SV2") and lx is not None:
+            yield lx, position
+            lx = None
+        elif seg_id in ("LX", "CLM", "HL", "SE", "GE", "IEA"):
+            lx = position if seg_id == "LX" else None
 
 
 def read_x12(path: str | Path, program: Program) -> Iterator[Parsed]:
@@ -114,97 +184,155 @@ def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
         yield 1, LineError("reading X12 needs pyx12: pip install 'cmap-policy[batch]'", line=1, field="interchange")
         return
 
-
     if not text.startswith("ISA"):
         yield 1, LineError("segment 1: the interchange does not begin with an ISA segment", line=1, field="ISA")
+        return
+    problem = isa_problem(text)
+    if problem is not None:
+        yield 1, LineError(f"segment 1 (ISA): {problem}; no segment of the interchange could be read", line=1,
+                           field="ISA")
         return
     text, empty = _strip_empty_segments(text)
     for position, message in empty:
         yield position, LineError(f"segment {position}: {message}", line=position, field="segment")
-    try:
-        reader = pyx12.x12file.X12Reader(io.StringIO(text))
-    except pyx12.errors.X12Error as err:
-        yield 1, LineError(f"segment 1 (ISA): {err}", line=1, field="ISA")
-        return
+    units = service_segments(text)
+    walker = _Walker(program, pyx12, {lx: sv for lx, sv in _lx_before_service(text)})
+    yield from walker.run(text)
+    for position, seg_id in units:
+        if position not in walker.lines_read:
+            why = (f"the interchange could not be read past segment {walker.stopped_at}" if walker.stopped_at else
+                   "the X12 reader did not hand it over (outside any transaction it could follow, or after the "
+                   "last segment terminator)")
+            yield position, LineError(f"segment {position} ({seg_id}): a service line that was not read: {why}",
+                                      line=position, field="code")
 
-    claim_type: str | None = None
-    claim: _Claim | None = None
-    line: _Line | None = None
-    seen_iea = False
 
-    def finish_claim() -> Iterator[Parsed]:
-        nonlocal claim, line
-        if claim is None:
-            return
-        for ln in claim.lines:
-            yield _decide_line(ln, claim, claim_type, program, parse_line)
-        claim, line = None, None
+class _Walker:
+    """Walks the segments pyx12 reads, gathering each claim's service lines and deciding them at its end."""
 
-    def envelope(position: int, seg_id: str) -> Iterator[Parsed]:
-        for err in reader.pop_errors():
+    def __init__(self, program: Program, pyx12: Any, service_after: dict[int, int]) -> None:
+        self.program = program
+        self.pyx12 = pyx12
+        # an LX whose service segment the text has (at this position) but pyx12 did not hand over: that
+        # service line is reported once, at its service segment, as not read
+        self.service_after = service_after
+        self.reader: Any = None
+        self.claim_type: str | None = None
+        self.claim: _Claim | None = None
+        self.line: _Line | None = None
+        self.seen_iea = False
+        self.stopped_at: int | None = None  # where pyx12 gave up, if it did
+        self.lines_read: set[int] = set()  # positions of the service lines given a decision or an error
+
+    def run(self, text: str) -> Iterator[Parsed]:
+        """Every service line and every problem of the envelope. Whatever pyx12 raises (X12Error, and on a
+        broken envelope IndexError, KeyError and the like) ends the walk at the segment it had reached,
+        after the lines of the claim it was in."""
+        try:
+            self.reader = self.pyx12.x12file.X12Reader(io.StringIO(text))
+            yield from self._segments()
+        except Exception as err:
+            position = self._position()
+            yield from self._finish_claim()
+            self.stopped_at = position
+            what = str(err) if isinstance(err, self.pyx12.errors.X12Error) else f"{type(err).__name__} in pyx12"
+            yield position, LineError(f"segment {position}: the interchange cannot be read past here ({what})",
+                                      line=position, field="segment")
+
+    def _position(self) -> int:
+        try:
+            return int(self.reader.get_cur_line()) if self.reader is not None else 1
+        except Exception:
+            return 1
+
+    def _finish_claim(self) -> Iterator[Parsed]:
+        claim, self.claim, self.line = self.claim, None, None
+        if claim is not None:
+            for ln in claim.lines:
+                if not ln.fields and ln.position in self.service_after:
+                    continue
+                self.lines_read.add(ln.position)
+                yield _decide_line(ln, claim, self.claim_type, self.program)
+
+    def _envelope(self, position: int, seg_id: str) -> Iterator[Parsed]:
+        for err in self.reader.pop_errors():
             where = err[4] if len(err) > 4 and err[4] else position
             yield where, LineError(f"segment {where} ({seg_id}): {err[2]}", line=where, field=seg_id)
 
-    try:
+    def _segments(self) -> Iterator[Parsed]:
+        reader = self.reader
         for seg in reader:
             position = reader.get_cur_line()
             seg_id = seg.get_seg_id()
-            yield from envelope(position, seg_id)
+            yield from self._envelope(position, seg_id)
             if seg_id == "ST":
-                guide = seg.get_value("ST03") or ""
-                claim_type = ("professional" if "X222" in guide else "institutional" if "X223" in guide else None)
-            elif seg_id == "GS" and claim_type is None:
-                guide = seg.get_value("GS08") or ""
-                claim_type = ("professional" if "X222" in guide else "institutional" if "X223" in guide else None)
+                self.claim_type = _claim_type(seg.get_value("ST03"))
+            elif seg_id == "GS" and self.claim_type is None:
+                self.claim_type = _claim_type(seg.get_value("GS08"))
             elif seg_id in ("HL", "SE", "CLM"):
-                yield from finish_claim()
+                yield from self._finish_claim()
                 if seg_id == "CLM":
-                    pos = seg.get_value("CLM05-1") if claim_type != "institutional" else None
-                    claim = _Claim(position, seg.get_value("CLM01") or None, pos or None)
+                    pos = seg.get_value("CLM05-1") if self.claim_type != "institutional" else None
+                    self.claim = _Claim(position, seg.get_value("CLM01") or None, pos or None)
             elif seg_id == "IEA":
-                seen_iea = True
-            elif claim is None:
+                self.seen_iea = True
+            elif self.claim is None and seg_id not in ("LX", "SV1", "SV2"):
                 continue
-            elif seg_id == "LX":
-                line = _Line(position, "LX", seg.get_value("LX01") or None)
-                claim.lines.append(line)
-            elif seg_id in ("SV1", "SV2"):
-                if line is None or line.fields:
-                    line = _Line(position, seg_id, None)  # a service segment without its own LX
-                    claim.lines.append(line)
-                line.position, line.segment = position, seg_id
-                line.fields = _service_fields(seg, seg_id)
-                if claim_type is None:
-                    line.fields["claim_type"] = "professional" if seg_id == "SV1" else "institutional"
-            elif seg_id == "DTP":
-                qualifier = seg.get_value("DTP01")
-                on_line = line is not None and qualifier == "472"
-                on_claim = line is None and (qualifier == "472" or (qualifier == "434" and claim.date is None))
-                if on_line or on_claim:
-                    try:
-                        day = _date(seg.get_value("DTP02") or "", seg.get_value("DTP03") or "",
-                                    f"DTP*{qualifier} (segment {position})")
-                    except LineError as err:
-                        if line is not None:
-                            line.problem = err.message
-                        else:  # the claim's lines without their own date will say they have none
-                            claim.date = None
-                            claim.problem = err.message
-                        continue
-                    if line is not None:
-                        line.date = day
-                    else:
-                        claim.date = day
-            elif seg_id == "REF" and line is not None and seg.get_value("REF01") == "6R":
-                line.ref_6r = seg.get_value("REF02") or None
-        yield from finish_claim()
+            else:
+                self._claim_segment(seg, seg_id, position)
+        yield from self._finish_claim()
         position = reader.get_cur_line()
         reader.cleanup()
-        yield from envelope(position, "IEA" if seen_iea else "end")
-    except pyx12.errors.X12Error as err:
-        position = reader.get_cur_line()
-        yield from finish_claim()
-        yield position, LineError(f"segment {position}: {err}", line=position, field="segment")
+        yield from self._envelope(position, "IEA" if self.seen_iea else "end")
+
+    def _claim_segment(self, seg: Any, seg_id: str, position: int) -> None:
+        if self.claim is None:  # a service line with no CLM before it in its loop: reported, never dropped
+            self.claim = _Claim(position, None, None, orphan=True)
+        claim = self.claim
+        if seg_id == "LX":
+            self.line = _Line(position, "LX", seg.get_value("LX01") or None)
+            claim.lines.append(self.line)
+        elif seg_id in ("SV1", "SV2"):
+            line = self.line
+            if line is None or line.fields:
+                line = self.line = _Line(position, seg_id, None)  # a service segment without its own LX
+                claim.lines.append(line)
+            line.position, line.segment = position, seg_id
+            line.fields = _service_fields(seg, seg_id)
+            if self.claim_type is None:
+                line.fields["claim_type"] = "professional" if seg_id == "SV1" else "institutional"
+        elif seg_id == "DTP":
+            self._date(seg, position, claim)
+        elif seg_id == "REF" and self.line is not None and seg.get_value("REF01") == "6R":
+            self.line.ref_6r = seg.get_value("REF02") or None
+
+    def _date(self, seg: Any, position: int, claim: _Claim) -> None:
+        line = self.line
+        qualifier = seg.get_value("DTP01")
+        on_line = line is not None and qualifier == "472"
+        on_claim = line is None and (qualifier == "472" or (qualifier == "434" and claim.date is None))
+        if not (on_line or on_claim):
+            return
+        try:
+            day = _date(seg.get_value("DTP02") or "", seg.get_value("DTP03") or "",
+                        f"DTP*{qualifier} (segment {position})")
+        except LineError as err:
+            if line is not None:
+                line.problem = err.message
+            else:  # the claim's lines without their own date will say they have none
+                claim.date = None
+                claim.problem = err.message
+            return
+        if line is not None:
+            line.date = day
+        else:
+            claim.date = day
+
+
+def _claim_type(guide: str | None) -> str | None:
+    """The claim type an implementation guide names (ST03, GS08): X222 is the 837P, X223 the 837I."""
+    guide = guide or ""
+    return "professional" if "X222" in guide else "institutional" if "X223" in guide else None
 
 
 def _service_fields(seg: Any, seg_id: str) -> dict[str, Any]:
@@ -222,8 +350,11 @@ def _service_fields(seg: Any, seg_id: str) -> dict[str, Any]:
     return fields
 
 
-def _decide_line(ln: _Line, claim: _Claim, claim_type: str | None, program: Program, parse_line: Any) -> Parsed:
+def _decide_line(ln: _Line, claim: _Claim, claim_type: str | None, program: Program) -> Parsed:
     line_id = ln.ref_6r or ln.lx
+    if claim.orphan:
+        return ln.position, LineError(f"segment {ln.position} ({ln.segment}): a service line outside any claim (no "
+                                      "CLM segment before it in its loop)", line=ln.position, field="claim_id")
     where = f"claim {claim.claim_id}, line {line_id}" if line_id else f"claim {claim.claim_id}"
     if not ln.fields:
         return ln.position, LineError(f"{where}: the service line (LX at segment {ln.position}) has no SV1 or SV2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 from cmap_policy import ClaimLine
@@ -43,3 +44,16 @@ def fixture_tree() -> PolicyTree:
         }],
     }
     return tree
+
+
+def xlsx_bytes(rows: list[list[Any]]) -> bytes:
+    """A workbook of one sheet holding ``rows``, as the bytes of an .xlsx file."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for r in rows:
+        ws.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

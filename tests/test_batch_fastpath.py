@@ -63,7 +63,7 @@ def test_the_policy_cache_gives_the_same_policy(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("CMAP_POLICY_CACHE", "1")
     root = write_tree(fixture_tree(), tmp_path / "p")
     first = load_policy(root)
-    assert len(list((tmp_path / "cache").glob("*.pickle"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
     second = load_policy(root)
     assert second == first and second is not first
     # a changed file is a new key: the edit is seen
@@ -79,8 +79,8 @@ def test_a_damaged_or_unwritable_cache_falls_back_silently(tmp_path: Path, monke
     monkeypatch.setenv("CMAP_POLICY_CACHE_DIR", str(cache))
     monkeypatch.setenv("CMAP_POLICY_CACHE", "1")
     want = load_policy()
-    for entry in cache.glob("*.pickle"):
-        entry.write_bytes(b"not a pickle")
+    for entry in cache.glob("*.json"):
+        entry.write_bytes(b"not JSON {")
     assert load_policy() == want
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder would be")
@@ -99,7 +99,7 @@ def test_an_invalid_policy_is_never_cached(tmp_path: Path, monkeypatch: pytest.M
     for _ in range(2):
         with pytest.raises(Exception, match="maybe"):
             load_policy(root)
-    assert not list((tmp_path / "cache").glob("*.pickle"))
+    assert not list((tmp_path / "cache").glob("*.json"))
 
 
 def test_one_line_eval_loads_no_batch_or_schema_modules(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cmap_policy import LineError, eval_lines, load_policy, parse_line
-from cmap_policy.lines import MAX_LINE_BYTES
+from cmap_policy.guard import MAX_LINE_BYTES
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ def test_the_policy_cache_is_on_and_follows_the_modules_it_keys_on(tmp_path: Pat
     def fail(root: Path) -> None:
         raise AssertionError("the second load should have come from the cache")
 
-    monkeypatch.setattr("cmap_policy.load.loader.load_checked", fail)
+    monkeypatch.setattr("cmap_policy.load.loader.check_tree", fail)
     second = load_policy()
     assert second.hash == first.hash
 

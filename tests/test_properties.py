@@ -47,8 +47,14 @@ from cmap_policy.testing.strategies import (
     RCCS,
     SPAN_DAYS,
     claim_records,
+    hostile_csv,
+    hostile_json_fragment,
+    hostile_jsonl,
+    hostile_records,
     policy_trees,
 )
+
+from .hostile import assert_all_lines_accounted, batch_reads, interpreter_reads
 
 # --- trees on disk ------------------------------------------------------------------------------------------------
 
@@ -408,24 +414,27 @@ def test_the_same_line_gets_the_same_decision(s: Scenario) -> None:
 
 
 @PROPERTY
-@given(scenarios(bulk=40), SEEDED)
-def test_the_order_of_lines_in_a_file_does_not_matter(s: Scenario, rnd: random.Random) -> None:
-    records = [{**rec, "line_id": f"L{i}"} for i, rec in enumerate(s.records)]
+@given(scenarios(bulk=40), SEEDED, st.lists(hostile_jsonl(), max_size=3))
+def test_the_order_of_lines_in_a_file_does_not_matter(s: Scenario, rnd: random.Random, hostile: list[bytes]) -> None:
+    # hostile lines among the good ones: each gives its own error wherever it stands, and nothing else changes
+    records = [(json.dumps({**rec, "line_id": f"L{i}"}) + "\n").encode() for i, rec in enumerate(s.records)]
+    records += [line + b"\n" for text in hostile for line in text.removeprefix(b"\xef\xbb\xbf").split(b"\n")]
     shuffled = records[:]
     rnd.shuffle(shuffled)
 
-    def by_id(recs: list[dict[str, Any]], policy: Policy) -> dict[str, dict[str, Any]]:
-        text = "".join(json.dumps(r) + "\n" for r in recs)
-        results = api.eval_lines(io.StringIO(text), policy=policy, release=s.release, input_format="jsonl")
-        out = {}
-        for res in results:
+    def results(lines: list[bytes], policy: Policy) -> list[str]:
+        data = b"".join(lines)
+        got = list(api.eval_lines(io.BytesIO(data), policy=policy, release=s.release, input_format="jsonl"))
+        assert_all_lines_accounted([r.number for r in got], data, header=False)  # lines in = decisions + errors
+        rows = []
+        for res in got:
             row = res.as_dict()
             del row["line"]  # the physical line number moves with the shuffle; nothing else may
-            out[row["line_id"]] = row
-        return out
+            rows.append(json.dumps(row, sort_keys=True))
+        return sorted(rows)
 
     # each order on its own replica of the policy, so that neither run sees the other's cached decisions
-    assert by_id(shuffled, dataclasses.replace(s.policy)) == by_id(records, dataclasses.replace(s.policy))
+    assert results(shuffled, dataclasses.replace(s.policy)) == results(records, dataclasses.replace(s.policy))
 
 
 # --- policy trees -------------------------------------------------------------------------------------------------
@@ -644,13 +653,14 @@ def loads_or_fails_located(files: dict[str, bytes]) -> None:
                 rel = problem.file.removeprefix("policy/")
                 assert rel in files or rel == "codes", str(problem)
                 assert problem.pointer == "" or problem.pointer.startswith("/"), str(problem)
+                assert problem.message, str(problem)
+                if rel in files:  # every problem of a file that is there names a line of it
+                    assert problem.line is not None, str(problem)
                 try:
                     data = json.loads(files[rel])
-                except (KeyError, ValueError):
+                except (KeyError, ValueError, RecursionError):
                     continue
                 assert _resolves(data, problem.pointer), str(problem)
-                assert problem.line is not None, str(problem)
-                assert problem.message, str(problem)
 
 
 def _dump(doc: Any) -> bytes:
@@ -720,6 +730,9 @@ def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
     files = _base_files(("90791", "97153", "97156", "H2014", "T1016"))
     for _ in range(draw(st.integers(1, 2))):
         name = draw(st.sampled_from(sorted(files)))
+        if draw(st.integers(0, 7)) == 0:
+            files[name] = draw(hostile_file(files[name]))
+            continue
         if draw(st.integers(0, 9)) == 0:
             raw = bytearray(files[name])
             if not raw:  # already cut to nothing by an earlier edit
@@ -793,6 +806,37 @@ def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
     return files
 
 
+HOSTILE_MARK = "@@HOSTILE@@"
+
+
+@st.composite
+def hostile_file(draw: st.DrawFn, content: bytes) -> bytes:
+    """A policy file made hostile: one value's JSON text replaced by a hostile fragment (deep, a huge number, a lone
+    surrogate, controls), or its bytes given a byte-order mark, CRLF endings, a NUL or bytes that are not UTF-8."""
+    how = draw(st.sampled_from(["value", "value", "bom", "crlf", "nul", "bytes"]))
+    if how == "value":
+        try:
+            doc = json.loads(content)
+        except ValueError:
+            return content
+        paths = [p for p in _paths(doc) if p]
+        if not paths:
+            return content
+        path = draw(st.sampled_from(paths))
+        parent: Any = doc
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = HOSTILE_MARK
+        return _dump(doc).replace(json.dumps(HOSTILE_MARK).encode(),
+                                  draw(hostile_json_fragment()).encode("utf-8", "surrogatepass"))
+    if how == "bom":
+        return b"\xef\xbb\xbf" + content
+    if how == "crlf":
+        return content.replace(b"\n", b"\r\n")
+    at = draw(st.integers(0, len(content)))
+    return content[:at] + (b"\x00" if how == "nul" else draw(st.binary(min_size=1, max_size=4))) + content[at:]
+
+
 @PROPERTY
 @given(mutated_files())
 def test_mutated_policy_files_load_or_fail_with_located_problems(files: dict[str, bytes]) -> None:
@@ -822,3 +866,42 @@ def test_formatting_is_idempotent_and_never_changes_a_decision(case: tuple[Polic
         line = parse_line(rec, before.program)
         d = evaluate(before, line, release=release)
         assert evaluate(after, line, release=release).as_dict() == d.as_dict(), _show(line, d)
+
+
+# --- hostile claim lines ------------------------------------------------------------------------------------------
+
+@PROPERTY
+@given(st.one_of(hostile_jsonl().map(lambda d: ("jsonl", d)), hostile_csv().map(lambda d: ("csv", d))))
+def test_hostile_files_lose_no_line_and_both_engines_read_them_alike(case: tuple[str, bytes]) -> None:
+    fmt, data = case
+    program = fixed_policy(BUNDLED_TREE).program
+    mine = interpreter_reads(data, program, fmt)  # nothing escapes but LineError: an exception fails the test
+    assert_all_lines_accounted(mine, data, header=fmt == "csv")
+    assert batch_reads(data, program, fmt) == mine
+    assert batch_reads(data, program, fmt, block_bytes=64) == mine
+
+
+@PROPERTY
+@given(hostile_jsonl())
+def test_guessing_the_format_of_hostile_json_lines_loses_no_line(data: bytes) -> None:
+    program = fixed_policy(BUNDLED_TREE).program
+    guessed = interpreter_reads(data, program, None)
+    lines = [x.decode("utf-8", "replace").strip() for x in data.removeprefix(b"\xef\xbb\xbf").split(b"\n")]
+    first = next((x for x in lines if x), "")
+    if first.startswith("["):
+        assert guessed == interpreter_reads(data, program, "json")
+    elif first.startswith("{"):  # JSON Lines, or one JSON document spread over lines
+        assert guessed in (interpreter_reads(data, program, "jsonl"), interpreter_reads(data, program, "json"))
+    else:
+        assert guessed == interpreter_reads(data, program, "csv")
+
+
+@PROPERTY
+@given(st.lists(hostile_records(), min_size=1, max_size=8))
+def test_hostile_records_from_the_api_are_each_a_decision_or_a_line_error(records: list[dict[Any, Any]]) -> None:
+    policy = fixed_policy(BUNDLED_TREE)
+    got = list(api.eval_lines(records, policy=policy))  # nothing escapes but LineError
+    assert [r.number for r in got] == list(range(1, len(records) + 1))
+    for res in got:
+        assert (res.decision is None) == (res.error is not None)
+        json.dumps(res.as_dict(), ensure_ascii=False).encode("utf-8")  # every result can be written out

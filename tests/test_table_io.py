@@ -31,6 +31,8 @@ from cmap_policy.resources import policy_dir
 from cmap_policy.testing import PolicyTree, bundled_tree, read_tree, synthetic_policy, write_tree
 from cmap_policy.testing.strategies import claim_records, policy_trees
 
+from .helpers import xlsx_bytes
+
 OFFICIAL = ["Procedure Code", "Description", "Revenue Center Code", "Effective Date", "End Date",
             "Audio-Only Allowed", "Policy Guidelines"]
 SLOW = settings(max_examples=100, deadline=None,
@@ -89,16 +91,6 @@ def boundary_lines(policy: Policy) -> list[ClaimLine]:
                 ClaimLine(code, day, ("25",), pos="11"),  # not a telehealth line
             ]
     return lines
-
-
-def xlsx_bytes(rows: list[list[Any]]) -> bytes:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    for r in rows:
-        ws.append(r)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
 
 
 def csv_rows(data: bytes) -> list[dict[str, str]]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EditError, PolicyError
+from .. import guard
+from ..errors import EditError, FileRefusedError, PolicyError
 from ..lines import CODE_RE
 from ..load.loader import load_policy
 from ..model import Policy
@@ -54,9 +55,9 @@ class _Tree:
     def read(self, rel: str) -> Any:
         if rel not in self.docs:
             path = self.root / rel
-            try:
-                self.docs[rel] = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            try:  # as the loader reads it: a regular file inside the tree, within the limits
+                self.docs[rel] = guard.loads(guard.read_tree_file(path, self.root).decode("utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, FileRefusedError) as exc:
                 raise EditError(f"{self.root.name}/{rel}: cannot read it ({exc}); fix the file by hand, then run "
                                 "`cmap-policy validate`") from None
         return self.docs[rel]
@@ -77,7 +78,7 @@ class _Tree:
         texts = {rel: format_document(self.docs[rel], self.kind(rel)) for rel in sorted(self.changed)}
         with tempfile.TemporaryDirectory(prefix="cmap-policy-edit-") as tmp:
             trial = Path(tmp) / self.root.name  # the same name, so problems name the files as the author sees them
-            shutil.copytree(self.root, trial)
+            shutil.copytree(self.root, trial, symlinks=True)  # a link is copied as a link, for the loader to judge
             for rel, text in texts.items():
                 (trial / rel).parent.mkdir(parents=True, exist_ok=True)
                 (trial / rel).write_text(text, encoding="utf-8")

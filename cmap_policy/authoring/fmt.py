@@ -18,7 +18,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import FmtError
+from .. import guard
+from ..errors import FileRefusedError, FmtError
+from ..guard import read_tree_file, tree_files
 from ..load.canonical import normalize
 from ..resources import policy_dir, schema_dir
 
@@ -152,11 +154,15 @@ def format_document(data: Any, kind: str | None) -> str:
 def format_text(text: str, path: Path | None = None) -> str:
     """The canonical form of the JSON ``text`` (the contents of ``path``); ``FmtError`` if it is not JSON."""
     try:
-        data = json.loads(text)
+        data = guard.loads(text)
     except json.JSONDecodeError as exc:
         where = f"{shown(path)}:{exc.lineno}:{exc.colno}" if path else f"line {exc.lineno}, column {exc.colno}"
-        raise FmtError(f"{where}: not valid JSON: {exc.msg}; fix it by hand (check for a missing comma, quote "
+        raise FmtError(f"{where}: {guard.describe(exc)}; fix it by hand (check for a missing comma, quote "
                        "or bracket near this place), then run fmt again") from None
+    if guard.may_hold_surrogates(text) and guard.lone_surrogate(data) is not None:
+        where = shown(path) if path else "the text"
+        raise FmtError(f"{where}: {guard.lone_surrogate(data)}: a lone surrogate escape (such as \\ud800) is not a "
+                       "character; fix it by hand, then run fmt again")
     return format_document(data, schema_kind(data, path))
 
 
@@ -167,7 +173,7 @@ def policy_files(path: str | Path | None = None) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise FmtError(f"{root}: no such file or folder; give a policy folder or a .json file")
-    return sorted(p for p in root.rglob("*.json") if p.is_file())
+    return tree_files(root, "*.json", recursive=True)
 
 
 @dataclass(frozen=True)
@@ -191,10 +197,15 @@ def fmt(path: str | Path | None = None, check: bool = False) -> FmtResult:
     changed: list[Path] = []
     errors: list[str] = []
     files = policy_files(path)
+    within = Path(path) if path is not None and Path(path).is_dir() else None
     for file in files:
         try:
-            raw = file.read_bytes()
+            # only a regular file inside the folder given: a link out of it, a FIFO or a device is named, not read
+            raw = read_tree_file(file, within or (file.parent if path is not None else policy_dir()))
             text = raw.decode("utf-8")
+        except FileRefusedError as exc:
+            errors.append(f"{shown(file)}: {exc}")
+            continue
         except OSError as exc:
             errors.append(f"{shown(file)}: cannot read the file: {exc.strerror}")
             continue

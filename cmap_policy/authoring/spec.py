@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LineError, Problem, SpecFileError
+from ..guard import tree_files
 from ..interpreter import evaluate
 from ..lines import CLAIM_TYPES, parse_line
 from ..load import schema
@@ -173,29 +174,34 @@ def resolve(path: str | Path | None, policy: str | Path | None) -> tuple[Path, P
 
 
 def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(Path(root.name) / path.resolve().relative_to(root.resolve()))
+    try:  # the file's own name, not the target of a link: a link out of the tree is named where it is
+        return str(Path(root.name) / (path.parent.resolve() / path.name).relative_to(root.resolve()))
     except ValueError:
         return str(path)
 
 
 def test_files(target: Path) -> list[Path]:
+    """The test files under ``target`` (or ``target`` itself): links, FIFOs and devices too, which the reader
+    then refuses by name."""
     if target.is_dir():
-        return sorted(p for p in target.rglob("*.json") if p.is_file())
+        return tree_files(target, "*.json", recursive=True)
     return [target]
 
 
-def load_cases(files: Iterable[Path], policy: Policy) -> list[Case]:
-    """Every case of ``files``, checked by the tests schema and against ``policy``; ``SpecFileError`` otherwise."""
+def load_cases(files: Iterable[Path], policy: Policy, within: Path | None = None) -> list[Case]:
+    """Every case of ``files``, checked by the tests schema and against ``policy``; ``SpecFileError`` otherwise.
+
+    Each file is read only if it is a regular file inside ``within`` (default: its own folder).
+    """
     root = Path(policy.root)
     problems: list[Problem] = []
     cases: list[Case] = []
     for path in files:
         shown = _shown(path, root)
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             problems.append(Problem(shown, "", "no test file here", "io", "give a tests folder or a .json file"))
             continue
-        doc = read_json(path, shown)
+        doc = read_json(path, shown, within if within is not None else path.parent)
         if isinstance(doc, Problem):
             problems.append(doc)
             continue
@@ -429,7 +435,7 @@ def test(path: str | Path | None = None, *, policy: str | Path | Policy | None =
         pol = load_policy(root)
     files = test_files(target)
     notes = () if files else (f"no test files under {target}",)
-    cases = load_cases(files, pol)
+    cases = load_cases(files, pol, target if target.is_dir() else None)
     results = tuple(run_case(c, pol) for c in cases)
     root = Path(pol.root)
     return SpecReport(tuple(_shown(f, root) for f in files), results, coverage(pol, results), fail_under, pol.hash,

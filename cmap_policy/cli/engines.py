@@ -39,8 +39,8 @@ class ProgressBar:
 def _finish(summary: Any, where_errors: str) -> NoReturn:
     click.echo(summary.render(), err=True)
     if summary.errors:
-        click.echo(f"{summary.errors:,} line(s) could not be decided (see {where_errors}); every other line was",
-                   err=True)
+        others = f"the other {summary.decided:,} were" if summary.decided else "no line was decided"
+        click.echo(f"{summary.errors:,} line(s) could not be decided (see {where_errors}); {others}", err=True)
         raise SystemExit(EXIT_ERRORS)
     raise SystemExit(EXIT_OK)
 

@@ -112,7 +112,7 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
         source = None if input_file in (None, "-") else input_file
     try:
         results = api.eval_lines(source, policy=policy, release=release, input_format=input_format)
-        errors = _write(results, policy, out_format, explain, output, numbered=input_file is not None)
+        errors, decided = _write(results, policy, out_format, explain, output, numbered=input_file is not None)
     except BrokenPipeError:
         # the reader (e.g. `| head`) has gone: stop quietly, as other Unix tools do
         sys.stderr.close()
@@ -124,7 +124,8 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
         click.echo(f"error: the input is not UTF-8 text (byte {err.start})", err=True)
         sys.exit(EXIT_ERRORS)
     if errors:
-        click.echo(f"{errors} line(s) could not be decided; every other line was", err=True)
+        click.echo(f"{errors} line(s) could not be decided; the other {decided} were" if decided else
+                   f"no line was decided: {errors} error(s)", err=True)
         sys.exit(EXIT_ERRORS)
 
 
@@ -148,8 +149,10 @@ eval_command.help = (eval_command.help or "") + "\n\n\b\n" + "\n".join(
     f"  {name:<20} {text}" for name, text in FIELDS.items())
 
 
-def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, output: str, *, numbered: bool) -> int:
-    errors = 0
+def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, output: str, *,
+           numbered: bool) -> tuple[int, int]:
+    """Write every result; (lines that could not be decided, lines decided)."""
+    errors = decided = 0
     out = click.open_file(output, "w", encoding="utf-8")
     rows: list[dict[str, Any]] = []
     first_table = True
@@ -160,6 +163,8 @@ def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, outp
                 click.echo(f"error: {res.error}", err=True)
                 if out_format == "table":
                     continue
+            else:
+                decided += 1
             if do_explain and res.decision is not None and res.line is not None:
                 if numbered:
                     out.write(f"--- line {res.number} ---\n")
@@ -179,4 +184,4 @@ def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, outp
                           f"{reasons}\n")
         if out_format == "json" and not do_explain:
             out.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
-    return errors
+    return errors, decided

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -64,9 +65,19 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+class Refused:
+    """A value of a column the checks are not given: a type no claim line field has (a struct, a list where
+    text belongs), or a value Arrow cannot hand to Python (a date past 9999, text that is not UTF-8)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 def check_value(name: str, value: Any, modalities: Collection[str]) -> tuple[tuple[Any, ...], str | None, int]:
     """(the value as columns, error message or None, stage) for one value of field ``name``, by ``lines.CHECKS``."""
     nothing = tuple(None for _ in OUTPUTS.get(name, ((name, None),)))
+    if isinstance(value, Refused):
+        return nothing, value.message, 1
     if _blank(value):
         if name in REQUIRED:
             return nothing, MISSING, 0
@@ -82,23 +93,111 @@ def check_value(name: str, value: Any, modalities: Collection[str]) -> tuple[tup
     return (checked,), None, 1
 
 
-def _as_values(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Lists of modifiers as one string per line (parse_line splits strings on spaces, commas and the like)."""
-    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-        return pc.binary_join(col, " ")
+def one_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as one Arrow array (chunks combined only when there are several)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     return col
 
 
-def _spread(name: str, col: pa.ChunkedArray, modalities: Collection[str]) -> tuple[list[pa.Array], pa.Array]:
+def _python(values: pa.Array) -> list[Any]:
+    """The distinct values of a column as Python values; one that Arrow cannot convert becomes a Refused."""
+    try:
+        return list(values.to_pylist())
+    except (OverflowError, ValueError, UnicodeDecodeError, pa.ArrowException):
+        pass
+    out: list[Any] = []
+    for i in range(len(values)):
+        try:
+            out.append(values[i].as_py())
+        except UnicodeDecodeError:
+            out.append(Refused("the text is not UTF-8"))
+        except (OverflowError, ValueError, pa.ArrowException) as exc:
+            what = "a date past 9999-12-31" if pa.types.is_temporal(values.type) else f"a value ({exc})"
+            out.append(Refused(f"{what} cannot be read"))
+    return out
+
+
+# the escapes that make a list of texts one text with no two lists alike (modifiers are checked as lists,
+# as parse_line checks a JSON list, and a column's distinct lists found by Arrow's hashing of text)
+_ITEM, _NULL_ITEM = "\x1f", "\\N"
+
+
+def _list_keys(col: pa.Array) -> pa.Array | None:
+    """Each list of text or whole numbers as one text, or None for lists of anything else."""
+    if pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
+        try:
+            col = col.cast(pa.list_(col.type.value_type))
+        except pa.ArrowException:
+            return None
+    if not pa.types.is_list(col.type):
+        return None
+    items = col.values
+    if pa.types.is_dictionary(items.type):
+        items = items.dictionary_decode()
+    if not (pa.types.is_string(items.type) or pa.types.is_large_string(items.type)
+            or pa.types.is_integer(items.type)):
+        return None
+    text = items.cast(pa.string())
+    text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), _ITEM, "\\u")
+    text = pc.binary_join_element_wise(pa.scalar(_ITEM), pc.fill_null(text, _NULL_ITEM), "")
+    # col.values holds only the items of this slice's lists once the offsets are rebased
+    lists = pa.ListArray.from_arrays(pc.subtract(col.offsets, col.offsets[0]), text, mask=col.is_null())
+    return pc.binary_join(lists, "")
+
+
+def _from_key(key: str) -> list[str | None]:
+    items = key.split(_ITEM)[1:]
+    return [None if i == _NULL_ITEM else i.replace("\\u", _ITEM).replace("\\\\", "\\") for i in items]
+
+
+def _distinct(name: str, col: pa.ChunkedArray | Refused, n: int) -> tuple[list[Any], pa.Array]:
+    """(the distinct values of a column, as Python values; each row's index into them, null for a null row)."""
+    if isinstance(col, Refused):
+        return [col], pa.array(np.zeros(n, np.int32))
+    arr = one_array(col)
+    kind = arr.type
+    if pa.types.is_null(kind):
+        return [], pa.nulls(len(arr), pa.int32())
+    if name == "modifiers" and pa.types.is_dictionary(kind):
+        arr = arr.dictionary_decode()
+        kind = arr.type
+    if pa.types.is_nested(kind) or pa.types.is_union(kind):
+        keys = _list_keys(arr) if name == "modifiers" else None
+        if keys is not None:
+            encoded = pc.dictionary_encode(keys)
+            return [_from_key(k) for k in encoded.dictionary.to_pylist()], encoded.indices
+        what = "a list of modifiers, each text" if name == "modifiers" else "text or a number"
+        refused = Refused(f"the column holds {kind} values; this field takes {what}")
+        return [refused], pc.if_else(arr.is_valid(), pa.scalar(0, pa.int32()), pa.scalar(None, pa.int32()))
+    if not pa.types.is_dictionary(kind):
+        try:
+            arr = pc.dictionary_encode(arr)
+        except pa.ArrowNotImplementedError:
+            refused = Refused(f"the column holds {kind} values, which no field of a claim line takes")
+            return [refused], pc.if_else(arr.is_valid(), pa.scalar(0, pa.int32()), pa.scalar(None, pa.int32()))
+    values = _python(arr.dictionary)
+    if _binary(arr.dictionary.type):  # bytes are read as UTF-8 text, as a CSV file's are
+        values = [_utf8(v) for v in values]
+    return values, arr.indices
+
+
+def _utf8(value: Any) -> Any:
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return Refused("the text is not UTF-8")
+
+
+def _spread(name: str, col: pa.ChunkedArray | Refused, modalities: Collection[str],
+            n: int) -> tuple[list[pa.Array], pa.Array]:
     """Check each distinct value of ``col`` once: (output arrays, error array) row by row."""
-    col = _as_values(col)
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    values = arr.dictionary.to_pylist()
+    values, indices = _distinct(name, col, n)
     results = [check_value(name, v, modalities) for v in values]
     results.append(check_value(name, None, modalities))  # for null rows
-    indices = pc.fill_null(arr.indices, len(values)).cast(pa.int32())
+    indices = pc.fill_null(indices, len(values)).cast(pa.int32())
     outs = [pa.array([r[0][i] for r in results], type=typ) for i, (_, typ) in enumerate(OUTPUTS[name])]
     errs = pa.array([r[1] for r in results], pa.string())
     errors = errs.take(indices) if errs.null_count < len(errs) else pa.nulls(len(indices), pa.string())
@@ -115,19 +214,58 @@ def _by_index(values: pa.Array, indices: pa.Array) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, values)
 
 
-def _free_text(col: pa.ChunkedArray) -> pa.Array:
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if not pa.types.is_string(arr.type):
-        arr = arr.cast(pa.string())
-    trimmed = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+def _binary(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind))
 
 
-def _combine(cols: list[pa.ChunkedArray]) -> pa.ChunkedArray:
-    """One field given by several columns (a name and its alias): the last non-blank value wins, as in parse_line."""
-    texts = [_free_text(c.cast(pa.string()) if not pa.types.is_dictionary(c.type) else c) for c in cols]
+def _textual(kind: pa.DataType) -> bool:
+    """Text, whole numbers, or bytes (many Parquet writers store text as plain bytes): read as text."""
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+            or _binary(kind) or (pa.types.is_dictionary(kind) and _textual(kind.value_type)))
+
+
+def _free_text(name: str, col: pa.ChunkedArray | Refused, modalities: Collection[str],
+               n: int) -> tuple[pa.Array, pa.Array]:
+    """(the trimmed text, null when blank; errors) of a free-text field. Text and whole numbers are trimmed in
+    Arrow (``utf8_trim_whitespace`` trims what ``str.strip`` does); anything else, or text that is not
+    UTF-8, is checked value by value by ``lines.CHECKS``."""
+    arr = None if isinstance(col, Refused) else one_array(col)
+    if arr is not None and _textual(arr.type):
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        try:
+            text = arr.cast(pa.string())
+            text.validate(full=True)  # Parquet text is not checked for UTF-8 when read
+            trimmed = pc.utf8_trim_whitespace(text)
+            out = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+            return out, pa.nulls(n, pa.string())
+        except pa.ArrowInvalid:
+            pass
+    values, indices = _distinct(name, col, n)
+    results = [check_value(name, v, modalities) for v in values]
+    results.append(((None,), None, 1))
+    indices = pc.fill_null(indices, len(values)).cast(pa.int32())
+    out = pa.array([r[0][0] for r in results], pa.string()).take(indices)
+    errs = pa.array([r[1] for r in results], pa.string()).take(indices)
+    return out, errs
+
+
+def _combine(names: list[str], cols: list[pa.ChunkedArray]) -> pa.ChunkedArray | Refused:
+    """One field given by several columns (a name and its alias): the last non-blank value wins, as in parse_line.
+    Only columns of text (or whole numbers) are combined: any other kind refuses every row."""
+    if not all(_textual(one_array(c).type) for c in cols):
+        return Refused(f"the columns {', '.join(names)} give the same field, and only columns of text can be "
+                       "combined")
+    texts = []
+    for c in cols:
+        arr = one_array(c)
+        arr = arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+        try:
+            trimmed = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+        except pa.ArrowInvalid:
+            return Refused(f"the columns {', '.join(names)} give the same field, and one of them holds text that is "
+                           "not UTF-8")
+        texts.append(pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed))
     return pa.chunked_array([pc.coalesce(*reversed(texts))])
 
 
@@ -135,22 +273,23 @@ def normalize(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]
     """(lines with LINE_COLUMNS, errors) for a batch of columns as read from a file."""
     n = raw.num_rows
     numbers = line_numbers.cast(pa.int64())
-    sources: dict[str, list[pa.ChunkedArray]] = {}
+    sources: dict[str, list[tuple[str, pa.ChunkedArray]]] = {}
     for name_raw, col in zip(raw.column_names, raw.columns, strict=True):
         name = canonical_field(name_raw)
         if name not in FIELDS:  # parse_line fails every line on an unknown field
             message = f"unknown field (known: {', '.join(FIELDS)})"
             return _empty_lines(), pa.table({"line": numbers, "field": pa.array([name_raw] * n, pa.string()),
                                              "error": pa.array([message] * n, pa.string())}, schema=ERROR_SCHEMA)
-        sources.setdefault(name, []).append(col)
-    fields = {name: (cols[0] if len(cols) == 1 else _combine(cols)) for name, cols in sources.items()}
+        sources.setdefault(name, []).append((name_raw, col))
+    fields = {name: (cols[0][1] if len(cols) == 1 else _combine([c for c, _ in cols], [c for _, c in cols]))
+              for name, cols in sources.items()}
     null = pa.nulls(n, pa.string())
     out: dict[str, pa.Array] = {"line_no": numbers}
     errors: dict[str, pa.Array] = {}
     missing: dict[str, pa.Array] = {}
     for name in OUTPUTS:
         col = fields.get(name, pa.chunked_array([null]))
-        arrays, errs = _spread(name, col, modalities)
+        arrays, errs = _spread(name, col, modalities, n)
         for (out_name, _), arr in zip(OUTPUTS[name], arrays, strict=True):
             out[out_name] = arr
         if name in ("code", "date"):
@@ -159,8 +298,11 @@ def normalize(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]
             errs = pc.if_else(is_missing, null, errs)
         errors[name] = errs
     for name in FREE_TEXT:
-        col = fields.get(name)
-        out[name] = _free_text(col) if col is not None else null
+        free = fields.get(name)
+        if free is None:
+            out[name] = null
+        else:
+            out[name], errors[name] = _free_text(name, free, modalities, n)
     err_msg: pa.Array = null
     err_field: pa.Array = null
     for name, stage in PRECEDENCE:

@@ -20,13 +20,24 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import LineError
-from ..lines import canonical_field, read_jsonl
+from ..guard import MAX_LINE_BYTES, byte_source, physical_lines, too_long
+from ..lines import (
+    CSV_FIELD_LIMIT,
+    canonical_field,
+    csv_header,
+    csv_line,
+    csv_values,
+    quotes_close,
+    read_jsonl,
+    width_error,
+)
 from ..model import ClaimLine, Policy
 from ..x12 import read_x12
 from .checks import ARROW_TYPES, LINE_COLUMNS, OUTPUTS
 from .slots import EPOCH
 
 BATCH_ROWS = 1_000_000
+MIN_BATCH_ROWS = 65_536  # row groups are put together up to this many rows before a query
 CSV_BLOCK_BYTES = 32 << 20
 
 
@@ -42,6 +53,8 @@ class Batch:
 
 
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterator[Batch]]:
+    """Parquet in batches of whole row groups: small row groups are put together until a batch has at least
+    MIN_BATCH_ROWS rows, so that a file of many tiny groups is not decided one query per group."""
     schema = pq.read_schema(path)
     # checked text columns come as dictionaries: their distinct values are what the checks need, and the
     # strings are never materialized row by row
@@ -52,59 +65,194 @@ def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterato
 
     def gen() -> Iterator[Batch]:
         start = 1
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+
+        def flush() -> Batch:
+            nonlocal start, rows
+            table = pa.Table.from_batches(pending)
+            batch = Batch(raw=table, line_numbers=pa.array(np.arange(start, start + rows, dtype=np.int64)),
+                          progress=rows)
+            start += rows
+            pending.clear()
+            rows = 0
+            return batch
+
         for rb in pf.iter_batches(batch_size=batch_rows):
-            n = rb.num_rows
-            yield Batch(raw=pa.Table.from_batches([rb]),
-                        line_numbers=pa.array(np.arange(start, start + n, dtype=np.int64)), progress=n)
-            start += n
+            pending.append(rb)
+            rows += rb.num_rows
+            if rows >= min(MIN_BATCH_ROWS, batch_rows):
+                yield flush()
+        if pending:
+            yield flush()
     return total, gen()
 
 
 def read_csv(path: Path, block_bytes: int | None = None) -> tuple[int, Iterator[Batch]]:
-    """CSV in byte blocks cut at line ends. Line numbers count records from the header (line 1)."""
+    """CSV in byte blocks cut at line ends, numbered and read line for line as ``lines.read_csv`` reads them.
+
+    The header is read by ``lines.csv_header``. In each block, Arrow reads the lines it reads exactly as
+    ``lines.csv_line`` does: lines with an ASCII character that is not a blank, an even number of quotes
+    (so no value spans lines), no carriage return but the one before the line feed, and no longer than one
+    value may be. Every other line (blank, an unclosed quote, a stray carriage return, very long, not
+    UTF-8) goes through ``lines.csv_line`` itself. So both engines skip, number and read every line alike.
+    """
     block_bytes = block_bytes or CSV_BLOCK_BYTES
     total = path.stat().st_size
 
     def gen() -> Iterator[Batch]:
         with path.open("rb") as f:
-            head = f.readline()
-            consumed = len(head)
-            if head.startswith(b"\xef\xbb\xbf"):
-                head = head[3:]
-            if not head.strip():
+            src = byte_source(f)
+            header: list[str] | LineError | None = None
+            line = 0  # physical lines read so far, the header and any blank lines before it included
+            for line, raw in physical_lines(src):
+                header = csv_header(raw, line)
+                if header is not None:
+                    break
+            if header is None:
                 return
-            import csv
+            last = 0
 
-            try:
-                header = [h.strip().lower() for h in next(csv.reader([head.decode("utf-8")]))]
-            except (UnicodeDecodeError, csv.Error, StopIteration):
-                yield Batch(errors=[LineError("the header is not a CSV row of UTF-8 column names", line=1)],
-                            progress=consumed)
-                return
-            line = 1  # records read so far, the header included
+            def moved() -> int:  # bytes read since the last batch, for the progress bar
+                nonlocal last
+                now = f.tell()
+                step, last = now - last, now
+                return step
+
             rest = b""
             while True:
-                chunk = f.read(block_bytes)
+                chunk = src.read(block_bytes)
                 block = rest + chunk
-                if not chunk:
-                    rest = b""
-                elif b"\n" in block:
-                    cut = block.rindex(b"\n") + 1
+                if chunk:
+                    cut = block.rfind(b"\n") + 1
+                    if cut == 0:
+                        if len(block) > MAX_LINE_BYTES + 1:  # one line longer than any may be: skip it unread
+                            while chunk and not chunk.endswith(b"\n"):
+                                chunk = src.readline(MAX_LINE_BYTES)
+                            line += 1
+                            rest = b""
+                            yield Batch(errors=[too_long(line)], progress=moved())
+                        else:
+                            rest = block
+                        continue
                     block, rest = block[:cut], block[cut:]
-                else:
-                    rest = block
-                    continue
-                if block.strip():
-                    batch, records = _csv_block(block, header, line)
-                    batch.progress = len(chunk) if chunk else len(block)
-                    line += records
-                    yield batch
+                elif not block:
+                    return
+                batch, n = _csv_block(block, header, line)
+                batch.progress = moved()
+                line += n
+                yield batch
                 if not chunk:
                     return
     return total, gen()
 
 
-def _csv_block(block: bytes, header: list[str], before: int) -> tuple[Batch, int]:
+# bytes that are ASCII and not blank (str.isspace): a line with one of them is not a blank line
+_ASCII_INK = np.array([i < 128 and not chr(i).isspace() for i in range(256)])
+
+
+def _csv_block(block: bytes, header: list[str] | LineError, before: int) -> tuple[Batch, int]:
+    """(the batch, the number of physical lines) of a block of whole lines, the first being line before + 1."""
+    arr = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(block))  # the last line of the file, without a line feed
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    n = len(ends)
+    numbers = np.arange(before + 1, before + n + 1, dtype=np.int64)
+    special = (ends - starts) > CSV_FIELD_LIMIT
+    if isinstance(header, LineError):
+        special[:] = True
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        special[:] = True
+    # a line that may be blank: its first byte is a blank or not ASCII (csv_line, which knows, reads it)
+    firsts = arr[np.minimum(starts, len(arr) - 1)]
+    special |= (ends == starts) | ~_ASCII_INK[firsts]
+    if b"\r" in block:  # a carriage return but the one before the line feed: Arrow would end the line there
+        crs = np.add.reduceat(arr == 13, starts, dtype=np.int64)
+        last = arr[np.maximum(ends - 1, 0)]
+        special |= crs > ((last == 13) & (ends > starts))
+    rows: list[dict[str, str]] = []
+    row_numbers: list[int] = []
+    errors: list[LineError] = []
+    names = header if isinstance(header, list) else []
+    tables: list[pa.Table] = []
+    kept_numbers: list[np.ndarray] = []
+    plain = ~special
+    if plain.any() and names:
+        arrow = _arrow_lines(block, arr, starts, ends, plain, names, numbers)
+        if arrow is None:  # a quoted value Arrow would carry on to the next line: csv_line reads that line
+            plain &= _quotes_close(block, starts, ends)
+            arrow = _arrow_lines(block, arr, starts, ends, plain, names, numbers)
+        if arrow is None:
+            plain[:] = False
+        else:
+            table, kept, width_errors = arrow
+            tables.append(table)
+            kept_numbers.append(kept)
+            errors.extend(width_errors)
+    for i in np.flatnonzero(~plain):
+        number = int(numbers[i])
+        raw = block[starts[i]:ends[i] + 1]
+        item = csv_line(raw if ends[i] - starts[i] <= MAX_LINE_BYTES else None, number, header)
+        if isinstance(item, LineError):
+            errors.append(item)
+        elif item is not None:
+            rows.append(item)
+            row_numbers.append(number)
+    if not names:
+        return Batch(errors=errors), n
+    if rows:
+        tables.append(pa.table({h: pa.array([r[h] for r in rows], pa.string()) for h in names}))
+        kept_numbers.append(np.array(row_numbers, dtype=np.int64))
+    if len(tables) == 1 and not rows:
+        return Batch(raw=tables[0], line_numbers=pa.array(kept_numbers[0]), errors=errors), n
+    if not tables:
+        return Batch(errors=errors), n
+    table = pa.concat_tables(tables)
+    order = np.concatenate(kept_numbers)
+    by_line = np.argsort(order, kind="stable")  # the output keeps the lines' order
+    return Batch(raw=table.take(pa.array(by_line)), line_numbers=pa.array(order[by_line]), errors=errors), n
+
+
+def _quotes_close(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per line: whether its quoted values close on it (``lines.quotes_close``, line by line: the slow check,
+    run only on a block where Arrow found a value running on past its line)."""
+    closed = np.ones(len(starts), dtype=bool)
+    for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        line = block[a:b]
+        if b'"' in line:
+            closed[i] = quotes_close(line.decode("utf-8", "replace"))
+    return closed
+
+
+def _arrow_lines(block: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, plain: np.ndarray,
+                 names: list[str], numbers: np.ndarray) -> tuple[pa.Table, np.ndarray, list[LineError]] | None:
+    """The ``plain`` lines read by Arrow, or None if Arrow read them otherwise than line by line: fewer rows
+    than lines (a quoted value carried on to the next line), or a last line whose quote does not close."""
+    if not plain.any():
+        return pa.table({h: pa.array([], pa.string()) for h in names}), np.array([], np.int64), []
+    if plain.all():
+        data = block
+    else:
+        keep = np.repeat(plain, np.diff(np.append(starts, len(arr))))
+        data = arr[keep].tobytes()
+    last = int(np.flatnonzero(plain)[-1])
+    if not quotes_close(block[starts[last]:ends[last]].decode("utf-8", "replace")):
+        return None
+    try:
+        table, kept, width_errors, rows = _arrow_rows(data, names, numbers[plain])
+    except pa.ArrowInvalid:
+        return None
+    return (table, kept, width_errors) if rows == int(plain.sum()) else None
+
+
+def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[pa.Table, np.ndarray,
+                                                                                  list[LineError], int]:
+    """Lines read by Arrow: (the table, the numbers of its rows, errors of rows of the wrong width, the rows
+    Arrow saw in all). ``numbers`` holds each line's number, in order."""
     invalid: list[tuple[int, str]] = []
 
     def handler(row: Any) -> str:
@@ -112,70 +260,23 @@ def _csv_block(block: bytes, header: list[str], before: int) -> tuple[Batch, int
         return "skip"
 
     names = [f"c{i}" for i in range(len(header))]
-    try:
-        block.decode("utf-8")  # pyarrow would stop at a bad byte; the slow path names the line instead
-    except UnicodeDecodeError:
-        return _csv_block_slow(block, header, before)
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(block),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(block) + 1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return _csv_block_slow(block, header, before)
-    table = table.rename_columns(header) if len(set(header)) == len(header) else table
-    records = table.num_rows + len(invalid)
-    bad = {n for n, _ in invalid}
-    numbers = np.array([n for n in range(1, records + 1) if n not in bad], dtype=np.int64) if bad else \
-        np.arange(1, records + 1, dtype=np.int64)
-    errors = [LineError(_count_message(text, header), line=before + n) for n, text in invalid]
-    return Batch(raw=table, line_numbers=pa.array(numbers + before), errors=errors), records
-
-
-def _count_message(text: str, header: list[str]) -> str:
-    import csv
-
-    try:
-        row = next(csv.reader([text]))
-    except (csv.Error, StopIteration):
-        return "not a valid CSV row"
-    return f"{len(row)} values for {len(header)} columns ({', '.join(header)})"
-
-
-def _csv_block_slow(block: bytes, header: list[str], before: int) -> tuple[Batch, int]:
-    """A block pyarrow refused (bad UTF-8, broken quoting): checked line by line, as lines.read_csv does."""
-    import csv
-
-    rows: list[list[str]] = []
-    numbers: list[int] = []
-    errors: list[LineError] = []
-    records = 0
-    for raw_line in block.splitlines():
-        if not raw_line.strip():
-            continue
-        records += 1
-        number = before + records
-        try:
-            text = raw_line.decode("utf-8")
-            row = next(csv.reader([text], strict=True))
-        except UnicodeDecodeError as exc:
-            errors.append(LineError(f"the line is not UTF-8 text (byte {exc.start})", line=number))
-            continue
-        except csv.Error as exc:
-            errors.append(LineError(f"not a valid CSV row: {exc}", line=number))
-            continue
-        if len(row) != len(header):
-            errors.append(LineError(f"{len(row)} values for {len(header)} columns ({', '.join(header)})",
-                                    line=number))
-            continue
-        rows.append(row)
-        numbers.append(number)
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    table = pa.table({h: pa.array(list(c), pa.string()) for h, c in zip(header, cols, strict=True)})
-    return Batch(raw=table, line_numbers=pa.array(numbers, pa.int64()), errors=errors), records
+    table = pacsv.read_csv(
+        io.BytesIO(block),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(block) + 1),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+    ).rename_columns(header)
+    seen = table.num_rows + len(invalid)
+    if not invalid or seen != len(numbers):
+        return table, numbers, [], seen
+    bad = np.array([n - 1 for n, _ in invalid], dtype=np.int64)  # Arrow counts the rows it was given from 1
+    errors = []
+    for (_, text), at in zip(invalid, bad, strict=True):
+        values = csv_values(text)
+        message = values if isinstance(values, str) else width_error(len(values), header)
+        errors.append(LineError(message, line=int(numbers[at])))
+    return table, np.delete(numbers, bad), errors, seen
 
 
 def lines_table(items: Iterable[tuple[int, ClaimLine]], policy: Policy) -> pa.Table:
@@ -230,9 +331,8 @@ def read_jsonl_batches(path: Path, policy: Policy, batch_rows: int = 200_000) ->
     total = path.stat().st_size
 
     def gen() -> Iterator[Batch]:
-        with path.open("rb") as raw:
-            stream = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            yield from _parsed_batches(read_jsonl(stream, policy.program), policy, raw.tell, batch_rows)
+        with path.open("rb") as raw:  # read as bytes, by the interpreter's reader: a bad byte is its line's error
+            yield from _parsed_batches(read_jsonl(raw, policy.program), policy, raw.tell, batch_rows)
     return total, gen()
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PolicyError, Problem
+from ..guard import tree_files
 from ..model import Citation, Policy
 from . import schema
 from .jsonfile import JsonDoc, read_json
@@ -63,8 +64,8 @@ def check_faqs(policy: Policy) -> tuple[list[Faq], list[Problem]]:
     folder = faq_dir(policy)
     if not folder.is_dir():
         return faqs, problems
-    for path in sorted(folder.glob("*.json")):
-        doc = read_json(path, _shown(path, policy))
+    for path in tree_files(folder, "*.json"):
+        doc = read_json(path, _shown(path, policy), Path(policy.root))
         if isinstance(doc, Problem):
             problems.append(doc)
             continue

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import PolicyError, Problem
+from ..guard import tree_files
 from ..model import (
     Attestation,
     Category,
@@ -44,10 +45,10 @@ def _shown(path: Path, root: Path) -> str:
 
 def _read(path: Path, root: Path, kind: str, problems: list[Problem]) -> JsonDoc | None:
     shown = _shown(path, root)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a link that leads nowhere is read_json's to report
         problems.append(Problem(shown, "", "the file is missing", "io", f"every policy tree has {path.name}"))
         return None
-    doc = read_json(path, shown)
+    doc = read_json(path, shown, root)
     if isinstance(doc, Problem):
         problems.append(doc)
         return None
@@ -66,7 +67,7 @@ def read_tree(root: Path) -> tuple[JsonDoc | None, JsonDoc | None, list[tuple[Pa
         problems.append(Problem(_shown(code_dir, root), "", "the codes folder is missing", "io",
                                 "code files live in codes/<CODE>.json"))
     else:
-        for path in sorted(code_dir.glob("*.json")):
+        for path in tree_files(code_dir, "*.json"):
             doc = _read(path, root, "code", problems)
             if doc is not None:
                 codes.append((path, doc))
@@ -197,17 +198,30 @@ def load_policy(path: str | Path | None = None) -> Policy:
     from . import cache
 
     key = cache.fingerprint(root, schema_dir())
-    cached = cache.load(key) if key is not None else None
-    if cached is not None:  # the same bytes passed every check before
-        return cached
-    policy = load_checked(root)
+    entry = cache.load(key) if key is not None else None
+    if entry is not None:  # the same bytes passed every check before: build the Policy, skip the checks
+        try:
+            return build(root, *cache.documents(entry), known_hash=entry["hash"])
+        except Exception:  # an entry of another shape (damaged, or from another version): load from the files
+            pass
+    program_doc, releases_doc, code_docs = check_tree(root)
+    policy = build(root, program_doc, releases_doc, code_docs)
     if key is not None:
-        cache.store(key, policy)
+        cache.store(key, program_doc, releases_doc, code_docs, policy.hash)
     return policy
 
 
 def load_checked(root: Path) -> Policy:
     """Load and check the tree at ``root`` from its files, never from the cache (``PolicyError`` if it fails)."""
+    return build(root, *check_tree(root))
+
+
+Checked = tuple[JsonDoc, JsonDoc, list[tuple[Path, JsonDoc]]]
+
+
+def check_tree(root: Path) -> Checked:
+    """The documents of the tree at ``root`` once they pass every check (``PolicyError`` lists every problem):
+    what ``build`` makes a Policy of, and what the cache keeps (as JSON: data, never code)."""
     program_doc, releases_doc, code_docs, problems = read_tree(root)
     if program_doc is not None:
         problems.extend(semantics.check_program(program_doc))
@@ -228,7 +242,14 @@ def load_checked(root: Path) -> Policy:
         seen_codes.setdefault(code, doc.path)
     if problems:
         raise PolicyError(problems)
+    return program_doc, releases_doc, code_docs
 
+
+def build(root: Path, program_doc: JsonDoc, releases_doc: JsonDoc, code_docs: list[tuple[Path, JsonDoc]],
+          known_hash: str | None = None) -> Policy:
+    """The Policy of documents that passed ``check_tree`` (here, or in an earlier run: from the cache, with
+    their hash)."""
+    pdata = program_doc.data
     program = _program(pdata)
     releases = tuple(
         Release(r["id"], dt.date.fromisoformat(r["published"]), dt.date.fromisoformat(r["effective"]),
@@ -241,8 +262,9 @@ def load_checked(root: Path) -> Policy:
     )
     sources = dict(program.sources)
     codes = {doc.data["code"]: _code(doc.data, doc.path, sources) for _, doc in code_docs}
-    digest = content_hash({"program": pdata, "releases": releases_doc.data,
-                           **{f"code:{c}": doc.data for c, doc in ((d.data["code"], d) for _, d in code_docs)}})
+    digest = known_hash or content_hash({"program": pdata, "releases": releases_doc.data,
+                                         **{f"code:{c}": doc.data for c, doc in ((d.data["code"], d)
+                                                                                 for _, d in code_docs)}})
     return Policy(
         root=str(root),
         program=program,

@@ -1,13 +1,19 @@
-"""Hypothesis strategies: generated (never CMAP) policy trees and claim lines.
+"""Hypothesis strategies: generated (never CMAP) policy trees and claim lines, and hostile input.
 
 Generated trees reuse the bundled program (modalities, modifiers, places of
 service) and make up releases and codes, with periods that never overlap in any
 release, so that every generated tree loads.
+
+The hostile strategies (``hostile_values``, ``hostile_records``, ``hostile_jsonl``,
+``hostile_csv``, ``hostile_json_fragment``) make what the readers must survive:
+deep nesting, huge integers, control and surrogate characters, byte-order marks,
+CRLF, NUL bytes and bytes that are not UTF-8.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from hypothesis import strategies as st
@@ -181,3 +187,142 @@ def claim_records(draw: st.DrawFn, tree: PolicyTree | None = None) -> dict[str, 
     if draw(st.booleans()):
         rec["established_patient"] = draw(st.booleans())
     return rec
+
+
+# --- hostile values -----------------------------------------------------------------------------------------------
+#
+# What an attacker (or a broken exporter) puts in a claim file or a policy file: values nested thousands
+# deep, integers of thousands of digits, control characters (the ASCII separators \x1c-\x1f count as blanks
+# to str.strip but not to int()), lone surrogates, NUL bytes, byte-order marks, carriage returns, bytes that
+# are not UTF-8. The readers must turn each into a claim line or a located error, never an exception.
+
+BOM = "\ufeff"
+CONTROL = "".join(chr(c) for c in [*range(0x00, 0x20), 0x7F, 0x85, 0xA0, 0x2028, 0x2029, 0x3000])
+SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+
+
+def hostile_text(max_size: int = 12) -> st.SearchStrategy[str]:
+    """Text of control characters, lone surrogates, a BOM, CRLF and NUL, mixed with digits and letters."""
+    pieces = st.sampled_from([*CONTROL, BOM, "\r\n", "\r", "\x00", '"', ",", "\\", "9", "T1016", "95", "2026-01-05",
+                              " ", "é", "\U0001F600"])
+    return st.lists(st.one_of(pieces, SURROGATES, st.characters()), max_size=max_size).map("".join)
+
+
+def deep_json_text(min_depth: int = 60, max_depth: int = 5000) -> st.SearchStrategy[str]:
+    """JSON text nested ``min_depth`` to ``max_depth`` levels deep (lists, objects or both)."""
+    @st.composite
+    def build(draw: st.DrawFn) -> str:
+        depth = draw(st.integers(min_depth, max_depth))
+        kind = draw(st.sampled_from(["list", "object", "mixed"]))
+        opens = {"list": "[", "object": '{"a":'}
+        if kind == "mixed":
+            return '{"a":[' * (depth // 2) + "0" + "]}" * (depth // 2)
+        close = "]" if kind == "list" else "}"
+        return opens[kind] * depth + "0" + close * depth
+    return build()
+
+
+def huge_number_text() -> st.SearchStrategy[str]:
+    """A JSON number (or the digits of one) of 4,000 to 6,000 digits: past CPython's 4,300-digit conversion limit."""
+    return st.tuples(st.sampled_from(["", "-"]), st.integers(4000, 6000), st.sampled_from(["", ".5", "e3"])).map(
+        lambda t: t[0] + "9" * t[1] + t[2])
+
+
+def deep_value(depth: int) -> Any:
+    """A Python value nested ``depth`` deep, built without recursion."""
+    value: Any = "x"
+    for i in range(depth):
+        value = [value] if i % 2 else {"a": value}
+    return value
+
+
+def hostile_values() -> st.SearchStrategy[Any]:
+    """Python values a record may hold (what an API caller or a JSON parser hands over)."""
+    return st.one_of(
+        hostile_text(),
+        st.integers(4000, 6000).map(lambda n: 10 ** n),
+        huge_number_text(),
+        st.integers(60, 5000).map(deep_value),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.binary(max_size=8),
+        st.lists(hostile_text(4), max_size=3),
+        st.dictionaries(hostile_text(4), hostile_text(4), max_size=2),
+        st.none(), st.booleans(),
+        st.sampled_from(["T1016", "2026-01-05", "95", "11", "27", " 27 ", "27\x1c", "0900", "institutional"]),
+    )
+
+
+FIELD_NAMES = ("code", "date", "modifiers", "pos", "claim_type", "rcc", "modality", "member_age", "provider_type",
+               "units", "established_patient", "line_id", "claim_id")
+
+
+@st.composite
+def hostile_records(draw: st.DrawFn) -> dict[Any, Any]:
+    """A claim line as a record with hostile values in some fields (and sometimes a hostile key)."""
+    record: dict[Any, Any] = {"code": "T1016", "date": "2026-01-05", "modifiers": ["93"]}
+    for name in draw(st.lists(st.sampled_from(FIELD_NAMES), min_size=1, max_size=3, unique=True)):
+        record[name] = draw(hostile_values())
+    if draw(st.integers(0, 5)) == 0:
+        record[draw(hostile_text(6))] = "x"
+    return record
+
+
+@st.composite
+def hostile_json_fragment(draw: st.DrawFn) -> str:
+    """JSON text for one value, hostile: deep, a huge number, escapes of lone surrogates, NUL and controls."""
+    return draw(st.one_of(
+        deep_json_text(),
+        huge_number_text(),
+        hostile_text().map(lambda t: json.dumps(t)),  # escapes, \ud800 among them
+        st.sampled_from(['"\\ud800"', '"\\udfff\\ud800"', '"\\u0000"', '"27\\u001c"', "NaN", "-Infinity", "1e99999",
+                         '"\\ufeffT1016"']),
+    ))
+
+
+@st.composite
+def hostile_jsonl(draw: st.DrawFn) -> bytes:
+    """A JSON Lines file: good lines and hostile ones (hostile values, broken JSON, bytes that are not UTF-8, a BOM,
+    CRLF endings, NUL bytes, blank lines)."""
+    good = '{"code": "T1016", "date": "2026-01-05", "modifiers": ["93"]}'
+    lines: list[bytes] = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["good", "value", "value", "broken", "bytes", "blank"]))
+        if kind == "good":
+            line = good.encode()
+        elif kind == "value":
+            field = draw(st.sampled_from(FIELD_NAMES))
+            line = ('{"code": "T1016", "date": "2026-01-05", "' + field + '": '
+                    + draw(hostile_json_fragment()) + "}").encode("utf-8", "surrogatepass")
+        elif kind == "broken":
+            line = good[:draw(st.integers(0, len(good) - 1))].encode()
+        elif kind == "bytes":
+            line = draw(st.binary(max_size=12))
+        else:
+            line = draw(st.sampled_from([b"", b" ", b"\t", b"\r", b"\x0b"]))
+        lines.append(line.replace(b"\n", b" "))
+    ending = draw(st.sampled_from([b"\n", b"\r\n"]))
+    data = ending.join(lines) + draw(st.sampled_from([ending, b""]))
+    return (b"\xef\xbb\xbf" if draw(st.integers(0, 4)) == 0 else b"") + data
+
+
+@st.composite
+def hostile_csv(draw: st.DrawFn) -> bytes:
+    """A CSV file: a header (sometimes broken) and good and hostile lines (quotes left open, quotes as characters,
+    stray carriage returns, blank lines, huge numbers, control characters, bytes that are not UTF-8)."""
+    header = draw(st.sampled_from([b"code,date,modifiers,member_age,line_id", b"Code, Date ,modifiers,age,line_id",
+                                   b'"code","date","modifiers","units","line_id"', b"code,date,code",
+                                   b"code,date," + b"x" * 131_100, b"\xffcode,date"]))
+    cells = st.one_of(st.sampled_from(["T1016", "2026-01-05", "93", "95 GT", "27", "", " "]),
+                      hostile_text(6).map(lambda t: t.replace("\n", " ")),
+                      huge_number_text(),
+                      st.sampled_from(['"a', 'a"b', '"a""b"', '"a"x', '"', '""', "\r", "\x00", "\x1c"]))
+    rows = []
+    for _ in range(draw(st.integers(0, 8))):
+        values = draw(st.lists(cells, min_size=4, max_size=6))
+        rows.append(",".join(values).encode("utf-8", "surrogatepass"))
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(rows)))
+        rows.insert(at, draw(st.binary(max_size=10)).replace(b"\n", b""))
+    ending = draw(st.sampled_from([b"\n", b"\r\n"]))
+    data = ending.join([header, *rows]) + draw(st.sampled_from([ending, b""]))
+    return (b"\xef\xbb\xbf" if draw(st.integers(0, 4)) == 0 else b"") + data

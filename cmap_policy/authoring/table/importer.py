@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import os
 import re
 import shutil
@@ -14,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import PolicyError, Problem, TableError
+from ... import guard
+from ...errors import FileRefusedError, PolicyError, Problem, TableError
 from ...load.loader import load_checked
 from ...resources import policy_dir
 from ..fmt import format_document
@@ -133,10 +133,11 @@ def _dump(doc: Any, kind: str) -> str:
     return format_document(doc, kind)
 
 
-def _load_json(path: Path) -> Any:
+def _load_json(path: Path, root: Path) -> Any:
+    """A file of the policy tree at ``root``, read as the loader reads it: a regular file inside the tree."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return guard.loads(guard.read_tree_file(path, root).decode("utf-8"))
+    except (OSError, ValueError, FileRefusedError) as exc:
         raise TableError(f"{path.name}: cannot read it ({exc}); run `cmap-policy validate` on the policy") from None
 
 
@@ -184,7 +185,7 @@ def import_table(
     colmap = parse_column_map(columns) if columns is not None and not isinstance(columns, Mapping) else \
         {norm_heading(k): v for k, v in (columns or {}).items()}
     raw = read_table(table, fmt=fmt, name=name, columns=colmap, sheet=sheet)
-    before = _Files(_load_json(root / "program.json"), _load_json(root / "releases.json"))
+    before = _Files(_load_json(root / "program.json", root), _load_json(root / "releases.json", root))
     result = ImportResult(raw.name, str(root), release, dry_run=dry_run, allow_partial=allow_partial)
     if coverage not in (None, "complete", "partial"):
         raise TableError(f"coverage {coverage!r} is not complete or partial")
@@ -203,7 +204,7 @@ def import_table(
 
     codes_dir = root / "codes"
     paths = {p.stem: p for p in sorted(codes_dir.glob("*.json"))} if codes_dir.is_dir() else {}
-    docs = {code: _load_json(path) for code, path in paths.items()}
+    docs = {code: _load_json(path, root) for code, path in paths.items()}
     _check_later_releases(docs, after.releases, release)
     by_code: dict[str, list[TableRow]] = {}
     for r in parsed.rows:

@@ -1,4 +1,11 @@
-"""Reading a table (xlsx, csv, or an export's json) into rows, and each row into a checked ``TableRow``."""
+"""Reading a table (xlsx, csv, or an export's json) into rows, and each row into a checked ``TableRow``.
+
+A table is read within limits (``TABLE_LIMITS``): its size (for an .xlsx, the size of everything in the
+zip once uncompressed, checked before openpyxl opens it), its rows, its columns and the length of one
+cell. The official table has a few thousand rows of a dozen columns; a file far past that is a mistake or
+a bomb (a few kilobytes of .xlsx can unpack to millions of cells), and is refused with ``TableError``
+saying which limit it passed, before the time and memory it would take are spent.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,12 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import guard
 from ...errors import TableError
 from ...lines import CODE_RE
 from .columns import (
@@ -33,6 +41,58 @@ from .columns import (
 )
 
 # --------------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class TableLimits:
+    bytes: int = 64 << 20  # the file (csv, json), or an .xlsx's parts once uncompressed
+    rows: int = 50_000
+    columns: int = 256
+    cell_chars: int = 32_767  # a spreadsheet program's own limit on one cell
+
+
+TABLE_LIMITS = TableLimits()
+
+
+def _bounded(name: str, rows: Iterable[Sequence[Any]], limits: TableLimits) -> list[tuple[int, list[Any]]]:
+    """The rows, numbered from 1, or ``TableError`` at the first row past a limit (read no further)."""
+    out: list[tuple[int, list[Any]]] = []
+    for number, row in enumerate(rows, 1):
+        if number > limits.rows:
+            raise TableError(f"{name}: more than {limits.rows:,} rows; the telehealth table has a few thousand "
+                             "(is this the right file or sheet?)")
+        cells = list(row)
+        if len(cells) > limits.columns:
+            extra = next((i for i in range(limits.columns, len(cells)) if _filled(cells[i])), None)
+            if extra is not None:
+                raise TableError(f"{name}: row {number} has a value in column {extra + 1:,}; a table is read up to "
+                                 f"column {limits.columns}")
+            cells = cells[:limits.columns]
+        for i, cell in enumerate(cells):
+            if isinstance(cell, str) and len(cell) > limits.cell_chars:
+                raise TableError(f"{name}: row {number}, column {i + 1}: a cell of {len(cell):,} characters; a "
+                                 f"cell may hold {limits.cell_chars:,}")
+        out.append((number, cells))
+    return out
+
+
+def _filled(value: Any) -> bool:
+    """True when a cell holds anything (not None, not blank text)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _unpacked_size(data: bytes, name: str, limits: TableLimits) -> None:
+    """Refuse an .xlsx whose parts unpack to more than the limit (read from the zip's directory, nothing unpacked)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            size = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip at all: openpyxl says so, in its own words
+    if size > limits.bytes:
+        raise TableError(f"{name}: the workbook unpacks to {size:,} bytes, more than the {limits.bytes:,} a table "
+                         "may have (the telehealth table is a few hundred kilobytes)")
 
 
 @dataclass
@@ -74,7 +134,9 @@ def _table_from_rows(name: str, rows: list[tuple[int, list[Any]]], colmap: Mappi
     return RawTable(name, number, headings, rows[at + 1:])
 
 
-def _read_xlsx(data: bytes, name: str, colmap: Mapping[str, str], sheet: str | None) -> RawTable:
+def _read_xlsx(data: bytes, name: str, colmap: Mapping[str, str], sheet: str | None,
+               limits: TableLimits) -> RawTable:
+    _unpacked_size(data, name, limits)
     try:
         import openpyxl
     except ImportError:
@@ -95,7 +157,7 @@ def _read_xlsx(data: bytes, name: str, colmap: Mapping[str, str], sheet: str | N
         for sname in names:
             ws = wb[sname]
             ws.reset_dimensions()  # some writers record a wrong used range; read every row that is there
-            rows = [(i, list(r)) for i, r in enumerate(ws.iter_rows(min_row=1, values_only=True), 1)]
+            rows = _bounded(f"{name} [{sname}]", ws.iter_rows(min_row=1, values_only=True), limits)
             if _find_header(rows, colmap) is not None:
                 return _table_from_rows(f"{name} [{sname}]", rows, colmap)
         shown = sheet or ", ".join(wb.sheetnames)
@@ -105,24 +167,25 @@ def _read_xlsx(data: bytes, name: str, colmap: Mapping[str, str], sheet: str | N
         wb.close()
 
 
-def _read_csv(data: bytes, name: str, colmap: Mapping[str, str]) -> RawTable:
+def _read_csv(data: bytes, name: str, colmap: Mapping[str, str], limits: TableLimits) -> RawTable:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TableError(f"{name}: not UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8'") from None
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        rows = _bounded(name, csv.reader(io.StringIO(text, newline=""), strict=True), limits)
     except csv.Error as exc:
         raise TableError(f"{name}: not valid CSV ({exc})") from None
-    rows: list[tuple[int, list[Any]]] = [(i, list(r)) for i, r in enumerate(records, 1)]
     return _table_from_rows(name, rows, colmap)
 
 
-def _read_json(data: bytes, name: str) -> RawTable:
+def _read_json(data: bytes, name: str, limits: TableLimits) -> RawTable:
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TableError(f"{name}: not valid JSON ({exc})") from None
+        doc = guard.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise TableError(f"{name}: {guard.describe(exc)} (line {exc.lineno}, column {exc.colno})") from None
     items = doc.get("rows") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
         raise TableError(f"{name}: expected a list of row objects, or an object with 'rows' (as export writes)")
@@ -139,6 +202,9 @@ def _read_json(data: bytes, name: str) -> RawTable:
             for f in flat:
                 if f not in keys:
                     keys.append(f)
+    if len(items) > limits.rows or len(keys) > limits.columns:
+        raise TableError(f"{name}: {len(items):,} rows of {len(keys):,} columns; a table is read up to "
+                         f"{limits.rows:,} rows and {limits.columns} columns")
     rows = []
     for i, item in enumerate(items, 1):
         flat_item = dict(item)
@@ -150,12 +216,13 @@ def _read_json(data: bytes, name: str) -> RawTable:
         elif cit is not None:
             flat_item["citation"] = cit
         rows.append((i, [flat_item.get(k) for k in keys]))
-    return RawTable(name, 0, keys, rows)
+    return RawTable(name, 0, keys, [(n, cells) for n, cells in _bounded(name, (r for _, r in rows), limits)])
 
 
 def read_table(table: str | Path | bytes, *, fmt: str | None = None, name: str | None = None,
-               columns: Mapping[str, str] | None = None, sheet: str | None = None) -> RawTable:
-    """The header and rows of a table file (or its bytes, with ``fmt``)."""
+               columns: Mapping[str, str] | None = None, sheet: str | None = None,
+               limits: TableLimits = TABLE_LIMITS) -> RawTable:
+    """The header and rows of a table file (or its bytes, with ``fmt``), within ``limits``."""
     colmap = dict(columns or {})
     if isinstance(table, (bytes, bytearray)):
         data = bytes(table)
@@ -166,17 +233,21 @@ def read_table(table: str | Path | bytes, *, fmt: str | None = None, name: str |
         if fmt is None:
             fmt = {".xlsx": "xlsx", ".xlsm": "xlsx", ".csv": "csv", ".json": "json"}.get(path.suffix.lower())
         try:
-            data = path.read_bytes()
+            with path.open("rb") as f:
+                data = f.read(limits.bytes + 1)
         except OSError as exc:
             raise TableError(f"{shown}: cannot read the file ({exc.strerror})") from None
+    if len(data) > limits.bytes:
+        raise TableError(f"{shown}: larger than {limits.bytes:,} bytes; the telehealth table is a few hundred "
+                         "kilobytes")
     if fmt is None:
         fmt = "xlsx" if data[:2] == b"PK" else "json" if data.lstrip()[:1] in (b"{", b"[") else "csv"
     if fmt == "xlsx":
-        return _read_xlsx(data, shown, colmap, sheet)
+        return _read_xlsx(data, shown, colmap, sheet, limits)
     if fmt == "csv":
-        return _read_csv(data, shown, colmap)
+        return _read_csv(data, shown, colmap, limits)
     if fmt == "json":
-        return _read_json(data, shown)
+        return _read_json(data, shown, limits)
     raise TableError(f"unknown table format {fmt!r} (use one of {', '.join(FORMATS)}); .xls files: save as .xlsx")
 
 
