@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cmap_policy import ClaimLine, LineError, evaluate, load_policy, parse_line
-from cmap_policy.authoring.table import COLUMNS, FORMATS, TableError, export_table, import_table, table_rows
+from cmap_policy.authoring.table import COLUMNS, FORMATS, TableError, export_table, import_table
 from cmap_policy.cli import main
 from cmap_policy.model import Policy
 from cmap_policy.resources import policy_dir
