@@ -265,12 +265,18 @@ def read_jsonl(stream: IO[str], program: Program) -> Iterator[Parsed]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield number, LineError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=number)
+            yield number, json_error(exc, number)
             continue
-        yield number, _parse_at(data, program, number)
+        yield number, parse_at(data, program, number)
 
 
-def _parse_at(data: Any, program: Program, number: int) -> ClaimLine | LineError:
+def json_error(exc: json.JSONDecodeError, number: int) -> LineError:
+    """The error of a line that is not JSON (``orjson``'s errors are ``json.JSONDecodeError`` too)."""
+    return LineError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=number)
+
+
+def parse_at(data: Any, program: Program, number: int) -> ClaimLine | LineError:
+    """``parse_line``, with the error (if any) returned and numbered rather than raised."""
     try:
         return parse_line(data, program)
     except LineError as err:
@@ -304,18 +310,18 @@ def read_csv(stream: IO[str], program: Program) -> Iterator[Parsed]:
             yield number, LineError(f"{len(row)} values for {len(header)} columns ({', '.join(header)})",
                                     line=number)
             continue
-        yield number, _parse_at(dict(zip(header, row, strict=True)), program, number)
+        yield number, parse_at(dict(zip(header, row, strict=True)), program, number)
 
 
 def read_json_document(text: str, program: Program) -> Iterator[Parsed]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        yield exc.lineno, LineError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)
+        yield exc.lineno, json_error(exc, exc.lineno)
         return
     items = data if isinstance(data, list) else [data]
     for i, item in enumerate(items, 1):
-        yield i, _parse_at(item, program, i)
+        yield i, parse_at(item, program, i)
 
 
 def sniff(head: str) -> str:
@@ -384,4 +390,4 @@ class _Chain(io.TextIOBase):
 
 def lines_from_records(records: Iterable[Mapping[str, Any]], program: Program) -> Iterator[Parsed]:
     for i, rec in enumerate(records, 1):
-        yield i, _parse_at(rec, program, i)
+        yield i, parse_at(rec, program, i)
