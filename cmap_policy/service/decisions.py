@@ -10,6 +10,7 @@ so a handful of decisions serve most traffic, and each one's JSON is kept here b
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -95,8 +96,15 @@ class Decider:
         t0 = time.perf_counter()
         try:
             record = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            return self._answer(json_error(exc, number), number, release, None, started, t0)
+        except orjson.JSONDecodeError:
+            # read again as `eval` reads it: the same message, and what only the standard parser takes (NaN)
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                return self._answer(json_error(exc, number), number, release, None, started, t0)
+            except UnicodeDecodeError:
+                return self._answer(LineError("the line is not UTF-8 text", line=number), number, release, None,
+                                    started, t0)
         return self._answer(parse_at(record, self.program, number), number, release, record, started, t0)
 
 

@@ -220,3 +220,9 @@ def document() -> dict[str, Any]:
                         "CdsResponse": _HOOK_RESPONSE, "CdsDiscovery": _DISCOVERY},
         },
     }
+
+
+if __name__ == "__main__":  # python -m cmap_policy.service.openapi > docs/openapi.json
+    import json
+
+    print(json.dumps(document(), indent=2, ensure_ascii=False))
