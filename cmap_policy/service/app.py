@@ -99,13 +99,13 @@ class Service:
         if self.config.watch and root is not None:
             await watch(self.holder, root, self._stop, self._loaded)
 
-    def _loaded(self, result: Serving | Failure) -> None:
+    def _loaded(self, result: Serving | Failure, reload: bool) -> None:
         if isinstance(result, Failure):
-            self.metrics.reload_result(result.lines())
+            self.metrics.reload_result(result.lines(), counted=reload)
             for line in result.lines():
                 log.error("policy not loaded, the previous one (if any) keeps serving: %s", line)
             return
-        self.metrics.reload_result(None)
+        self.metrics.reload_result(None, counted=reload)
         p = result.policy
         self.metrics.serving(p.latest.id, p.hash, p.root, result.loaded_at)
         log.info("serving release %s, policy hash %s", p.latest.id, p.hash[:12])

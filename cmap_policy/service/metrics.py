@@ -100,14 +100,15 @@ class Metrics:
         self.policy.labels(release, policy_hash, root).set(1)
         self.policy_loaded.set(loaded_at)
 
-    def reload_result(self, problems: Sequence[str] | None) -> None:
-        """After a reload: None when it succeeded, else the problems of the tree that failed."""
+    def reload_result(self, problems: Sequence[str] | None, *, counted: bool) -> None:
+        """After a load: None when it succeeded, else the problems of the tree that failed; ``counted`` when it
+        was a reload (not the first load)."""
         self.reload_problems.clear()
         if problems is None:
-            self.reloads.inc()
+            self.reloads.inc(counted)
             self.reload_failed.set(0)
             return
-        self.reload_failures.inc()
+        self.reload_failures.inc(counted)
         self.reload_failed.set(1)
         for problem in problems[:_MAX_PROBLEM_LABELS]:
             self.reload_problems.labels(problem).set(1)

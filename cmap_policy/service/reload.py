@@ -23,14 +23,14 @@ def _json_files(change: Change, path: str) -> bool:
     return path.endswith(".json")
 
 
-async def reload_once(holder: PolicyHolder, on_result: Callable[[Serving | Failure], None]) -> None:
+async def reload_once(holder: PolicyHolder, on_result: Callable[[Serving | Failure, bool], None]) -> None:
+    """Load the tree off the event loop and install it; ``on_result`` hears how it went and if it was a reload."""
     result = await asyncio.to_thread(load, holder.root)
-    holder.install(result)
-    on_result(result)
+    on_result(result, holder.install(result))
 
 
 async def watch(holder: PolicyHolder, root: Path, stop: asyncio.Event,
-                on_result: Callable[[Serving | Failure], None]) -> None:
+                on_result: Callable[[Serving | Failure, bool], None]) -> None:
     """Reload on every change under ``root`` until ``stop`` is set."""
     async for _changes in awatch(root, watch_filter=_json_files, debounce=DEBOUNCE_MS, stop_event=stop):
         await reload_once(holder, on_result)

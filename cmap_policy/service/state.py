@@ -55,13 +55,14 @@ class PolicyHolder:
         self.reloads = 0
         self.failed_reloads = 0
 
-    def install(self, result: Serving | Failure) -> None:
+    def install(self, result: Serving | Failure) -> bool:
+        """Swap in a loaded tree, or keep a failure; True when it was a reload (a policy was serving)."""
+        reload = self.serving is not None
         if isinstance(result, Failure):
             self.failure = result
-            if self.serving is not None:
-                self.failed_reloads += 1
-            return
-        if self.serving is not None:
-            self.reloads += 1
+            self.failed_reloads += reload
+            return reload
+        self.reloads += reload
         self.failure = None
         self.serving = result  # the swap: one assignment
+        return reload
