@@ -212,8 +212,17 @@ def _day(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])  # a partial date such as 2026-01 has no day: the 1st
 
 
-def _line_records(resource: Any, resource_type: str) -> list[tuple[dict[str, Any], str]]:
-    """(claim line record, where its date came from) per CPT/HCPCS code of the resource."""
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A claim line read from a resource, where its date came from, and whether it is virtual but unstated."""
+
+    record: dict[str, Any]
+    date_from: str
+    unstated: bool
+
+
+def _asks(resource: Any, resource_type: str) -> list[Ask]:
+    """One claim line per CPT/HCPCS code of the resource."""
     if resource_type == "Appointment":
         code_concepts = list(resource.serviceType or ())
         modality_concepts = [*code_concepts, *([resource.appointmentType] if resource.appointmentType else [])]
@@ -232,11 +241,9 @@ def _line_records(resource: Any, resource_type: str) -> list[tuple[dict[str, Any
         record: dict[str, Any] = {"code": code, "date": day.isoformat()}
         if modality is not None and modality != TELEHEALTH:
             record["modality"] = modality
-        elif modality == TELEHEALTH:
-            record["modality_unstated"] = True  # removed before parsing: see _unstated_card
         if resource.id:
             record["line_id"] = f"{resource_type}/{resource.id}"
-        out.append((record, date_from))
+        out.append(Ask(record, date_from, modality == TELEHEALTH))
     return out
 
 
@@ -320,13 +327,13 @@ def answer(service_id: str, body: Any, serving: Serving, *, site_url: str | None
     for where, raw in found:
         resource = _validate(raw, where)
         extensions = []
-        for record, date_from in _line_records(resource, svc.resource_type):
-            day = dt.date.fromisoformat(record["date"])
-            link = code_page(record["code"], site_url, api_base, day)
-            if record.pop("modality_unstated", False):
-                cards.append(_unstated_card(record["code"], day, link))
+        for ask in _asks(resource, svc.resource_type):
+            day = dt.date.fromisoformat(ask.record["date"])
+            link = code_page(ask.record["code"], site_url, api_base, day)
+            if ask.unstated:
+                cards.append(_unstated_card(ask.record["code"], day, link))
                 continue
-            one = serving.decider.answer(record, len(answers) + 1, None)
+            one = serving.decider.answer(ask.record, len(answers) + 1, None)
             if one.result.error is not None:  # a code that is not a procedure code: say so in the answer
                 err = one.result.error
                 raise ProblemError(400, "invalid-request", f"{where}: {err.message}", field=f"{where}.code")
@@ -334,7 +341,7 @@ def answer(service_id: str, body: Any, serving: Serving, *, site_url: str | None
             outcome = one.result.decision.outcome.value if one.result.decision else ""
             if outcome in SILENT:
                 continue
-            cards.append(_card(one, serving, date_from, link))
+            cards.append(_card(one, serving, ask.date_from, link))
             covered = COVERAGE.get(outcome)
             if coverage is not None and covered is not None:
                 extensions.append(_coverage_extension(one, coverage, covered))
