@@ -87,7 +87,7 @@ def test_the_log_rotates_by_size_and_loses_no_record(tmp_path: Path) -> None:
     files = sorted(tmp_path.glob("decisions.jsonl*"))
     assert len(files) > 3
     assert all(p.stat().st_size <= 20_000 for p in files)
-    oldest_first = sorted((p for p in files if p != log), key=lambda p: -int(p.suffix[1:])) + [log]
+    oldest_first = [*sorted((p for p in files if p != log), key=lambda p: -int(p.suffix[1:])), log]
     records = _records(*oldest_first)
     assert [r["decision_id"] for r in records] == _ids(answered)  # in order across the files
 

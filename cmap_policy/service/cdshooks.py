@@ -161,7 +161,7 @@ def _resources(body: Any, svc: HookService) -> list[tuple[str, Mapping[str, Any]
 
 
 def _codings(concepts: Any) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for concept in concepts or ():
         out.extend(concept.coding or ())
     return out
@@ -285,8 +285,8 @@ def _card(answer: Answer, serving: Serving, date_from: str, link: str) -> dict[s
         source["url"] = cited.source.url
     detail = explain(serving.policy, line, decision).replace("\n", "  \n")
     detail += f"  \n\nDate of service from the resource's {date_from}. Decision id {answer.decision_id}."
-    return {"uuid": str(uuid.uuid4()), "summary": summary[:140], "indicator": INDICATORS.get(outcome, DEFAULT_INDICATOR),
-            "detail": detail, "source": source,
+    return {"uuid": str(uuid.uuid4()), "summary": summary[:140],
+            "indicator": INDICATORS.get(outcome, DEFAULT_INDICATOR), "detail": detail, "source": source,
             "links": [{"label": f"{line.code} on the CMAP telehealth table", "url": link, "type": "absolute"}]}
 
 

@@ -62,7 +62,7 @@ class JsonLinesWriter:
     def _open(self) -> IO[bytes]:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return open(self.path, "ab")  # noqa: SIM115 (kept open for the writer's life)
+        return open(self.path, "ab")
 
     def put(self, item: Any) -> None:
         """Queue one item; it is written after every item queued before it."""

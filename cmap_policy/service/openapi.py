@@ -11,23 +11,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lines import ALIASES, FIELDS
+from ..lines import ALIASES, CLAIM_TYPES, CODE_RE, FIELDS, MAX_MODIFIERS, MODIFIER_RE, POS_RE, RCC_RE
 from ..model import MAX_AGE, MAX_UNITS, Outcome
 
-_TEXT: dict[str, Any] = {"type": ["string", "integer"]}
+_TEXT: dict[str, Any] = {"type": "string", "maxLength": 200}
+# Patterns say what to send (what lines.CHECKS take after trimming and upper-casing); a value that fits the
+# schema can still be refused (a date that is not a real calendar day, a modality the program does not know).
 _TYPES: dict[str, dict[str, Any]] = {
-    "code": {"type": "string", "examples": ["T1016"]},
+    "code": {"type": "string", "pattern": CODE_RE.pattern, "examples": ["T1016"]},
     "date": {"type": "string", "format": "date", "examples": ["2026-01-05"]},
-    "modifiers": {"oneOf": [{"type": "array", "items": {"type": "string"}, "maxItems": 4}, {"type": "string"}],
-                  "examples": [["93"]]},
-    "pos": {**_TEXT, "examples": ["11"]},
-    "claim_type": {"type": "string", "enum": ["professional", "institutional"]},
-    "rcc": _TEXT,
+    "modifiers": {"type": "array", "items": {"type": "string", "pattern": MODIFIER_RE.pattern},
+                  "maxItems": MAX_MODIFIERS, "examples": [["93"]]},
+    "pos": {"type": "string", "pattern": POS_RE.pattern, "examples": ["11"]},
+    "claim_type": {"type": "string", "enum": list(CLAIM_TYPES)},
+    "rcc": {"type": "string", "pattern": RCC_RE.pattern},
     "modality": {"type": "string", "examples": ["audio-video"]},
-    "member_age": {"type": ["integer", "string"], "minimum": 0, "maximum": MAX_AGE},
+    "member_age": {"type": "integer", "minimum": 0, "maximum": MAX_AGE},
     "provider_type": _TEXT,
-    "units": {"type": ["integer", "string"], "minimum": 0, "maximum": MAX_UNITS},
-    "established_patient": {"type": ["boolean", "string"]},
+    "units": {"type": "integer", "minimum": 0, "maximum": MAX_UNITS},
+    "established_patient": {"type": "boolean"},
     "line_id": _TEXT,
     "claim_id": _TEXT,
 }
@@ -40,8 +42,9 @@ def _ref(name: str) -> dict[str, str]:
 
 def _claim_line() -> dict[str, Any]:
     props = {name: {**_TYPES[name], "description": text} for name, text in FIELDS.items()}
-    return {"type": "object", "required": ["code", "date"], "properties": props,
-            "description": "One claim line, as `cmap-policy eval` reads it. Also accepted: "
+    return {"type": "object", "required": ["code", "date"], "properties": props, "additionalProperties": False,
+            "description": "One claim line, as `cmap-policy eval` reads it (which also takes numbers as text, "
+                           "modifiers as one string, and lower case). Also accepted: "
                            + ", ".join(f"`{a}` for `{f}`" for a, f in ALIASES.items())
                            + ". An unknown field is an error naming the field."}
 
