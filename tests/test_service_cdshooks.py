@@ -154,6 +154,17 @@ def test_the_date_of_service_comes_from_the_occurrence(server: Running) -> None:
     assert "occurrenceDateTime" in card["detail"]
 
 
+def test_release_decides_as_an_earlier_table_did(server: Running) -> None:
+    body = hook("appointment-book", [appointment("97153", "2024-06-01T09:00:00Z", appointment_type=_mode("PHONE"))])
+    with server.client() as c:
+        latest = c.post("/cds-services/appointment-book", json=body).json()["cards"][0]
+        then = c.post("/cds-services/appointment-book", params={"release": "PB-2020-14"}, json=body).json()["cards"][0]
+        unknown = c.post("/cds-services/appointment-book", params={"release": "nope"}, json=body)
+    assert "release PB-2020-14" in then["source"]["label"] and "PB-2020-14" not in latest["source"]["label"]
+    assert then["indicator"] == "info" and latest["indicator"] == "critical"
+    assert unknown.status_code == 400 and unknown.json()["field"] == "release"
+
+
 def test_without_coverage_there_is_a_card_but_no_coverage_assertion(server: Running) -> None:
     body = _call(server, "appointment-book", hook("appointment-book", [
         appointment("97153", "2026-01-05T09:00:00Z", extension=[VIRTUAL])], coverage=False)).json()

@@ -296,9 +296,11 @@ def build(service: Service) -> Starlette:
         if service_id not in cdshooks.SERVICES:
             raise ProblemError(404, "not-found", f"no CDS service {service_id!r} (see /cds-services)")
         serving = service.serving()
+        release = _release(request, serving)
         body = _json_body(await service.body(request, cfg.max_body))
-        base = cfg.site_url or str(request.base_url).rstrip("/")
-        response, answers = cdshooks.answer(service_id, body, serving, site_url=cfg.site_url, api_base=base)
+        base = str(request.base_url).rstrip("/")
+        response, answers = cdshooks.answer(service_id, body, serving, release=release, site_url=cfg.site_url,
+                                            api_base=base)
         service.record(answers, f"cds-services/{service_id}")
         return _json(response)
 

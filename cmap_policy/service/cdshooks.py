@@ -315,9 +315,12 @@ def _coverage_extension(answer: Answer, coverage: str, covered: str) -> dict[str
     return {"url": COVERAGE_INFORMATION, "extension": parts}
 
 
-def answer(service_id: str, body: Any, serving: Serving, *, site_url: str | None,
+def answer(service_id: str, body: Any, serving: Serving, *, release: str | None = None, site_url: str | None,
            api_base: str) -> tuple[dict[str, Any], list[Answer]]:
-    """The CDS Hooks response to a request, and the answers (decisions) it holds, for the log and metrics."""
+    """The CDS Hooks response to a request, and the answers (decisions) it holds, for the log and metrics.
+
+    ``release``: decide as the table was published then (the service's ``?release=``); default the latest.
+    """
     svc = SERVICES[service_id]
     found = _resources(body, svc)
     coverage = _coverage_reference(body)
@@ -333,7 +336,7 @@ def answer(service_id: str, body: Any, serving: Serving, *, site_url: str | None
             if ask.unstated:
                 cards.append(_unstated_card(ask.record["code"], day, link))
                 continue
-            one = serving.decider.answer(ask.record, len(answers) + 1, None)
+            one = serving.decider.answer(ask.record, len(answers) + 1, release)
             if one.result.error is not None:  # a code that is not a procedure code: say so in the answer
                 err = one.result.error
                 raise ProblemError(400, "invalid-request", f"{where}: {err.message}", field=f"{where}.code")

@@ -209,7 +209,8 @@ def document() -> dict[str, Any]:
             "/cds-services/{service}": {"post": {
                 "summary": "Call a CDS service (appointment-book or order-sign)", "operationId": "cdsService",
                 "parameters": [{"name": "service", "in": "path", "required": True,
-                                "schema": {"type": "string", "enum": ["appointment-book", "order-sign"]}}],
+                                "schema": {"type": "string", "enum": ["appointment-book", "order-sign"]}},
+                               _RELEASE_PARAM],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CdsRequest")}}},
                 "responses": {**_ok(_ref("CdsResponse"), "Cards, and CRD coverage information."),
                               **_problems(400, 401, 404, 408, 413, 503)}}},
