@@ -185,3 +185,12 @@ def test_the_openapi_document_is_served_and_kept_in_the_docs(server: Running) ->
     kept = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
     assert kept == served, "run: python -m cmap_policy.service.openapi > docs/openapi.json"
     assert set(served["components"]["schemas"]["ClaimLine"]["properties"]) == set(FIELDS)
+
+
+def test_a_client_cannot_make_new_metric_series_with_field_names(server: Running) -> None:
+    with server.client() as c:
+        for i in range(5):
+            c.post("/v1/decide", json={"code": "T1016", "date": "2026-01-05", f"made_up_{i}": 1})
+        metrics = c.get("/metrics").text
+    assert "made_up_" not in metrics
+    assert 'cmap_policy_line_errors_total{field="unknown"}' in metrics

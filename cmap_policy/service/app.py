@@ -160,7 +160,7 @@ class Service:
         self.metrics.decided_many(decided, [a.seconds for a in answers if a.result.decision is not None])
         for a in answers:
             if a.result.error is not None:
-                self.metrics.line_errors.labels(a.result.error.field or "line").inc()
+                self.metrics.line_error(a.result.error.field)
 
 
 def _release(request: Request, serving: Serving) -> str | None:
@@ -198,7 +198,7 @@ def build(service: Service) -> Starlette:
         answer = serving.decider.answer(record, 1, release)
         if answer.result.error is not None:
             err = answer.result.error
-            service.metrics.line_errors.labels(err.field or "line").inc()
+            service.metrics.line_error(err.field)
             raise ProblemError(422, "invalid-line", err.message, field=err.field)
         if service.decision_log is not None:
             service.decision_log.record(answer, "/v1/decide")
@@ -393,9 +393,7 @@ class Gate:
         seconds = time.perf_counter() - t0
         route = scope.get("route")
         name = getattr(route, "path", "unmatched")
-        m = self.service.metrics
-        m.request_seconds.labels(name).observe(seconds)
-        m.responses.labels(name, str(status)).inc()
+        self.service.metrics.responded(name, status, seconds)
         if self.service.access_log is not None:
             client = scope.get("client")
             self.service.access_log.request({

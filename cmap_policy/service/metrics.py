@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from ..lines import FIELDS
 from ..model import Decision, Outcome
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -61,6 +62,7 @@ class Metrics:
                                  registry=r)
         self._outcome = {o.value: self.decisions.labels(o.value) for o in Outcome}
         self._reason: dict[tuple[str, str], Counter] = {}
+        self._http: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
         self._seconds = self.decision_seconds
 
     def decided(self, decision: Decision, seconds: float) -> None:
@@ -88,6 +90,21 @@ class Metrics:
             self._reason_child(outcome, code).inc(n)
         for s in seconds:
             self._seconds.observe(s)
+
+    def line_error(self, field: str | None) -> None:
+        """Count a line that could not be decided, by the field at fault: a known field's name, ``unknown``
+        for a field the line should not have (its name comes from the client: never a label), or ``line``."""
+        label = "line" if field is None else (field if field in FIELDS else "unknown")
+        self.line_errors.labels(label).inc()
+
+    def responded(self, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP response and its time, by route (the path template) and status."""
+        children = self._http.get((route, status))
+        if children is None:
+            children = self._http[(route, status)] = (self.request_seconds.labels(route),
+                                                      self.responses.labels(route, str(status)))
+        children[0].observe(seconds)
+        children[1].inc()
 
     def _reason_child(self, outcome: str, code: str) -> Counter:
         child = self._reason.get((outcome, code))
