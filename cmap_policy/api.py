@@ -30,7 +30,11 @@ class LineResult:
     decision: Decision | None
     error: LineError | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def line_fields(self) -> dict[str, Any]:
+        """The part of ``as_dict`` that names the line (number, ids, code, date), without the decision.
+
+        The decision service sends this part per line and the decision's part from a cache of its JSON.
+        """
         out: dict[str, Any] = {"line": self.number}
         if self.line is not None:
             if self.line.claim_id is not None:
@@ -39,6 +43,11 @@ class LineResult:
                 out["line_id"] = self.line.line_id
             out["code"] = self.line.code
             out["date"] = self.line.date.isoformat()
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``cmap-policy eval`` prints for the line: its fields, then the decision or the error."""
+        out = self.line_fields()
         if self.decision is not None:
             out.update(self.decision.as_dict())
         if self.error is not None:

@@ -330,8 +330,8 @@ def jsonl_line(raw: bytes | None, number: int, program: Program) -> ClaimLine | 
     try:
         data = guard.loads(text)
     except json.JSONDecodeError as exc:
-        return LineError(f"{guard.describe(exc)} (character {exc.pos + 1})", line=number)
-    return _parse_at(data, program, number)
+        return json_error(exc, number)
+    return parse_at(data, program, number)
 
 
 def read_jsonl(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
@@ -341,7 +341,13 @@ def read_jsonl(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> It
             yield number, item
 
 
-def _parse_at(data: Any, program: Program, number: int) -> ClaimLine | LineError:
+def json_error(exc: json.JSONDecodeError, number: int) -> LineError:
+    """The error of a line that is not JSON (``orjson``'s errors are ``json.JSONDecodeError`` too)."""
+    return LineError(f"{guard.describe(exc)} (character {exc.pos + 1})", line=number)
+
+
+def parse_at(data: Any, program: Program, number: int) -> ClaimLine | LineError:
+    """``parse_line``, with the error (if any) returned and numbered rather than raised."""
     try:
         return parse_line(data, program)
     except LineError as err:
@@ -418,7 +424,7 @@ def read_csv(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iter
         item = csv_line(raw, number, header)
         if item is None:
             continue
-        yield number, item if isinstance(item, LineError) else _parse_at(item, program, number)
+        yield number, item if isinstance(item, LineError) else parse_at(item, program, number)
 
 
 def read_json_document(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
@@ -449,7 +455,7 @@ def _document(raw: bytes, program: Program) -> Iterator[Parsed]:
         return
     items = data if isinstance(data, list) else [data]
     for i, item in enumerate(items, 1):
-        yield i, _parse_at(item, program, i)
+        yield i, parse_at(item, program, i)
 
 
 def sniff(head: str) -> str:
@@ -531,4 +537,4 @@ def _is_json(raw: bytes) -> bool:
 
 def lines_from_records(records: Iterable[Mapping[str, Any]], program: Program) -> Iterator[Parsed]:
     for i, rec in enumerate(records, 1):
-        yield i, _parse_at(rec, program, i)
+        yield i, parse_at(rec, program, i)

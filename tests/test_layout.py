@@ -20,8 +20,9 @@ from cmap_policy.resources import policy_dir
 ROOT = Path(__file__).resolve().parent.parent
 
 # What a one-line decision must never import: the engines, authoring and the site (and their libraries).
-HEAVY = ("cmap_policy.engines", "cmap_policy.authoring", "cmap_policy.site", "cmap_policy.testing", "duckdb",
-         "pyarrow", "pyspark", "jsonschema", "referencing", "openpyxl", "mkdocs", "numpy", "hypothesis")
+HEAVY = ("cmap_policy.engines", "cmap_policy.authoring", "cmap_policy.site", "cmap_policy.testing",
+         "cmap_policy.service", "duckdb", "pyarrow", "pyspark", "jsonschema", "referencing", "openpyxl", "mkdocs",
+         "numpy", "hypothesis", "starlette", "uvicorn", "fhir", "pydantic", "prometheus_client")
 
 
 def _modules_after(args: list[str], cache_dir: Path) -> set[str]:

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("table", "import_command"),
     "export": ("table", "export_command"),
     "synthetic": ("table", "synthetic_command"),
+    "serve": ("serve", "serve_command"),
+    "log": ("serve", "log_group"),
 }
 
 

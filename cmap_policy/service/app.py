@@ -1,0 +1,424 @@
+"""The ASGI application: the JSON API under /v1, CDS Hooks, health, metrics and the OpenAPI document.
+
+Starlette on uvicorn: Starlette routes and little else (no per-request validation layer: the claim line's
+one check is ``lines.parse_line``), so a single-line decision costs the interpreter, two ``orjson`` calls and
+the HTTP server. The middleware is plain ASGI (a ``BaseHTTPMiddleware`` would add a task per request): it
+checks the bearer token, times the request, counts it and writes the access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import api
+from ..errors import LineError, UnknownReleaseError
+from ..lines import parse_date
+from . import cdshooks
+from .decisions import Answer, jsonl_lines
+from .log import AccessLog, DecisionLog, iso_time
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import Metrics
+from .openapi import document
+from .problems import MEDIA_TYPE as PROBLEM_TYPE
+from .problems import ProblemError, from_error, problem_body
+from .reload import reload_once, watch
+from .state import Failure, PolicyHolder, Serving
+
+JSON = "application/json"
+JSONL = "application/x-ndjson"
+CHUNK = 2000  # batch lines decided, logged and sent together before the event loop serves others
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("cmap_policy.service")
+
+
+@dataclass
+class ServiceConfig:
+    """What ``cmap-policy serve`` passes to the app; every field has the command's default."""
+
+    policy: Path | None = None  # None: the bundled policy
+    log: Path | None = None  # the decision log; None: no decision log
+    log_mask: tuple[str, ...] = ()
+    log_max_bytes: int = 100 * 1024 * 1024
+    log_backups: int = 5
+    token: str | None = None  # the bearer token every request but /health must carry
+    max_body: int = 1024 * 1024  # bytes, for a single line and CDS Hooks requests
+    max_batch_body: int = 256 * 1024 * 1024  # bytes, for /v1/decide/batch
+    body_timeout: float = 30.0  # seconds to receive a request body
+    watch: bool = True
+    site_url: str | None = None  # the published site, for links to a code's page
+    access_log: bool = True
+    access_stream: IO[bytes] | None = field(default=None, repr=False)  # default: standard error
+
+
+class Service:
+    """The app's state: the policy holder, the logs, the metrics, the config."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.holder = PolicyHolder(config.policy)
+        self.metrics = Metrics()
+        self.decision_log: DecisionLog | None = None
+        self.access_log: AccessLog | None = None
+        self.openapi = orjson.dumps(document())
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        c = self.config
+        if c.log is not None:
+            self.decision_log = DecisionLog(c.log, mask=c.log_mask, max_bytes=c.log_max_bytes, backups=c.log_backups)
+        if c.access_log:
+            self.access_log = AccessLog(c.access_stream)
+        # the first load runs in the background: /health says "loading" until it is done
+        self._tasks.append(asyncio.create_task(self._first_load()))
+
+    async def _first_load(self) -> None:
+        await reload_once(self.holder, self._loaded)
+        root = self.config.policy
+        if self.config.watch and root is not None:
+            await watch(self.holder, root, self._stop, self._loaded)
+
+    def _loaded(self, result: Serving | Failure, reload: bool) -> None:
+        if isinstance(result, Failure):
+            self.metrics.reload_result(result.lines(), counted=reload)
+            for line in result.lines():
+                log.error("policy not loaded, the previous one (if any) keeps serving: %s", line)
+            return
+        self.metrics.reload_result(None, counted=reload)
+        p = result.policy
+        self.metrics.serving(p.latest.id, p.hash, p.root, result.loaded_at)
+        log.info("serving release %s, policy hash %s", p.latest.id, p.hash[:12])
+
+    async def stop(self) -> None:
+        """After uvicorn has finished the in-flight requests: stop watching, flush and close the logs."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.decision_log is not None:
+            await asyncio.to_thread(self.decision_log.close)
+        if self.access_log is not None:
+            await asyncio.to_thread(self.access_log.close)
+
+    # --- helpers ---
+
+    def serving(self) -> Serving:
+        serving = self.holder.serving
+        if serving is None:
+            raise ProblemError(503, "not-ready", "the policy is still loading" if self.holder.failure is None
+                               else "the policy failed to load; see /health")
+        return serving
+
+    async def body(self, request: Request, limit: int) -> bytes:
+        """The request body, refused (413) past ``limit`` bytes and (408) when it takes too long to arrive."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ProblemError(413, "too-large", f"the body is {declared} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.config.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ProblemError(413, "too-large", f"the body is over the limit of {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ProblemError(408, "timeout", f"the body did not arrive within {self.config.body_timeout:g} "
+                               "seconds") from None
+        except ClientDisconnect:
+            raise ProblemError(400, "invalid-request", "the client went away before the body arrived") from None
+        return b"".join(chunks)
+
+    def record(self, answers: list[Answer], source: str) -> None:
+        """Queue the decision records and count the decisions: done before the answers are sent."""
+        if self.decision_log is not None:
+            self.decision_log.record_many(answers, source)
+        decided = [a.result.decision for a in answers if a.result.decision is not None]
+        self.metrics.decided_many(decided, [a.seconds for a in answers if a.result.decision is not None])
+        for a in answers:
+            if a.result.error is not None:
+                self.metrics.line_error(a.result.error.field)
+
+
+def _release(request: Request, serving: Serving) -> str | None:
+    release = request.query_params.get("release") or None
+    if release is not None and release not in serving.decider.release_ids:
+        try:
+            serving.policy.release(release)
+        except UnknownReleaseError as err:
+            raise ProblemError(400, "unknown-release", str(err), field="release") from None
+    return release
+
+
+def _json(data: Any, status: int = 200, media_type: str = JSON, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=media_type, headers=headers)
+
+
+def _policy_headers(serving: Serving, release: str | None) -> dict[str, str]:
+    return {"x-policy-release": release or serving.policy.latest.id, "x-policy-hash": serving.policy.hash}
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "invalid-json", f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+
+
+def build(service: Service) -> Starlette:
+    cfg = service.config
+
+    async def decide(request: Request) -> Response:
+        serving = service.serving()
+        release = _release(request, serving)
+        record = _json_body(await service.body(request, cfg.max_body))
+        answer = serving.decider.answer(record, 1, release)
+        if answer.result.error is not None:
+            err = answer.result.error
+            service.metrics.line_error(err.field)
+            raise ProblemError(422, "invalid-line", err.message, field=err.field)
+        if service.decision_log is not None:
+            service.decision_log.record(answer, "/v1/decide")
+        assert answer.result.decision is not None
+        service.metrics.decided(answer.result.decision, answer.seconds)
+        return Response(answer.body, media_type=JSON, headers=_policy_headers(serving, release))
+
+    async def decide_batch(request: Request) -> Response:
+        serving = service.serving()
+        release = _release(request, serving)
+        body = await service.body(request, cfg.max_batch_body)
+        decider = serving.decider
+        head = body[:64].lstrip()
+        if head.startswith(b"["):
+            items = _json_body(body)  # an array that does not parse has no lines to number: the request fails
+            if not isinstance(items, list):
+                raise ProblemError(400, "invalid-json", "send a JSON array of line objects, or JSON Lines")
+
+            def answers() -> Any:
+                for number, item in enumerate(items, 1):
+                    yield decider.answer(item, number, release)
+        else:
+            def answers() -> Any:
+                for number, text in jsonl_lines(body):
+                    yield decider.answer_text(text, number, release)
+
+        async def stream() -> AsyncIterator[bytes]:
+            chunk: list[Answer] = []
+            for answer in answers():
+                chunk.append(answer)
+                if len(chunk) >= CHUNK:
+                    yield _send_chunk(service, chunk)
+                    chunk = []
+                    await asyncio.sleep(0)  # let other requests in between chunks
+            if chunk:
+                yield _send_chunk(service, chunk)
+
+        return StreamingResponse(stream(), media_type=JSONL, headers=_policy_headers(serving, release))
+
+    async def code(request: Request) -> Response:
+        serving = service.serving()
+        release = _release(request, serving)
+        date_text = request.query_params.get("date") or None
+        try:
+            date = parse_date(date_text, "date") if date_text is not None else None
+        except LineError as err:
+            raise ProblemError(400, "invalid-request", err.message, field="date") from None
+        report = api.show(request.path_params["code"], date=date, release=release, policy=serving.policy)
+        return _json(report.as_dict(), headers=_policy_headers(serving, report.release))
+
+    async def releases(request: Request) -> Response:
+        serving = service.serving()
+        release = _release(request, serving)
+        policy = serving.policy
+        upto = policy.release(release).ordinal
+        return _json({
+            "latest": policy.latest.id,
+            "policy_hash": policy.hash,
+            "releases": [{"id": r.id, "published": r.published.isoformat(), "effective": r.effective.isoformat(),
+                          "implements": [s.id for s in r.implements], "summary": r.summary}
+                         for r in policy.releases if r.ordinal <= upto],
+        }, headers=_policy_headers(serving, release))
+
+    async def health(request: Request) -> Response:
+        holder = service.holder
+        serving = holder.serving
+        out: dict[str, Any] = {"status": "ok" if serving is not None else
+                               ("loading" if holder.failure is None else "failed")}
+        if serving is not None:
+            out.update({"release": serving.policy.latest.id, "policy_hash": serving.policy.hash,
+                        "root": serving.policy.root, "loaded_at": iso_time(serving.loaded_at)})
+        out["reloads"] = holder.reloads
+        out["failed_reloads"] = holder.failed_reloads
+        if holder.failure is not None:
+            out["reload_error"] = {"at": iso_time(holder.failure.at), "problems": holder.failure.lines()}
+        if service.decision_log is not None:
+            writer = service.decision_log.writer
+            out["decision_log"] = {"path": str(writer.path), "written": writer.written, "backlog": writer.backlog(),
+                                   "error": writer.error}
+        return _json(out, status=200 if serving is not None else 503)
+
+    async def metrics(request: Request) -> Response:
+        writer = service.decision_log.writer if service.decision_log is not None else None
+        body = service.metrics.render(writer.backlog() if writer else 0, writer.written if writer else 0)
+        return Response(body, media_type=METRICS_TYPE)
+
+    async def openapi(request: Request) -> Response:
+        return Response(service.openapi, media_type=JSON)
+
+    async def cds_discovery(request: Request) -> Response:
+        return _json(cdshooks.discovery())
+
+    async def cds_service(request: Request) -> Response:
+        service_id = request.path_params["service"]
+        if service_id not in cdshooks.SERVICES:
+            raise ProblemError(404, "not-found", f"no CDS service {service_id!r} (see /cds-services)")
+        serving = service.serving()
+        release = _release(request, serving)
+        body = _json_body(await service.body(request, cfg.max_body))
+        base = str(request.base_url).rstrip("/")
+        response, answers = cdshooks.answer(service_id, body, serving, release=release, site_url=cfg.site_url,
+                                            api_base=base)
+        service.record(answers, f"cds-services/{service_id}")
+        return _json(response)
+
+    routes = [
+        Route("/v1/decide", decide, methods=["POST"]),
+        Route("/v1/decide/batch", decide_batch, methods=["POST"]),
+        Route("/v1/codes/{code}", code, methods=["GET"]),
+        Route("/v1/releases", releases, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/cds-services", cds_discovery, methods=["GET"]),
+        Route("/cds-services/{service}", cds_service, methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        ProblemError: _problem_handler, HTTPException: _http_handler, Exception: _internal_handler})
+    app.state.service = service
+    return app
+
+
+def _send_chunk(service: Service, chunk: list[Answer]) -> bytes:
+    service.record(chunk, "/v1/decide/batch")  # queued before the chunk is sent
+    return b"\n".join(a.body for a in chunk) + b"\n"
+
+
+async def _problem_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+    return Response(from_error(exc, request.url.path), status_code=exc.status, media_type=PROBLEM_TYPE,
+                    headers=headers)
+
+
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed"}
+
+
+async def _http_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    slug = _HTTP_SLUGS.get(exc.status_code, "invalid-request")
+    detail = {404: f"no such path: {request.url.path} (see /openapi.json)",
+              405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+    return Response(problem_body(exc.status_code, slug, detail, instance=request.url.path),
+                    status_code=exc.status_code, media_type=PROBLEM_TYPE, headers=exc.headers)
+
+
+async def _internal_handler(request: Request, exc: Exception) -> Response:
+    log.exception("internal error on %s %s", request.method, request.url.path)  # to the server's log only
+    return Response(problem_body(500, "internal", "the service failed to answer; the error is in its log",
+                                 instance=request.url.path), status_code=500, media_type=PROBLEM_TYPE)
+
+
+class Gate:
+    """Plain ASGI middleware: the bearer token, the access log and the request metrics."""
+
+    def __init__(self, app: Starlette, service: Service) -> None:
+        self.app = app
+        self.service = service
+        token = service.config.token
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.time()
+        t0 = time.perf_counter()
+        status = 500
+        sent = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        if self.expected is not None and scope["path"] != "/health" and not self._authorized(scope):
+            await self._unauthorized(scope, counting_send)
+        else:
+            await self.app(scope, receive, counting_send)
+        seconds = time.perf_counter() - t0
+        route = scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        self.service.metrics.responded(name, status, seconds)
+        if self.service.access_log is not None:
+            client = scope.get("client")
+            self.service.access_log.request({
+                "time": iso_time(started), "method": scope["method"], "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"), "route": name, "status": status,
+                "duration_ms": round(seconds * 1000, 3), "bytes": sent,
+                "client": f"{client[0]}:{client[1]}" if client else None})
+
+    def _authorized(self, scope: Scope) -> bool:
+        assert self.expected is not None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                return hmac.compare_digest(value, self.expected)
+        return False
+
+    async def _unauthorized(self, scope: Scope, send: Send) -> None:
+        body = problem_body(401, "unauthorized", "send the service's token as 'Authorization: Bearer TOKEN'",
+                            instance=scope["path"])
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", PROBLEM_TYPE.encode()), (b"www-authenticate", b"Bearer"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(config: ServiceConfig | None = None) -> Gate:
+    """The ASGI app of the service: hand it to uvicorn (``cmap-policy serve`` does)."""
+    service = Service(config or ServiceConfig())
+    return Gate(build(service), service)
