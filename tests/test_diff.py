@@ -290,7 +290,8 @@ def test_done_when_add_a_code_end_another_start_a_release(repo: Path) -> None:
     steps = [
         ["release", "new", "PB-2026-05", "--date", "2026-03-01", "--effective", "2026-04-01", "--source", "PB-2026-05",
          "--source-title", "Provider Bulletin 2026-05: telehealth table update", "--source-url",
-         "https://www.ctdssmap.com/CTPortal/Provider/Provider-Bulletins", "--summary", "Adds G2012 by audio-video; ends T1016."],
+         "https://www.ctdssmap.com/CTPortal/Provider/Provider-Bulletins", "--summary",
+         "Adds G2012 by audio-video; ends T1016."],
         ["code", "add", "G2012", "--effective", "2026-04-01", "--modality", "audio-video", "--release", "PB-2026-05",
          "--source", "PB-2026-05", "--section", "table", "--description", "Brief virtual check-in by a physician",
          "--category", "behavioral-health"],
