@@ -91,8 +91,8 @@ EXACT = [
      "in person. The official table's own policy-guideline text for this row is not public."),
     (DEMO, None, line("99991", "2023-12-31", "95"), 'OUTSIDE_EFFECTIVE_DATES', '204',
      'demo-policy/codes/99991.json#99991@2024-01-01', 'DEMO-RULES',
-     '99991 is on the telehealth table, but no row of it covers the date of service, and this data holds '
-     'the whole table for that date: it is listed from 2024-01-01.'),
+     '99991 is not on the telehealth table on the date of service, and this data holds the whole table for '
+     'that date: it is listed from 2024-01-01.'),
     (CMAP, 'PB-2020-14', line("90834", "2026-02-02", "95"), 'CODE_NOT_IN_DATA', None,
      'policy/program.json#/program', 'CMAP-TABLE',
      '90834 is not in this data: release PB-2020-14 holds only the rows public sources name, so it cannot '

@@ -36,6 +36,7 @@ from cmap_policy.interpreter import decide, evaluate
 from cmap_policy.lines import parse_line
 from cmap_policy.load.loader import load_policy
 from cmap_policy.model import ClaimLine, Decision, Outcome, Policy
+from cmap_policy.reasons import REASONS
 from cmap_policy.resources import examples_dir, schema_dir
 from cmap_policy.testing import PolicyTree, bundled_tree, read_tree, write_tree
 from cmap_policy.testing.strategies import (
@@ -114,6 +115,12 @@ def as_of(tree: PolicyTree, release: str | None) -> PolicyTree:
             if q.get("ended_in") not in keep:
                 q.pop("end", None)
                 q.pop("ended_in", None)
+                q.pop("removed", None)
+            for r in tree.releases["releases"]:
+                for c in r.get("corrections", ()):
+                    if r["id"] not in keep and (c["code"], c["introduced_in"], c["now"]) == (
+                            doc["code"], q["introduced_in"], q["effective"]):
+                        q["effective"], q["start_known"] = c["was"], False
             periods.append(q)
         if periods:
             out.codes[name] = {**copy.deepcopy(doc), "periods": periods}
@@ -134,10 +141,37 @@ def code_doc(tree: PolicyTree, code: str) -> dict[str, Any] | None:
     return next((d for d in tree.codes.values() if d["code"] == code), None)
 
 
-def signalled(tree: PolicyTree, line: ClaimLine) -> set[str]:
+def telehealth_modifiers(tree: PolicyTree, line: ClaimLine) -> list[dict[str, Any]]:
+    """The program modifiers on the line that mark it as telehealth (FR, about a supervisor, does not)."""
     mods = {m["code"]: m for m in tree.program["modifiers"]}
-    out = {mods[m]["modality"] for m in line.modifiers if m in mods and mods[m]["modality"] is not None}
+    return [mods[m] for m in line.modifiers if m in mods and mods[m].get("marks_telehealth", True)]
+
+
+def signalled(tree: PolicyTree, line: ClaimLine) -> set[str]:
+    out = {m["modality"] for m in telehealth_modifiers(tree, line) if m["modality"] is not None}
     return out | ({line.modality} if line.modality is not None else set())
+
+
+def in_force(item: dict[str, Any], day: dt.date) -> bool:
+    return ("effective" not in item or _day(item["effective"]) <= day) and ("end" not in item or
+                                                                           day <= _day(item["end"]))
+
+
+def whole_table_on(published: PolicyTree, day: dt.date) -> bool:
+    """Whether the tree (as of a release) holds the whole table on ``day``: its latest complete release says so."""
+    complete = [r for r in published.releases["releases"] if r["coverage"] == "complete"]
+    if not complete:
+        return False
+    last = complete[-1]
+    return day >= _day(last.get("covers_from", last["effective"]))
+
+
+DENY = {"NOT_ON_TELEHEALTH_TABLE", "NOT_PERMITTED_VIA_TELEHEALTH", "OUTSIDE_EFFECTIVE_DATES", "CONFLICTING_MODIFIERS",
+        "MODIFIER_NOT_IN_EFFECT", "MODIFIER_NOT_FOR_CLAIM_TYPE", "POS_NOT_IN_EFFECT", "POS_NOT_ACCEPTED",
+        "MODALITY_NOT_ALLOWED", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT", "PROVIDER_TYPE_NOT_ALLOWED",
+        "ESTABLISHED_PATIENT_REQUIRED", "UNITS_OVER_LIMIT"}
+SILENT = {"CODE_NOT_IN_DATA", "DATE_NOT_IN_DATA", "MODALITY_NOT_INDICATED", "MODALITY_UNDETERMINED"}
+WARN = {"POS_GUIDANCE", "MODIFIER_EXPECTED"}
 
 
 @dataclasses.dataclass
@@ -149,6 +183,7 @@ class Expected:
     to_confirm: list[str]
     attestations: list[str]
     wrong_claim_type_modifiers: int = 0
+    out_of_effect_modifiers: int = 0
 
     @property
     def codes(self) -> set[str]:
@@ -158,36 +193,53 @@ class Expected:
 def oracle(published: PolicyTree, line: ClaimLine) -> Expected:
     """What the decision must be, from ``published`` (a tree as of one release, see ``as_of``) alone."""
     prog = published.program
-    mods = {m["code"]: m for m in prog["modifiers"]}
     places = {p["code"]: p for p in prog["places_of_service"]}
-    th = [mods[m] for m in line.modifiers if m in mods]
+    th = telehealth_modifiers(published, line)
     pos = places.get(line.pos) if line.pos is not None else None
     pos_marks = bool(pos and pos["marks_telehealth"])
-    r = dict.fromkeys(("NOT_A_TELEHEALTH_LINE", "ON_TELEHEALTH_TABLE", "NOT_ON_TELEHEALTH_TABLE",
-                       "NOT_PERMITTED_VIA_TELEHEALTH", "OUTSIDE_EFFECTIVE_DATES", "CONFLICTING_MODIFIERS",
-                       "MODALITY_NOT_INDICATED", "MODALITY_NOT_ALLOWED", "MODIFIER_NOT_FOR_CLAIM_TYPE",
-                       "POS_NOT_ACCEPTED", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT",
-                       "PROVIDER_TYPE_NOT_ALLOWED", "ESTABLISHED_PATIENT_REQUIRED", "UNITS_OVER_LIMIT"), False)
+    r = dict.fromkeys(("NOT_A_TELEHEALTH_LINE", "ON_TELEHEALTH_TABLE", *DENY, *SILENT, *WARN), False)
     if not th and not pos_marks and line.modality is None:
         r["NOT_A_TELEHEALTH_LINE"] = True
         return Expected(Outcome.NOT_TELEHEALTH, r, None, None, [], [])
+    day = line.date
     signals = signalled(published, line)
     modality = next(iter(signals)) if len(signals) == 1 else None
     r["CONFLICTING_MODIFIERS"] = len(signals) > 1
-    r["MODALITY_NOT_INDICATED"] = not signals
     wrong_type = sum(line.claim_type not in m["claim_types"] for m in th)
     r["MODIFIER_NOT_FOR_CLAIM_TYPE"] = wrong_type > 0
-    r["POS_NOT_ACCEPTED"] = bool(pos_marks and pos is not None and not pos["accepted"])
+    gone = sum(not in_force(m, day) for m in th)
+    r["MODIFIER_NOT_IN_EFFECT"] = gone > 0
+    if pos_marks and pos is not None:
+        r["POS_NOT_IN_EFFECT"] = not in_force(pos, day)
+        kinds = {g["kind"] for g in pos.get("guidance", []) if in_force(g, day)}
+        r["POS_NOT_ACCEPTED"] = "deny" in kinds
+        r["POS_GUIDANCE"] = "warn" in kinds
     doc = code_doc(published, line.code)
-    found = covering(doc, line.date)
+    found = covering(doc, day)
     assert len(found) <= 1, "a loadable policy has at most one period on a date"
     period = found[0] if found else None
     to_confirm: list[str] = []
-    r["NOT_ON_TELEHEALTH_TABLE"] = doc is None
-    r["OUTSIDE_EFFECTIVE_DATES"] = doc is not None and period is None
-    r["NOT_PERMITTED_VIA_TELEHEALTH"] = period is not None and period["status"] == "not-permitted"
-    if period is not None and period["status"] == "permitted":
-        r["MODALITY_NOT_ALLOWED"] = modality is not None and modality not in period["modalities"]
+    whole = whole_table_on(published, day)
+    if doc is None:
+        r["NOT_ON_TELEHEALTH_TABLE" if whole else "CODE_NOT_IN_DATA"] = True
+    elif period is None:
+        periods = sorted(doc["periods"], key=lambda p: p["effective"])
+        before = [p for p in periods if _day(p["effective"]) <= day]
+        after = [p for p in periods if _day(p["effective"]) > day]
+        prev, nxt = (before[-1] if before else None), (after[0] if after else None)
+        known = (nxt is None or nxt.get("start_known", True)) and (whole or bool(prev and prev.get("removed")))
+        r["OUTSIDE_EFFECTIVE_DATES" if known else "DATE_NOT_IN_DATA"] = True
+    elif period["status"] == "not-permitted":
+        r["NOT_PERMITTED_VIA_TELEHEALTH"] = True
+    else:
+        silent = period.get("undetermined_modalities", [])
+        r["MODALITY_UNDETERMINED"] = modality is not None and modality in silent
+        r["MODALITY_NOT_ALLOWED"] = modality is not None and modality not in silent and \
+            modality not in period["modalities"]
+        if not signals:
+            covered = {m["id"] for m in prog["modalities"] if m["coverage"] != "not-covered"}
+            every_way = covered <= set(period["modalities"])
+            r["MODIFIER_EXPECTED"], r["MODALITY_NOT_INDICATED"] = every_way, not every_way
         rccs = period.get("revenue_center_codes", [])
         institutional = line.claim_type == "institutional" and bool(rccs)
         r["RCC_REQUIRED"] = institutional and line.rcc is None
@@ -209,14 +261,18 @@ def oracle(published: PolicyTree, line: ClaimLine) -> Expected:
                 r["ESTABLISHED_PATIENT_REQUIRED"] |= line.established_patient is False
             else:
                 r["UNITS_OVER_LIMIT"] |= line.units > lim["max_units"]  # type: ignore[operator]
-    denied = any(r.values())
-    r["ON_TELEHEALTH_TABLE"] = not denied
+    denied = any(r[c] for c in DENY)
+    unknown = any(r[c] for c in SILENT)
+    r["ON_TELEHEALTH_TABLE"] = not denied and not unknown
+    outcome = Outcome.NOT_PAYABLE if denied else Outcome.UNDETERMINED if unknown else Outcome.PAYABLE
     attest = sorted(a["id"] for a in prog["attestations"]
-                    if _day(a["effective"]) <= line.date and ("end" not in a or line.date <= _day(a["end"]))
+                    if _day(a["effective"]) <= day and ("end" not in a or day <= _day(a["end"]))
                     and (not a.get("modalities") or modality in a["modalities"]))
     pid = f"{line.code}@{period['effective']}" if period is not None else None
-    return Expected(Outcome.NOT_PAYABLE if denied else Outcome.PAYABLE, r, pid, modality, sorted(to_confirm),
-                    attest, wrong_type)
+    return Expected(outcome, r, pid, modality, sorted(to_confirm), attest, wrong_type, gone)
+
+
+LINE_LEVEL = {code for code, r in REASONS.items() if r.scope == "line"}
 
 
 # --- scenarios: a policy, a release and many claim lines ----------------------------------------------------------
@@ -251,12 +307,11 @@ def quick_records(tree: PolicyTree, rnd: random.Random, n: int) -> list[dict[str
 
 @st.composite
 def program_variants(draw: st.DrawFn, tree: PolicyTree) -> PolicyTree:
-    """A generated tree whose program also restricts modifiers to a claim type and accepts some places."""
+    """A generated tree whose program also restricts modifiers to a claim type (``policy_trees`` already varies
+    the dates of modifiers and places of service and their guidance)."""
     for mod in tree.program["modifiers"]:
         if draw(st.integers(0, 5)) == 0:
             mod["claim_types"] = [draw(st.sampled_from(["institutional", "professional"]))]
-    for pos in tree.program["places_of_service"]:
-        pos["accepted"] = draw(st.booleans())
     return tree
 
 
@@ -325,11 +380,36 @@ def _show(line: ClaimLine, d: Decision) -> str:
 
 @PROPERTY
 @given(scenarios())
-def test_unlisted_code_is_never_payable(s: Scenario) -> None:
+def test_unlisted_code_is_never_payable_and_a_partial_release_never_denies_it_for_that(s: Scenario) -> None:
+    # a release that holds the whole table denies a code it does not list; one that names only some rows can
+    # say nothing of it (undetermined), though a line-level denial (two modalities, say) still denies the line
     published = s.published()
     for line, d in decisions(s):
-        if code_doc(published, line.code) is None:
-            assert not d.payable, _show(line, d)
+        if code_doc(published, line.code) is not None or d.outcome is Outcome.NOT_TELEHEALTH:
+            continue
+        assert not d.payable, _show(line, d)
+        if whole_table_on(published, line.date):
+            assert d.outcome is Outcome.NOT_PAYABLE and "NOT_ON_TELEHEALTH_TABLE" in d.reason_codes, _show(line, d)
+        else:
+            assert "CODE_NOT_IN_DATA" in d.reason_codes and "NOT_ON_TELEHEALTH_TABLE" not in d.reason_codes
+            table_denials = {r.code for r in d.reasons if r.kind == "deny"} - LINE_LEVEL
+            assert not table_denials, _show(line, d)
+            assert d.outcome is (Outcome.NOT_PAYABLE if d.reasons and any(r.kind == "deny" for r in d.reasons)
+                                 else Outcome.UNDETERMINED), _show(line, d)
+
+
+@PROPERTY
+@given(scenarios())
+def test_payable_is_never_given_where_the_data_is_silent(s: Scenario) -> None:
+    published = s.published()
+    for line, d in decisions(s):
+        if not d.payable:
+            continue
+        doc = code_doc(published, line.code)
+        (period,) = covering(doc, line.date)  # a row the data holds covers the date
+        assert period["status"] == "permitted", _show(line, d)
+        assert d.modality is None or d.modality in period["modalities"], _show(line, d)
+        assert not any(r.kind == "undetermined" for r in d.reasons), _show(line, d)
 
 
 @PROPERTY
@@ -340,6 +420,11 @@ def test_listed_code_is_never_payable_outside_all_its_periods(s: Scenario) -> No
         doc = code_doc(published, line.code)
         if doc is not None and not covering(doc, line.date):
             assert not d.payable, _show(line, d)
+            if not whole_table_on(published, line.date):
+                # where the data holds only named rows, a date no row covers is undetermined unless a source
+                # says the code left the table
+                assert "OUTSIDE_EFFECTIVE_DATES" not in d.reason_codes or any(
+                    p.get("removed") for p in doc["periods"]), _show(line, d)
 
 
 @PROPERTY
@@ -374,7 +459,7 @@ def test_payable_means_exactly_one_period_covers_the_date_and_is_cited(s: Scenar
         pid = f"{line.code}@{raw['effective']}"
         assert d.period is not None and d.period.id == pid, _show(line, d)
         assert (d.period.end.isoformat() if d.period.end else None) == raw.get("end"), _show(line, d)
-        (reason,) = d.reasons
+        (reason,) = [r for r in d.reasons if r.kind != "warn"]
         assert reason.code == "ON_TELEHEALTH_TABLE"
         assert reason.rule is not None and reason.rule.endswith(f"#{pid}"), reason.rule
         assert reason.citation is not None and reason.citation.source.id == raw["citation"]["source"]
@@ -392,8 +477,10 @@ def test_every_reason_given_is_true_and_none_that_applies_is_missing(s: Scenario
         assert not false and not missing, f"{_show(line, d)}: not true of the line {false}; missing {missing}"
         # one MODIFIER_NOT_FOR_CLAIM_TYPE per offending modifier (each names its modifier); others at most once
         assert d.reason_codes.count("MODIFIER_NOT_FOR_CLAIM_TYPE") == want.wrong_claim_type_modifiers, _show(line, d)
-        assert all(d.reason_codes.count(c) == 1 for c in given_codes - {"MODIFIER_NOT_FOR_CLAIM_TYPE"}), \
-            _show(line, d)
+        assert d.reason_codes.count("MODIFIER_NOT_IN_EFFECT") == want.out_of_effect_modifiers, _show(line, d)
+        once = given_codes - {"MODIFIER_NOT_FOR_CLAIM_TYPE", "MODIFIER_NOT_IN_EFFECT", "POS_GUIDANCE",
+                              "POS_NOT_ACCEPTED"}
+        assert all(d.reason_codes.count(c) == 1 for c in once), _show(line, d)
         assert d.outcome is want.outcome, _show(line, d)
         assert (d.period.id if d.period else None) == want.period, _show(line, d)
         assert d.modality == want.modality, _show(line, d)
@@ -510,7 +597,7 @@ def _new_release(tree: PolicyTree, rid: str, after_days: int) -> None:
     last = _day(tree.releases["releases"][-1]["published"])
     day = _iso(last + dt.timedelta(days=after_days))
     tree.releases["releases"].append({"id": rid, "published": day, "effective": day, "implements": ["GENERATED"],
-                                      "summary": f"Generated release {rid}"})
+                                      "summary": f"Generated release {rid}", "coverage": "partial"})
 
 
 @st.composite

@@ -168,6 +168,8 @@ def _code(data: dict[str, Any], file: str, sources: dict[str, Source]) -> Code:
 
 def _views(releases: tuple[Release, ...], codes: dict[str, Code]) -> dict[str, MappingProxyType[str, CodeView]]:
     ordinal = {r.id: r.ordinal for r in releases}
+    # A start a later release dated was unknown before it: earlier views keep the row as that release found it.
+    corrected = {(c.code, c.introduced_in, c.now): (c.was, r.ordinal) for r in releases for c in r.corrections}
     views: dict[str, MappingProxyType[str, CodeView]] = {}
     for rel in releases:
         table: dict[str, CodeView] = {}
@@ -178,6 +180,9 @@ def _views(releases: tuple[Release, ...], codes: dict[str, Code]) -> dict[str, M
                     continue
                 if p.ended_in is not None and ordinal[p.ended_in] > rel.ordinal:
                     p = replace(p, end=None, ended_in=None, removed=False)
+                was = corrected.get((p.code, p.introduced_in, p.effective))
+                if was is not None and was[1] > rel.ordinal:
+                    p = replace(p, effective=was[0], start_known=False)
                 visible.append(p)
             if visible:
                 table[code.code] = CodeView(code, tuple(visible), tuple(p.effective.toordinal() for p in visible))
