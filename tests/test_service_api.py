@@ -165,7 +165,7 @@ def test_health_metrics_and_the_access_log(server: Running) -> None:
     def value(text: str, series: str) -> float:
         return next(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(series + " "))
 
-    for outcome, reason in (("payable", "ON_TELEHEALTH_TABLE"), ("not_payable", "NOT_ON_TELEHEALTH_TABLE")):
+    for outcome, reason in (("payable", "ON_TELEHEALTH_TABLE"), ("undetermined", "CODE_NOT_IN_DATA")):
         series = f'cmap_policy_decision_reasons_total{{outcome="{outcome}",reason="{reason}"}}'
         assert value(after, series) - (value(before, series) if series in before else 0) == 1
     for outcome in Outcome:  # every outcome of the model is a label from the start, a fourth one too

@@ -150,18 +150,21 @@ def test_the_date_of_service_comes_from_the_occurrence(server: Running) -> None:
     early = _call(server, "order-sign", hook("order-sign", [
         service_request("97153", ch.CPT, "2019-06-01", category=[_mode("VIDEOCONF")])])).json()
     (card,) = early["cards"]
-    assert card["indicator"] == "critical" and "2019-06-01" in card["summary"]
+    # before any source the data holds: the data cannot say, and the card says so as a warning
+    assert card["indicator"] == "warning" and "2019-06-01" in card["summary"] and "DATE_NOT_IN_DATA" in card["summary"]
     assert "occurrenceDateTime" in card["detail"]
 
 
 def test_release_decides_as_an_earlier_table_did(server: Running) -> None:
-    body = hook("appointment-book", [appointment("97153", "2024-06-01T09:00:00Z", appointment_type=_mode("PHONE"))])
+    body = hook("appointment-book", [appointment("97153", "2024-06-01T09:00:00Z",
+                                                 appointment_type=_mode("VIDEOCONF"))])
     with server.client() as c:
         latest = c.post("/cds-services/appointment-book", json=body).json()["cards"][0]
         then = c.post("/cds-services/appointment-book", params={"release": "PB-2020-14"}, json=body).json()["cards"][0]
         unknown = c.post("/cds-services/appointment-book", params={"release": "nope"}, json=body)
     assert "release PB-2020-14" in then["source"]["label"] and "PB-2020-14" not in latest["source"]["label"]
-    assert then["indicator"] == "info" and latest["indicator"] == "critical"
+    # PB 2020-14's row had no end yet; the latest data knows it ended 2023-05-11 and no source it holds covers 2024
+    assert then["indicator"] == "info" and latest["indicator"] == "warning" and "DATE_NOT_IN_DATA" in latest["summary"]
     assert unknown.status_code == 400 and unknown.json()["field"] == "release"
 
 

@@ -118,12 +118,13 @@ def test_replay_reports_every_changed_decision_against_another_policy(tmp_path: 
              {"code": "90791", "date": "2026-01-05"}]
     with serve(ServiceConfig(log=log, access_log=False)) as server, server.client() as c:
         ids = [c.post("/v1/decide", json=x).json()["decision_id"] for x in lines]
-    # the other policy: T1016 ends on 2026-01-31
+    # the other policy: T1016 leaves the table after 2026-01-31
     root = copy_policy(tmp_path)
     code_file = root / "codes" / "T1016.json"
     data = json.loads(code_file.read_text())
     data["periods"][-1]["end"] = "2026-01-31"
     data["periods"][-1]["ended_in"] = load_policy().latest.id
+    data["periods"][-1]["removed"] = True
     code_file.write_text(json.dumps(data, indent=2))
     out = CliRunner().invoke(main, ["log", "replay", str(log), "--policy", str(root), "--format", "jsonl"])
     assert out.exit_code == 0, out.output

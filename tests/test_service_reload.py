@@ -20,6 +20,7 @@ def _end_t1016(root: Path) -> None:
     data = json.loads(path.read_text())
     data["periods"][-1]["end"] = "2026-01-31"
     data["periods"][-1]["ended_in"] = load_policy(root).latest.id
+    data["periods"][-1]["removed"] = True  # the code leaves the table: a later line is not payable
     path.write_text(json.dumps(data, indent=2))
 
 

@@ -64,7 +64,7 @@ COVERAGE_INFORMATION = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/e
 INDICATORS = {
     Outcome.PAYABLE.value: "info",
     Outcome.NOT_PAYABLE.value: "critical",
-    "undetermined": "warning",  # the data cannot decide: the official table does
+    Outcome.UNDETERMINED.value: "warning",  # the data cannot decide: the official table does
 }
 DEFAULT_INDICATOR = "warning"
 COVERAGE = {Outcome.PAYABLE.value: "covered", Outcome.NOT_PAYABLE.value: "not-covered"}
