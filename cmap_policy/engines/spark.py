@@ -268,7 +268,8 @@ def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, str
 # --- the decision: the interpreter, once per distinct slot ---
 
 _SLOT_SCHEMA = T.StructType([
-    T.StructField("seg_no", T.IntegerType()), T.StructField("code", T.StringType()),
+    # seg_code, not code: after the join every bare column name must be the line's
+    T.StructField("seg_no", T.IntegerType()), T.StructField("seg_code", T.StringType()),
     T.StructField("lo", T.IntegerType()), T.StructField("hi", T.IntegerType()),
     T.StructField("reads_rcc", T.BooleanType()), T.StructField("reads_age", T.BooleanType()),
     T.StructField("age_lo", T.LongType()), T.StructField("age_hi", T.LongType()),
@@ -338,7 +339,7 @@ def _decide(df: DataFrame, policy: Policy, release: str | None, *, line_no: Colu
     spark = df.sparkSession
     keyed = (lines.alias("l")
              .join(_segments_frame(spark, slots.segments).alias("s"),
-                   (F.col("l.code") == F.col("s.code")) & F.col("l.day").between(F.col("s.lo"), F.col("s.hi")),
+                   (F.col("l.code") == F.col("s.seg_code")) & F.col("l.day").between(F.col("s.lo"), F.col("s.hi")),
                    "left")
              .select("l.*", *_slot_columns(slots)))
     fields = [name for name, _ in LINE_COLUMNS if name not in ("line_no", "line_id", "claim_id")]
