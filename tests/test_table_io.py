@@ -243,6 +243,8 @@ def test_allow_partial_imports_the_readable_rows_and_leaves_the_rest_alone(tmp_p
     assert "97153" in res.skipped_codes
     # Codes the table does not list at all are missing from it, and end the day before.
     assert policy.codes["T1016"].periods[-1].end == dt.date(2026, 2, 28)
+    assert policy.codes["T1016"].periods[-1].removed  # the whole table no longer lists it: it left the table
+    assert not policy.codes["97153"].periods[-2].removed  # ended by a new row, still on the table
 
 
 def test_unknown_column_is_an_error_unless_mapped(tmp_path):
@@ -342,6 +344,8 @@ def test_import_new_release_merges_rows_into_periods(tmp_path):
     assert policy.codes["90791"].periods[-1].end is None and policy.codes["90791"].periods[-1].introduced_in == \
         "TABLE-2025-12-26"
     assert policy.codes["T1016"].periods[-1].end == dt.date(2026, 2, 28)
+    assert policy.codes["T1016"].periods[-1].removed  # the whole table no longer lists it: it left the table
+    assert not policy.codes["97153"].periods[-2].removed  # ended by a new row, still on the table
     assert not policy.codes["97156"].periods[-1].permitted
     fixed = policy.codes["97156"].periods[-1]
     assert fixed.start_known and fixed.introduced_in == "TABLE-2025-12-26"
@@ -546,3 +550,18 @@ def test_every_column_is_exported_and_the_readable_ones_are_imported():
     assert headings[:7] == OFFICIAL and len(set(headings)) == len(headings)
     ignored = {c.heading for c in COLUMNS if not c.imported}
     assert ignored == {"Source Title", "Secondary Source", "Introduced In", "Ended In"}
+
+
+def test_a_partial_source_does_not_end_the_rows_it_does_not_name(tmp_path):
+    root = bundled_copy(tmp_path)
+    table = tmp_path / "bulletin.csv"
+    table.write_text(_official([["90834", "Psychotherapy", "", "3/1/2026", "", "Y", "New."]]), encoding="utf-8")
+    before = load_policy(root)
+    res = import_table(table, release="PB-2026-01", date=dt.date(2026, 3, 1), policy=root, coverage="partial",
+                       source="PB-2026-01", source_url="https://example.org/pb-2026-01.pdf")
+    assert res.written and not res.errors, res.render()
+    after = load_policy(root)
+    assert res.counts()["ended_periods"] == 0 and res.counts()["new_codes"] == 1
+    for code in before.codes:  # every row the bulletin is silent about stands as it was
+        assert after.codes[code].periods == before.codes[code].periods
+    assert after.latest.coverage == "partial" and after.complete_from["PB-2026-01"] is None

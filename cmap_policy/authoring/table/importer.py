@@ -357,7 +357,8 @@ def _prepare(before: _Files, release: str, date: dt.date | None, source: str | N
         known = ", ".join(c["id"] for c in program["categories"])
         raise TableError(f"--category {category!r} is not in program.json categories ({known})")
     return _Files(program, releases), Target(release, to_date(rel["effective"]), src, cpt_descriptions,
-                                              category or DEFAULT_CATEGORY[0], corrects_starts=not secondary)
+                                              category or DEFAULT_CATEGORY[0], corrects_starts=not secondary,
+                                              complete=coverage == "complete")
 
 
 def _official_url(program: Mapping[str, Any]) -> str | None:

@@ -45,6 +45,9 @@ class Target:
     cpt_descriptions: bool
     category: str
     corrects_starts: bool = False  # the official table dates rows whose start no earlier source knew
+    # A whole table (coverage complete) says by leaving a row out that the row ended; a partial source's
+    # silence says nothing, so the rows it does not name are kept as they are.
+    complete: bool = True
 
 
 def describe_period(p: Mapping[str, Any]) -> str:
@@ -154,6 +157,7 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
         if q.get("ended_in") == t.release:
             q.pop("end", None)
             q.pop("ended_in", None)
+            q.pop("removed", None)
         base.append(q)
     corrections = _correct_starts(base, rows, t) if t.corrects_starts else []
     base.sort(key=lambda p: p["effective"])
@@ -163,8 +167,10 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
     e = t.effective
     one_day = dt.timedelta(days=1)
 
-    def cut(b: dict[str, Any], day: dt.date) -> None:
+    def cut(b: dict[str, Any], day: dt.date, removed: bool = False) -> None:
         b["end"], b["ended_in"] = day.isoformat(), t.release
+        if removed:
+            b["removed"] = True
 
     for row in sorted(rows, key=lambda r: r.effective):
         b = at.get(row.effective.isoformat())
@@ -179,7 +185,7 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
                 continue
             if b_end is None:
                 assert row.end is not None
-                cut(b, row.end)
+                cut(b, row.end, row.removed)
             elif row.end is None or row.end > b_end:
                 note = (f"Continues the row from {b['effective']}, which release {b['ended_in']} ended on {b_end}; "
                         f"the table of release {t.release} extends it.")
@@ -214,6 +220,8 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
         b_end = to_date(b["end"]) if "end" in b else None
         if b_end is not None and b_end < e:
             continue  # history the table no longer shows
+        if not t.complete:
+            continue  # a partial source does not say the rows it leaves out ended
         b_eff = to_date(b["effective"])
         nxt = next((s for s in starts if s > b_eff), None)
         day = e - one_day if nxt is None else min(e - one_day, nxt - one_day)
@@ -224,7 +232,7 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
                                      f"is not in the table, but {why}, so the release cannot end it the day before: "
                                      f"edit codes/{code}.json by hand", code))
             continue
-        cut(b, day)
+        cut(b, day, removed=nxt is None)  # the whole table no longer lists the code: it left the table
 
     periods = sorted([*base, *(p for _, p in new)], key=lambda p: p["effective"])
     for a, b in itertools.pairwise(periods):
@@ -275,10 +283,11 @@ def period_changes(code: str, before: Sequence[Mapping[str, Any]], after: Sequen
             out.append(Change(code, "removed-period", f"removed the row {describe_period(a)}, which release "
                                                       f"{a['introduced_in']} had added and the table no longer has"))
         elif a is not None and b is not None and canonical_text(a) != canonical_text(b):
-            if {k: v for k, v in a.items() if k not in ("end", "ended_in")} == \
-                    {k: v for k, v in b.items() if k not in ("end", "ended_in")}:
+            ending = ("end", "ended_in", "removed")
+            if {k: v for k, v in a.items() if k not in ending} == {k: v for k, v in b.items() if k not in ending}:
                 if b.get("end"):
-                    out.append(Change(code, "ended", f"the row from {eff} now ends {b['end']}"))
+                    gone = ", and the code leaves the table" if b.get("removed") else ""
+                    out.append(Change(code, "ended", f"the row from {eff} now ends {b['end']}{gone}"))
                 else:
                     out.append(Change(code, "end-changed", f"the row from {eff} no longer has an end date"))
             else:
