@@ -28,13 +28,17 @@ physical line, the segment position).
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,10 +46,11 @@ from ..api import file_format
 from ..errors import InputError, LineError
 from ..lines import FORMATS_BY_SUFFIX, format_of
 from ..model import Policy
-from .checks import ERROR_SCHEMA, normalize
-from .files import JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
+from .checks import ERROR_SCHEMA, Encoded, encode, encode_lines
+from .files import Batch, JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
 from .slots import OUTCOMES, SlotPolicy
 
+T = TypeVar("T")
 INPUTS = ("csv", "jsonl", "parquet", "x12")  # what the batch engine reads
 OUTPUT_FORMATS = ("csv", "jsonl", "parquet")  # and writes
 
@@ -65,46 +70,81 @@ def output_format(path: str | Path) -> str | None:
 # --- deciding a batch ---
 
 class Engine:
-    """The policy of one release, deciding Arrow batches of checked lines with the interpreter, slot by slot."""
+    """The policy of one release, deciding batches of checked lines with the interpreter, slot by slot.
+
+    What each decision writes (outcome, reasons, period, modality) is kept as small integers per decision,
+    so a batch's output columns are dictionary arrays made with one numpy look-up each.
+    """
 
     def __init__(self, policy: Policy, release: str | None = None, threads: int | None = None) -> None:
         self.policy = policy
         self.slots = SlotPolicy(policy, release)
+        self._generation = -1
 
     @property
     def release(self) -> str:
         return self.slots.release
 
-    def decide_lines(self, lines: pa.Table) -> pa.Table:
-        """Decide a table with ``checks.LINE_COLUMNS``: the output rows, in the same order."""
-        n = lines.num_rows
-        slot, decisions = self.slots.decide(lines)
-        at = pa.array(slot, pa.int32())
-        # the text of each distinct answer is made once; the rows get dictionary indices into it
-        outcome = pa.array([OUTCOMES.index(d.outcome.value) for d in decisions], pa.int32())
-        reasons_text = [" ".join(d.reason_codes) for d in decisions]
-        reasons = pc.dictionary_encode(pa.array(reasons_text, pa.string()))
-        periods = pc.dictionary_encode(pa.array([d.period.id if d.period else None for d in decisions], pa.string()))
-        modality = pc.dictionary_encode(pa.array([d.modality for d in decisions], pa.string()))
+    def _columns_of_new_decisions(self) -> None:
+        if self._generation != self.slots.generation:  # the slot cache started afresh
+            self._generation = self.slots.generation
+            self._texts: dict[str, dict[str | None, int]] = {"reasons": {}, "period": {}, "modality": {}}
+            self._codes: dict[str, list[int]] = {"outcome": [], "reasons": [], "period": [], "modality": []}
+            self._arrays: dict[str, tuple[np.ndarray, pa.Array]] = {}
+        decisions = self.slots.decisions
+        codes, texts = self._codes, self._texts
+        if len(codes["outcome"]) == len(decisions):
+            return
+        for d in decisions[len(codes["outcome"]):]:
+            codes["outcome"].append(OUTCOMES.index(d.outcome.value))
+            for name, text in (("reasons", " ".join(d.reason_codes)), ("period", d.period.id if d.period else None),
+                               ("modality", d.modality)):
+                codes[name].append(texts[name].setdefault(text, len(texts[name])))
+        self._arrays = {"outcome": (np.array(codes["outcome"], np.int32), OUTCOME_VALUES)}
+        for name in ("reasons", "period", "modality"):
+            values = pa.array(list(texts[name]), pa.string())
+            self._arrays[name] = (np.array(codes[name], np.int32), values)
+
+    def _column(self, name: str, answers: np.ndarray) -> pa.Array:
+        codes, values = self._arrays[name]
+        indices = codes[answers]
+        if values.null_count:  # a period or modality that is None: a null row
+            nulls = values.is_null().to_numpy(zero_copy_only=False)[indices]
+            return pa.DictionaryArray.from_arrays(pa.array(indices, mask=nulls), values.fill_null(""))
+        return pa.DictionaryArray.from_arrays(pa.array(indices), values)
+
+    def decide_encoded(self, enc: Encoded) -> pa.Table:
+        """Decide the good lines of a batch: the output rows, in the same order."""
+        n = enc.rows
+        if not n:
+            return _empty_decisions()
+        answers = self.slots.answers(enc)
+        self._columns_of_new_decisions()
+        code, date = enc.fields["code"], enc.fields["date"]
+        days = pa.array([d if d is not None else 0 for d in date.values], pa.int32())
         return pa.table({
-            "line": lines["line_no"],
-            "line_id": _plain(lines["line_id"]),
-            "claim_id": _plain(lines["claim_id"]),
-            "code": _dict(lines["code"]),
-            "date": lines["day"].cast(pa.int32()).cast(pa.date32()),
-            "outcome": pa.DictionaryArray.from_arrays(outcome.take(at), OUTCOME_VALUES),
-            "reasons": pa.DictionaryArray.from_arrays(reasons.indices.take(at), reasons.dictionary),
-            "period": pa.DictionaryArray.from_arrays(periods.indices.take(at), periods.dictionary),
-            "modality": pa.DictionaryArray.from_arrays(modality.indices.take(at), modality.dictionary),
+            "line": pa.array(enc.numbers, pa.int64()),
+            "line_id": _plain(enc.free["line_id"]),
+            "claim_id": _plain(enc.free["claim_id"]),
+            "code": pa.DictionaryArray.from_arrays(pa.array(code.idx.astype(np.int32)),
+                                                   pa.array([c or "" for c in code.values], pa.string())),
+            "date": days.take(pa.array(date.idx)).cast(pa.date32()),
+            "outcome": self._column("outcome", answers),
+            "reasons": self._column("reasons", answers),
+            "period": self._column("period", answers),
+            "modality": self._column("modality", answers),
             "release": _constant(self.release, n),
             "policy_hash": _constant(self.policy.hash, n),
         }, schema=_OUTPUT_SCHEMA)
 
+    def decide_lines(self, lines: pa.Table) -> pa.Table:
+        """Decide a table with ``checks.LINE_COLUMNS``: the output rows, in the same order."""
+        return self.decide_encoded(encode_lines(lines)) if lines.num_rows else _empty_decisions()
+
     def decide_raw(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
         """(decisions, errors) for a batch of raw columns as read from a file, with each row's line number."""
-        lines, errors = normalize(raw, line_numbers, tuple(self.policy.program.modalities))
-        decisions = self.decide_lines(lines) if lines.num_rows else _empty_decisions()
-        return decisions, errors
+        enc, errors = encode(raw, line_numbers, tuple(self.policy.program.modalities))
+        return self.decide_encoded(enc), errors
 
 
 DICT = pa.dictionary(pa.int32(), pa.string())
@@ -234,6 +274,88 @@ def run(
         raise InputError(str(err)) from None
 
 
+_END = object()
+
+
+def pipeline(items: Iterator[Batch], decide: Callable[[Batch], T], write: Callable[[T], None]) -> None:
+    """Read, decide and write in three threads, in order, one batch apart.
+
+    pyarrow reads and writes files in C++ without the GIL, so reading the next batch and writing the last
+    one overlap deciding this one (on a machine of two cores, the run takes about as long as its slowest
+    stage). Each queue holds one batch, so memory stays a few batches whatever the input's size. An error
+    in any stage stops the others and is raised here.
+    """
+    read_q: queue.Queue[object] = queue.Queue(maxsize=1)
+    write_q: queue.Queue[object] = queue.Queue(maxsize=1)
+    failed: list[BaseException] = []
+    stop = threading.Event()
+
+    def put(q: queue.Queue[object], item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for item in items:
+                if not put(read_q, item):
+                    return
+        except BaseException as exc:
+            failed.append(exc)
+            stop.set()
+        put(read_q, _END)
+
+    def writer() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    item = write_q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                write(item)  # type: ignore[arg-type]
+        except BaseException as exc:
+            failed.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=reader, name="cmap-read", daemon=True),
+               threading.Thread(target=writer, name="cmap-write", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while not stop.is_set():
+            try:
+                item = read_q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                break
+            if not put(write_q, decide(item)):  # type: ignore[arg-type]
+                break
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        if not stop.is_set():
+            write_q.put(_END)
+            threads[1].join()
+        stop.set()
+        while True:  # let a reader blocked on a full queue see the stop
+            try:
+                read_q.get_nowait()
+            except queue.Empty:
+                break
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]
+
+
 class Progress(Protocol):
     """What a caller may watch a run with (the command line draws a bar on terminals)."""
 
@@ -276,24 +398,35 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
     bar = progress
     if bar is not None:
         bar.start(total, "bytes" if fmt in ("csv", "jsonl", "x12") else "lines")
+
+    def decide(batch: Batch) -> tuple[pa.Table, pa.Table]:
+        read_errors = _errors_table(batch.errors)
+        if batch.raw is not None and batch.raw.num_rows:
+            assert batch.line_numbers is not None
+            decisions, errors = engine.decide_raw(batch.raw, batch.line_numbers)
+            errors = pa.concat_tables([read_errors, errors]).sort_by("line")
+        elif batch.lines is not None and batch.lines.num_rows:
+            decisions, errors = engine.decide_lines(batch.lines), read_errors.sort_by("line")
+        else:
+            decisions, errors = _empty_decisions(), read_errors.sort_by("line")
+        summary.add(decisions, errors.num_rows)
+        if bar is not None:
+            bar.advance(batch.progress, summary.read)
+        return decisions, errors
+
+    def write(done: tuple[pa.Table, pa.Table]) -> None:
+        decisions, errors = done
+        if decisions.num_rows:
+            out.write(decisions)
+        if errors.num_rows:
+            err_out.write(errors)
+
     try:
-        for batch in batches:
-            read_errors = _errors_table(batch.errors)
-            if batch.raw is not None and batch.raw.num_rows:
-                assert batch.line_numbers is not None
-                decisions, errors = engine.decide_raw(batch.raw, batch.line_numbers)
-                errors = pa.concat_tables([read_errors, errors]).sort_by("line")
-            elif batch.lines is not None and batch.lines.num_rows:
-                decisions, errors = engine.decide_lines(batch.lines), read_errors.sort_by("line")
-            else:
-                decisions, errors = _empty_decisions(), read_errors.sort_by("line")
-            if decisions.num_rows:
-                out.write(decisions)
-            if errors.num_rows:
-                err_out.write(errors)
-            summary.add(decisions, errors.num_rows)
-            if bar is not None:
-                bar.advance(batch.progress, summary.read)
+        if threads == 1:
+            for batch in batches:
+                write(decide(batch))
+        else:
+            pipeline(batches, decide, write)
     finally:
         out.close()
         err_out.close()

@@ -9,7 +9,9 @@ to nothing. The Spark engine uses ``check_value`` in the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,8 @@ import pyarrow.compute as pc
 
 from ..errors import LineError
 from ..lines import CHECKS, FIELDS, MISSING, REQUIRED, canonical_field
-from .slots import EPOCH
+
+EPOCH = dt.date(1970, 1, 1)  # day numbers count from here, as Arrow's date32 does
 
 # What a checked batch of claim lines holds, as the engines read it. ``day`` is days since 1970-01-01;
 # ``mod1``..``mod4`` are the line's modifiers in order (NULL when absent); ``claim_type`` is never NULL.
@@ -191,29 +194,6 @@ def _utf8(value: Any) -> Any:
         return Refused("the text is not UTF-8")
 
 
-def _spread(name: str, col: pa.ChunkedArray | Refused, modalities: Collection[str],
-            n: int) -> tuple[list[pa.Array], pa.Array]:
-    """Check each distinct value of ``col`` once: (output arrays, error array) row by row."""
-    values, indices = _distinct(name, col, n)
-    results = [check_value(name, v, modalities) for v in values]
-    results.append(check_value(name, None, modalities))  # for null rows
-    indices = pc.fill_null(indices, len(values)).cast(pa.int32())
-    outs = [pa.array([r[0][i] for r in results], type=typ) for i, (_, typ) in enumerate(OUTPUTS[name])]
-    errs = pa.array([r[1] for r in results], pa.string())
-    errors = errs.take(indices) if errs.null_count < len(errs) else pa.nulls(len(indices), pa.string())
-    return [_by_index(o, indices) for o in outs], errors
-
-
-def _by_index(values: pa.Array, indices: pa.Array) -> pa.Array:
-    """``values`` spread to rows: a dictionary array for text (no copy), a take for numbers."""
-    if not pa.types.is_string(values.type):
-        return values.take(indices)
-    if values.null_count:
-        indices = pc.if_else(pc.is_valid(values).take(indices), indices, pa.scalar(None, pa.int32()))
-        values = values.fill_null("")
-    return pa.DictionaryArray.from_arrays(indices, values)
-
-
 def _binary(kind: pa.DataType) -> bool:
     return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind))
 
@@ -269,57 +249,202 @@ def _combine(names: list[str], cols: list[pa.ChunkedArray]) -> pa.ChunkedArray |
     return pa.chunked_array([pc.coalesce(*reversed(texts))])
 
 
-def normalize(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]) -> tuple[pa.Table, pa.Table]:
-    """(lines with LINE_COLUMNS, errors) for a batch of columns as read from a file."""
+# --- a batch as distinct checked values ---
+
+# The fields a batch is decided by, each kept as its distinct checked values (free text aside).
+FIELDS_CHECKED = (*OUTPUTS, "provider_type")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a batch: its distinct values, checked once each, and each row's index into them.
+
+    ``values[i]`` is the checked value of the i-th distinct raw value (a tuple for modifiers, a day
+    number for the date); the last entry is what a null or absent value checks to.
+    """
+
+    values: list[Any]
+    idx: np.ndarray  # integers (int32 or int64), one per row
+    errors: list[str | None]
+    stages: list[int]
+
+    def take(self, rows: np.ndarray) -> Field:
+        return Field(self.values, self.idx[rows], self.errors, self.stages)
+
+    def column(self, typ: pa.DataType) -> pa.Array:
+        """The checked values row by row, as a column (text as a dictionary array: no copy of strings)."""
+        values = pa.array(self.values, type=typ)
+        if not pa.types.is_string(typ):
+            return values.take(pa.array(self.idx))
+        indices = self.idx.astype(np.int32, copy=False)
+        if values.null_count:  # a null row is a null index, not an index to a null value
+            nulls = values.is_null().to_numpy(zero_copy_only=False)[self.idx]
+            return pa.DictionaryArray.from_arrays(pa.array(indices, mask=nulls), values.fill_null(""))
+        return pa.DictionaryArray.from_arrays(pa.array(indices), values)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The good lines of a batch: their line numbers, each checked field as a ``Field``, and the free text."""
+
+    numbers: np.ndarray  # int64 line numbers
+    fields: dict[str, Field]
+    free: dict[str, pa.Array]  # line_id, claim_id: trimmed text or null
+
+    @property
+    def rows(self) -> int:
+        return len(self.numbers)
+
+    def lines(self) -> pa.Table:
+        """The lines as ``LINE_COLUMNS`` (the JSON Lines, X12 and Spark engines' shape; and for tests)."""
+        f = self.fields
+        mods = f["modifiers"]
+        padded = [(*m, None, None, None, None)[:4] if m is not None else (None,) * 4 for m in mods.values]
+        cols: dict[str, pa.Array] = {"line_no": pa.array(self.numbers, pa.int64()),
+                                     "line_id": self.free["line_id"], "claim_id": self.free["claim_id"],
+                                     "day": f["date"].column(pa.int32())}
+        for i in range(4):
+            cols[f"mod{i + 1}"] = Field([m[i] for m in padded], mods.idx, [], []).column(pa.string())
+        for name in ("code", "pos", "claim_type", "rcc", "modality", "provider_type"):
+            cols[name] = f[name].column(pa.string())
+        for name in ("member_age", "units"):
+            cols[name] = f[name].column(pa.int32())
+        cols["established_patient"] = f["established_patient"].column(pa.bool_())
+        return pa.table({name: _typed(cols[name], typ) for name, typ in LINE_COLUMNS})
+
+
+def _field(name: str, col: pa.ChunkedArray | Refused, modalities: Collection[str], n: int) -> Field:
+    values, indices = _distinct(name, col, n)
+    results = [check_value(name, v, modalities) for v in values]
+    results.append(check_value(name, None, modalities))  # for null rows
+    if indices.null_count:
+        indices = pc.fill_null(indices, len(values))
+    idx = indices.to_numpy(zero_copy_only=False)
+    if name == "modifiers":
+        checked: list[Any] = [tuple(m for m in r[0] if m is not None) if r[1] is None else None for r in results]
+    else:
+        checked = [r[0][0] for r in results]
+    return Field(checked, idx, [r[1] for r in results], [r[2] for r in results])
+
+
+def encode(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]) -> tuple[Encoded, pa.Table]:
+    """(the good lines, errors) of a batch of columns as read from a file.
+
+    Each field is checked once per distinct value by ``lines.CHECKS``; a line's error is the one
+    ``parse_line`` would meet first (``PRECEDENCE``). The rows stay indices into the distinct values.
+    """
     n = raw.num_rows
-    numbers = line_numbers.cast(pa.int64())
+    numbers = line_numbers.cast(pa.int64()).to_numpy(zero_copy_only=False)
     sources: dict[str, list[tuple[str, pa.ChunkedArray]]] = {}
     for name_raw, col in zip(raw.column_names, raw.columns, strict=True):
         name = canonical_field(name_raw)
         if name not in FIELDS:  # parse_line fails every line on an unknown field
             message = f"unknown field (known: {', '.join(FIELDS)})"
-            return _empty_lines(), pa.table({"line": numbers, "field": pa.array([name_raw] * n, pa.string()),
-                                             "error": pa.array([message] * n, pa.string())}, schema=ERROR_SCHEMA)
+            return _empty(), pa.table({"line": numbers, "field": pa.array([name_raw] * n, pa.string()),
+                                       "error": pa.array([message] * n, pa.string())}, schema=ERROR_SCHEMA)
         sources.setdefault(name, []).append((name_raw, col))
-    fields = {name: (cols[0][1] if len(cols) == 1 else _combine([c for c, _ in cols], [c for _, c in cols]))
-              for name, cols in sources.items()}
-    null = pa.nulls(n, pa.string())
-    out: dict[str, pa.Array] = {"line_no": numbers}
-    errors: dict[str, pa.Array] = {}
-    missing: dict[str, pa.Array] = {}
-    for name in OUTPUTS:
-        col = fields.get(name, pa.chunked_array([null]))
-        arrays, errs = _spread(name, col, modalities, n)
-        for (out_name, _), arr in zip(OUTPUTS[name], arrays, strict=True):
-            out[out_name] = arr
-        if name in ("code", "date"):
-            is_missing = pc.equal(errs, MISSING)
-            missing[name] = pc.if_else(is_missing, errs, null)
-            errs = pc.if_else(is_missing, null, errs)
-        errors[name] = errs
-    for name in FREE_TEXT:
-        free = fields.get(name)
-        if free is None:
-            out[name] = null
+    given = {name: (cols[0][1] if len(cols) == 1 else _combine([c for c, _ in cols], [c for _, c in cols]))
+             for name, cols in sources.items()}
+    null = pa.chunked_array([pa.nulls(n, pa.string())])
+    fields = {name: _field(name, given.get(name, null), modalities, n) for name in FIELDS_CHECKED}
+    free: dict[str, pa.Array] = {}
+    free_errors: dict[str, pa.Array] = {}
+    for name in ("line_id", "claim_id"):
+        if name in given:
+            free[name], free_errors[name] = _free_text(name, given[name], modalities, n)
         else:
-            out[name], errors[name] = _free_text(name, free, modalities, n)
-    err_msg: pa.Array = null
-    err_field: pa.Array = null
+            free[name] = pa.nulls(n, pa.string())
+    # the first error of each row, in parse_line's order; most batches have none, and skip this
+    err_msg: np.ndarray | None = None
+    err_field: np.ndarray | None = None
+    assigned = np.zeros(n, bool)
     for name, stage in PRECEDENCE:
-        e = missing.get(name) if stage == 0 else errors.get(name)
-        if e is None or e.null_count == n:
+        if name in free_errors:
+            e = free_errors[name]
+            if stage != 1 or e.null_count == n:
+                continue
+            has = e.is_valid().to_numpy(zero_copy_only=False)
+            messages = np.array(e.to_pylist(), dtype=object)
+        elif name in fields:
+            f = fields[name]
+            failing = np.array([m is not None and st == stage for m, st in zip(f.errors, f.stages, strict=True)])
+            if not failing.any():
+                continue
+            has = failing[f.idx]
+            if not has.any():
+                continue
+            messages = np.array(f.errors, dtype=object)[f.idx]
+        else:
             continue
-        take = pc.and_(pc.is_null(err_msg), pc.is_valid(e))
-        err_msg = pc.if_else(take, e, err_msg)
-        err_field = pc.if_else(take, pa.scalar(name), err_field)
-    lines = pa.table({name: _typed(out[name], typ) for name, typ in LINE_COLUMNS})
-    if err_msg.null_count == n:
-        return lines, ERROR_SCHEMA.empty_table()
-    good = pc.is_null(err_msg)
-    bad = pc.invert(good)
-    errors_table = pa.table({"line": numbers.filter(bad), "field": err_field.filter(bad),
-                             "error": err_msg.filter(bad)}, schema=ERROR_SCHEMA)
-    return lines.filter(good), errors_table
+        if err_msg is None:
+            err_msg, err_field = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+        assert err_field is not None
+        take = has & ~assigned
+        assigned |= take
+        err_msg[take] = messages[take]
+        err_field[take] = name
+    if err_msg is None:
+        return Encoded(numbers, fields, free), ERROR_SCHEMA.empty_table()
+    bad = assigned
+    assert err_field is not None
+    errors_table = pa.table({"line": numbers[bad], "field": pa.array(err_field[bad].tolist(), pa.string()),
+                             "error": pa.array(err_msg[bad].tolist(), pa.string())}, schema=ERROR_SCHEMA)
+    good = np.flatnonzero(~bad)
+    keep = pa.array(good)
+    return (Encoded(numbers[good], {k: f.take(good) for k, f in fields.items()},
+                    {k: v.take(keep) for k, v in free.items()}), errors_table)
+
+
+def encode_lines(lines: pa.Table) -> Encoded:
+    """A table of checked lines (``LINE_COLUMNS``: the JSON Lines and X12 readers' output) as ``Encoded``."""
+    n = lines.num_rows
+
+    def distinct(col: pa.ChunkedArray | pa.Array) -> tuple[list[Any], np.ndarray]:
+        arr = one_array(col)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        enc = pc.dictionary_encode(arr)
+        values = enc.dictionary.to_pylist()
+        return [*values, None], pc.fill_null(enc.indices, len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    fields: dict[str, Field] = {}
+    for name, column in (("code", "code"), ("date", "day"), ("pos", "pos"), ("claim_type", "claim_type"),
+                         ("rcc", "rcc"), ("modality", "modality"), ("member_age", "member_age"),
+                         ("units", "units"), ("established_patient", "established_patient"),
+                         ("provider_type", "provider_type")):
+        values, idx = distinct(lines[column])
+        fields[name] = Field(values, idx, [], [])
+    parts = [distinct(lines[f"mod{i}"]) for i in range(1, 5)]
+    slot = np.zeros(n, np.int64)
+    for values, idx in parts:  # squeezed after each column: the key never outgrows rows x values
+        slot = first_rows(slot * len(values) + idx)[0]
+    slot, firsts = first_rows(slot)
+    mods = [tuple(v for v in (parts[k][0][int(parts[k][1][r])] for k in range(4)) if v is not None)
+            for r in firsts.tolist()]
+    fields["modifiers"] = Field(mods, slot, [], [])
+    numbers = one_array(lines["line_no"]).to_numpy(zero_copy_only=False).astype(np.int64)
+    return Encoded(numbers, fields, {"line_id": one_array(lines["line_id"]), "claim_id": one_array(lines["claim_id"])})
+
+
+def first_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's distinct key, numbered by first appearance; the first row of each)."""
+    if not len(key):
+        return key.astype(np.int64), key.astype(np.int64)
+    slot = pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # dictionary indices come in order of first appearance: a key's first row is where the running
+    # maximum first reaches it
+    firsts = np.flatnonzero(np.diff(np.maximum.accumulate(slot), prepend=-1) > 0)
+    return slot, firsts
+
+
+def normalize(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]) -> tuple[pa.Table, pa.Table]:
+    """(lines with LINE_COLUMNS, errors) for a batch of columns as read from a file."""
+    encoded, errors = encode(raw, line_numbers, modalities)
+    return encoded.lines(), errors
+
+
+def _empty() -> Encoded:
+    return encode_lines(_empty_lines())
 
 
 def _typed(arr: pa.Array, sql_type: str) -> pa.Array:

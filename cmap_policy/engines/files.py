@@ -33,8 +33,7 @@ from ..lines import (
 )
 from ..model import ClaimLine, Policy
 from ..x12 import read_x12
-from .checks import ARROW_TYPES, LINE_COLUMNS, OUTPUTS
-from .slots import EPOCH
+from .checks import ARROW_TYPES, EPOCH, LINE_COLUMNS, OUTPUTS
 
 BATCH_ROWS = 1_000_000
 MIN_BATCH_ROWS = 65_536  # row groups are put together up to this many rows before a query
@@ -355,8 +354,15 @@ class Writer:
 
 
 class ParquetWriter(Writer):
+    """Parquet with the settings that make writing decisions cheap: dictionary pages only for the columns
+    that are dictionaries already (Arrow hands them over as they are), delta encoding for the line numbers
+    (which count up by one), and no dictionary attempt on unique text like line ids."""
+
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.w = pq.ParquetWriter(path, schema)
+        dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+        numbers = {f.name: "DELTA_BINARY_PACKED" for f in schema if f.name == "line" and pa.types.is_int64(f.type)}
+        self.w = pq.ParquetWriter(path, schema, use_dictionary=dictionaries or False,
+                                  column_encoding=numbers or None)
 
     def write(self, table: pa.Table) -> None:
         self.w.write_table(table)

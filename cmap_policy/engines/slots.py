@@ -22,16 +22,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..interpreter import evaluate
+from ..interpreter import decide
 from ..model import ClaimLine, Decision, Outcome, Period, Policy
+from .checks import EPOCH, Encoded, Field
+from .checks import first_rows as _first_rows
 
-EPOCH = dt.date(1970, 1, 1)
 DAY_MIN = -1_000_000  # before 0001-01-01
 DAY_MAX = 10_000_000  # after 9999-12-31
 OUTCOMES = tuple(o.value for o in Outcome)
@@ -61,6 +62,7 @@ class Segment:
     reads_units: bool
     reads_established: bool
     reads_rcc: bool
+    several: frozenset[str] = frozenset()  # the kinds of limit the row has more than one of
 
 
 def _segment(code: str, lo: int, hi: int, p: Period | None) -> Segment:
@@ -79,6 +81,8 @@ def _segment(code: str, lo: int, hi: int, p: Period | None) -> Segment:
         bool(units),
         any(lim.kind == "established-patient" for lim in p.limits),
         bool(p.revenue_center_codes),
+        frozenset(k for k in ("age", "provider-type", "units-per-day")
+                  if sum(lim.kind == k for lim in p.limits) > 1),
     )
 
 
@@ -120,7 +124,13 @@ def _index(values: Sequence[str]) -> dict[str, int]:
 
 
 class SlotPolicy:
-    """The policy as published in one release, compiled for slot look-ups on Arrow batches."""
+    """The policy as published in one release, compiled for slot look-ups on encoded batches.
+
+    It keeps every slot it has decided, across batches (up to ``CACHE_LIMIT`` of them, then it starts
+    afresh): after the first batches of a file, a batch is decided without a call to the interpreter.
+    """
+
+    CACHE_LIMIT = 250_000
 
     def __init__(self, policy: Policy, release: str | None = None) -> None:
         self.policy = policy
@@ -133,89 +143,172 @@ class SlotPolicy:
         self.keys = (codes_of << 32) | (np.array([s.lo for s in self.segments], np.int64) - DAY_MIN)
         self.bounds = np.array(date_bounds(policy), np.int64)
         self.modifiers = _index(sorted(program.modifiers))
+        self.one_type_modifiers = frozenset(m.code for m in program.modifiers.values()
+                                            if set(m.claim_types) != set(program.claim_types))
+        self.claim_types = _index(sorted(program.claim_types))
         self.places = _index(sorted(program.places_of_service))
         self.modalities = _index(sorted(program.modalities))
-        n = len(self.segments)
-        self.age_lo = np.array([s.age_range[0] if s.age_range else 0 for s in self.segments] + [0], np.int64)
-        self.age_hi = np.array([s.age_range[1] if s.age_range else 0 for s in self.segments] + [0], np.int64)
-        self.reads_age = np.array([s.age_range is not None for s in self.segments] + [False])
-        self.reads_types = np.array([s.provider_types is not None for s in self.segments] + [False])
-        self.max_units = np.array([s.max_units if s.max_units is not None else 0 for s in self.segments] + [0],
-                                  np.int64)
-        self.reads_units = np.array([s.reads_units for s in self.segments] + [False])
-        self.reads_est = np.array([s.reads_established for s in self.segments] + [False])
-        self.reads_rcc = np.array([s.reads_rcc for s in self.segments] + [False])
-        self.unlisted = n  # the sentinel segment of a code the release does not list
+        # per span, then one more entry for a code the release does not list (it reads nothing)
+        segs = self.segments
+        self.age_lo = np.array([s.age_range[0] if s.age_range else 0 for s in segs] + [0], np.int64)
+        self.age_hi = np.array([s.age_range[1] if s.age_range else 0 for s in segs] + [0], np.int64)
+        self.reads_age = np.array([s.age_range is not None for s in segs] + [False])
+        self.reads_types = np.array([s.provider_types is not None for s in segs] + [False])
+        self.max_units = np.array([s.max_units if s.max_units is not None else 0 for s in segs] + [0], np.int64)
+        self.reads_units = np.array([s.reads_units for s in segs] + [False])
+        self.reads_est = np.array([s.reads_established for s in segs] + [False])
+        self.reads_rcc = np.array([s.reads_rcc for s in segs] + [False])
+        self.reads_limits = self.reads_age | self.reads_types | self.reads_units | self.reads_est
+        # The batch writes reason codes, not messages: a value a row's only limit of its kind refuses decides
+        # like any other it refuses. Where a row has several limits of a kind, which ones refuse depends on
+        # the value, and the value stays in the slot.
+        self.age_value = np.array([("age" in s.several) for s in segs] + [False])
+        self.type_value = np.array([("provider-type" in s.several) for s in segs] + [False])
+        self.units_value = np.array([("units-per-day" in s.several) for s in segs] + [False])
+        self.unlisted = len(segs)  # the sentinel span of a code the release does not list
+        self.generation = 0  # counts fresh starts of the cache
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        self.known: dict[bytes, int] = {}  # a slot's parts, as bytes -> its decision's number
+        self.decisions: list[Decision] = []
+        # numbers for the values that are not the policy's own (codes it does not list, revenue codes,
+        # provider types, lists of modifiers), so that a slot's parts mean the same in every batch
+        self._ids: dict[str, dict[Any, int]] = {"code": {}, "mods": {}, "rcc": {}, "type": {}}
+        self.generation += 1
+
+    def _ids_of(self, kind: str, values: Sequence[Any]) -> np.ndarray:
+        ids = self._ids[kind]
+        return np.array([ids.setdefault(v, len(ids)) for v in values], np.int64)
 
     # --- slots ---
 
-    def slots(self, lines: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        """(each row's slot number, the first row of each slot), slots numbered by first appearance."""
-        n = lines.num_rows
-        day = _ints(lines["day"])
-        code_idx, code_values = _dict_indices(lines["code"])
-        listed = np.array([self.codes.get(c, 0) for c in code_values] + [0], np.int64)[code_idx]
-        seg = np.searchsorted(self.keys, (listed << 32) | (day - DAY_MIN), side="right") - 1
-        seg = np.where(listed > 0, seg, self.unlisted)
-        # a code the release does not list is its own slot (its messages name it)
-        where = np.where(listed > 0, seg, len(self.segments) + code_idx)
-        parts = [where, np.searchsorted(self.bounds, day, side="right")]
-        for name in ("mod1", "mod2", "mod3", "mod4"):
-            parts.append(_lookup(lines[name], self.modifiers))
-        parts.append(_lookup(lines["pos"], self.places))
-        parts.append(_lookup(lines["claim_type"], {"professional": 0, "institutional": 1}))
-        parts.append(_lookup(lines["modality"], self.modalities))
-        institutional = parts[-2] == 1
-        rcc_idx, rcc_values = _dict_indices(lines["rcc"])
-        reads_rcc = self.reads_rcc[seg] & institutional
-        parts.append(np.where(reads_rcc, np.where(rcc_idx < len(rcc_values), rcc_idx + 2, 1), 0))
-        parts.extend(self._limit_keys(lines, seg, n))
-        key = _combine(parts)
-        slot = pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        # dictionary indices are given in order of first appearance: a slot's first row is where the
-        # running maximum first reaches it
-        firsts = np.flatnonzero(np.diff(np.maximum.accumulate(slot), prepend=-1) > 0) if n else slot
-        return slot, firsts
+    def parts(self, enc: Encoded) -> tuple[list[np.ndarray], np.ndarray]:
+        """(the parts of each row's slot, each row's span): numbers that mean the same in every batch."""
+        f = enc.fields
+        code, date = f["code"], f["date"]
+        listed = np.array([self.codes.get(v, 0) if v is not None else 0 for v in code.values], np.int64)
+        code_ids = self._ids_of("code", code.values)
+        days = np.array([d if d is not None else 0 for d in date.values], np.int64)
+        bound = np.searchsorted(self.bounds, days, side="right")
+        nb = len(self.bounds) + 1
+        nc, nd = len(code.values), len(date.values)
+        if nc * nd <= max(4 * enc.rows, 1 << 16):
+            # the span of every (distinct code, distinct day) pair, then one look-up per row
+            seg_grid = np.searchsorted(self.keys, (listed[:, None] << 32) | (days[None, :] - DAY_MIN),
+                                       side="right") - 1
+            seg_grid = np.where(listed[:, None] > 0, seg_grid, self.unlisted)
+            where = np.where(listed[:, None] > 0, seg_grid, self.unlisted + code_ids[:, None]) * nb + bound
+            flat = code.idx * nd + date.idx
+            seg, codeday = seg_grid.ravel()[flat], where.ravel()[flat]
+        else:  # many codes and many days (a hostile file): one search per row
+            row_listed = listed[code.idx]
+            found = np.searchsorted(self.keys, (row_listed << 32) | (days[date.idx] - DAY_MIN), side="right") - 1
+            seg = np.where(row_listed > 0, found, self.unlisted)
+            codeday = np.where(row_listed > 0, found, self.unlisted + code_ids[code.idx]) * nb + bound[date.idx]
+        known_mods = [tuple(m for m in v if m in self.modifiers) if v is not None else ()
+                      for v in f["modifiers"].values]
+        institutional = np.array([v == "institutional" for v in f["claim_type"].values])[f["claim_type"].idx]
+        rcc = f["rcc"]
+        rcc_read = self.reads_rcc[seg] & institutional
+        # the claim type is read by a modifier used on one claim type only, and with a span's revenue codes
+        mods_read_type = np.array([any(m in self.one_type_modifiers for m in v) for v in known_mods])
+        type_read = mods_read_type[f["modifiers"].idx] | self.reads_rcc[seg]
+        parts = [
+            codeday,
+            self._ids_of("mods", known_mods)[f["modifiers"].idx],
+            _looked_up(f["pos"], self.places),
+            np.where(type_read, _looked_up(f["claim_type"], self.claim_types), 0),
+            _looked_up(f["modality"], self.modalities),
+            np.where(rcc_read, 1 + self._ids_of("rcc", rcc.values)[rcc.idx], 0),
+        ]
+        rows = np.flatnonzero(self.reads_limits[seg])
+        if len(rows):
+            parts.extend(self._limit_keys(enc, seg, rows))
+        return parts, seg
 
-    def _limit_keys(self, lines: pa.Table, seg: np.ndarray, n: int) -> list[np.ndarray]:
-        if not (self.reads_age.any() or self.reads_types.any() or self.reads_units.any() or self.reads_est.any()):
-            return []
+    def _limit_keys(self, enc: Encoded, seg: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+        """What the limits of each row's span read of it (for the rows whose span has limits; 0 elsewhere)."""
+        f, n, s = enc.fields, enc.rows, seg[rows]
+
+        def column(name: str) -> tuple[np.ndarray, np.ndarray]:
+            values = f[name].values
+            nums = np.array([int(v) if v is not None else 0 for v in values], np.int64)
+            valid = np.array([v is not None for v in values])
+            idx = f[name].idx[rows]
+            return nums[idx], valid[idx]
+
         out = []
-        ages, valid = _nullable_ints(lines["member_age"], n)
-        ok = (ages >= self.age_lo[seg]) & (ages <= self.age_hi[seg])
-        out.append(np.where(self.reads_age[seg], np.where(~valid, MISSING, np.where(ok, ACCEPTED, VALUE + ages)),
+        ages, valid = column("member_age")
+        ok = (ages >= self.age_lo[s]) & (ages <= self.age_hi[s])
+        refused = VALUE + np.where(self.age_value[s], ages, 0)
+        out.append(np.where(self.reads_age[s], np.where(~valid, MISSING, np.where(ok, ACCEPTED, refused)), NOT_READ))
+        units, valid = column("units")
+        ok = units <= self.max_units[s]
+        refused = VALUE + np.where(self.units_value[s], units, 0)
+        out.append(np.where(self.reads_units[s], np.where(~valid, MISSING, np.where(ok, ACCEPTED, refused)),
                             NOT_READ))
-        units, valid = _nullable_ints(lines["units"], n)
-        ok = units <= self.max_units[seg]
-        out.append(np.where(self.reads_units[seg], np.where(~valid, MISSING, np.where(ok, ACCEPTED, VALUE + units)),
-                            NOT_READ))
-        est, valid = _nullable_ints(lines["established_patient"], n)
-        out.append(np.where(self.reads_est[seg], np.where(valid, VALUE + est, MISSING), NOT_READ))
-        type_idx, type_values = _dict_indices(lines["provider_type"])
-        reads = self.reads_types[seg]
-        if reads.any():
-            # whether every provider-type limit of the row accepts the type: once per (row, type) present
-            pair = seg * (len(type_values) + 1) + type_idx
-            uniq, inverse = np.unique(pair[reads], return_inverse=True)
-            accepted = np.array([
-                int(u % (len(type_values) + 1)) < len(type_values)
-                and type_values[int(u % (len(type_values) + 1))] in (self.segments[int(u // (len(type_values) + 1))]
-                                                                    .provider_types or frozenset())
-                for u in uniq], dtype=bool)
-            key = np.full(n, NOT_READ, np.int64)
-            key[reads] = np.where(type_idx[reads] == len(type_values), MISSING,
-                                  np.where(accepted[inverse], ACCEPTED, VALUE + type_idx[reads]))
-            out.append(key)
-        return out
+        est, valid = column("established_patient")
+        out.append(np.where(self.reads_est[s], np.where(valid, VALUE + est, MISSING), NOT_READ))
+        ptype = f["provider_type"]
+        type_ids = self._ids_of("type", ptype.values)
+        # whether every provider-type limit of the span accepts the type: once per (span, type) present
+        pair = s * len(ptype.values) + ptype.idx[rows]
+        uniq, inverse = np.unique(pair, return_inverse=True)
+        accepted = np.array([ptype.values[int(u % len(ptype.values))] is not None and
+                             ptype.values[int(u % len(ptype.values))] in
+                             (self.segments[int(u // len(ptype.values))].provider_types or frozenset())
+                             if int(u // len(ptype.values)) < self.unlisted else False for u in uniq.tolist()],
+                            dtype=bool)
+        missing = np.array([v is None for v in ptype.values])[ptype.idx[rows]]
+        out.append(np.where(self.reads_types[s], np.where(missing, MISSING, np.where(
+            accepted[inverse.ravel()], ACCEPTED, VALUE + np.where(self.type_value[s], type_ids[ptype.idx[rows]], 0))),
+            NOT_READ))
+        spread = []
+        for part in out:
+            full = np.zeros(n, np.int64)
+            full[rows] = part
+            spread.append(full)
+        return spread
 
     # --- decisions ---
 
-    def decide(self, lines: pa.Table) -> tuple[np.ndarray, list[Decision]]:
-        """(each row's slot, the decision of each slot), by the interpreter."""
-        slot, firsts = self.slots(lines)
-        reps = lines.take(pa.array(firsts)).to_pylist() if len(firsts) else []
-        decisions = [evaluate(self.policy, claim_line(rec), release=self.release) for rec in reps]
-        return slot, decisions
+    def answers(self, enc: Encoded) -> np.ndarray:
+        """Each row's decision, as its number in ``decisions``; the slots not seen before are decided now,
+        by the interpreter, once each."""
+        if len(self.known) > self.CACHE_LIMIT:
+            self._start_afresh()
+        if not enc.rows:
+            return np.zeros(0, np.int64)
+        parts, _ = self.parts(enc)
+        slot, firsts = _first_rows(_combine(parts))
+        table = np.ascontiguousarray(np.stack([p[firsts] for p in parts], axis=1), dtype=np.int64)
+        keys = cast(list[bytes], table.view(np.dtype((np.void, table.shape[1] * 8))).ravel().tolist())
+        known = self.known
+        found = np.array([known.get(k, -1) for k in keys], np.int64)
+        for i in np.flatnonzero(found < 0).tolist():
+            known[keys[i]] = found[i] = len(self.decisions)
+            self.decisions.append(decide(self.policy, claim_line_of(enc, int(firsts[i])), release=self.release))
+        out: np.ndarray = found[slot]
+        return out
+
+
+def claim_line_of(enc: Encoded, row: int) -> ClaimLine:
+    """The claim line of one row of an encoded batch (its checked values)."""
+    f = enc.fields
+
+    def value(name: str) -> Any:
+        return f[name].values[int(f[name].idx[row])]
+
+    return ClaimLine(value("code"), EPOCH + dt.timedelta(days=value("date")), value("modifiers") or (), value("pos"),
+                     value("claim_type"), value("rcc"), value("modality"), value("member_age"), value("provider_type"),
+                     value("units"), value("established_patient"))
+
+
+def _looked_up(field: Field, index: dict[str, int]) -> np.ndarray:
+    """Each row's value as its small integer in ``index`` (0 for a value not in it, or null)."""
+    out: np.ndarray = np.array([index.get(v, 0) if v is not None else 0 for v in field.values], np.int64)[field.idx]
+    return out
 
 
 def claim_line(rec: dict[str, Any]) -> ClaimLine:
@@ -227,41 +320,6 @@ def claim_line(rec: dict[str, Any]) -> ClaimLine:
 
 
 # --- vectorised helpers ---
-
-def _one(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(col, pa.ChunkedArray):
-        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    return col
-
-
-def _ints(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    out: np.ndarray = _one(col).to_numpy(zero_copy_only=False).astype(np.int64)
-    return out
-
-
-def _nullable_ints(col: pa.ChunkedArray | pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
-    arr = _one(col)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else np.ones(n, bool)
-    values = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-    return values, valid
-
-
-def _dict_indices(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
-    """(each row's index into the distinct values, the values); a null row gets len(values)."""
-    arr = _one(col)
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    values = arr.dictionary.to_pylist()
-    idx = arr.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
-    return idx, values
-
-
-def _lookup(col: pa.ChunkedArray | pa.Array, index: dict[str, int]) -> np.ndarray:
-    """Each row's value as its small integer in ``index`` (0 for a value not in it, or null)."""
-    idx, values = _dict_indices(col)
-    out: np.ndarray = np.array([index.get(v, 0) for v in values] + [0], np.int64)[idx]
-    return out
-
 
 def _combine(parts: list[np.ndarray]) -> np.ndarray:
     """One int64 per row that differs exactly where some part differs (mixed radix; factorised when too wide)."""

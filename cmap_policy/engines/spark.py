@@ -58,8 +58,8 @@ from ..lines import ALIASES, FIELDS
 from ..model import Policy
 from ..reasons import DENIALS
 from .batch import Summary, default_errors_path
-from .checks import FREE_TEXT, LINE_COLUMNS, OUTPUTS, PRECEDENCE, check_value
-from .slots import ACCEPTED, EPOCH, MISSING, NOT_READ, OUTCOMES, VALUE, Segment, SlotPolicy, claim_line
+from .checks import EPOCH, FREE_TEXT, LINE_COLUMNS, OUTPUTS, PRECEDENCE, check_value
+from .slots import ACCEPTED, MISSING, NOT_READ, OUTCOMES, VALUE, Segment, SlotPolicy, claim_line
 
 DECISION_COLUMNS = ("outcome", "reasons", "period", "modality", "release", "policy_hash")
 ERROR_COLUMNS = ("error", "error_field")
