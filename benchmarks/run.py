@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -91,25 +93,27 @@ def _chunk(policy: Policy, rng: np.random.Generator, start: int, n: int) -> pa.T
     })
 
 
-def make_data(policy: Policy, n: int, folder: Path) -> tuple[Path, Path]:
-    """n lines as Parquet (typed columns) and as CSV, written a chunk at a time."""
+def make_data(policy: Policy, n: int, folder: Path, csv: bool = True) -> tuple[Path, Path | None]:
+    """n lines as Parquet (typed columns) and, if ``csv``, as CSV, written a chunk at a time."""
     parquet, csv_path = folder / f"lines-{n}.parquet", folder / f"lines-{n}.csv"
-    if parquet.exists() and csv_path.exists():
-        return parquet, csv_path
+    if parquet.exists() and (csv_path.exists() or not csv):
+        return parquet, csv_path if csv else None
     rng = np.random.default_rng(20260101)
     pw = cw = None
     for start in range(0, n, CHUNK):
         t = _chunk(policy, rng, start, min(CHUNK, n - start))
         pw = pw or pq.ParquetWriter(parquet, t.schema)
         pw.write_table(t)
-        text = t.set_column(2, "date", t["date"].cast(pa.string()))
-        cw = cw or pacsv.CSVWriter(str(csv_path), text.schema,
-                                   write_options=pacsv.WriteOptions(quoting_style="none"))
-        cw.write_table(text)
-    assert pw is not None and cw is not None
+        if csv:
+            text = t.set_column(2, "date", t["date"].cast(pa.string()))
+            cw = cw or pacsv.CSVWriter(str(csv_path), text.schema,
+                                       write_options=pacsv.WriteOptions(quoting_style="none"))
+            cw.write_table(text)
+    assert pw is not None
     pw.close()
-    cw.close()
-    return parquet, csv_path
+    if cw is not None:
+        cw.close()
+    return parquet, csv_path if csv else None
 
 
 def claim_lines(table: pa.Table) -> list[ClaimLine]:
@@ -138,15 +142,21 @@ def latency(policy: Policy, lines: list[ClaimLine], peer_lines: int) -> dict[str
     want_answers = [(d.outcome.value, d.reason_codes, d.period.id if d.period else None) for d in want]
     out: dict[str, dict[str, Any]] = {}
 
+    def slots() -> int:
+        return sum(len(m.slots) for m in _MEMOS.values())
+
     def timed(name: str, fn: Any, items: list[Any], check: list[Any] | None = None) -> None:
         ns = []
         answers = []
+        before = slots()
         for item in items:
             t = clock()
             a = fn(item)
             ns.append(clock() - t)
             answers.append(a)
         row: dict[str, Any] = {"lines": len(items), **_percentiles(ns)}
+        if name.startswith("interpreter") and name != "interpreter_uncached":
+            row["new_slots"] = slots() - before  # lines decided afresh: the cache's misses
         if check is not None:
             row["agree"] = sum(a == b for a, b in zip(answers, check, strict=False)) / len(check)
         out[name] = row
@@ -158,6 +168,14 @@ def latency(policy: Policy, lines: list[ClaimLine], peer_lines: int) -> dict[str
     # the cache starts empty, then the stream goes on: the second half is what a running service sees
     timed("interpreter_first", lambda ln: evaluate(policy, ln), lines[:half], list(want))
     timed("interpreter", lambda ln: evaluate(policy, ln), lines[half:])
+    # the same lines again, every slot now decided: the tail without new slots, and without the collector
+    timed("interpreter_warm", lambda ln: evaluate(policy, ln), lines[half:])
+    gc.collect()
+    gc.disable()
+    try:
+        timed("interpreter_warm_no_gc", lambda ln: evaluate(policy, ln), lines[half:])
+    finally:
+        gc.enable()
     timed("interpreter_uncached", lambda ln: decide(policy, ln), lines[: max(peer_lines, 20_000)])
     zen = Zen(policy)
     timed("zen", zen.decide, tuples[:peer_lines], want_answers)
@@ -188,8 +206,64 @@ def cli() -> str:
     return found
 
 
-def batch_duckdb(src: Path, out: Path, policy_dir: Path) -> dict[str, Any]:
+def batch(src: Path, out: Path, policy_dir: Path) -> dict[str, Any]:
     return _child([cli(), "eval", str(src), "-o", str(out), "--policy", str(policy_dir)])
+
+
+SEQUENTIAL = """
+import sys
+from cmap_policy import load_policy
+from cmap_policy.engines.batch import run
+s = run({src!r}, {out!r}, policy=load_policy({policy!r}), threads=1)
+print(f"{{s.read}} lines read", file=sys.stderr)
+"""
+
+
+def batch_sequential(src: Path, out: Path, policy_dir: Path) -> dict[str, Any]:
+    """The batch engine with reading, deciding and writing one after the other (no pipeline threads)."""
+    return _child([sys.executable, "-c", SEQUENTIAL.format(src=str(src), out=str(out), policy=str(policy_dir))])
+
+
+# The floor: what just reading the input and writing an output of the engine's columns and row count costs,
+# with the engine's own readers' and writers' settings, in a process of its own (start and imports count).
+FLOOR = """
+import sys
+import numpy as np, pyarrow as pa, pyarrow.csv as pacsv, pyarrow.parquet as pq
+from pathlib import Path
+from cmap_policy.engines.batch import _OUTPUT_SCHEMA
+from cmap_policy.engines.files import ParquetWriter, CsvWriter
+src, out, fmt = Path({src!r}), Path({out!r}), {fmt!r}
+def const(text, n):
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([text]))
+if fmt == "parquet":
+    reader = pq.ParquetFile(src, read_dictionary=["code", "modifiers", "pos", "claim_type", "rcc", "provider_type"])
+    batches = reader.iter_batches(batch_size=1_000_000)
+    writer = ParquetWriter(out, _OUTPUT_SCHEMA)
+else:
+    batches = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=32 << 20),
+                             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(
+                                 ["code", "date", "line_id", "claim_id"], pa.string())))
+    writer = CsvWriter(out, _OUTPUT_SCHEMA)
+start = 1
+for rb in batches:
+    n = rb.num_rows
+    code = rb.column("code")
+    code = code if pa.types.is_dictionary(code.type) else code.dictionary_encode()
+    day = rb.column("date")
+    day = day if pa.types.is_date32(day.type) else day.cast(pa.date32())
+    writer.write(pa.table({{
+        "line": pa.array(np.arange(start, start + n, dtype=np.int64)), "line_id": rb.column("line_id"),
+        "claim_id": pa.nulls(n, pa.string()), "code": code.cast(pa.dictionary(pa.int32(), pa.string())),
+        "date": day, **{{name: const(name, n) for name in ("outcome", "reasons", "period", "modality", "release",
+                                                         "policy_hash")}}}}, schema=_OUTPUT_SCHEMA))
+    start += n
+writer.close()
+print(f"{{start - 1}} lines read", file=sys.stderr)
+"""
+
+
+def floor(src: Path, out: Path, fmt: str) -> dict[str, Any]:
+    return _child([sys.executable, "-c", FLOOR.format(src=str(src), out=str(out), fmt=fmt)])
 
 
 PLAIN_BATCH = """
@@ -202,6 +276,7 @@ policy = load_policy({policy!r})
 engine = PlainPython(policy)
 epoch = 719163  # date(1970, 1, 1).toordinal()
 writer = None
+n = 0
 for rb in pq.ParquetFile({src!r}).iter_batches(batch_size=1_000_000):
     cols = rb.to_pydict()
     out = {{"line_id": cols["line_id"], "outcome": [], "reasons": [], "period": []}}
@@ -214,9 +289,11 @@ for rb in pq.ParquetFile({src!r}).iter_batches(batch_size=1_000_000):
         out["reasons"].append(" ".join(r))
         out["period"].append(p)
     t = pa.table(out)
+    n += t.num_rows
     writer = writer or pq.ParquetWriter({out!r}, t.schema)
     writer.write_table(t)
 writer.close()
+print(f"{{n}} lines read", file=sys.stderr)
 """
 
 
@@ -225,7 +302,35 @@ def batch_plain(src: Path, out: Path, policy_dir: Path) -> dict[str, Any]:
     return _child([sys.executable, "-c", code])
 
 
-def cold_start(policy_dir: Path, runs: int = 5) -> dict[str, Any]:
+def spark(src: Path, out: Path, policy_dir: Path) -> dict[str, Any]:
+    return _child([cli(), "eval", str(src), "-o", str(out), "--engine", "spark", "--master", "local[2]",
+                   "--policy", str(policy_dir)])
+
+
+def same_answers(engine_out: Path, plain_out: Path) -> dict[str, Any]:
+    """Field for field: the batch engine's outcome, reasons and period against the plain-Python loop's."""
+    a = pq.read_table(engine_out, columns=["line_id", "outcome", "reasons", "period"])
+    b = pq.read_table(plain_out, columns=["line_id", "outcome", "reasons", "period"])
+    same = a.num_rows == b.num_rows
+    differ = 0
+    for name in ("line_id", "outcome", "reasons", "period"):
+        x, y = a[name], b[name]
+        x = x.cast(pa.string()) if pa.types.is_dictionary(x.type) else x
+        eq = pc.equal(x, y.cast(pa.string()))
+        both_null = pc.and_(pc.is_null(x), pc.is_null(y))
+        differ = max(differ, a.num_rows - pc.sum(pc.or_(pc.fill_null(eq, False), both_null)).as_py())
+    return {"lines": a.num_rows, "same_rows": same, "lines_that_differ": differ}
+
+
+def fixed_cost(work: Path, policy_dir: Path, runs: int = 5) -> dict[str, Any]:
+    """The engine on a file of one line: the process start, imports, policy load and engine set-up."""
+    one = work / "one.parquet"
+    pq.write_table(pa.table({"code": ["90791"], "date": ["2026-01-15"], "modifiers": ["95"]}), one)
+    times = [batch(one, work / "one-out.parquet", policy_dir)["seconds"] for _ in range(runs)]
+    return {"seconds": statistics.median(times)}
+
+
+def cold_start(policy_dir: Path, runs: int = 7) -> dict[str, Any]:
     one = [cli(), "eval", "--code", "90791", "--date", "2026-01-15", "--modifier", "95"]
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CMAP_POLICY_CACHE_DIR": cache}
@@ -254,6 +359,12 @@ def _command(argv: list[str]) -> str:
     return " ".join(["python benchmarks/run.py", *shown])
 
 
+def _has_spark() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", default="1e6,1e7", help="batch sizes, comma-separated (default 1e6,1e7)")
@@ -263,6 +374,12 @@ def main() -> None:
     parser.add_argument("--peer-lines", type=int, default=2000, help="lines timed on cedarpy and zen (default 2000)")
     parser.add_argument("--plain-batch-max", type=float, default=1e6,
                         help="largest batch the plain-Python loop runs (default 1e6; it is slow)")
+    parser.add_argument("--csv-max", type=float, default=1e7, help="largest batch also run as CSV (default 1e7)")
+    parser.add_argument("--sequential-max", type=float, default=1e7,
+                        help="largest batch also run without the pipeline threads (default 1e7)")
+    parser.add_argument("--spark-max", type=float, default=1e7,
+                        help="largest batch also run on Spark, local[2], if pyspark and java are there (default 1e7;"
+                             " 0 for none)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the generated data (default: a temp)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -279,10 +396,11 @@ def main() -> None:
         "policy": {"codes": len(policy.codes), "kind": "synthetic", "seed": 0},
         "command": _command(sys.argv[1:]),
     }
-    print(f"policy: SYNTHETIC, {len(policy.codes)} codes; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    print(f"policy: SYNTHETIC, {len(policy.codes)} codes; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
-    first_parquet, _ = make_data(policy, max(min(sizes), 2 * int(args.latency_lines)), work)
-    sample = claim_lines(pq.read_table(first_parquet).slice(0, 2 * int(args.latency_lines)))
+    n_latency = 2 * int(args.latency_lines)
+    first_parquet, _ = make_data(policy, max(min(sizes), n_latency), work, csv=min(sizes) <= args.csv_max)
+    sample = claim_lines(pq.read_table(first_parquet).slice(0, n_latency))
     print(f"latency on {len(sample):,} lines ...", file=sys.stderr)
     result["latency"] = latency(policy, sample, args.peer_lines)
 
@@ -290,20 +408,37 @@ def main() -> None:
     # one untimed run first, so that no timed run pays for reading the engine's libraries from disk
     warm = work / "warm-up.csv"
     warm.write_text("code,date,modifiers\n90791,2026-01-15,95\n", encoding="utf-8")
-    batch_duckdb(warm, work / "warm-up.parquet", policy_dir)
+    batch(warm, work / "warm-up.parquet", policy_dir)
+    spark_ok = args.spark_max > 0 and _has_spark()
     for n in sizes:
-        parquet, csv_path = make_data(policy, n, work)
+        parquet, csv_path = make_data(policy, n, work, csv=n <= args.csv_max)
         row: dict[str, Any] = {}
         print(f"batch {n:,} lines ...", file=sys.stderr)
-        row["duckdb_parquet"] = batch_duckdb(parquet, work / "out.parquet", policy_dir)
-        row["duckdb_csv"] = batch_duckdb(csv_path, work / "out.csv", policy_dir)
+        row["floor_parquet"] = floor(parquet, work / "floor.parquet", "parquet")
+        row["batch_parquet"] = batch(parquet, work / "out.parquet", policy_dir)
+        if n <= args.sequential_max:
+            row["batch_parquet_sequential"] = batch_sequential(parquet, work / "seq.parquet", policy_dir)
+        if csv_path is not None:
+            row["floor_csv"] = floor(csv_path, work / "floor.csv", "csv")
+            row["batch_csv"] = batch(csv_path, work / "out.csv", policy_dir)
         if n <= args.plain_batch_max:
             row["plain_parquet"] = batch_plain(parquet, work / "plain.parquet", policy_dir)
+            result.setdefault("same_answers", {})[str(n)] = same_answers(work / "out.parquet",
+                                                                        work / "plain.parquet")
+        if spark_ok and n <= args.spark_max:
+            print(f"spark {n:,} lines ...", file=sys.stderr)
+            row["spark_parquet"] = spark(parquet, work / "spark-out", policy_dir)
         for r in row.values():
             r["lines_per_s"] = n / r["seconds"]
         result["batch"][str(n)] = row
-    print("cold start ...", file=sys.stderr)
+        for f in (work / "out.parquet", work / "seq.parquet", work / "floor.parquet", work / "out.csv",
+                  work / "floor.csv", work / "plain.parquet"):
+            f.unlink(missing_ok=True)
+        shutil.rmtree(work / "spark-out", ignore_errors=True)
+    print("fixed cost and cold start ...", file=sys.stderr)
+    result["fixed_cost"] = fixed_cost(work, policy_dir)
     result["cold_start"] = cold_start(policy_dir)
+    result["machine"]["load_average_at_end"] = os.getloadavg()
 
     table = render(result)
     result["table"] = table
@@ -317,36 +452,62 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+BATCH_NAMES = (
+    ("batch_parquet", "batch engine, Parquet → Parquet"),
+    ("batch_parquet_sequential", "batch engine without its pipeline threads, Parquet → Parquet"),
+    ("floor_parquet", "floor: pyarrow reads the input and writes the same columns, Parquet"),
+    ("batch_csv", "batch engine, CSV → CSV"),
+    ("floor_csv", "floor: pyarrow reads the input and writes the same columns, CSV"),
+    ("plain_parquet", "plain Python loop, Parquet → Parquet"),
+    ("spark_parquet", "Spark engine, local[2], Parquet → Parquet"),
+)
+
+
 def render(r: dict[str, Any]) -> str:
     lat = r["latency"]
     base = lat["plain"]["p50_us"]
-    lines = ["| measure | engine | figure | ratio to plain Python |", "|---|---|---|---|"]
+    lines = [f"load average {r['machine']['load_average_at_start'][0]:.2f} at the start, "
+             f"{r['machine']['load_average_at_end'][0]:.2f} at the end (1-minute)", "",
+             "| measure | engine | figure | ratio |", "|---|---|---|---|"]
     names = {"plain": "plain Python dict + bisect",
              "interpreter_first": "interpreter `evaluate`, first lines (empty cache)",
              "interpreter": "interpreter `evaluate`, the stream goes on",
+             "interpreter_warm": "interpreter `evaluate`, the same lines again (every slot decided)",
+             "interpreter_warm_no_gc": "interpreter `evaluate`, the same lines again, garbage collector off",
              "interpreter_uncached": "interpreter `decide` (reference, no cache)", "zen": "zen-engine (GoRules)",
              "cedar": "cedarpy (AWS Cedar)"}
     for key, name in names.items():
+        if key not in lat:
+            continue
         row = lat[key]
         agree = f", agree {row['agree']:.0%}" if "agree" in row else ""
+        misses = f", {row['new_slots'] / row['lines']:.1%} of lines decided afresh" if "new_slots" in row else ""
         lines.append(f"| latency per line, p50 / p99 | {name} | {row['p50_us']:.2f} / {row['p99_us']:.2f} µs"
-                     f"{agree} | {row['p50_us'] / base:.2f}× |")
+                     f"{agree}{misses} | {row['p50_us'] / base:.2f}× plain |")
+    plain_any = next((b["plain_parquet"] for b in r["batch"].values() if "plain_parquet" in b), None)
     for n, row in r["batch"].items():
-        plain = row.get("plain_parquet") or next((b.get("plain_parquet") for b in r["batch"].values()
-                                                   if b.get("plain_parquet")), None)
-        for key, name in (("duckdb_parquet", "batch engine, Parquet → Parquet"),
-                          ("duckdb_csv", "batch engine, CSV → CSV"),
-                          ("plain_parquet", "plain Python loop, Parquet → Parquet")):
+        plain = row.get("plain_parquet") or plain_any
+        for key, name in BATCH_NAMES:
             if key not in row:
                 continue
             b = row[key]
-            ratio = f"{b['lines_per_s'] / plain['lines_per_s']:.1f}×" if plain else "-"
+            ratios = [f"{b['lines_per_s'] / plain['lines_per_s']:.1f}× plain"] if plain else []
+            fmt = "csv" if key.endswith("csv") else "parquet"
+            fl = row.get(f"floor_{fmt}")
+            if fl is not None and not key.startswith("floor"):
+                ratios.append(f"{b['seconds'] / fl['seconds']:.2f}× the floor's time")
             lines.append(f"| throughput at {int(n):,} lines, end to end | {name} | {b['lines_per_s'] / 1e6:.2f} M "
-                         f"lines/s ({b['seconds']:.1f} s), peak RSS {b['peak_rss_mb']:.0f} MB | {ratio} |")
+                         f"lines/s ({b['seconds']:.2f} s), peak RSS {b['peak_rss_mb']:.0f} MB | "
+                         f"{'; '.join(ratios) or '-'} |")
+    for n, same in r.get("same_answers", {}).items():
+        lines.append(f"| same answers at {int(n):,} lines | batch engine vs plain loop, field for field | "
+                     f"{same['lines_that_differ']} lines differ of {same['lines']:,} | |")
     for key, name in (("zen", "zen-engine"), ("cedar", "cedarpy")):
         per_s = 1e6 / lat[key]["mean_us"]
         lines.append(f"| throughput, one call per line | {name} | {per_s / 1e6:.4f} M lines/s | "
-                     f"{lat['plain']['mean_us'] / lat[key]['mean_us']:.3f}× of the plain loop |")
+                     f"{lat['plain']['mean_us'] / lat[key]['mean_us']:.3f}× plain |")
+    fixed = r["fixed_cost"]["seconds"] * 1000
+    lines.append(f"| fixed cost: a one-line file, end to end | batch engine | {fixed:.0f} ms | |")
     c = r["cold_start"]
     lines.append(f"| one-line `cmap-policy eval`, cold process | warm policy cache | {c['warm_cache_s'] * 1000:.0f} ms "
                  f"| python -c pass: {c['python_startup_s'] * 1000:.0f} ms |")

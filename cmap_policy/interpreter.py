@@ -385,18 +385,23 @@ class _Memo:
         self.date_bounds = sorted(bounds)
         self.program_modifiers = policy.program.modifiers
         self.program_places = policy.program.places_of_service
-        self.modifiers: dict[tuple[str, ...], tuple[str, ...]] = {}
-        # (release, code) -> (period starts, period ends (ordinal or None), what each period's limits read)
-        self.codes: dict[tuple[str, str], _CodeEntry | None] = {}
+        claim_types = set(policy.program.claim_types)
+        self.one_type = frozenset(m.code for m in self.program_modifiers.values() if set(m.claim_types) != claim_types)
+        # a line's modifiers -> (those the program knows, whether one of them is for one claim type only)
+        self.modifiers: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
+        # release -> code -> (period starts, period ends (ordinal or None), what each period's limits read)
+        self.codes: dict[str, dict[str, _CodeEntry | None]] = {r.id: {} for r in policy.releases}
 
     def code(self, release: str, code: str) -> _CodeEntry | None:
-        key = (release, code)
-        if key not in self.codes:
+        table = self.codes[release]
+        try:
+            return table[code]
+        except KeyError:
             view = self.policy.views[release].get(code)
-            self.codes[key] = None if view is None else (
+            entry = table[code] = None if view is None else (
                 view.starts, tuple(p.end.toordinal() if p.end is not None else None for p in view.periods),
                 tuple(_Reads.of(p) for p in view.periods))
-        return self.codes[key]
+            return entry
 
     def slot_key(self, release: str, line: ClaimLine) -> tuple[object, ...]:
         day = line.date.toordinal()
@@ -409,12 +414,15 @@ class _Memo:
             covered = i >= 0 and (end is None or day <= end)
             if covered:
                 reads = per_period[i]
-        modifiers = self.modifiers.get(line.modifiers)
-        if modifiers is None:
-            modifiers = self.modifiers[line.modifiers] = tuple(m for m in line.modifiers
-                                                               if m in self.program_modifiers)
+        found = self.modifiers.get(line.modifiers)
+        if found is None:
+            known = tuple(m for m in line.modifiers if m in self.program_modifiers)
+            found = self.modifiers[line.modifiers] = (known, any(m in self.one_type for m in known))
+        modifiers, reads_type = found
+        # the claim type is read by a modifier used on one claim type only, and by a row's revenue codes
+        claim_type = line.claim_type if reads_type or reads.rcc else None
         return (release, line.code, i, covered, bisect_right(self.date_bounds, day), modifiers,
-                line.pos if line.pos in self.program_places else None, line.claim_type,
+                line.pos if line.pos in self.program_places else None, claim_type,
                 line.rcc if reads.rcc and line.claim_type == "institutional" else None, line.modality,
                 *reads.key(line))
 
