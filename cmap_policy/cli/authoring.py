@@ -54,7 +54,8 @@ def fmt_command(check: bool, path: str | None) -> None:
 @click.option("--format", "out_format", type=click.Choice(["md", "json"]), default="md", show_default=True,
               help="md: Markdown for a pull-request comment; json: for programs.")
 @policy_option("The working policy folder: HEAD when HEAD is left out, where release ids are looked up, and "
-                "whose git repository revisions are read from. Default: the policy/ folder of this checkout.")
+                "whose git repository revisions are read from. Default: the policy/ folder of the git checkout you "
+                "are in (whatever the install mode).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when some claim line's decision changes.")
 def diff_command(base: str, head: str | None, out_format: str, policy_path: str | None, exit_code: bool) -> None:
     """Show what changes from BASE to HEAD: releases, rows and every claim line whose decision flips.

@@ -54,7 +54,7 @@ from pyspark.sql import types as T
 
 from ..errors import InputError
 from ..interpreter import evaluate as evaluate_line
-from ..lines import ALIASES, FIELDS
+from ..lines import ALIASES, FIELDS, header_problem
 from ..model import Policy
 from ..reasons import DENIALS
 from .batch import Summary, default_errors_path
@@ -467,6 +467,8 @@ def _run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, r
     summary.decided = summary.read - summary.errors
     summary.outcomes = Counter({o: int(metrics[o] or 0) for o in OUTCOMES})
     summary.denied_by_reason = Counter({c: int(metrics[c] or 0) for c in DENIALS if metrics[c]})
+    problem = header_problem(inputs, None)  # said once, as the batch engine says it, besides each row's error
+    summary.header = problem.error if problem is not None else None
     err_path = errors_path or errors_path_for(output)
     errors = decided.where(F.col(f"{_P}err").isNotNull()).select(
         *lead, F.col("line_no").alias("line"), F.col(f"{_P}err_field").alias("field"),
