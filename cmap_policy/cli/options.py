@@ -27,6 +27,8 @@ BUNDLED_POLICY_HELP = ("Policy tree to use (the folder holding program.json, rel
                        "Default: the bundled CMAP policy.")
 CHECKOUT_POLICY_HELP = ("The policy folder to change. Default: the policy/ folder of the git checkout you are in "
                         "(whatever the install mode).")
+WORKING_POLICY_HELP = ("Policy folder. Default: the policy/ folder of the git checkout you are in, else the bundled "
+                       "policy.")
 RELEASE_HELP = "Decide as the table was published in this release (see releases.json). Default: the latest."
 
 

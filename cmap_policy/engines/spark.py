@@ -309,7 +309,9 @@ def _slot_columns(slots: SlotPolicy) -> list[Column]:
     age, units, est, ptype = F.col("member_age"), F.col("units"), F.col("established_patient"), F.col("provider_type")
     institutional = F.col("claim_type") == "institutional"
     return [
-        F.when(seg.isNotNull(), seg.cast("string")).otherwise(F.concat(F.lit("code:"), F.col("code"))).alias("k_where"),
+        # l.code: the segments (s) have a code column too
+        F.when(seg.isNotNull(), seg.cast("string"))
+        .otherwise(F.concat(F.lit("code:"), F.col("l.code"))).alias("k_where"),
         bound.alias("k_bound"),
         *(known(f"mod{i}", program.modifiers).alias(f"k_mod{i}") for i in range(1, 5)),
         known("pos", program.places_of_service).alias("k_pos"),
