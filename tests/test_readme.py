@@ -17,9 +17,9 @@ Every command must exit 0 with no traceback. The installs are the README's own: 
 and installs a wheel (non-editable); each later ``.[extra]`` install adds that extra's libraries to the same
 ``.venv``, from pip's cache when it has them. The Site section's install is editable (``-e '.[site]'``) and comes
 last, after every other command has run on the non-editable install. Spark runs on the smallest input the
-README names (``examples/claims.parquet``, four lines) in local mode; it needs Java 17 or 21, git and curl
-are needed too: ``.ci/run`` installs them. The whole test takes about two minutes (``-m 'not slow'`` leaves it
-out of a quick local run).
+README names (``examples/claims.parquet``, four lines) in local mode. Java (for Spark), git and curl are
+needed: ``.ci/run`` installs them; without them the test is skipped locally, saying why, and fails on CI. The
+whole test takes about a minute (``-m 'not slow'`` leaves it out of a quick local run).
 """
 
 from __future__ import annotations
