@@ -105,10 +105,14 @@ class LineError(CmapPolicyError, ValueError):
     lone surrogate in them is escaped here: writing the error must never fail.
     """
 
-    def __init__(self, message: str, *, field: str | None = None, line: int | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, line: int | None = None,
+                 cause: LineError | None = None) -> None:
         self.message = printable(message)
         self.field = None if field is None else printable(field)
         self.line = line
+        # the error of the file's header (a CSV header, a Parquet schema) that this line fails by, when it does:
+        # every line of the file has it, so the command line reports the header's error once, not each line's
+        self.cause = cause
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -120,7 +124,11 @@ class LineError(CmapPolicyError, ValueError):
         return (", ".join(where) + ": " if where else "") + self.message
 
     def at(self, line: int) -> LineError:
-        return LineError(self.message, field=self.field, line=line)
+        return LineError(self.message, field=self.field, line=line, cause=self.cause)
+
+    def caused_by(self, header: LineError) -> LineError:
+        """This error, as one that ``header``'s error causes."""
+        return LineError(self.message, field=self.field, line=self.line, cause=header)
 
     def as_dict(self) -> dict[str, object]:
         return {"line": self.line, "field": self.field, "error": self.message}

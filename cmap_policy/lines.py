@@ -13,7 +13,8 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -397,13 +398,52 @@ def csv_header(raw: bytes | None, number: int) -> list[str] | LineError | None:
     return names
 
 
+_COLUMNS_SHOWN = 20  # column names a header's error lists
+
+
+@dataclass(frozen=True)
+class HeaderProblem:
+    """A header (CSV) or schema (Parquet) that no line of the file can be decided with: a column every line
+    needs is missing, or a column is not a field of a claim line. ``error`` says so once, for the file, with
+    the columns found; ``fields`` are the fields whose line errors it causes."""
+
+    error: LineError
+    fields: frozenset[str]
+
+    def explains(self, err: LineError) -> LineError:
+        """``err``, marked as caused by the header when it is about one of the header's fields."""
+        return err.caused_by(self.error) if err.field in self.fields and err.cause is None else err
+
+
+def header_problem(names: Sequence[str], number: int | None) -> HeaderProblem | None:
+    """What is wrong with the columns ``names`` (of the header at line ``number``, or a schema: None), or None."""
+    found = {canonical_field(n) for n in names}
+    absent = [f for f in REQUIRED if f not in found]
+    unknown = [n for n in names if canonical_field(n) not in FIELDS]
+    if not absent and not unknown:
+        return None
+    parts = []
+    if absent:
+        parts.append(f"no {' or '.join(map(repr, absent))} column: every line needs a procedure code and a date "
+                     "of service")
+    if unknown:
+        shown = ", ".join(_quoted(n) for n in unknown[:_COLUMNS_SHOWN])
+        parts.append(f"{'a column' if len(unknown) == 1 else 'columns'} that no claim line has: {shown}"
+                     f"{' …' if len(unknown) > _COLUMNS_SHOWN else ''} (known: {', '.join(FIELDS)})")
+    columns = ", ".join(_quoted(n) for n in names[:_COLUMNS_SHOWN]) or "none"
+    more = f" … ({len(names):,} in all)" if len(names) > _COLUMNS_SHOWN else ""
+    message = f"{'; and '.join(parts)}. The columns found: {columns}{more}"
+    return HeaderProblem(LineError(message, line=number), frozenset([*absent, *unknown]))
+
+
 def csv_line(raw: bytes | None, number: int, header: list[str] | LineError) -> dict[str, str] | LineError | None:
     """One CSV line after the header: its values by column, its error, or None for a blank line."""
     text = line_text(raw, number)
     if not isinstance(text, str):
         return text
     if isinstance(header, LineError):
-        return LineError(f"not read: the header (line {header.line}) cannot be read: {header.message}", line=number)
+        return LineError(f"not read: the header (line {header.line}) cannot be read: {header.message}", line=number,
+                         cause=header)
     values = csv_values(text)
     if isinstance(values, str):
         return LineError(values, line=number)
@@ -414,17 +454,21 @@ def csv_line(raw: bytes | None, number: int, header: list[str] | LineError) -> d
 
 def read_csv(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
     header: list[str] | LineError | None = None
+    problem: HeaderProblem | None = None
     for number, raw in guarded_lines(physical_lines(stream)):
         if isinstance(raw, LineError):
             yield number, raw
             return
         if header is None:
             header = csv_header(raw, number)  # blank lines before the header are skipped
+            if isinstance(header, list):
+                problem = header_problem(header, number)
             continue
         item = csv_line(raw, number, header)
         if item is None:
             continue
-        yield number, item if isinstance(item, LineError) else parse_at(item, program, number)
+        parsed = item if isinstance(item, LineError) else parse_at(item, program, number)
+        yield number, problem.explains(parsed) if problem is not None and isinstance(parsed, LineError) else parsed
 
 
 def read_json_document(stream: IO[bytes] | IO[str] | ByteSource, program: Program) -> Iterator[Parsed]:
@@ -448,6 +492,8 @@ def _document(raw: bytes, program: Program) -> Iterator[Parsed]:
         line = raw.count(b"\n", 0, exc.start) + 1
         yield line, LineError(f"the document is not UTF-8 text (byte {exc.start + 1}, {exc.reason})", line=line)
         return
+    if not text.removeprefix("\ufeff").strip():
+        return  # an empty document holds no claim lines (the command line says so), as an empty CSV file
     try:
         data = guard.loads(text)
     except json.JSONDecodeError as exc:

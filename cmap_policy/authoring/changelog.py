@@ -18,6 +18,7 @@ from typing import Any
 
 from ..load.loader import load_policy
 from ..model import Code, Period, Policy, Release
+from ..resources import working_policy_dir
 from .diff.rows import BOOKKEEPING
 
 ACTIONS = ("added", "changed", "ended")
@@ -90,8 +91,9 @@ def change_report(policy: Policy, release: str | None = None) -> list[dict[str, 
 
 
 def changelog(release: str | None = None, *, policy: Policy | str | Path | None = None) -> list[dict[str, Any]]:
-    """The change report of the policy at ``policy`` (default: the bundled one); see ``change_report``."""
-    pol = policy if isinstance(policy, Policy) else load_policy(policy)
+    """The change report of the policy at ``policy`` (default: the policy/ folder of the git checkout the current
+    directory is in, else the bundled one); see ``change_report``."""
+    pol = policy if isinstance(policy, Policy) else load_policy(policy if policy is not None else working_policy_dir())
     return change_report(pol, release)
 
 

@@ -24,7 +24,7 @@ from ..errors import EditError, FileRefusedError, PolicyError
 from ..lines import CODE_RE
 from ..load.loader import load_policy
 from ..model import Policy
-from ..resources import policy_dir
+from ..resources import INSTALLED_COPY, is_installed_copy, working_policy_dir
 from .fmt import format_document, write_text
 
 SOURCE_KINDS = ("statute", "bulletin", "executive-order", "web-page", "official-table", "secondary-reading",
@@ -97,7 +97,10 @@ class _Tree:
 
 
 def _root(policy: str | Path | None) -> Path:
-    return Path(policy) if policy is not None else policy_dir()
+    root = Path(policy) if policy is not None else working_policy_dir()
+    if is_installed_copy(root):
+        raise EditError(INSTALLED_COPY)
+    return root
 
 
 def _iso(value: dt.date | str, name: str) -> str:

@@ -22,7 +22,7 @@ from .. import guard
 from ..errors import FileRefusedError, FmtError
 from ..guard import read_tree_file, tree_files
 from ..load.canonical import normalize
-from ..resources import policy_dir, schema_dir
+from ..resources import INSTALLED_COPY, is_installed_copy, schema_dir, working_policy_dir
 
 # Documents whose lists are sets: the ones ``content_hash`` reads.
 HASHED_KINDS = frozenset({"program", "releases", "code"})
@@ -168,7 +168,7 @@ def format_text(text: str, path: Path | None = None) -> str:
 
 def policy_files(path: str | Path | None = None) -> list[Path]:
     """The JSON files under ``path`` (a folder or one file; default: the policy folder), in a stable order."""
-    root = Path(path) if path is not None else policy_dir()
+    root = Path(path) if path is not None else working_policy_dir()
     if root.is_file():
         return [root]
     if not root.is_dir():
@@ -196,12 +196,15 @@ def fmt(path: str | Path | None = None, check: bool = False) -> FmtResult:
     """
     changed: list[Path] = []
     errors: list[str] = []
-    files = policy_files(path)
-    within = Path(path) if path is not None and Path(path).is_dir() else None
+    folder = Path(path) if path is not None else working_policy_dir()
+    if not check and is_installed_copy(folder):
+        raise FmtError(INSTALLED_COPY)
+    files = policy_files(folder)
+    within = folder if folder.is_dir() else None
     for file in files:
         try:
             # only a regular file inside the folder given: a link out of it, a FIFO or a device is named, not read
-            raw = read_tree_file(file, within or (file.parent if path is not None else policy_dir()))
+            raw = read_tree_file(file, within or file.parent)
             text = raw.decode("utf-8")
         except FileRefusedError as exc:
             errors.append(f"{shown(file)}: {exc}")

@@ -25,7 +25,7 @@ from ..load.jsonfile import JsonDoc, read_json
 from ..load.loader import load_policy
 from ..model import MAX_AGE, MAX_UNITS, ClaimLine, Decision, Policy
 from ..reasons import ORDER, REASONS
-from ..resources import policy_dir
+from ..resources import working_policy_dir
 
 __all__ = ["CaseResult", "Coverage", "SpecFileError", "SpecReport", "load_cases", "reachable_reasons", "test"]
 
@@ -160,7 +160,7 @@ class SpecReport:
 def resolve(path: str | Path | None, policy: str | Path | None) -> tuple[Path, Path]:
     """(policy folder, tests file or folder). Without ``policy``, a tests folder beside a policy tree uses that tree."""
     if path is None:
-        root = Path(policy) if policy is not None else policy_dir()
+        root = Path(policy) if policy is not None else working_policy_dir()
         return root, root / "tests"
     target = Path(path)
     if policy is not None:
@@ -170,7 +170,7 @@ def resolve(path: str | Path | None, policy: str | Path | None) -> tuple[Path, P
         return folder, folder / "tests"
     if (folder.parent / "program.json").is_file():  # PATH is the tests folder (or a file in it) beside a policy
         return folder.parent, target
-    return policy_dir(), target
+    return working_policy_dir(), target
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -479,7 +479,8 @@ def render_text(report: SpecReport, verbose: bool = False) -> str:
     cov = report.coverage
     covered_periods = len(cov.periods) - len(cov.periods_uncovered)
     reachable = cov.reasons_reachable
-    out.append("")
+    if out:  # a blank line parts the failures and notes from the coverage; nothing comes before it otherwise
+        out.append("")
     out.append(f"coverage: periods {covered_periods}/{len(cov.periods)} ({cov.period_percent:.1f}%) in every "
                f"release's view; reasons {len(reachable) - len(cov.reasons_uncovered)}/{len(reachable)} reachable "
                f"({cov.reason_percent:.1f}%)")

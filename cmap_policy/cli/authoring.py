@@ -18,7 +18,14 @@ from ..authoring.diff import diff
 from ..authoring.edit import code_add, code_end, code_set, release_new
 from ..authoring.fmt import fmt, shown
 from ..errors import DiffError, EditError, FmtError, PolicyError, UnknownReleaseError
-from .options import CHECKOUT_POLICY_HELP, EXIT_ERRORS, date_option, policy_option, report_policy_error
+from .options import (
+    CHECKOUT_POLICY_HELP,
+    EXIT_ERRORS,
+    WORKING_POLICY_HELP,
+    date_option,
+    policy_option,
+    report_policy_error,
+)
 
 
 @click.command("fmt")
@@ -54,7 +61,8 @@ def fmt_command(check: bool, path: str | None) -> None:
 @click.option("--format", "out_format", type=click.Choice(["md", "json"]), default="md", show_default=True,
               help="md: Markdown for a pull-request comment; json: for programs.")
 @policy_option("The working policy folder: HEAD when HEAD is left out, where release ids are looked up, and "
-                "whose git repository revisions are read from. Default: the policy/ folder of this checkout.")
+                "whose git repository revisions are read from. Default: the policy/ folder of the git checkout you "
+                "are in (whatever the install mode).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when some claim line's decision changes.")
 def diff_command(base: str, head: str | None, out_format: str, policy_path: str | None, exit_code: bool) -> None:
     """Show what changes from BASE to HEAD: releases, rows and every claim line whose decision flips.
@@ -85,7 +93,7 @@ def diff_command(base: str, head: str | None, out_format: str, policy_path: str 
 @click.option("--release", default=None, metavar="ID", help="Only this release. Default: every release.")
 @click.option("--format", "out_format", type=click.Choice(["md", "json"]), default="md", show_default=True,
               help="md: Important-Message style Markdown; json: the change report, one object per release.")
-@policy_option("Policy folder. Default: the bundled policy.")
+@policy_option(WORKING_POLICY_HELP)
 def changelog_command(release: str | None, out_format: str, policy_path: str | None) -> None:
     """What each release added, ended and changed, with dates and citations."""
     try:

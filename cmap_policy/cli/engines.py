@@ -1,6 +1,8 @@
-"""Running ``eval`` on the batch engine or on Spark: the summary on standard error and the exit code.
+"""Running ``eval`` on the batch engine or on Spark, and how every ``eval`` run ends: its last words on
+standard error and its exit code.
 
-The engines return a ``Summary`` and raise; what a user sees of a run, and the exit code, is decided here.
+The engines return a ``Summary`` and raise; what a user sees of a run, and the exit code, is decided here,
+for the interpreter's runs too (``finish``), so that every path says the same thing in the same words.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, LineError
 from ..model import Policy
 from .options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, fail
 
@@ -36,13 +38,34 @@ class ProgressBar:
         self.p.stop()
 
 
-def _finish(summary: Any, where_errors: str) -> NoReturn:
-    click.echo(summary.render(), err=True)
-    if summary.errors:
-        others = f"the other {summary.decided:,} were" if summary.decided else "no line was decided"
-        click.echo(f"{summary.errors:,} line(s) could not be decided (see {where_errors}); {others}", err=True)
+def header_error(cause: LineError) -> str:
+    """The error of a file's header (or Parquet schema) that every line of the file fails by, said once."""
+    where = f"the header (line {cause.line})" if cause.line is not None else "the file's columns"
+    return f"error: {where}: {cause.message}"
+
+
+def finish(decided: int, errors: int, source: str, where_errors: str | None = None) -> NoReturn:
+    """End an ``eval`` run that read ``source``: no claim lines at all is an error (exit 1) whatever the format
+    or the engine; so are lines that could not be decided (each already reported, or in ``where_errors``)."""
+    if decided + errors == 0:
+        fail(f"no claim lines in {source}")
+    if errors:
+        see = f" (see {where_errors})" if where_errors else ""
+        if decided:
+            click.echo(f"{errors:,} line(s) could not be decided{see}; the other {decided:,} were", err=True)
+        else:
+            which = "the one line had an error" if errors == 1 else f"all {errors:,} lines had errors"
+            click.echo(f"no line was decided: {which}{see}", err=True)
         raise SystemExit(EXIT_ERRORS)
     raise SystemExit(EXIT_OK)
+
+
+def _finish(summary: Any, input_file: str, where_errors: str) -> NoReturn:
+    if summary.header is not None:
+        click.echo(header_error(summary.header), err=True)
+    if summary.read:
+        click.echo(summary.render(), err=True)
+    finish(summary.decided, summary.errors, input_file, where_errors)
 
 
 def run_batch(input_file: str, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
@@ -69,7 +92,7 @@ def run_batch(input_file: str, output: str, *, policy: Policy, release: str | No
     except (OSError, InputError) as err:
         fail(f"cannot read or write: {err}")
     where = errors_file or (str(batch.default_errors_path(Path(output))) if not to_stdout else "standard error")
-    _finish(summary, where)
+    _finish(summary, input_file, where)
 
 
 def run_spark(input_file: str | None, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
@@ -106,4 +129,4 @@ def run_spark(input_file: str | None, output: str, *, policy: Policy, release: s
     finally:
         if started_here and (session.sparkContext.master or "").startswith("local"):
             session.stop()
-    _finish(summary, errors_at)
+    _finish(summary, input_file, errors_at)

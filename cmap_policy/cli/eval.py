@@ -15,9 +15,11 @@ from typing import Any
 import click
 
 from .. import api
+from ..errors import LineError
 from ..explain import explain
 from ..lines import FIELDS, format_of
 from ..model import Policy
+from .engines import finish, header_error
 from .options import EXIT_ERRORS, EXIT_OK, check_release, date_option, load_or_exit, policy_option, release_option
 
 BATCH_OUTPUTS = ("csv", "jsonl", "parquet")  # what the batch engine writes, by -o's extension
@@ -123,10 +125,12 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
     except UnicodeDecodeError as err:
         click.echo(f"error: the input is not UTF-8 text (byte {err.start})", err=True)
         sys.exit(EXIT_ERRORS)
-    if errors:
-        click.echo(f"{errors} line(s) could not be decided; the other {decided} were" if decided else
-                   f"no line was decided: {errors} error(s)", err=True)
-        sys.exit(EXIT_ERRORS)
+    if input_file not in (None, "-"):
+        finish(decided, errors, str(input_file))
+    if source is not None:
+        finish(decided, errors, "the options")  # one line, decided or not: never empty
+    hint = "" if input_file == "-" else " (give INPUT, '-' for standard input, or --code and --date for one line)"
+    finish(decided, errors, f"standard input{hint}")
 
 
 def _batch_wanted(input_file: str | None, output: str, engine: str, out_format: str, explain: bool,
@@ -156,11 +160,17 @@ def _write(results: Any, policy: Policy, out_format: str, do_explain: bool, outp
     out = click.open_file(output, "w", encoding="utf-8")
     rows: list[dict[str, Any]] = []
     first_table = True
+    headers_said: list[LineError] = []  # a header's error is said once, not for each line it fails
     with out:
         for res in results:
             if res.error is not None:
                 errors += 1
-                click.echo(f"error: {res.error}", err=True)
+                cause = res.error.cause
+                if cause is None:
+                    click.echo(f"error: {res.error}", err=True)
+                elif not any(cause is said for said in headers_said):
+                    headers_said.append(cause)
+                    click.echo(header_error(cause), err=True)
                 if out_format == "table":
                     continue
             else:

@@ -9,6 +9,7 @@ import sys
 import click
 
 from .. import api
+from ..resources import working_policy_dir
 from .options import EXIT_ERRORS, check_release, date_option, load_or_exit, policy_option, release_option
 
 
@@ -17,11 +18,13 @@ from .options import EXIT_ERRORS, check_release, date_option, load_or_exit, poli
 @click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one problem per line with a hint; json: a list of problem objects.")
 def validate_command(path: str | None, out_format: str) -> None:
-    """Check a policy tree (default: the bundled policy) against the schemas and the meaning checks.
+    """Check a policy tree against the schemas and the meaning checks (default PATH: the policy/ folder of the
+    git checkout you are in, else the bundled policy).
 
     Every problem is reported as FILE:LINE:COL: /json/pointer: message, with a hint,
     the most useful first. Exits 1 when there is any problem.
     """
+    path = path if path is not None else str(working_policy_dir())
     problems = api.validate(path)
     if out_format == "json":
         click.echo(json.dumps([p.as_dict() for p in problems], indent=2))

@@ -25,7 +25,10 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 BUNDLED_POLICY_HELP = ("Policy tree to use (the folder holding program.json, releases.json and codes/). "
                        "Default: the bundled CMAP policy.")
-CHECKOUT_POLICY_HELP = "The policy folder to change. Default: the policy/ folder of this checkout."
+CHECKOUT_POLICY_HELP = ("The policy folder to change. Default: the policy/ folder of the git checkout you are in "
+                        "(whatever the install mode).")
+WORKING_POLICY_HELP = ("Policy folder. Default: the policy/ folder of the git checkout you are in, else the bundled "
+                       "policy.")
 RELEASE_HELP = "Decide as the table was published in this release (see releases.json). Default: the latest."
 
 

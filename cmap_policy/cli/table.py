@@ -14,10 +14,12 @@ import click
 
 from ..authoring.table import export_table, import_table
 from ..errors import TableError
+from ..resources import working_policy_dir
 from ..testing import synthetic_policy
 from .options import (
     CHECKOUT_POLICY_HELP,
     EXIT_ERRORS,
+    WORKING_POLICY_HELP,
     check_release,
     date_option,
     fail,
@@ -107,7 +109,7 @@ def import_command(table: str, release: str, policy_path: str | None, columns: t
               help="Write here instead of standard output.")
 @click.option("--history", is_flag=True,
               help="Every row of the release, ended ones included (with --date, those starting by then).")
-@policy_option()
+@policy_option(WORKING_POLICY_HELP)
 def export_command(date_: dt.date | None, release: str | None, fmt: str | None, output: str, history: bool,
                    policy_path: str | None) -> None:
     """Write the telehealth table as a spreadsheet (csv, xlsx) or json.
@@ -127,7 +129,7 @@ def export_command(date_: dt.date | None, release: str | None, fmt: str | None, 
         fmt = {".xlsx": "xlsx", ".json": "json"}.get(Path(output).suffix.lower(), "csv") if output != "-" else "csv"
     if fmt == "xlsx" and output == "-" and sys.stdout.isatty():
         raise click.UsageError("an .xlsx workbook is binary: give -o FILE.xlsx")
-    policy = load_or_exit(policy_path)
+    policy = load_or_exit(policy_path if policy_path is not None else str(working_policy_dir()))
     check_release(policy, release)
     try:
         data = export_table(policy, date=date_, release=release, fmt=fmt, history=history)

@@ -193,6 +193,8 @@ class Summary:
     outcomes: Counter[str] = field(default_factory=Counter)
     denied_by_reason: Counter[str] = field(default_factory=Counter)
     elapsed: float = 0.0
+    # the header's (or Parquet schema's) problem that every line of the file fails by, said once
+    header: LineError | None = None
 
     def add(self, decisions: pa.Table, n_errors: int) -> None:
         self.decided += decisions.num_rows
@@ -400,6 +402,8 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
         bar.start(total, "bytes" if fmt in ("csv", "jsonl", "x12") else "lines")
 
     def decide(batch: Batch) -> tuple[pa.Table, pa.Table]:
+        if batch.header is not None:
+            summary.header = batch.header.error
         read_errors = _errors_table(batch.errors)
         if batch.raw is not None and batch.raw.num_rows:
             assert batch.line_numbers is not None

@@ -23,10 +23,12 @@ from ..errors import LineError
 from ..guard import MAX_LINE_BYTES, byte_source, physical_lines, too_long
 from ..lines import (
     CSV_FIELD_LIMIT,
+    HeaderProblem,
     canonical_field,
     csv_header,
     csv_line,
     csv_values,
+    header_problem,
     quotes_close,
     read_jsonl,
     width_error,
@@ -49,6 +51,7 @@ class Batch:
     line_numbers: pa.Array | None = None
     errors: list[LineError] = field(default_factory=list)
     progress: int = 0  # bytes or rows consumed, for the progress bar
+    header: HeaderProblem | None = None  # a CSV header's or Parquet schema's problem, once, in its own batch
 
 
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterator[Batch]]:
@@ -62,7 +65,11 @@ def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterato
     pf = pq.ParquetFile(path, read_dictionary=checked)
     total = pf.metadata.num_rows
 
+    problem = header_problem(schema.names, None)
+
     def gen() -> Iterator[Batch]:
+        if problem is not None:
+            yield Batch(header=problem)
         start = 1
         pending: list[pa.RecordBatch] = []
         rows = 0
@@ -110,6 +117,8 @@ def read_csv(path: Path, block_bytes: int | None = None) -> tuple[int, Iterator[
                     break
             if header is None:
                 return
+            if isinstance(header, list) and (problem := header_problem(header, line)) is not None:
+                yield Batch(header=problem)
             last = 0
 
             def moved() -> int:  # bytes read since the last batch, for the progress bar

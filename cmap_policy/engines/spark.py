@@ -54,7 +54,7 @@ from pyspark.sql import types as T
 
 from ..errors import InputError
 from ..interpreter import evaluate as evaluate_line
-from ..lines import ALIASES, FIELDS
+from ..lines import ALIASES, FIELDS, header_problem
 from ..model import Policy
 from ..reasons import DENIALS
 from .batch import Summary, default_errors_path
@@ -310,7 +310,9 @@ def _slot_columns(slots: SlotPolicy) -> list[Column]:
     age, units, est, ptype = F.col("member_age"), F.col("units"), F.col("established_patient"), F.col("provider_type")
     institutional = F.col("claim_type") == "institutional"
     return [
-        F.when(seg.isNotNull(), seg.cast("string")).otherwise(F.concat(F.lit("code:"), F.col("code"))).alias("k_where"),
+        # l.code: the segments (s) have a code column too
+        F.when(seg.isNotNull(), seg.cast("string"))
+        .otherwise(F.concat(F.lit("code:"), F.col("l.code"))).alias("k_where"),
         bound.alias("k_bound"),
         *(known(f"mod{i}", program.modifiers).alias(f"k_mod{i}") for i in range(1, 5)),
         known("pos", program.places_of_service).alias("k_pos"),
@@ -468,6 +470,8 @@ def _run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, r
     summary.decided = summary.read - summary.errors
     summary.outcomes = Counter({o: int(metrics[o] or 0) for o in OUTCOMES})
     summary.denied_by_reason = Counter({c: int(metrics[c] or 0) for c in DENIALS if metrics[c]})
+    problem = header_problem(inputs, None)  # said once, as the batch engine says it, besides each row's error
+    summary.header = problem.error if problem is not None else None
     err_path = errors_path or errors_path_for(output)
     errors = decided.where(F.col(f"{_P}err").isNotNull()).select(
         *lead, F.col("line_no").alias("line"), F.col(f"{_P}err_field").alias("field"),

@@ -13,6 +13,7 @@ from .decisions import NO_DECISION_CHANGES
 
 if TYPE_CHECKING:  # the result renders itself with this module; the type is for the checker only
     from .result import PolicyDiff
+    from .sides import Side
 
 MAX_ROWS_PER_CODE = 30
 # A pull-request comment holds at most 65,536 characters; leave room for the workflow's own text.
@@ -96,11 +97,18 @@ def _esc(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _side(side: Side) -> str:
+    release = "" if side.label == f"release {side.release}" else f"release {side.release}, "
+    return f"{side.label} ({release}view hash `{side.view_hash[:12]}`, policy hash `{side.policy.hash[:12]}`)"
+
+
 def render_markdown(d: PolicyDiff) -> str:
     """The diff as Markdown, for a pull-request comment."""
     out = [f"## Policy diff: `{d.base.label}` → `{d.head.label}`", "",
-           f"Base: {d.base.label} (release {d.base.release}, policy hash `{d.base.policy.hash[:12]}`)  ",
-           f"Head: {d.head.label} (release {d.head.release}, policy hash `{d.head.policy.hash[:12]}`)", ""]
+           f"Base: {_side(d.base)}  ", f"Head: {_side(d.head)}", ""]
+    if d.base.policy.hash == d.head.policy.hash and d.base.release != d.head.release:
+        out += ["Both sides are releases of one tree, so they share its policy hash; the view hash is that of "
+                "what each release publishes (its rows, and the releases up to it).", ""]
     if d.base.policy.hash == d.head.policy.hash and d.base.release == d.head.release:
         out.append("The two policies have the same content hash: nothing changed but layout.")
         out.append("")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ...model import Policy
-from ...resources import policy_dir
+from ...resources import working_policy_dir
 from .decisions import NO_DECISION_CHANGES, decision_changes
 from .markdown import render_markdown
 from .rows import code_changes, program_changes, release_changes, row_changes
@@ -70,7 +70,7 @@ def diff(base: str | Path | Policy | Side, head: str | Path | Policy | Side | No
     """
     working: Policy | None = None
     if head is None or (isinstance(base, str) and not Path(base).is_dir()):
-        folder = Path(policy) if policy is not None else policy_dir()
+        folder = Path(policy) if policy is not None else working_policy_dir()
         working = load_folder(folder, "working") if folder.is_dir() else None
     b = resolve(base, policy=policy, what="BASE", working=working)
     h = resolve(head, policy=policy, what="HEAD", working=working)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import json
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -11,19 +15,42 @@ from typing import Any
 from ...errors import DiffError, PolicyError
 from ...load.loader import load_policy
 from ...model import Policy
-from ...resources import policy_dir
+from ...resources import working_policy_dir
 
 
 @dataclass(frozen=True)
 class Side:
-    """A policy as of one of its releases, with a label for people."""
+    """A policy as of one of its releases, with a label for people.
+
+    ``policy.hash`` is the whole tree's, so two releases of one tree share it; ``view_hash`` is the hash of what
+    the release publishes, which tells them apart (``view_hash``).
+    """
 
     policy: Policy
     release: str
     label: str
 
+    @functools.cached_property
+    def view_hash(self) -> str:
+        return view_hash(self.policy, self.release)
+
     def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "release": self.release, "policy_hash": self.policy.hash}
+        return {"label": self.label, "release": self.release, "policy_hash": self.policy.hash,
+                "view_hash": self.view_hash}
+
+
+def view_hash(policy: Policy, release: str) -> str:
+    """sha256 of what ``release`` publishes: the releases up to it, and each code (its own fields, its rows) as
+    that release states it. The program (program.json) is the tree's, and only in the policy hash."""
+    ids = [r.id for r in policy.releases]
+    upto = policy.releases[: ids.index(policy.release(release).id) + 1]
+    codes = {code: {"system": view.code.system, "description": view.code.description,
+                    "category": view.code.category, "note": view.code.note,
+                    "periods": [p.as_dict() for p in view.periods]}
+             for code, view in sorted(policy.views[release].items())}
+    payload = {"releases": [dataclasses.asdict(r) for r in upto], "codes": codes}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -49,7 +76,7 @@ def _is_revision(repo: Path, rev: str) -> bool:
 
 def load_revision(rev: str, policy: str | Path | None = None) -> Policy:
     """The policy tree as committed in git revision ``rev`` (read with ``git show``; nothing is checked out)."""
-    folder = Path(policy) if policy is not None else policy_dir()
+    folder = Path(policy) if policy is not None else working_policy_dir()
     found = _repo_of(folder)
     if found is None:
         raise DiffError(f"{folder} is not inside a git repository, so {rev!r} cannot be read as a revision")
@@ -90,7 +117,7 @@ def resolve(spec: str | Path | Policy | Side | None, *, policy: str | Path | Non
     ``None`` is the working tree (``policy``, default the repository's policy folder) at its latest release.
     A prefix forces the reading when a name is ambiguous: ``path:``, ``release:`` or ``rev:``.
     """
-    folder = Path(policy) if policy is not None else policy_dir()
+    folder = Path(policy) if policy is not None else working_policy_dir()
 
     def work() -> Policy:
         return working if working is not None else load_folder(folder, "working")

@@ -27,7 +27,7 @@ What the official columns cannot carry, and how an import treats it:
   gets a placeholder description unless the table's are declared to be your own
   words (``cpt_descriptions=True``).
 
-openpyxl (imported only when a spreadsheet is read or written) is the xlsx reader
+openpyxl (in the base install, imported only when a spreadsheet is read or written) is the xlsx reader
 and writer: it is maintained, pure Python, and does both directions, which the
 read-only calamine binding does not.
 

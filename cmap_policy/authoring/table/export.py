@@ -168,14 +168,11 @@ _WIDTHS = {"code": 10, "description": 48, "rcc": 14, "effective": 12, "end": 12,
 
 def _xlsx_bytes(policy: Policy, rows: list[dict[str, Any]], rel_id: str, date: dt.date | None,
                 history: bool) -> bytes:
-    try:
-        import openpyxl
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Font, PatternFill
-        from openpyxl.utils import get_column_letter
-    except ImportError:
-        raise TableError("writing .xlsx needs openpyxl: install the table extra, pip install 'cmap-policy[table]'") \
-            from None
+    import openpyxl  # a dependency of the base install, imported only when a workbook is written
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
     rel = policy.release(rel_id)
     wb = openpyxl.Workbook(write_only=True)
     ws = wb.create_sheet(SHEET_NAME)

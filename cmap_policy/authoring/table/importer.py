@@ -16,7 +16,7 @@ from typing import Any
 from ... import guard
 from ...errors import FileRefusedError, PolicyError, Problem, TableError
 from ...load.loader import load_checked
-from ...resources import policy_dir
+from ...resources import INSTALLED_COPY, is_installed_copy, working_policy_dir
 from ..fmt import format_document
 from .columns import DEFAULT_CATEGORY, ID_RE, Change, RowProblem, norm_heading, parse_column_map
 from .merge import Correction, Target, canonical_text, describe_period, merge_code, period_changes, to_date
@@ -176,10 +176,9 @@ def import_table(
     when the result would not load, or with ``dry_run``. Raises ``TableError`` when
     the table or the request cannot be used at all.
     """
-    root = Path(policy) if policy is not None else policy_dir()
-    if "_bundled" in root.resolve().parts:
-        raise TableError("the bundled policy of an installed package is read-only: pass --policy DIR, a policy "
-                         "folder of your own")
+    root = Path(policy) if policy is not None else working_policy_dir()
+    if is_installed_copy(root):
+        raise TableError(INSTALLED_COPY)
     if not (root / "program.json").is_file() or not (root / "releases.json").is_file():
         raise TableError(f"{root}: not a policy folder (it needs program.json and releases.json; codes/ may be empty)")
     colmap = parse_column_map(columns) if columns is not None and not isinstance(columns, Mapping) else \

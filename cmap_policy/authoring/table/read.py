@@ -137,11 +137,8 @@ def _table_from_rows(name: str, rows: list[tuple[int, list[Any]]], colmap: Mappi
 def _read_xlsx(data: bytes, name: str, colmap: Mapping[str, str], sheet: str | None,
                limits: TableLimits) -> RawTable:
     _unpacked_size(data, name, limits)
-    try:
-        import openpyxl
-    except ImportError:
-        raise TableError("reading .xlsx needs openpyxl: install the table extra, pip install 'cmap-policy[table]'") \
-            from None
+    import openpyxl  # a dependency of the base install, imported only when a workbook is read
+
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file; all mean the same to the user
