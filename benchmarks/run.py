@@ -17,6 +17,7 @@ are reported.
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import gc
 import json
@@ -46,52 +47,12 @@ from cmap_policy import ClaimLine, load_policy  # noqa: E402
 from cmap_policy.interpreter import _MEMOS, decide, evaluate  # noqa: E402
 from cmap_policy.model import Policy  # noqa: E402
 from cmap_policy.testing import synthetic_policy, write_tree  # noqa: E402
+from cmap_policy.testing.feed import claims_table  # noqa: E402
 
 CHUNK = 1_000_000
-EPOCH = dt.date(1970, 1, 1)
-MODIFIERS = (("95", 35), ("GT", 10), ("93", 15), ("FQ", 3), ("", 20), ("95 25", 7), ("93 GT", 2), ("G0", 1),
-             ("25", 5), ("GQ", 2))
-PLACES = (("11", 55), ("02", 5), ("10", 5), ("", 35))
-UNLISTED = ("99213", "99214", "90834", "G2012", "A0001")
 
 
 # --- data ---
-
-def _choice(rng: np.random.Generator, items: tuple[tuple[str, int], ...], n: int) -> np.ndarray:
-    values = np.array([v for v, _ in items], dtype=object)
-    weights = np.array([w for _, w in items], dtype=float)
-    return values[rng.choice(len(values), n, p=weights / weights.sum())]
-
-
-def _chunk(policy: Policy, rng: np.random.Generator, start: int, n: int) -> pa.Table:
-    codes = np.array([*policy.codes, *UNLISTED], dtype=object)
-    weights = np.concatenate([1.0 / np.arange(1, len(policy.codes) + 1) ** 0.6, np.full(len(UNLISTED), 0.5)])
-    code = codes[rng.choice(len(codes), n, p=weights / weights.sum())]
-    # two years of dates of service, as a claims feed of a few million lines would have
-    day0 = (dt.date(2025, 1, 1) - EPOCH).days
-    day = rng.integers(day0, day0 + 2 * 365, n).astype(np.int32)
-    institutional = rng.random(n) < 0.2
-    rccs = np.array(["0510", "0513", "0900", "0914", "0915", "0916", "0918", None], dtype=object)
-    rcc = np.where(institutional, rccs[rng.integers(0, len(rccs), n)], None)
-
-    def some(values: np.ndarray, share: float) -> list[Any]:
-        return np.where(rng.random(n) < share, values, None).tolist()
-
-    return pa.table({
-        "line_id": pa.array(np.char.add("L", np.arange(start + 1, start + n + 1).astype(str))),
-        "code": pa.array(code.tolist(), pa.string()),
-        "date": pa.array(day).cast(pa.date32()),
-        "modifiers": pa.array(_choice(rng, MODIFIERS, n).tolist(), pa.string()),
-        "pos": pa.array([p or None for p in _choice(rng, PLACES, n).tolist()], pa.string()),
-        "claim_type": pa.array(np.where(institutional, "institutional", "professional").tolist(), pa.string()),
-        "rcc": pa.array(rcc.tolist(), pa.string()),
-        "member_age": pa.array(some(rng.integers(0, 91, n), 0.7), pa.int32()),
-        "provider_type": pa.array(some(np.array(["clinic", "physician", "fqhc", "behavioral-health-agency"],
-                                                dtype=object)[rng.integers(0, 4, n)], 0.4), pa.string()),
-        "units": pa.array(some(rng.integers(1, 9, n), 0.6), pa.int32()),
-        "established_patient": pa.array(some(rng.random(n) < 0.8, 0.5), pa.bool_()),
-    })
-
 
 def make_data(policy: Policy, n: int, folder: Path, csv: bool = True) -> tuple[Path, Path | None]:
     """n lines as Parquet (typed columns) and, if ``csv``, as CSV, written a chunk at a time."""
@@ -101,7 +62,7 @@ def make_data(policy: Policy, n: int, folder: Path, csv: bool = True) -> tuple[P
     rng = np.random.default_rng(20260101)
     pw = cw = None
     for start in range(0, n, CHUNK):
-        t = _chunk(policy, rng, start, min(CHUNK, n - start))
+        t = claims_table(policy, min(CHUNK, n - start), rng, first_line=start + 1)
         pw = pw or pq.ParquetWriter(parquet, t.schema)
         pw.write_table(t)
         if csv:
@@ -385,6 +346,11 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(float(s)) for s in args.lines.split(",") if s]
 
+    # An installed package has its bytecode compiled (pip does it); a checkout may not, if the environment says
+    # not to write it. Compile it, so that no timed process pays for compiling the package.
+    import cmap_policy
+
+    compileall.compile_dir(Path(cmap_policy.__file__).parent, quiet=1)
     work = args.work or Path(tempfile.mkdtemp(prefix="cmap-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     policy_dir = write_tree(synthetic_policy(args.codes, seed=0), work / "policy")
