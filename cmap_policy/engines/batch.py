@@ -91,14 +91,13 @@ class Engine:
             self._texts: dict[str, dict[str | None, int]] = {"reasons": {}, "period": {}, "modality": {}}
             self._codes: dict[str, list[int]] = {"outcome": [], "reasons": [], "period": [], "modality": []}
             self._arrays: dict[str, tuple[np.ndarray, pa.Array]] = {}
-        decisions = self.slots.decisions
+        answers = self.slots.decided
         codes, texts = self._codes, self._texts
-        if len(codes["outcome"]) == len(decisions):
+        if len(codes["outcome"]) == len(answers):
             return
-        for d in decisions[len(codes["outcome"]):]:
-            codes["outcome"].append(OUTCOMES.index(d.outcome.value))
-            for name, text in (("reasons", " ".join(d.reason_codes)), ("period", d.period.id if d.period else None),
-                               ("modality", d.modality)):
+        for a in answers[len(codes["outcome"]):]:
+            codes["outcome"].append(OUTCOMES.index(a.outcome))
+            for name, text in (("reasons", a.reasons), ("period", a.period), ("modality", a.modality)):
                 codes[name].append(texts[name].setdefault(text, len(texts[name])))
         self._arrays = {"outcome": (np.array(codes["outcome"], np.int32), OUTCOME_VALUES)}
         for name in ("reasons", "period", "modality"):

@@ -123,6 +123,20 @@ def _index(values: Sequence[str]) -> dict[str, int]:
     return {v: i for i, v in enumerate(values, 1)}
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the batch engine writes of a decision."""
+
+    outcome: str
+    reasons: str  # the reason codes, joined by single spaces
+    period: str | None
+    modality: str | None
+
+    @classmethod
+    def of(cls, d: Decision) -> Answer:
+        return cls(d.outcome.value, " ".join(d.reason_codes), d.period.id if d.period else None, d.modality)
+
+
 class SlotPolicy:
     """The policy as published in one release, compiled for slot look-ups on encoded batches.
 
@@ -171,7 +185,9 @@ class SlotPolicy:
 
     def _start_afresh(self) -> None:
         self.known: dict[bytes, int] = {}  # a slot's parts, as bytes -> its decision's number
-        self.decisions: list[Decision] = []
+        # what the batch writes of each decision (the messages are not kept: a file decides tens of
+        # thousands of slots, and a whole Decision is a few kilobytes)
+        self.decided: list[Answer] = []
         # numbers for the values that are not the policy's own (codes it does not list, revenue codes,
         # provider types, lists of modifiers), so that a slot's parts mean the same in every batch
         self._ids: dict[str, dict[Any, int]] = {"code": {}, "mods": {}, "rcc": {}, "type": {}}
@@ -274,7 +290,7 @@ class SlotPolicy:
     # --- decisions ---
 
     def answers(self, enc: Encoded) -> np.ndarray:
-        """Each row's decision, as its number in ``decisions``; the slots not seen before are decided now,
+        """Each row's decision, as its number in ``decided``; the slots not seen before are decided now,
         by the interpreter, once each."""
         if len(self.known) > self.CACHE_LIMIT:
             self._start_afresh()
@@ -287,8 +303,9 @@ class SlotPolicy:
         known = self.known
         found = np.array([known.get(k, -1) for k in keys], np.int64)
         for i in np.flatnonzero(found < 0).tolist():
-            known[keys[i]] = found[i] = len(self.decisions)
-            self.decisions.append(decide(self.policy, claim_line_of(enc, int(firsts[i])), release=self.release))
+            known[keys[i]] = found[i] = len(self.decided)
+            self.decided.append(Answer.of(decide(self.policy, claim_line_of(enc, int(firsts[i])),
+                                                 release=self.release)))
         out: np.ndarray = found[slot]
         return out
 
