@@ -176,26 +176,23 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
     added = [r for r in rows if r["action"] == "added" and r["start_known"]]
     changed = [r for r in rows if r["action"] == "changed"]
     ended = [r for r in rows if r["action"] == "ended"]
-    if added:
-        out += ["### Codes added to the telehealth table", "",
-                "The following procedure codes are on the table for dates of service on and after the effective "
-                "date shown.", "",
-                "| Procedure code | Description | Effective date | End date | Telehealth | Revenue center codes | "
+    def rows_table(title: str, intro: str, since: str, table_rows: list[dict[str, Any]]) -> None:
+        nonlocal out
+        if not table_rows:
+            return
+        out += [f"### {title}", "", intro, "",
+                f"| Procedure code | Description | {since} | End date | Telehealth | Revenue center codes | "
                 "Policy guideline | Source |", "|---|---|---|---|---|---|---|---|"]
         out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end'] or ''} | "
                 f"{_modalities(r)} | {', '.join(r['revenue_center_codes'])} | {_esc(r['guideline'])} | "
-                f"{_source(r['citation'])} |" for r in added]
+                f"{_source(r['citation'])} |" for r in table_rows]
         out.append("")
-    if named:
-        out += ["### Rows named, their start not known", "",
-                "The source shows these rows in force on the date given but not since when: before it, no public "
-                "source covers them (a decision then is undetermined, not a denial).", "",
-                "| Procedure code | Description | In force by | End date | Telehealth | Revenue center codes | "
-                "Policy guideline | Source |", "|---|---|---|---|---|---|---|---|"]
-        out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end'] or ''} | "
-                f"{_modalities(r)} | {', '.join(r['revenue_center_codes'])} | {_esc(r['guideline'])} | "
-                f"{_source(r['citation'])} |" for r in named]
-        out.append("")
+
+    rows_table("Codes added to the telehealth table", "The following procedure codes are on the table for dates of "
+               "service on and after the effective date shown.", "Effective date", added)
+    rows_table("Rows named, their start not known", "The source shows these rows in force on the date given but not "
+               "since when: before it, no public source covers them (a decision then is undetermined, not a "
+               "denial).", "In force by", named)
     if changed:
         out += ["### Rows changed", "",
                 "For dates of service on and after the effective date shown, these codes follow a new row of the "
