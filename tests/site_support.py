@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +152,83 @@ def row_property_failures(policy: Policy, row: dict[str, str]) -> list[str]:
 
 def bundled_policy() -> Policy:
     return load_policy()
+
+
+# --- the claim-line checker's data, read as its script reads it -------------------------------------------
+
+def check_payloads(files: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The data files of the checker (``site.check.check_files``) as the values their scripts push."""
+    out = {}
+    for path, text in files.items():
+        assert text.startswith("(window.CMAP_CHECK_DATA = window.CMAP_CHECK_DATA || []).push(") and text.endswith(");\n")
+        payload = json.loads(text[text.index("push(") + 5:-3])
+        out["common" if payload["kind"] == "common" else payload["code"]] = payload
+    return out
+
+
+def check_answer(data: dict[str, dict[str, Any]], line: ClaimLine) -> dict[str, Any]:
+    """The decision the checker's data holds for ``line``, in the shape of ``Decision.as_dict``.
+
+    A second reader of the data, independent of the page's script, for the exhaustive test: it finds the
+    cell, the front class and the answer by position, as the data's docstring describes them. The line's
+    modifiers must be ones the form offers, in its order; other modifiers are ignored, as by the form.
+    """
+    common = data["common"]
+    chunk = data.get(line.code, common["unlisted"])
+    day = (line.date - dt.date(1970, 1, 1)).days
+    cell = [c for c in chunk["cells"] if c[0] is None or c[0] <= day][-1]
+    known = [m["code"] for m in common["modifiers"]]
+    mask = sum(1 << known.index(m) for m in set(line.modifiers) if m in known)
+    places = [p["code"] for p in common["places"]]
+    pos = places.index(line.pos) + 1 if line.pos in places else 0
+    ct = [c["id"] for c in common["claim_types"]].index(line.claim_type)
+    front = (ct * (len(places) + 1) + pos) * (1 << len(known)) + mask
+    width = common["front_width"]
+    fmap = common["front_maps"][common["interval_fronts"][cell[1]]]
+    found = cell[3][int(fmap[front * width:(front + 1) * width], 36)]
+    rcc = None
+    if cell[2] is not None:
+        k = 0 if line.rcc is None else cell[2].index(line.rcc) + 1 if line.rcc in cell[2] else len(cell[2]) + 1
+        rcc = line.rcc if k == len(cell[2]) + 1 else None
+        found = found[k]
+    base = common["unlisted"]
+
+    def pooled(name: str, i: int) -> Any:
+        if chunk is base:
+            return base[name][i]
+        return base[name][i] if i < len(base[name]) else chunk[name][i - len(base[name])]
+
+    def fill(text: str) -> str:
+        text = text.replace(common["stand_in"]["code"], line.code)
+        return text if rcc is None else text.replace(common["stand_in"]["rcc"], rcc)
+
+    d = chunk["decisions"][found]
+    reasons = []
+    for i in d[5:]:
+        code, message, rule, cite = pooled("reasons", i)
+        kind, carc = common["reason_kinds"][code]
+        r: dict[str, Any] = {"code": code, "kind": kind, "message": fill(message)}
+        if carc:
+            r["carc"] = carc
+        if rule:
+            r["rule"] = fill(rule)
+        if cite >= 0:
+            source, section, note = pooled("citations", cite)
+            title, url, secondary = common["sources"][source]
+            c: dict[str, Any] = {"source": source, "title": title, "url": url, "secondary": secondary}
+            if section:
+                c["section"] = section
+            if note:
+                c["note"] = note
+            r["citation"] = c
+        reasons.append(r)
+    return {
+        "outcome": common["outcomes"][d[0]],
+        "reasons": reasons,
+        "period": chunk["periods"][d[1]]["id"] if d[1] >= 0 else None,
+        "modality": common["modalities"][d[2]][0] if d[2] >= 0 else None,
+        "attestations": [{"id": common["attestations"][i][0], "text": common["attestations"][i][1]} for i in d[3]],
+        "to_confirm": [{"kind": k, "guideline": g} for k, g in d[4]],
+        "release": common["release"],
+        "policy_hash": common["policy_hash"],
+    }

@@ -9,6 +9,6 @@ names it) and ``write`` (the same sources as plain files, for a generator that r
 """
 
 from .nav import contributing_page, repo_links, site_nav
-from .pages import SiteMeta, generate_pages, site_meta
+from .pages import SiteMeta, generate_pages, hand_written, site_meta
 
-__all__ = ["SiteMeta", "contributing_page", "generate_pages", "repo_links", "site_meta", "site_nav"]
+__all__ = ["SiteMeta", "contributing_page", "generate_pages", "hand_written", "repo_links", "site_meta", "site_nav"]
