@@ -159,9 +159,10 @@ def bundled_policy() -> Policy:
 def check_payloads(files: dict[str, str]) -> dict[str, dict[str, Any]]:
     """The data files of the checker (``site.check.check_files``) as the values their scripts push."""
     out = {}
-    for path, text in files.items():
-        assert text.startswith("(window.CMAP_CHECK_DATA = window.CMAP_CHECK_DATA || []).push(") and text.endswith(");\n")
-        payload = json.loads(text[text.index("push(") + 5:-3])
+    head = "(window.CMAP_CHECK_DATA = window.CMAP_CHECK_DATA || []).push("
+    for text in files.values():
+        assert text.startswith(head) and text.endswith(");\n")
+        payload = json.loads(text[len(head):-3])
         out["common" if payload["kind"] == "common" else payload["code"]] = payload
     return out
 

@@ -108,8 +108,8 @@ def _billing_note(policy: Policy, page: str) -> str:
             by.setdefault(m.modality, []).append(m.code)
     order = sorted(by, key=lambda m: (m != "audio-video", m))
     mods = ", ".join(f"{' or '.join(sorted(by[m], key=lambda c: (not c.isdigit(), c)))} for "
-                     f"{MODALITY_LABELS.get(m, m).lower()}" + (" (on a code the table allows by telephone)"
-                                                                if m == "audio-only" else "") for m in order)
+                     + ("audio-only, on a code the table allows by telephone" if m == "audio-only" else
+                        MODALITY_LABELS.get(m, m).lower()) for m in order)
     prefix = "../" * page.count("/")
     guided = [pos.code for pos in prog.places_of_service.values() if pos.guidance]
     pos_note = ""

@@ -16,6 +16,12 @@
     Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
       Array.prototype.forEach.call(row.cells, function (td, i) {
         if (names[i]) td.setAttribute("data-label", names[i]);
+        // the cell's content in one block, so that the card's two columns are the label and the value
+        if (td.childNodes.length > 1) {
+          var box = document.createElement("div");
+          while (td.firstChild) box.appendChild(td.firstChild);
+          td.appendChild(box);
+        }
       });
     });
     table.setAttribute("data-cmap-stack", "1");
