@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from cmap_policy.interpreter import evaluate
+from cmap_policy.interpreter import evaluate, spans
 from cmap_policy.load.loader import load_policy
-from cmap_policy.model import ClaimLine, Period, Policy
+from cmap_policy.model import ClaimLine, Outcome, Period, Policy
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -66,7 +66,9 @@ class _RowParser(HTMLParser):
         if tag == "table" and a.get("id") == self.table_id:
             self.inside = True
         elif tag == "tr" and self.inside and "data-period" in a:
-            self.rows.append({k.removeprefix("data-"): v for k, v in a.items() if k.startswith("data-")})
+            row = {k.removeprefix("data-"): v for k, v in a.items() if k.startswith("data-")}
+            row["hidden"] = "yes" if "hidden" in a else ""
+            self.rows.append(row)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "table":
@@ -112,8 +114,14 @@ def _conforming(policy: Policy, row: dict[str, str], day: dt.date) -> list[Claim
     modalities = [m for m in row["modalities"].split() if m != "not-permitted"] or ["audio-video"]
     lines = []
     for modality in modalities:
-        modifier = next(m.code for m in policy.program.modifiers.values() if m.modality == modality)
-        base = dataclasses.replace(ClaimLine(row["code"], day, modifiers=(modifier,), pos="11"), **fields)
+        # a modifier of the modality that exists on the day; else the line states its modality
+        modifier = next((m.code for m in policy.program.modifiers.values() if m.modality == modality
+                         and m.marks_telehealth and m.in_effect(day) and "professional" in m.claim_types), None)
+        if modifier is not None:
+            base = ClaimLine(row["code"], day, modifiers=(modifier,), pos="11")
+        else:
+            base = ClaimLine(row["code"], day, pos="11", modality=modality)
+        base = dataclasses.replace(base, **fields)
         lines.append(base)
         lines += [dataclasses.replace(base, claim_type="institutional", rcc=rcc) for rcc in row["rccs"].split()]
     return lines
@@ -121,7 +129,9 @@ def _conforming(policy: Policy, row: dict[str, str], day: dt.date) -> list[Claim
 
 def row_property_failures(policy: Policy, row: dict[str, str]) -> list[str]:
     """Inside the row's dates a conforming line is payable (or not permitted, for such a row); just
-    outside, this row does not decide it, and with no other row there it is outside the effective dates."""
+    outside, this row does not decide it, and with no other row there the line is outside the effective
+    dates where the data knows the code was off the table, and undetermined where no public source covers
+    the date (``interpreter.spans``, which the site draws, says which)."""
     failures = []
     effective = dt.date.fromisoformat(row["effective"])
     end = dt.date.fromisoformat(row["end"]) if row["end"] else None
@@ -138,15 +148,22 @@ def row_property_failures(policy: Policy, row: dict[str, str]) -> list[str]:
                 ok = not d.payable and "NOT_PERMITTED_VIA_TELEHEALTH" in d.reason_codes
             if not ok:
                 failures.append(f"{row['period']} inside on {day}: {line} -> {got}")
+    timeline = spans(policy, row["code"])
     for day in outside:
         other = any(p.covers(day) for p in view.periods)
+        gap = next(s for s in timeline if (s.start is None or s.start <= day) and (s.end is None or day <= s.end))
+        expected = "OUTSIDE_EFFECTIVE_DATES" if gap.known else "DATE_NOT_IN_DATA"
         for line in _conforming(policy, row, day):
             d = evaluate(policy, line)
             got = (d.period.id if d.period else None, d.outcome.value, d.reason_codes)
             if d.period is not None and d.period.id == row["period"]:
                 failures.append(f"{row['period']} decided {line} outside its dates on {day}: {got}")
-            if not other and (d.payable or "OUTSIDE_EFFECTIVE_DATES" not in d.reason_codes):
-                failures.append(f"{row['period']} outside on {day} with no other row: {line} -> {got}")
+            # a line-level denial (a modifier not in its code set yet) outweighs an undetermined table
+            undetermined = expected == "DATE_NOT_IN_DATA" and not any(r.kind == "deny" for r in d.reasons)
+            if not other and (d.payable or expected not in d.reason_codes
+                              or undetermined != (d.outcome is Outcome.UNDETERMINED)):
+                failures.append(f"{row['period']} outside on {day} with no other row: {line} -> {got}, "
+                                f"expected {expected}")
     return failures
 
 

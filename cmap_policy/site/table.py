@@ -224,11 +224,13 @@ def table_html(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: d
              'not on it is not payable via telehealth; where it holds only the rows public sources name, the '
              'official table decides.</p>')
     gaps = escape(json.dumps(_unknown_gaps(policy, rows), separators=(",", ":")))
-    return (f'<div class="cmap-table-block" data-search-exclude data-cmap-gaps="{gaps}">'
+    # A section, not a div: site search skips an element marked data-search-exclude only up to the first
+    # closing tag of its own name, and the block holds divs but no section.
+    return (f'<section class="cmap-table-block" data-search-exclude data-cmap-gaps="{gaps}">'
             f'{_filters(policy, rows, opts, today)}'
             f'<div class="cmap-table-scroll"><table class="cmap-table" id="{opts.table_id}" '
             f'data-cmap-unit="{opts.unit}" data-cmap-mode="{"history" if opts.history else "date"}">'
-            f'<thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table></div>{empty}</div>')
+            f'<thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table></div>{empty}</section>')
 
 
 # --- downloads -------------------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ def check_form(policy: Policy, page: str, directory_urls: bool, code: str | None
         return f'aria-describedby="{ids}"'
 
     value = f' value="{escape(code)}"' if code else ""
+    # data-search-exclude: the form's labels and options are not prose for site search (which skips a marked
+    # element up to the first closing tag of its name: a form holds no other form)
     code_attr = f' data-code="{escape(code)}"' if code else ""
     return (
         f'<form class="cmap-check" id="{fid}" data-cmap-check{code_attr} novalidate hidden data-search-exclude '
