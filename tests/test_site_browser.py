@@ -619,7 +619,7 @@ def test_the_table_shows_the_rows_of_any_date(open_page: Opener, policy: Policy)
         watch.assert_clean()
     # Without a date in the address, the reader's today (not the build's) is the date.
     page, watch = open_page("table.html")
-    today = page.evaluate("window.cmapCheck.today()")
+    today = page.evaluate("window.cmap.today()")
     assert page.input_value("#cmap-table-date") == today
     assert sorted(_visible_codes(page)) == sorted(i.split("@")[0]
                                                   for i in in_force_ids(policy, dt.date.fromisoformat(today)))
@@ -657,7 +657,7 @@ def test_a_code_pages_status_follows_the_date(open_page: Opener, policy: Policy)
     assert "date=2021-06-01" in page.url
     # Without a date in the address, the status is the reader's today's.
     page, watch2 = open_page("codes/97153.html")
-    today = page.evaluate("window.cmapCheck.today()")
+    today = page.evaluate("window.cmap.today()")
     assert page.get_attribute(box, "data-date") == today
     assert page.get_attribute(box, "data-state") == status_on(policy, "97153", dt.date.fromisoformat(today))[0]
     watch.assert_clean()

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LineError
+from ..explain import KIND_WORDS
 from ..interpreter import decide
 from ..lines import (
     CLAIM_TYPES,
@@ -77,9 +78,6 @@ OUTCOME_WORDS = {
                                 "Telehealth Table decides",
     Outcome.NOT_TELEHEALTH.value: "Not a telehealth line: the telehealth table does not apply",
 }
-OUTCOME_SHORT = {Outcome.PAYABLE.value: "payable", Outcome.NOT_PAYABLE.value: "not payable",
-                 Outcome.UNDETERMINED.value: "undetermined", Outcome.NOT_TELEHEALTH.value: "not telehealth"}
-KIND_WORDS = {"deny": "denies", "undetermined": "cannot decide", "warn": "billing guidance", "info": "finds"}
 
 
 def day_number(day: dt.date) -> int:
@@ -423,7 +421,7 @@ def check_messages() -> dict[str, str]:
     }
 
 
-def _script(payload: dict[str, Any]) -> str:
+def data_script(payload: dict[str, Any]) -> str:
     """A data file: one JSON value handed to the form's script. ``</`` is escaped so that no value can close
     a script element, and every non-ASCII character too, so the file reads the same in any encoding."""
     text = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("</", "<\\/")
@@ -432,4 +430,4 @@ def _script(payload: dict[str, Any]) -> str:
 
 def check_files(policy: Policy) -> dict[str, str]:
     """Every data file of the form, by its path under docs/."""
-    return {path: _script(payload) for path, payload in CheckData(policy).files().items()}
+    return {path: data_script(payload) for path, payload in CheckData(policy).files().items()}

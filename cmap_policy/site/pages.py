@@ -188,7 +188,7 @@ the same data.
 How many codes the table listed on each date, by modality (a code listed for both modalities counts in both),
 and how many codes of this data no public source covers on that date (their answer is undetermined).
 
-<figure class="cmap-figure">
+<figure class="cmap-figure" data-search-exclude>
 {svg.in_force_chart_svg(steps, span, today)}
 </figure>
 
@@ -344,7 +344,7 @@ title: "{code}: {c.description.replace('"', "'")}"
 
 ## Periods
 
-<figure class="cmap-figure">
+<figure class="cmap-figure" data-search-exclude>
 {svg.timeline_svg(policy, code, span, today, title=f"Periods of {code} on the telehealth table")}
 </figure>
 """)

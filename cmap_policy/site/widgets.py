@@ -14,7 +14,7 @@ from html import escape
 from ..interpreter import Span, spans
 from ..lines import CLAIM_TYPES, MAX_MODIFIERS
 from ..model import Period, Policy
-from .check import OUTCOME_WORDS, day_number
+from .check import day_number
 from .table import MODALITY_LABELS, href
 
 CHECK_ID = "check"
@@ -133,7 +133,8 @@ def check_form(policy: Policy, page: str, directory_urls: bool, code: str | None
         f'<p class="cmap-check-status" role="status" aria-live="polite" id="{fid}-status"></p>'
         f'<div class="cmap-check-answer" id="{fid}-answer" hidden></div>'
         "</form>"
-        '<noscript><p class="cmap-noscript">The claim-line checker needs JavaScript. The command line gives the same '
+        '<noscript data-search-exclude><p class="cmap-noscript">The claim-line checker needs JavaScript. '
+        'The command line gives the same '
         "answer: <code>cmap-policy eval --code CODE --date YYYY-MM-DD --modifier 95 --pos 11 --explain</code>.</p>"
         "</noscript>"
     )
@@ -197,7 +198,3 @@ def status_box(policy: Policy, code: str, today: dt.date) -> str:
             f'<p class="cmap-status-detail">{escape(detail.replace("{date}", str(today)))}</p>'
             f'<p class="cmap-status-pick" hidden><label>Date of service <input type="date" '
             f'value="{today}"></label></p></div>')
-
-
-def outcome_words(outcome: str) -> str:
-    return OUTCOME_WORDS[outcome]

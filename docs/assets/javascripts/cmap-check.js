@@ -59,23 +59,8 @@
 
   // --- dates ------------------------------------------------------------------------------------------
 
-  /** Days since 1970-01-01 of a YYYY-MM-DD text, or null when it is no real date (year 1 to 9999). */
-  function dayNumber(text) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
-    if (!m) return null;
-    var y = +m[1], mo = +m[2], d = +m[3];
-    var date = new Date(0);
-    date.setUTCFullYear(y, mo - 1, d);
-    if (y < 1 || date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
-    return Math.round(date.getTime() / 86400000);
-  }
-
-  /** The viewer's today, in the viewer's time zone: a biller's date of service, not the site's build date. */
-  function today() {
-    var now = new Date();
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    return String(now.getFullYear()).padStart(4, "0") + "-" + two(now.getMonth() + 1) + "-" + two(now.getDate());
-  }
+  var dayNumber = window.cmap.dayNumber;
+  var today = window.cmap.today;
 
   /** The index of the last item whose first day (null: since always) is on or before ``day``. */
   function lastStartingBy(items, day) {
@@ -431,19 +416,8 @@
     render();
   }
 
-  function init() {
+  window.cmap.onPage(function () {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-cmap-check]"), setupForm);
     Array.prototype.forEach.call(document.querySelectorAll("[data-cmap-spans]"), setupStatus);
-  }
-
-  window.cmapCheck = { dayNumber: dayNumber, today: today };
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
-  if (window.document$ && typeof window.document$.subscribe === "function") {
-    window.document$.subscribe(init);
-  }
+  });
 })();

@@ -1,8 +1,7 @@
 /* Filter and sort the telehealth tables (the table on a date of service, and the full history).
  *
- * Runs on page load and again whenever Material's document$ emits (it replays on subscribe, and emits
- * after each instant-navigation page change), so it must be safe to run twice: each table is set up once
- * and marked. Sorting is tablesort's (vendored under assets/vendor/tablesort); filtering is ours.
+ * Runs on every page load (cmap.onPage, from cmap-page.js), so it must be safe to run twice: each table is
+ * set up once and marked. Sorting is tablesort's (vendored under assets/vendor/tablesort); filtering is ours.
  *
  * The date of service is the reader's today unless the address says another (?date=YYYY-MM-DD). On the
  * table page it picks the rows in force that day; on the history page it is what "in force", "ended" and
@@ -14,20 +13,6 @@
 
   function words(text) {
     return (text || "").toLowerCase().split(/\s+/).filter(Boolean);
-  }
-
-  function isoToday() {
-    var now = new Date();
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    return String(now.getFullYear()).padStart(4, "0") + "-" + two(now.getMonth() + 1) + "-" + two(now.getDate());
-  }
-
-  function realDate(text) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || "");
-    if (!m) return false;
-    var d = new Date(0);
-    d.setUTCFullYear(+m[1], +m[2] - 1, +m[3]);
-    return +m[1] >= 1 && d.getUTCFullYear() === +m[1] && d.getUTCMonth() === +m[2] - 1 && d.getUTCDate() === +m[3];
   }
 
   function stateOn(row, day) {
@@ -59,7 +44,7 @@
     var gaps = JSON.parse((block && block.getAttribute("data-cmap-gaps")) || "{}");
 
     function apply() {
-      var day = realDate(dateInput.value) ? dateInput.value : isoToday();
+      var day = window.cmap.dayNumber(dateInput.value) !== null ? dateInput.value : window.cmap.today();
       var query = words(input.value);
       // A query that is exactly a code on the table shows that code alone, not every row whose
       // description happens to mention it.
@@ -116,12 +101,12 @@
 
     var params = new URLSearchParams(window.location.search);
     if (params.get("q")) input.value = params.get("q");
-    dateInput.value = realDate(params.get("date")) ? params.get("date") : isoToday();
+    dateInput.value = window.cmap.dayNumber(params.get("date")) !== null ? params.get("date") : window.cmap.today();
     input.addEventListener("input", apply);
     dateInput.addEventListener("change", function () { apply(); remember(); });
     selects.forEach(function (sel) { sel.addEventListener("change", apply); });
     form.addEventListener("reset", function () {
-      window.setTimeout(function () { dateInput.value = isoToday(); apply(); }, 0);
+      window.setTimeout(function () { dateInput.value = window.cmap.today(); apply(); }, 0);
     });
     form.hidden = false;
     var reset = block && block.querySelector(".cmap-reset");
@@ -142,16 +127,7 @@
     apply();
   }
 
-  function init() {
+  window.cmap.onPage(function () {
     Array.prototype.forEach.call(document.querySelectorAll("form.cmap-filters"), setup);
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
-  if (typeof window.document$ !== "undefined" && window.document$ && typeof window.document$.subscribe === "function") {
-    window.document$.subscribe(init);
-  }
+  });
 })();
