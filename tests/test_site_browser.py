@@ -334,7 +334,20 @@ def test_screenshots_and_fit(open_page: Opener, site: BuiltSite, policy: Policy)
     assert code_page.is_visible("svg.cmap-timeline")
     code_page.screenshot(path=str(ARTIFACTS / f"code-{code}.png"), full_page=True)
 
-    for name in ("table-laptop.png", "table-phone.png", f"code-{code}.png"):
+    # The claim-line checker with an answer, and a code page on a date no public source covers, on both screens.
+    shots = []
+    for viewport, suffix in ((LAPTOP, "laptop"), (PHONE, "phone")):
+        home, home_watch = open_page("index.html?code=T1016&date=2026-01-05&mod=93&pos=11", viewport)
+        home.wait_for_selector(".cmap-answer")
+        assert home.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        home.locator("#check").screenshot(path=str(ARTIFACTS / f"check-{suffix}.png"))
+        gap, gap_watch = open_page("codes/97153.html?date=2024-06-01", viewport)
+        assert gap.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        gap.screenshot(path=str(ARTIFACTS / f"code-97153-{suffix}.png"))
+        shots += [f"check-{suffix}.png", f"code-97153-{suffix}.png"]
+        home_watch.assert_clean()
+        gap_watch.assert_clean()
+    for name in ("table-laptop.png", "table-phone.png", f"code-{code}.png", *shots):
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
     for w in (watch, phone_watch, code_watch):
         w.assert_clean()

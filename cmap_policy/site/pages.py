@@ -472,7 +472,7 @@ def _reasons_page(policy: Policy, today: dt.date, doc: str | None) -> str:
     outcomes = "\n".join(f"- {_outcome_html(o)}: {_md(what)}" for o, what in (
         (Outcome.PAYABLE, "the code is on the table for the date and the way the line was delivered, and nothing "
                           "denies it."),
-        (Outcome.NOT_PAYABLE, "a reason of the kind *deny* applies: a source says the line is not payable this way."),
+        (Outcome.NOT_PAYABLE, "a reason of the kind deny applies: a source says the line is not payable this way."),
         (Outcome.UNDETERMINED, "nothing denies it, but the public sources this data holds are silent on something the "
                                "line needs (a code or a date they do not cover, a modality they neither allow nor "
                                "rule out). It is not a denial and has no CARC: the official table decides."),
