@@ -11,7 +11,8 @@ _OUTCOME = {
     Outcome.UNDETERMINED: "UNDETERMINED: the public sources this data holds do not say; the official CMAP "
                           "Telehealth Table decides",
 }
-_TAG = {"deny": "denies", "undetermined": "cannot decide", "warn": "billing guidance", "info": "finds"}
+# How each kind of reason is tagged when a decision is retold (here and on the site's claim-line checker).
+KIND_WORDS = {"deny": "denies", "undetermined": "cannot decide", "warn": "billing guidance", "info": "finds"}
 
 
 def describe_line(line: ClaimLine) -> str:
@@ -63,7 +64,7 @@ def explain(policy: Policy, line: ClaimLine, decision: Decision) -> str:
                 out.append(f"   Guideline: {p.guideline}")
             step += 1
         for r in decision.reasons:
-            tag = _TAG[r.kind]
+            tag = KIND_WORDS[r.kind]
             out.append(f"{step}. {r.code} ({tag}): {r.message}")
             if r.citation is not None:
                 c = r.citation

@@ -175,6 +175,7 @@ class Program:
     categories: Mapping[str, Category]
     attestations: tuple[Attestation, ...]
     official_table: Citation | None = None  # where the official table is: what decides when the data cannot
+    citation: Citation | None = None  # where the program's telehealth policy is published (the page the table is on)
 
     def date_bounds(self) -> tuple[Date, ...]:
         """Every date on which something the program says about a line starts or stops applying."""

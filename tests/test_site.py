@@ -9,6 +9,8 @@ import json
 import re
 import shlex
 import shutil
+from html import escape as html_escape
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -104,11 +106,15 @@ def test_vendored_tablesort_keeps_its_licence(site: BuiltSite) -> None:
 
 # --- the table and the history ---------------------------------------------------------------------------
 
-def test_table_renders_exactly_the_rows_in_force(site: BuiltSite, policy: Policy) -> None:
+def test_table_renders_every_row_and_shows_those_in_force_on_the_build_date(site: BuiltSite, policy: Policy) -> None:
+    # Every row is in the page, so that the reader's date can show any day's table; without a script, the
+    # rows in force on the build date are the ones shown.
     rows = rendered_rows(_html(site, "table.html"), "cmap-table")
     expected = in_force_ids(policy, site.today)
-    assert [r["period"] for r in rows] == sorted(expected, key=lambda i: i.split("@")[0])
-    assert len({r["code"] for r in rows}) == len(rows), "one row per code in force"
+    assert {r["period"] for r in rows} == all_ids(policy)
+    shown = [r for r in rows if not r["hidden"]]
+    assert [r["period"] for r in shown] == sorted(expected, key=lambda i: i.split("@")[0])
+    assert len({r["code"] for r in shown}) == len(shown), "one row per code in force"
     n = len(expected)
     assert f'<strong class="cmap-count-n">{n}</strong> of <span class="cmap-count-m">{n}</span> codes' in \
         _html(site, "table.html")
@@ -165,7 +171,7 @@ def _eval_commands(html: str) -> list[str]:
     import html as html_lib
 
     blocks = [html_lib.unescape(re.sub(r"<[^>]+>", "", b)).strip()
-              for b in re.findall(r"<code>(.*?)</code>", html, re.S)]
+              for b in re.findall(r"<pre[^>]*>(?:<span></span>)?<code>(.*?)</code>", html, re.S)]
     return [b for b in blocks if b.startswith("cmap-policy eval ")]
 
 
@@ -414,8 +420,9 @@ def test_generate_pages_is_a_plain_function_of_the_policy_and_date(policy: Polic
     assert {k: v for k, v in a.items() if k.endswith(".md")} == {k: v for k, v in b.items() if k.endswith(".md")}
     later = generate_pages(policy, today=dt.date(2026, 1, 5))
     # In mid-2021 the pandemic rows were in force; in 2026 the table of 12-26-25 is.
-    assert len(rendered_rows(str(a["table.md"]), "cmap-table")) == len(in_force_ids(policy, dt.date(2021, 6, 1)))
-    assert len(rendered_rows(str(later["table.md"]), "cmap-table")) == len(in_force_ids(policy, dt.date(2026, 1, 5)))
+    for pages, day in ((a, dt.date(2021, 6, 1)), (later, dt.date(2026, 1, 5))):
+        shown = [r["period"] for r in rendered_rows(str(pages["table.md"]), "cmap-table") if not r["hidden"]]
+        assert set(shown) == in_force_ids(policy, day)
     assert a["table.md"] != later["table.md"]
 
 
@@ -450,3 +457,235 @@ def test_written_sources_build_the_same_site_without_the_hook(site: BuiltSite, t
 ])
 def test_href_matches_mkdocs_urls(src: str, dst: str, urls: bool, expected: str) -> None:
     assert href(src, dst, urls) == expected
+
+
+# --- every link, and what the pages say ------------------------------------------------------------------
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(str(a["id"]))
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(str(a["href"]))
+
+
+def test_no_page_has_a_broken_link_or_anchor(site: BuiltSite) -> None:
+    parsed: dict[Path, _Links] = {}
+
+    def links(path: Path) -> _Links:
+        if path not in parsed:
+            parser = _Links()
+            parser.feed(path.read_text(encoding="utf-8"))
+            parsed[path] = parser
+        return parsed[path]
+
+    checked = 0
+    for page in _pages(site):
+        if page.name == "404.html":
+            continue  # served for any missing address, so its links are absolute (from the site's root)
+        for link in links(page).hrefs:
+            if re.match(r"^[a-z][a-z0-9+.-]*:", link):
+                continue  # another site (a source's address): the reader may follow it
+            target, _, anchor = link.partition("#")
+            target = target.split("?", 1)[0]
+            path = (page.parent / target).resolve() if target else page
+            assert path.is_file(), (page.relative_to(site.path), link)
+            if anchor and path.suffix == ".html":
+                assert anchor in links(path).ids, (page.relative_to(site.path), link)
+            checked += 1
+    assert checked > 1000
+
+
+def test_table_history_and_code_pages_say_what_the_data_covers(site: BuiltSite, policy: Policy) -> None:
+    table = policy.program.official_table
+    page = policy.program.citation
+    assert table is not None and page is not None
+    for name in ["table.html", "history.html", "index.html", *(f"codes/{c}.html" for c in policy.codes)]:
+        html = _html(site, name)
+        banner = html[html.index('class="cmap-coverage"'):]
+        banner = banner[:banner.index("</div>")]
+        assert "holds only the rows public sources name" in banner, name
+        assert f'href="{table.source.url}"' in banner and f'href="{page.source.url}"' in banner, name
+
+
+def test_timelines_draw_gaps_as_gaps(policy: Policy) -> None:
+    from cmap_policy.interpreter import spans
+    from cmap_policy.site import svg
+
+    today = dt.date(2026, 1, 5)
+    span = svg.policy_span(policy, today)
+    for code in policy.views[policy.latest.id]:
+        drawn = svg.timeline_svg(policy, code, span, today, title=code)
+        shown = [s for s in spans(policy, code) if (s.end is None or s.end >= span.start)
+                 and (s.start is None or s.start < span.end)]
+        unknown = [s for s in shown if s.period is None and not s.known]
+        known = [s for s in shown if s.period is None and s.known]
+        assert drawn.count("no public source for these dates</text>") == len(unknown), code
+        assert drawn.count("not on the table</text>") == len(known), code
+        assert drawn.count('class="cmap-svg-unknown"') >= len(unknown), code
+    # the bundled data has gaps that no public source covers, and no gap it knows to be off the table
+    assert any(s.period is None and not s.known for c in policy.codes for s in spans(policy, c))
+
+
+def test_code_pages_say_what_the_sources_do_not_know(site: BuiltSite, policy: Policy) -> None:
+    import html as html_lib
+
+    unknown_start = silent = 0
+    for code, cv in policy.views[policy.latest.id].items():
+        text = html_lib.unescape(re.sub(r"<[^>]+>", "", _html(site, f"codes/{code}.html")))
+        for p in cv.periods:
+            if not p.start_known:
+                assert f"in force by {p.effective} (its real start is not known)" in text, p.id
+                unknown_start += 1
+            for m in p.undetermined_modalities:
+                assert f"neither allow nor rule out {m}" in text, (p.id, m)
+                silent += 1
+    assert unknown_start and silent
+
+
+def test_the_status_of_a_date_no_source_covers_is_undetermined(policy: Policy) -> None:
+    pages = generate_pages(policy, today=dt.date(2024, 6, 1))
+    page = str(pages["codes/97153.md"])
+    assert 'class="cmap-status cmap-status-unknown"' in page
+    assert "No public source for 2024-06-01: undetermined" in page
+    assert "Not on the table" not in page
+
+
+def test_billing_guidance_is_shown_with_its_dates(site: BuiltSite, policy: Policy) -> None:
+    import html as html_lib
+
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", _html(site, "modifiers.html")))
+    guidance = [(pos, g) for pos in policy.program.places_of_service.values() for g in pos.guidance]
+    assert guidance
+    for pos, g in guidance:
+        assert g.text in text, pos.code
+        if g.effective is not None:
+            when = (f"in force by {g.effective} (its real start is not known)" if not g.start_known
+                    else f"from {g.effective}")
+            assert when in text, pos.code
+        assert ("denial" if g.kind == "deny" else "warning: the decision is unchanged") in text
+
+
+def test_undetermined_has_its_own_colour_and_words_wherever_decisions_appear(site: BuiltSite,
+                                                                              policy: Policy) -> None:
+    from cmap_policy.site.check import OUTCOME_WORDS
+
+    words = OUTCOME_WORDS["undetermined"]
+    reasons = _html(site, "reasons.html")
+    for code, rt in REASONS.items():
+        section = reasons[reasons.index(f'id="{code.lower()}"'):]
+        section = section[:section.index("<h2", 10)] if "<h2" in section[10:] else section
+        assert f'cmap-kind-{rt.kind}"' in section, code
+    assert f'<span class="cmap-outcome cmap-outcome-undetermined">{words}</span>' in reasons
+    # the example lines of code pages, and the home page's list of outcomes, use the same words and class
+    pages = generate_pages(policy, today=dt.date(2024, 6, 1))
+    assert f'<span class="cmap-outcome cmap-outcome-undetermined">{words}</span>' in str(pages["codes/97153.md"])
+    css = (site.path / "assets" / "stylesheets" / "cmap.css").read_text(encoding="utf-8")
+    assert ".cmap-outcome-undetermined" in css and "--cmap-undetermined" in css
+
+
+def test_every_code_that_allows_audio_only_has_an_audio_only_example(site: BuiltSite, policy: Policy) -> None:
+    audio_mods = {m.code for m in policy.program.modifiers.values() if m.modality == "audio-only"}
+    allows = [c for c, cv in policy.views[policy.latest.id].items()
+              if any(p.permitted and "audio-only" in p.modalities for p in cv.periods)]
+    assert allows, "the bundled policy has a code listed for audio-only"
+    for code in allows:
+        decisions = [_run_eval(c) for c in _eval_commands(_html(site, f"codes/{code}.html"))
+                     if set(shlex.split(c)[shlex.split(c).index("--modifier") + 1:][:1]) & audio_mods]
+        assert any(d["outcome"] == "payable" and d["modality"] == "audio-only" for d in decisions), code
+
+
+def test_the_text_filter_reads_codes_and_descriptions_not_guidelines(site: BuiltSite, policy: Policy) -> None:
+    for r in rendered_rows(_html(site, "history.html"), "cmap-history"):
+        period = next(p for p in policy.codes[r["code"]].periods if p.id == r["period"])
+        words = set(period.guideline.lower().split()) - set(r["search"].split())
+        assert "telephone" not in r["search"] or "telephone" in policy.codes[r["code"]].description.lower()
+        assert words, r["period"]  # some guideline words are not searchable
+
+
+def test_history_downloads_hold_every_row(site: BuiltSite, policy: Policy) -> None:
+    folder = site.path / "downloads"
+    text = (folder / "cmap-telehealth-table-history.csv").read_bytes().decode("utf-8-sig")
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == len(all_ids(policy))
+    doc = json.loads((folder / "cmap-telehealth-table-history.json").read_text(encoding="utf-8"))
+    assert policy.hash in json.dumps(doc)
+    from openpyxl import load_workbook
+
+    ws = load_workbook(folder / "cmap-telehealth-table-history.xlsx", read_only=True).worksheets[0]
+    rows = [row for row in ws.iter_rows(values_only=True) if any(v is not None for v in row)]
+    assert len(rows) >= len(all_ids(policy)) + 1
+    for name in ("table.html", "history.html", "downloads.html"):
+        assert "downloads/cmap-telehealth-table-history.xlsx" in _html(site, name), name
+
+
+def test_changelog_links_every_code_to_its_page(site: BuiltSite, policy: Policy) -> None:
+    html = _html(site, "changelog.html")
+    for code in policy.views[policy.latest.id]:
+        assert f'href="codes/{code}.html"' in html, code
+
+
+def test_sources_link_to_their_real_addresses(site: BuiltSite, policy: Policy) -> None:
+    html = _html(site, "sources.html")
+    web = [s for s in policy.program.sources.values() if s.url.startswith(("https://", "http://"))]
+    assert web
+    for s in web:
+        assert f'href="{html_escape(s.url)}"' in html, s.id
+
+
+def test_cli_reference_shows_example_commands_as_code(site: BuiltSite) -> None:
+    html = _html(site, "authors/cli.html")
+    blocks = "\n".join(re.findall(r"<pre[^>]*>(?:<span></span>)?<code>(.*?)</code>", html, re.S))
+    paragraphs = "\n".join(re.findall(r"<p>(.*?)</p>", html, re.S))
+    for command in ("cmap-policy export --date", "cmap-policy export --history", "cmap-policy diff main",
+                    "cmap-policy serve --policy", "cmap-policy test examples/"):
+        assert command in re.sub(r"<[^>]+>", "", blocks), command
+        assert command not in paragraphs, command
+
+
+def test_schema_pages_count_in_words(site: BuiltSite) -> None:
+    for name in load_schemas(schema_dir()):
+        text = _html(site, f"authors/schema/{name}.html")
+        assert not re.search(r"\b1 (characters|items)\b", text), name
+
+
+def test_revenue_center_codes_are_explained(site: BuiltSite) -> None:
+    assert '<abbr title="Revenue center codes' in _html(site, "table.html")
+    modifiers = _html(site, "modifiers.html")
+    assert 'id="revenue-center-codes"' in modifiers and "revenue center code" in modifiers
+
+
+def test_faq_table_and_modifiers_page_name_the_same_modifiers(site: BuiltSite, policy: Policy) -> None:
+    faq = next(f for f in load_faqs(policy) if f.id == "modifier-and-place-of-service")
+    for modality in ("audio-video", "audio-only"):
+        mods = {m.code for m in policy.program.modifiers.values()
+                if m.modality == modality and m.marks_telehealth}
+        assert mods and all(re.search(rf"\b{m}\b", faq.answer) for m in mods), (modality, mods)
+        for page in ("table.html", "modifiers.html"):
+            note = re.sub(r"<[^>]+>", "", _html(site, page))
+            sentence = note[note.index("Bill with the modifier"):]
+            sentence = sentence[:sentence.index("See ")]
+            assert all(re.search(rf"\b{m}\b", sentence) for m in mods), (page, modality)
+    # no example line bills the telehealth places of service the guidance says not to use
+    for code in policy.views[policy.latest.id]:
+        for command in _eval_commands(_html(site, f"codes/{code}.html")):
+            assert "--pos 02" not in command and "--pos 10" not in command, command
+
+
+def test_site_search_has_a_clean_entry_for_the_table(site: BuiltSite, policy: Policy) -> None:
+    index = json.loads((site.path / "search" / "search_index.json").read_text(encoding="utf-8"))
+    table = [d for d in index["docs"] if d["location"].split("#")[0] == "table.html"]
+    assert table
+    text = " ".join(d["text"] for d in table)
+    assert "rows in force on the date of service" in text
+    for cv in policy.views[policy.latest.id].values():
+        for p in cv.periods:
+            assert p.guideline[:40] not in text, p.id
+    home = " ".join(d["text"] for d in index["docs"] if d["location"].split("#")[0] in ("", "index.html"))
+    assert "Revenue center code" not in home  # the form's labels are not prose

@@ -72,9 +72,9 @@ def diff_command(base: str, head: str | None, out_format: str, policy_path: str 
     HEAD defaults to the working tree. Prefix with path:, rev: or release: when a name is ambiguous.
 
     \b
-    cmap-policy diff main                      # this branch against main
-    cmap-policy diff origin/main --format md   # what the pull-request check posts
-    cmap-policy diff PB-2020-14 PB-2023-38     # what a release changed
+        cmap-policy diff main                      # this branch against main
+        cmap-policy diff origin/main --format md   # what the pull-request check posts
+        cmap-policy diff PB-2020-14 PB-2023-38     # what a release changed
     """
     try:
         result = diff(base, head, policy=policy_path)

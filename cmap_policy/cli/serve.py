@@ -94,9 +94,9 @@ def serve_command(policy_path: str | None, host: str, port: int, log_file: str |
     """Serve decisions over HTTP: the JSON API under /v1, CDS Hooks, /health, /metrics, /openapi.json.
 
     \b
-    cmap-policy serve                              # the bundled policy on 127.0.0.1:8080
-    cmap-policy serve --policy policy --log decisions.jsonl --log-mask member_age
-    curl -s localhost:8080/v1/decide -d '{"code": "T1016", "date": "2026-01-05", "modifiers": ["93"]}'
+        cmap-policy serve                              # the bundled policy on 127.0.0.1:8080
+        cmap-policy serve --policy policy --log decisions.jsonl --log-mask member_age
+        curl -s localhost:8080/v1/decide -d '{"code": "T1016", "date": "2026-01-05", "modifiers": ["93"]}'
     """
     mask = _mask_fields(log_mask)
     token = _token(token_file)

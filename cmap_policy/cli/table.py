@@ -114,13 +114,14 @@ def export_command(date_: dt.date | None, release: str | None, fmt: str | None, 
                    policy_path: str | None) -> None:
     """Write the telehealth table as a spreadsheet (csv, xlsx) or json.
 
-    \b
     The official table's columns come first (Procedure Code, Description, Revenue
     Center Code, Effective Date, End Date, Audio-Only Allowed, Policy Guidelines),
     then Code System, Category, Status, Modalities, Limits, the citation, notes and
     each row's releases, so that `cmap-policy import` can read it back.
-      cmap-policy export --date 2026-01-05 -o table.xlsx
-      cmap-policy export --history --format json
+
+    \b
+        cmap-policy export --date 2026-01-05 -o table.xlsx
+        cmap-policy export --history --format json
     """
 
     if date_ is None and not history:

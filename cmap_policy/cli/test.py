@@ -30,8 +30,8 @@ def test_command(path: str | None, policy_path: str | None, fail_under: float | 
     Exits 1 when a case fails, a test file is malformed, or coverage is under --fail-under.
 
     \b
-    cmap-policy test
-    cmap-policy test examples/demo-policy/tests --fail-under 100
+        cmap-policy test
+        cmap-policy test examples/demo-policy/tests --fail-under 100
     """
     try:
         report = spec.test(path, policy=policy_path, fail_under=fail_under)

@@ -119,6 +119,7 @@ def _program(data: dict[str, Any]) -> Program:
                                        tuple(sorted(a.get("modalities", ()))))
                            for a in sorted(data["attestations"], key=lambda a: a["id"])),
         official_table=_cite(prog["official_table"], sources) if "official_table" in prog else None,
+        citation=_cite(prog["citation"], sources) if "citation" in prog else None,
     )
 
 

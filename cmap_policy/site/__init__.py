@@ -2,6 +2,8 @@
 
 ``pages`` (``generate_pages``: every page and download by its path under docs/), ``table`` (the table of
 codes as HTML, filterable and sortable), ``examples`` (example claim lines decided by the interpreter),
+``check`` (the answers of the claim-line checker, decided by the interpreter at build time), ``widgets`` (the
+checker's form, a code's status on any date, the coverage banner),
 ``schema_pages`` (the authors' reference from the JSON Schemas), ``svg`` (each code's timeline), ``nav``
 (the navigation, and repository links fixed for the site), ``hooks`` (the MkDocs hook: ``mkdocs.yml``
 names it) and ``write`` (the same sources as plain files, for a generator that runs no hooks:
@@ -9,6 +11,6 @@ names it) and ``write`` (the same sources as plain files, for a generator that r
 """
 
 from .nav import contributing_page, repo_links, site_nav
-from .pages import SiteMeta, generate_pages, site_meta
+from .pages import SiteMeta, generate_pages, hand_written, site_meta
 
-__all__ = ["SiteMeta", "contributing_page", "generate_pages", "repo_links", "site_meta", "site_nav"]
+__all__ = ["SiteMeta", "contributing_page", "generate_pages", "hand_written", "repo_links", "site_meta", "site_nav"]

@@ -73,20 +73,44 @@ def payable_example(policy: Policy, period: Period, day: dt.date, release: str |
 
 @dataclass(frozen=True, slots=True)
 class CodeExamples:
-    """What a biller sending the code today would get, and a payable line if any period allows one."""
+    """What a biller sending the code today would get, a payable line if any period allows one, and a payable
+    audio-only line if any period allows audio-only."""
 
     today: Example
     payable: Example | None  # None: no period of the code is payable for any line we could build
+    audio_only: Example | None = None
+
+
+def audio_only_example(policy: Policy, code: str, today: dt.date, release: str | None = None) -> Example | None:
+    """A payable line billed with an audio-only modifier, on today if its row allows audio-only, else on the first
+    day an audio-only modifier exists in a row that allows it (the latest row first)."""
+    rel = policy.release(release).id
+    mods = [m for m in policy.program.modifiers.values() if m.modality == "audio-only" and m.marks_telehealth]
+    for period in reversed(policy.views[rel][code].periods):
+        if not period.permitted or "audio-only" not in period.modalities:
+            continue
+        for mod in mods:
+            days = [today] if period.covers(today) else []
+            days.append(max(period.effective, mod.effective or period.effective))
+            for day in days:
+                if not period.covers(day):
+                    continue
+                line = meet_limits(ClaimLine(code, day, modifiers=(mod.code,), pos=IN_PERSON_POS), period.limits)
+                decision = evaluate(policy, line, release=rel)
+                if decision.payable:
+                    return Example(line, decision)
+    return None
 
 
 def code_examples(policy: Policy, code: str, today: dt.date, release: str | None = None) -> CodeExamples:
     rel = policy.release(release).id
     view = policy.views[rel][code]
     current = find_period(view, today)[0]
+    audio = audio_only_example(policy, code, today, rel)
     if current is not None and current.permitted:
         found = payable_example(policy, current, today, rel)
         if found is not None:
-            return CodeExamples(found, found)
+            return CodeExamples(found, found, audio)
     # The line a biller would send today, and why it is not payable.
     probe_period = current or view.periods[-1]
     line = next(conforming_lines(policy, probe_period, today))
@@ -96,8 +120,8 @@ def code_examples(policy: Policy, code: str, today: dt.date, release: str | None
         if period.permitted:
             found = payable_example(policy, period, period.effective, rel)
             if found is not None:
-                return CodeExamples(today_ex, found)
-    return CodeExamples(today_ex, None)
+                return CodeExamples(today_ex, found, audio)
+    return CodeExamples(today_ex, None, audio)
 
 
 def _mutations(policy: Policy, line: ClaimLine, period: Period | None, unlisted: str) -> Iterator[ClaimLine]:

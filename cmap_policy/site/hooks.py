@@ -18,7 +18,7 @@ from mkdocs.structure.pages import Page
 
 from cmap_policy.load import load_policy
 from cmap_policy.model import Policy
-from cmap_policy.site import generate_pages, repo_links, site_meta, site_nav
+from cmap_policy.site import generate_pages, hand_written, repo_links, site_meta, site_nav
 
 _state: dict[str, Any] = {}
 
@@ -28,18 +28,12 @@ def _today() -> dt.date:
     return dt.date.fromisoformat(text) if text else dt.date.today()
 
 
-def _contributing(config: MkDocsConfig) -> str | None:
-    path = Path(config.config_file_path).parent / "CONTRIBUTING.md"
-    return path.read_text(encoding="utf-8") if path.is_file() else None
-
-
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     policy: Policy = load_policy(os.environ.get("CMAP_SITE_POLICY") or None)
     today = _today()
-    docs = Path(config.docs_dir)
-    written = sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.md"))
-    pages = generate_pages(policy, today=today, contributing=_contributing(config), docs_pages=written,
-                           directory_urls=bool(config.use_directory_urls))
+    inputs = hand_written(Path(config.config_file_path).parent, Path(config.docs_dir))
+    written = inputs["docs_pages"]
+    pages = generate_pages(policy, today=today, directory_urls=bool(config.use_directory_urls), **inputs)
     config.nav = site_nav(policy, pages, written)
     config.extra["policy"] = site_meta(policy, today).as_dict()
     _state["pages"] = pages

@@ -12,6 +12,8 @@ import datetime as dt
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ..authoring.changelog import change_report, render_markdown
 from ..explain import describe_line
@@ -20,6 +22,7 @@ from ..model import Citation, Outcome, Period, Policy, Release
 from ..reasons import CARC_SOURCE, REASONS
 from ..resources import schema_dir
 from . import svg
+from .check import OUTCOME_WORDS, check_files
 from .examples import CodeExamples, Example, cli_command, code_examples, reason_examples
 from .nav import contributing_page
 from .schema_pages import SchemaDoc, load_schemas, schema_index, schema_page
@@ -29,15 +32,18 @@ from .table import (
     TableOptions,
     all_rows,
     export_current,
+    export_history,
     href,
     rows_in_force,
     source_kind,
     table_html,
 )
+from .widgets import check_form, coverage_banner, row_allows, row_dates, status_box, status_on
 
 Pages = dict[str, "str | bytes"]
 
 DOWNLOAD_STEM = "downloads/cmap-telehealth-table"
+HISTORY_STEM = "downloads/cmap-telehealth-table-history"
 FILE_KINDS = {
     "program": "`policy/program.json`",
     "releases": "`policy/releases.json`",
@@ -87,28 +93,48 @@ def _rel_link(rel_id: str, page: str) -> str:
     return f"[{rel_id}]({prefix}changelog.md#{rel_id.lower()})"
 
 
-def _span(p: Period) -> str:
-    return f"{p.effective} to {p.end}" if p.end else f"from {p.effective}, no end date"
+def _outcome_html(outcome: Outcome) -> str:
+    """An outcome in its own words and colour, as every decision on the site shows it."""
+    return f'<span class="cmap-outcome cmap-outcome-{outcome.value}">{OUTCOME_WORDS[outcome.value]}</span>'
 
 
-def _allows(p: Period) -> str:
-    if not p.permitted:
-        return "not permitted via telehealth"
-    ordered = sorted(p.modalities, key=lambda m: (m != "audio-video", m))
-    return "payable via telehealth by " + " or ".join(MODALITY_LABELS.get(m, m).lower() for m in ordered)
+def _billing_note(policy: Policy, page: str) -> str:
+    """How to bill a telehealth line, from the program's modifiers and places of service: the same words as the
+    FAQ on modifiers and place of service, the modifiers page and the example lines."""
+    prog = policy.program
+    by: dict[str, list[str]] = {}
+    for m in prog.modifiers.values():
+        if m.marks_telehealth and m.modality in ("audio-video", "audio-only"):
+            by.setdefault(m.modality, []).append(m.code)
+    order = sorted(by, key=lambda m: (m != "audio-video", m))
+    mods = ", ".join(f"{' or '.join(sorted(by[m], key=lambda c: (not c.isdigit(), c)))} for "
+                     + ("audio-only, on a code the table allows by telephone" if m == "audio-only" else
+                        MODALITY_LABELS.get(m, m).lower()) for m in order)
+    prefix = "../" * page.count("/")
+    guided = [pos.code for pos in prog.places_of_service.values() if pos.guidance]
+    pos_note = ""
+    if guided:
+        pos_note = (f" Lines with place of service {' or '.join(guided)} get that guidance as a warning, not a "
+                    "denial: no source says they are denied.")
+    return (f"**Bill** with the modifier of the way the service was delivered: {mods}; and the place of service "
+            f"where the visit would have happened in person.{pos_note} See "
+            f"[modifiers and places of service]({prefix}modifiers.md) and "
+            f"[the FAQ]({prefix}faq.md#modifier-and-place-of-service).")
 
 
 # --- pages -----------------------------------------------------------------------------------------------
 
-def _home(policy: Policy, today: dt.date, rows: Sequence[Row]) -> str:
+def _home(policy: Policy, today: dt.date, rows: Sequence[Row], directory_urls: bool) -> str:
     rel = policy.latest
     span = svg.policy_span(policy, today)
     steps = svg.in_force_steps(policy)
     permitted = sum(1 for r in rows if r.period.permitted)
     audio_only = sum(1 for r in rows if "audio-only" in r.period.modalities)
     not_permitted = len(rows) - permitted
-    step_rows = "\n".join(f"| {s.day} | {s.counts['audio-video']} | {s.counts['audio-only']} | "
-                          f"{s.counts['not-permitted']} |" for s in steps)
+    first = next((s.day for s in steps if s.day is not None), None)
+    step_rows = "\n".join(f"| {s.day if s.day is not None else f'before {first}'} | {s.counts['audio-video']} | "
+                          f"{s.counts['audio-only']} | {s.counts['not-permitted']} | {s.counts['unknown']} |"
+                          for s in steps)
     return f"""---
 title: Home
 ---
@@ -120,26 +146,34 @@ table allows, for dates of service between its effective and end dates. This sit
 policy data of release **{rel.id}** (published {rel.published}); the engine that decides claim lines reads
 the same data.
 
+{coverage_banner(policy, "index.md", directory_urls)}
+
+## Check a claim line {{#check-a-claim-line}}
+
+{check_form(policy, "index.md", directory_urls)}
+
 <div class="grid cards" markdown>
 
 -   **[The telehealth table](table.md)**
 
     ---
 
-    {len(rows)} codes on the table today ({today}): {permitted} payable via telehealth, {audio_only} of them also
-    by audio-only; {not_permitted} listed as not permitted. Filter, sort and download it.
+    {len(rows)} codes in force on {today}, when this site was built: {permitted} payable via telehealth, {audio_only}
+    of them also by audio-only; {not_permitted} listed as not permitted. Pick any date of service, filter, sort
+    and download it.
 
 -   **[Billing: modifiers and place of service](modifiers.md)**
 
     ---
 
-    Which modifier signals which modality, and which places of service CMAP does not accept.
+    Which modifier signals which modality, and what the sources say about the place of service.
 
 -   **[Reason codes](reasons.md)**
 
     ---
 
-    Why a line is not payable, with the claim adjustment reason code a payer would send.
+    Why a line is not payable, or undetermined, with the claim adjustment reason code a payer would send for a
+    denial.
 
 -   **[What changed](changelog.md)**
 
@@ -151,16 +185,17 @@ the same data.
 
 ## Codes on the table over time
 
-How many codes the table listed on each date, by modality (a code listed for both modalities counts in both).
+How many codes the table listed on each date, by modality (a code listed for both modalities counts in both),
+and how many codes of this data no public source covers on that date (their answer is undetermined).
 
-<figure class="cmap-figure">
+<figure class="cmap-figure" data-search-exclude>
 {svg.in_force_chart_svg(steps, span, today)}
 </figure>
 
 ??? note "The numbers behind the picture"
 
-    | From | Audio-video | Audio-only | Not permitted |
-    |---|---|---|---|
+    | From | Audio-video | Audio-only | Not permitted | No public source |
+    |---|---|---|---|---|
 {_indent(step_rows, 4)}
 
 ## Where the data comes from
@@ -184,19 +219,21 @@ hide:
   - toc
 ---
 
-# Telehealth table in force today
+# Telehealth table on a date of service
 
-Rows in force on **{today}**, as published in release **{rel.id}** ({rel.published}). A code that is not
-listed here is **not payable via telehealth**. Click a column heading to sort; click a code for its history,
-an example claim line and its FAQs. Download: [CSV]({DOWNLOAD_STEM}.csv) · [Excel]({DOWNLOAD_STEM}.xlsx) ·
-[JSON]({DOWNLOAD_STEM}.json).
+The rows in force on the date of service you pick (your today, at first), as published in release **{rel.id}**
+({rel.published}). Without JavaScript the page shows the rows in force on {today}, when it was built. Click a
+column heading to sort; click a code for its history, example claim lines and its FAQs. Download: this table
+([CSV]({DOWNLOAD_STEM}.csv) · [Excel]({DOWNLOAD_STEM}.xlsx) · [JSON]({DOWNLOAD_STEM}.json), as of {today}) or the
+full history ([CSV]({HISTORY_STEM}.csv) · [Excel]({HISTORY_STEM}.xlsx) · [JSON]({HISTORY_STEM}.json)).
 
-{table_html(policy, rows, opts, today)}
+{coverage_banner(policy, "table.md", directory_urls)}
 
-**Bill** with modifier 95 or GT for audio-video, 93 (or FQ) for audio-only, and the place of service where the
-visit would have happened in person: see [modifiers and places of service](modifiers.md). Rows marked
-*secondary source* come from a third party's reading of the table: check them against the official table.
-Ended rows are on the [full history](history.md).
+{table_html(policy, all_rows(policy), opts, today)}
+
+**RCCs** are revenue center codes: on an institutional claim (UB-04 or 837I) a row with RCCs is payable only with
+one of them. {_billing_note(policy, "table.md")} Rows marked *secondary source* come from a third party's reading
+of the table: check them against the official table. Ended rows are on the [full history](history.md).
 """
 
 
@@ -214,7 +251,10 @@ hide:
 
 Every row the table has had, as known in release **{policy.latest.id}**: {len(rows)} rows, {ended} of them
 ended before {today}. A row applies to dates of service from its effective date to the date it **ends on**,
-both included.
+both included; pick a date of service to see which rows were in force, had ended or had not started yet.
+Download it: [CSV]({HISTORY_STEM}.csv) · [Excel]({HISTORY_STEM}.xlsx) · [JSON]({HISTORY_STEM}.json).
+
+{coverage_banner(policy, "history.md", directory_urls)}
 
 {table_html(policy, rows, opts, today)}
 """
@@ -222,11 +262,8 @@ both included.
 
 def _decision_md(ex: Example, policy: Policy) -> str:
     d = ex.decision
-    verdict = {Outcome.PAYABLE: "Payable via telehealth", Outcome.NOT_PAYABLE: "Not payable via telehealth",
-               Outcome.NOT_TELEHEALTH: "Not a telehealth line",
-               Outcome.UNDETERMINED: "Undetermined: the public sources do not say; the official table decides",
-               }[d.outcome]
-    reasons = "\n".join(f"- **{r.code}**" + (f" (CARC {r.carc})" if r.carc else "") + f": {_md(r.message)}"
+    reasons = "\n".join(f"- **{r.code}**" + (f" (CARC {r.carc})" if r.carc else "")
+                        + (" (cannot decide)" if r.kind == "undetermined" else "") + f": {_md(r.message)}"
                         for r in d.reasons)
     out = f"""Claim line: {_md(describe_line(ex.line))}.
 
@@ -234,7 +271,7 @@ def _decision_md(ex: Example, policy: Policy) -> str:
 {cli_command(ex.line)}
 ```
 
-**{verdict}.**
+<p class="cmap-verdict">{_outcome_html(d.outcome)}</p>
 
 {reasons}
 """
@@ -250,12 +287,31 @@ def _touching(policy: Policy, periods: Sequence[Period]) -> list[tuple[Release, 
         what = []
         for p in periods:
             if p.introduced_in == rel.id:
-                what.append(f"added the row {_span(p) if p.ended_in != rel.id else 'from ' + str(p.effective)}: "
-                            f"{_allows(p)}")
+                what.append(f"added the row {row_dates(p)}: {row_allows(policy, p)}")
             if p.ended_in == rel.id:
                 what.append(f"ended the row from {p.effective} on {p.end}")
         if what:
             out.append((rel, what))
+    return out
+
+
+def _examples_md(policy: Policy, ex: CodeExamples) -> list[str]:
+    out = ["## Example claim lines\n",
+           "Decided by the engine itself; the form above checks any other line.\n"]
+    if ex.payable is not None and ex.payable is ex.today:
+        out.append("A line for today that the engine decides as payable:\n\n" + _decision_md(ex.payable, policy))
+    else:
+        out.append("A line sent today, and what the engine decides:\n\n" + _decision_md(ex.today, policy))
+        if ex.payable is not None:
+            found = ex.payable.decision.period
+            assert found is not None
+            out.append(f"\nA payable line needs a date of service in a permitted row, for example in the row "
+                       f"{row_dates(found)}:\n\n" + _decision_md(ex.payable, policy))
+        else:
+            out.append("\nNo line for this code is payable via telehealth: no row of it permits telehealth.\n")
+    if ex.audio_only is not None:
+        out.append("\nBy telephone (audio-only), which a row of this code allows:\n\n"
+                   + _decision_md(ex.audio_only, policy))
     return out
 
 
@@ -266,16 +322,6 @@ def _code_page(policy: Policy, code: str, today: dt.date, faqs: Sequence[Faq], d
     periods = view.periods
     span = svg.policy_span(policy, today)
     ex: CodeExamples = code_examples(policy, code, today)
-    current = next((p for p in periods if p.covers(today)), None)
-    if current is None:
-        status = f"**Not on the table for {today}**: not payable via telehealth today."
-        kind = "warning"
-    elif current.permitted:
-        status = f"**{_allows(current).capitalize()}** on {today} (row {_span(current)})."
-        kind = "success"
-    else:
-        status = f"**Listed as not permitted via telehealth** on {today} (row {_span(current)})."
-        kind = "failure"
     category = policy.program.categories[c.category].name
     table_link = href(page, "table.md", directory_urls) + f"?q={code}"
     sections = [f"""---
@@ -284,24 +330,28 @@ title: "{code}: {c.description.replace('"', "'")}"
 
 # {code}: {_md(c.description)}
 
-!!! {kind} "Today"
-
-    {status}
+{status_box(policy, code, today)}
 
 {c.system} code · {_md(category)} · <a href="{table_link}">show in the table</a>
+
+{coverage_banner(policy, page, directory_urls)}
 """]
     if c.note:
         sections.append(_md(c.note) + "\n")
-    sections.append(f"""## Periods
+    sections.append(f"""## Check a claim line {{#check-a-claim-line}}
 
-<figure class="cmap-figure">
-{svg.timeline_svg(periods, span, today, title=f"Periods of {code} on the telehealth table")}
+{check_form(policy, page, directory_urls, code)}
+
+## Periods
+
+<figure class="cmap-figure" data-search-exclude>
+{svg.timeline_svg(policy, code, span, today, title=f"Periods of {code} on the telehealth table")}
 </figure>
 """)
     for p in reversed(periods):
         key, label = source_kind(p.citation.source)
-        lines = [f"### {_span(p).capitalize()}", "",
-                 f"- **Status:** {_allows(p)}"]
+        lines = [f"### {_cap(row_dates(p))}", "",
+                 f"- **Status:** {row_allows(policy, p)}"]
         if p.revenue_center_codes:
             lines.append(f"- **Revenue center codes** (institutional claims): {', '.join(p.revenue_center_codes)}")
         lines.append(f"- **Guideline:** {_md(p.guideline)}")
@@ -315,18 +365,7 @@ title: "{code}: {c.description.replace('"', "'")}"
             intro += f"; **ended in** {_rel_link(p.ended_in, page)}"
         lines.append(intro)
         sections.append("\n".join(lines) + "\n")
-    sections.append("## Example claim line\n")
-    if ex.payable is not None and ex.payable is ex.today:
-        sections.append("A line for today that the engine decides as payable:\n\n" + _decision_md(ex.payable, policy))
-    else:
-        sections.append("A line sent today, and what the engine decides:\n\n" + _decision_md(ex.today, policy))
-        if ex.payable is not None:
-            found = ex.payable.decision.period
-            assert found is not None
-            sections.append(f"\nA payable line needs a date of service in a permitted period, for example in the "
-                            f"period {_span(found)}:\n\n" + _decision_md(ex.payable, policy))
-        else:
-            sections.append("\nNo line for this code is payable via telehealth: no period of it permits telehealth.\n")
+    sections += _examples_md(policy, ex)
     touching = _touching(policy, periods)
     sections.append("## Releases that touched it\n\n" + "\n".join(
         f"- {_rel_link(rel.id, page)} (published {rel.published}): " + "; ".join(what)
@@ -338,15 +377,20 @@ title: "{code}: {c.description.replace('"', "'")}"
     return "\n".join(sections)
 
 
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _codes_index(policy: Policy, today: dt.date) -> str:
     view = policy.views[policy.latest.id]
     lines = ["---", "title: Codes", "---", "", "# Codes", "",
-             "Every code the table has listed, with what it allows today. Each page has the code's full history.",
-             "", "| Code | System | Description | Today |", "|---|---|---|---|"]
+             f"Every code the table has listed, with its status on {today}, when this site was built (each code's "
+             "page follows your date). Each page has the code's full history.",
+             "", f"| Code | System | Description | On {today} |", "|---|---|---|---|"]
     for code, cv in view.items():
-        cur = next((p for p in cv.periods if p.covers(today)), None)
-        now = _allows(cur) if cur else "not on the table"
-        lines.append(f"| [{code}]({code}.md) | {cv.code.system} | {_md(cv.code.description)} | {now} |")
+        state, title = status_on(policy, code, today)
+        lines.append(f"| [{code}]({code}.md) | {cv.code.system} | {_md(cv.code.description)} | "
+                     f'<span class="cmap-state-{state}">{_md(title)}</span> |')
     return "\n".join(lines) + "\n"
 
 
@@ -367,6 +411,7 @@ def _modifiers_page(policy: Policy) -> str:
            "# Modifiers and places of service", "",
            "A telehealth line says **how** the service was delivered with a modifier, and **where** the visit "
            "would have happened in person with the place of service.", "",
+           _billing_note(policy, page), "",
            "## Modifiers", "",
            "| Modifier | What it signals | Modality | In the code set | Claim types | Note | Source |",
            "|---|---|---|---|---|---|---|"]
@@ -391,8 +436,11 @@ def _modifiers_page(policy: Policy) -> str:
                 "decision and never changes it; only a source that says such lines are denied denies them.", "",
                 "| Place of service | Guidance | Kind | Applies | Source |", "|---|---|---|---|---|"]
         for pos, g in guidance:
-            since = _dates(g.effective, g.end) + ("" if g.start_known else " (its start is not known)")
-            kind = "denial" if g.kind == "deny" else "warning"
+            if g.start_known or g.effective is None:
+                since = _dates(g.effective, g.end)
+            else:
+                since = f"in force by {g.effective} (its real start is not known)" + (f" to {g.end}" if g.end else "")
+            kind = "denial" if g.kind == "deny" else "warning: the decision is unchanged"
             out.append(f"| **{pos.code}** | {_md(g.text)} | {kind} | {since} | {_cite_md(g.citation, page)} |")
     out += ["", "## Modalities", "", "| Modality | What it is | Covered | Source |", "|---|---|---|---|"]
     coverage = {"all-listed-codes": "for every code whose row lists it",
@@ -403,6 +451,12 @@ def _modifiers_page(policy: Policy) -> str:
                    f"{_cite_md(mod.citation, page)} |")
     out += ["", "## Claim types", "", "| Claim type | Transaction |", "|---|---|"]
     out += [f"| {ct.name} | {ct.transaction} |" for ct in prog.claim_types.values()]
+    out += ["", "## Revenue center codes (RCCs) {#revenue-center-codes}", "",
+            "An institutional claim (UB-04 or 837I) carries a four-digit revenue center code on each line, which says "
+            "which department or kind of service the charge belongs to (0900, for example, is behavioral health "
+            "treatment). Where a row of the table lists revenue center codes, an institutional line for that code is "
+            "payable via telehealth only with one of them; a professional claim carries none, and the table's RCCs "
+            "do not apply to it."]
     out += ["", "## Conditions the provider must meet", "",
             "A claim line cannot show these, so a decision lists them for the provider to attest to rather than "
             "checking them.", ""]
@@ -413,26 +467,43 @@ def _modifiers_page(policy: Policy) -> str:
     return "\n".join(out) + "\n"
 
 
-def _reasons_page(policy: Policy, today: dt.date) -> str:
+def _reasons_page(policy: Policy, today: dt.date, doc: str | None) -> str:
     examples = reason_examples(policy, today)
+    outcomes = "\n".join(f"- {_outcome_html(o)}: {_md(what)}" for o, what in (
+        (Outcome.PAYABLE, "the code is on the table for the date and the way the line was delivered, and nothing "
+                          "denies it."),
+        (Outcome.NOT_PAYABLE, "a reason of the kind deny applies: a source says the line is not payable this way."),
+        (Outcome.UNDETERMINED, "nothing denies it, but the public sources this data holds are silent on something the "
+                               "line needs (a code or a date they do not cover, a modality they neither allow nor "
+                               "rule out). It is not a denial and has no CARC: the official table decides."),
+        (Outcome.NOT_TELEHEALTH, "nothing on the line marks it as telehealth.")))
     out = ["---", "title: Reason codes", "---", "", "# Reason codes", "",
            "Every decision gives all the reasons that apply, each with a stable code that integrators can key on. "
            "A denial also carries the number of the X12 Claim Adjustment Reason Code (CARC) a payer would send "
            f"({_md(CARC_SOURCE)}). Each example below is decided by the engine itself against release "
-           f"{policy.latest.id}.", "",
+           f"{policy.latest.id}.", "", "A decision has one of four outcomes:", "", outcomes, "",
            "| Reason | Kind | CARC | Meaning |", "|---|---|---|---|"]
     for r in REASONS.values():
-        out.append(f"| [{r.code}](#{r.code.lower()}) | {r.kind} | {r.carc or '—'} | {_md(r.meaning)} |")
+        out.append(f"| [{r.code}](#{r.code.lower()}) | {_kind_html(r.kind, short=True)} | {r.carc or '—'} | "
+                   f"{_md(r.meaning)} |")
     for r in REASONS.values():
         out += ["", f"## {r.code} {{#{r.code.lower()}}}", "",
-                f"**{_KIND_LABELS[r.kind]}**"
-                + (f" · CARC **{r.carc}**" if r.carc else "") + f". {_md(r.meaning)}", ""]
+                _kind_html(r.kind) + (f" · CARC **{r.carc}**" if r.carc else "") + f". {_md(r.meaning)}", ""]
         ex = examples.get(r.code)
         if ex is None:
             out.append(_why_no_example(policy, r.code))
         else:
             out.append("Example:\n\n" + _decision_md(ex, policy))
+    if doc:
+        body = re.sub(r"\A\s*# [^\n]*\n", "", doc)
+        out += ["", "## How the kinds make the outcome, and why each CARC {#why}", "",
+                re.sub(r"^## ", "### ", body, flags=re.M)]
     return "\n".join(out) + "\n"
+
+
+def _kind_html(kind: str, short: bool = False) -> str:
+    label = kind if short else _KIND_LABELS[kind]
+    return f'<span class="cmap-kind cmap-kind-{kind}">{label}</span>'
 
 
 _LIMIT_KINDS = {"AGE_OUTSIDE_LIMIT": "age", "PROVIDER_TYPE_NOT_ALLOWED": "provider-type",
@@ -500,8 +571,9 @@ def _sources_page(policy: Policy) -> str:
             facts.append(_md(s.publisher))
         if s.published:
             facts.append(f"published {s.published}")
+        where = f"<{s.url}>" if re.match(r"^https?://[^\s<>]+$", s.url) else _md(s.url)
         out += [f"## {_md(s.title)} {{#{s.id}}}", "", f"`{s.id}` · " + " · ".join(facts), "",
-                f"Where: {_md(s.url)}", ""]
+                f"Where: {where}", ""]
         if s.note:
             out += [_md(s.note), ""]
     out += ["## Statutes", ""]
@@ -511,23 +583,30 @@ def _sources_page(policy: Policy) -> str:
 
 def _downloads_page(policy: Policy, today: dt.date, rows: Sequence[Row]) -> str:
     rel = policy.latest
+    what_now = f"the {len(rows)} rows in force on {today}, one per code"
+    what_all = f"the full history: all {len(all_rows(policy))} rows, ended ones too"
+    csv_for = "spreadsheets and billing systems (UTF-8, comma-separated)"
     return f"""---
 title: Downloads
 ---
 
 # Downloads
 
-The telehealth table in force on {today}, as published in release {rel.id} ({rel.published}): {len(rows)} rows,
-one per code, with the same columns as the [table](table.md).
+The telehealth table as published in release {rel.id} ({rel.published}), with the same columns as
+`cmap-policy export` writes (the official columns first). Every file states the release and the policy hash.
 
-| File | For |
-|---|---|
-| [cmap-telehealth-table.csv]({DOWNLOAD_STEM}.csv) | spreadsheets and billing systems (UTF-8, comma-separated) |
-| [cmap-telehealth-table.xlsx]({DOWNLOAD_STEM}.xlsx) | Excel |
-| [cmap-telehealth-table.json]({DOWNLOAD_STEM}.json) | programs; it also states the release and the policy hash |
+| File | What | For |
+|---|---|---|
+| [cmap-telehealth-table.csv]({DOWNLOAD_STEM}.csv) | {what_now} | {csv_for} |
+| [cmap-telehealth-table.xlsx]({DOWNLOAD_STEM}.xlsx) | the same | Excel |
+| [cmap-telehealth-table.json]({DOWNLOAD_STEM}.json) | the same | programs |
+| [cmap-telehealth-table-history.csv]({HISTORY_STEM}.csv) | {what_all} | {csv_for} |
+| [cmap-telehealth-table-history.xlsx]({HISTORY_STEM}.xlsx) | the same | Excel |
+| [cmap-telehealth-table-history.json]({HISTORY_STEM}.json) | the same | programs |
 
-Policy hash: `{policy.hash}`. The same data decides claim lines with `cmap-policy eval`; see the
-[CLI reference](authors/cli.md).
+The same files on the command line: `cmap-policy export --date {today} -o table.xlsx` and
+`cmap-policy export --history --format json`. Policy hash: `{policy.hash}`. The same data decides claim
+lines with `cmap-policy eval`; see the [CLI reference](authors/cli.md).
 """
 
 
@@ -551,26 +630,39 @@ Generated from the `cmap-policy` command itself, so it is always the help the co
 
 # --- the one function ------------------------------------------------------------------------------------
 
+def hand_written(root: Path, docs: Path) -> dict[str, Any]:
+    """What ``generate_pages`` takes from the repository besides the policy: CONTRIBUTING.md, the hand-written
+    pages under ``docs`` (by path) and docs/reasons.md. The MkDocs hook and ``site.write`` both read them here."""
+    guide = root / "CONTRIBUTING.md"
+    reasons = docs / "reasons.md"
+    return {"contributing": guide.read_text(encoding="utf-8") if guide.is_file() else None,
+            "docs_pages": sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.md")),
+            "reasons_doc": reasons.read_text(encoding="utf-8") if reasons.is_file() else None}
+
+
 def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None = None,
                    schemas: Mapping[str, SchemaDoc] | None = None, contributing: str | None = None,
-                   docs_pages: Collection[str] = (), directory_urls: bool = False) -> Pages:
+                   docs_pages: Collection[str] = (), directory_urls: bool = False,
+                   reasons_doc: str | None = None) -> Pages:
     """Every page and download of the site, by path under docs/: Markdown text or file bytes.
 
     ``today`` is the day the table is shown for (the build date); ``faqs`` default to the policy's
     ``faq/`` folder and ``schemas`` to the package's schemas; ``contributing`` is CONTRIBUTING.md's text
-    and ``docs_pages`` the hand-written pages under docs/ it may link to.
+    and ``docs_pages`` the hand-written pages under docs/ it may link to; ``reasons_doc`` is docs/reasons.md
+    (why each CARC), which the generated reason-code page of the same name takes in. Besides pages and
+    downloads, it writes the data of the claim-line checker (``site.check``) under assets/check/.
     """
     faqs = load_faqs(policy) if faqs is None else faqs
     schemas = load_schemas(schema_dir()) if schemas is None else schemas
     current = rows_in_force(policy, today)
     history = all_rows(policy)
     pages: Pages = {
-        "index.md": _home(policy, today, current),
+        "index.md": _home(policy, today, current, directory_urls),
         "table.md": _table_page(policy, today, current, directory_urls),
         "history.md": _history_page(policy, today, history, directory_urls),
         "codes/index.md": _codes_index(policy, today),
         "modifiers.md": _modifiers_page(policy),
-        "reasons.md": _reasons_page(policy, today),
+        "reasons.md": _reasons_page(policy, today, reasons_doc),
         "faq.md": _faq_page(policy, faqs),
         "changelog.md": _changelog_page(policy),
         "sources.md": _sources_page(policy),
@@ -585,4 +677,6 @@ def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None
         pages[f"authors/schema/{name}.md"] = schema_page(name, doc, FILE_KINDS)
     for fmt in ("csv", "xlsx", "json"):
         pages[f"{DOWNLOAD_STEM}.{fmt}"] = export_current(policy, today, fmt)
+        pages[f"{HISTORY_STEM}.{fmt}"] = export_history(policy, fmt)
+    pages.update(check_files(policy))
     return pages

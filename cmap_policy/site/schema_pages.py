@@ -40,6 +40,10 @@ def _ref_link(ref: str, current: str) -> str:
     return f"[{label}]({target}{anchor})"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def describe_type(node: SchemaDoc, current: str) -> str:
     """A short human description of what values a schema node accepts."""
     if "$ref" in node:
@@ -59,7 +63,7 @@ def describe_type(node: SchemaDoc, current: str) -> str:
         items = node.get("items")
         out = "list of " + (describe_type(items, current) if isinstance(items, dict) else "values")
         if node.get("minItems"):
-            out += f", at least {node['minItems']}"
+            out += f", at least {_count(node['minItems'], 'item')}"
         if node.get("uniqueItems"):
             out += ", no repeats"
     if kind == "object" and "properties" in node and "title" in node:
@@ -68,10 +72,12 @@ def describe_type(node: SchemaDoc, current: str) -> str:
         out += f", pattern {_code(node['pattern'])}"
     if "format" in node:
         out += f", format {node['format']}"
-    if "minLength" in node:
-        out += f", at least {node['minLength']} characters"
+    if node.get("minLength") == 1:
+        out += ", not empty"
+    elif "minLength" in node:
+        out += f", at least {_count(node['minLength'], 'character')}"
     if "maxLength" in node:
-        out += f", at most {node['maxLength']} characters"
+        out += f", at most {_count(node['maxLength'], 'character')}"
     for key, word in (("minimum", "at least"), ("maximum", "at most")):
         if key in node:
             out += f", {word} {node[key]}"

@@ -8,12 +8,14 @@ values the reader sees.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
 from ..authoring.table import export_table
+from ..interpreter import spans
 from ..model import Code, Period, Policy, Source
 
 
@@ -60,8 +62,12 @@ MODALITY_LABELS = {"audio-video": "Audio-video", "audio-only": "Audio-only (phon
 def _badges(period: Period) -> str:
     if not period.permitted:
         return '<span class="cmap-badge cmap-badge-np">Not permitted</span>'
-    return " ".join(f'<span class="cmap-badge cmap-badge-{escape(m)}">{escape(MODALITY_LABELS.get(m, m))}</span>'
-                    for m in sorted(period.modalities, key=lambda m: (m != "audio-video", m)))
+    out = [f'<span class="cmap-badge cmap-badge-{escape(m)}">{escape(MODALITY_LABELS.get(m, m))}</span>'
+           for m in sorted(period.modalities, key=lambda m: (m != "audio-video", m))]
+    out += [f'<span class="cmap-badge cmap-badge-undetermined" title="The sources neither allow nor rule it out: '
+            f'a line by it is undetermined">{escape(MODALITY_LABELS.get(m, m))}: undetermined</span>'
+            for m in period.undetermined_modalities]
+    return " ".join(out)
 
 
 def page_url(src: str, directory_urls: bool) -> str:
@@ -107,26 +113,33 @@ def _filters(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: dt.
     tid = opts.table_id
     state = ""
     if opts.history:
-        state = (f'<label class="cmap-field"><span>Rows</span><select data-cmap-filter="state" id="{tid}-state">'
-                 '<option value="">All rows</option><option value="in-force">In force today</option>'
-                 '<option value="ended">Ended</option><option value="later">Starting later</option></select></label>')
-    total = len(rows)
+        state = (f'<div class="cmap-field"><label for="{tid}-state">Rows</label>'
+                 f'<select data-cmap-filter="state" id="{tid}-state">'
+                 '<option value="">All rows</option><option value="in-force">In force on the date</option>'
+                 '<option value="ended">Ended before the date</option><option value="later">Starting after the date'
+                 "</option></select></div>")
+    in_force = sum(1 for r in rows if r.period.covers(today))
+    shown = len(rows) if opts.history else in_force
     return (
-        f'<form class="cmap-filters" id="{tid}-form" data-cmap-for="{tid}" role="search" hidden '
-        f'onsubmit="return false">'
-        f'<label class="cmap-field cmap-field-q"><span>Find a code</span>'
-        f'<input type="search" id="{tid}-q" data-cmap-text placeholder="Code, description or guideline" '
-        f'autocomplete="off" spellcheck="false" inputmode="search"></label>'
-        f'<label class="cmap-field"><span>Modality</span><select data-cmap-filter="modalities" id="{tid}-modality">'
-        f'<option value="">Any</option>{mod_opts}</select></label>'
-        f'<label class="cmap-field"><span>Category</span><select data-cmap-filter="category" id="{tid}-category">'
-        f'<option value="">Any</option>{cat_opts}</select></label>{state}'
+        f'<form class="cmap-filters" id="{tid}-form" data-cmap-for="{tid}" role="search" aria-label="Filter the '
+        f'table" hidden onsubmit="return false">'
+        f'<div class="cmap-field cmap-field-date"><label for="{tid}-date">Date of service</label>'
+        f'<input type="date" id="{tid}-date" data-cmap-date value="{today}"></div>'
+        f'<div class="cmap-field cmap-field-q"><label for="{tid}-q">Find a code</label>'
+        f'<input type="search" id="{tid}-q" data-cmap-text placeholder="Code or description" '
+        f'autocomplete="off" spellcheck="false"></div>'
+        f'<div class="cmap-field"><label for="{tid}-modality">Modality</label>'
+        f'<select data-cmap-filter="modalities" id="{tid}-modality"><option value="">Any</option>{mod_opts}</select>'
+        f'</div><div class="cmap-field"><label for="{tid}-category">Category</label>'
+        f'<select data-cmap-filter="category" id="{tid}-category"><option value="">Any</option>{cat_opts}</select>'
+        f'</div>{state}'
         f'</form>'
         f'<div class="cmap-countbar">'
-        f'<p class="cmap-count" id="{tid}-count" aria-live="polite"><strong class="cmap-count-n">{total}</strong> of '
-        f'<span class="cmap-count-m">{total}</span> {opts.unit}'
-        + (f' in force on {today}' if not opts.history else '') + '</p>'
+        f'<p class="cmap-count" id="{tid}-count" role="status" aria-live="polite"><strong class="cmap-count-n">'
+        f'{shown}</strong> of <span class="cmap-count-m">{shown}</span> {opts.unit}'
+        + ("" if opts.history else f' in force on <span class="cmap-count-date">{today}</span>') + '</p>'
         f'<button type="reset" form="{tid}-form" class="md-button cmap-reset" hidden>Clear filters</button></div>'
+        f'<p class="cmap-gapnote" id="{tid}-gaps" hidden></p>'
     )
 
 
@@ -148,11 +161,12 @@ def _row_html(policy: Policy, row: Row, opts: TableOptions, today: dt.date) -> s
     section = f", {escape(p.citation.section)}" if p.citation.section else ""
     end = str(p.end) if p.end else ""
     rccs = ", ".join(p.revenue_center_codes)
-    search = " ".join([c.code, c.system, c.description, category, p.guideline,
-                       *(lim.guideline for lim in p.limits)]).lower()
+    # what the text filter reads: the code and what it is, never the guideline, whose words ("not payable by
+    # telephone") would match rows that say the opposite; the modality filter selects by modality
+    search = " ".join([c.code, c.system, c.description, category]).lower()
     state = row.state(today)
-    state_note = {"in-force": "", "ended": '<span class="cmap-state cmap-state-ended">ended</span>',
-                  "later": '<span class="cmap-state cmap-state-later">starts later</span>'}[state]
+    note = {"in-force": "", "ended": "ended", "later": "starts later"}[state]
+    state_note = f'<span class="cmap-state cmap-state-note cmap-state-{state}">{note}</span>'
     mods_sort = " ".join(p.modalities) if p.permitted else "~not-permitted"
     attrs = {
         "data-code": c.code, "data-system": c.system, "data-period": p.id, "data-effective": str(p.effective),
@@ -168,7 +182,9 @@ def _row_html(policy: Policy, row: Row, opts: TableOptions, today: dt.date) -> s
         _td("Modalities", "mods", _badges(p), sort=mods_sort),
         _td("RCCs", "rcc", escape(rccs) or '<span class="cmap-none">none</span>', sort=rccs,
             extra_cls="" if rccs else "cmap-blank"),
-        _td("Effective", "date", str(p.effective), sort=str(p.effective)),
+        _td("Effective", "date", str(p.effective) + ("" if p.start_known else
+            '<span class="cmap-state cmap-state-unknown">in force by then; real start not known</span>'),
+            sort=str(p.effective)),
         _td("Ends on" if opts.history else "Ends", "date",
             (end or '<span class="cmap-none">no end date</span>') + state_note, sort=end or "9999-12-31"),
         _td("Guideline", "guide", guideline),
@@ -177,23 +193,44 @@ def _row_html(policy: Policy, row: Row, opts: TableOptions, today: dt.date) -> s
             f"{section}", sort=key),
     ]
     attr_text = " ".join(f'{k}="{escape(v)}"' for k, v in attrs.items())
-    return f"<tr {attr_text}>{''.join(cells)}</tr>"
+    hidden = " hidden" if not opts.history and state != "in-force" else ""
+    return f"<tr {attr_text}{hidden}>{''.join(cells)}</tr>"
+
+
+def _unknown_gaps(policy: Policy, rows: Sequence[Row]) -> dict[str, list[list[str | None]]]:
+    """Per code of the table: the stretches no public source covers (``interpreter.spans``), as ISO dates."""
+    out: dict[str, list[list[str | None]]] = {}
+    for code in dict.fromkeys(r.code.code for r in rows):
+        gaps = [[s.start.isoformat() if s.start else None, s.end.isoformat() if s.end else None]
+                for s in spans(policy, code) if s.period is None and not s.known]
+        if gaps:
+            out[code] = gaps
+    return out
 
 
 def table_html(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: dt.date) -> str:
-    """The filterable, sortable table: a raw HTML block for a Markdown page."""
+    """The filterable, sortable table: a raw HTML block for a Markdown page.
+
+    Every row is there; without the history option, those not in force on ``today`` are hidden, and the
+    script shows the rows of the date the reader picks."""
     head = ["Code", "Description", "Modalities", "RCCs", "Effective", "Ends on" if opts.history else "Ends",
             "Guideline", "Source"]
     # Guideline prose is not worth sorting by; tablesort skips a column marked data-sort-method="none".
     ths = "".join('<th scope="col" class="no-sort" data-sort-method="none">Guideline</th>' if name == "Guideline"
-                  else f'<th scope="col">{name}</th>' for name in head)
+                  else '<th scope="col"><abbr title="Revenue center codes (institutional claims)">RCCs</abbr></th>'
+                  if name == "RCCs" else f'<th scope="col">{name}</th>' for name in head)
     body = "".join(_row_html(policy, r, opts, today) for r in rows)
-    empty = ('<p class="cmap-empty" hidden>No row matches. A code that is not on the table is not payable via '
-             'telehealth.</p>')
-    return (f'<div class="cmap-table-block">{_filters(policy, rows, opts, today)}'
+    empty = ('<p class="cmap-empty" hidden>No row matches. Where this data holds the whole table, a code that is '
+             'not on it is not payable via telehealth; where it holds only the rows public sources name, the '
+             'official table decides.</p>')
+    gaps = escape(json.dumps(_unknown_gaps(policy, rows), separators=(",", ":")))
+    # A section, not a div: site search skips an element marked data-search-exclude only up to the first
+    # closing tag of its own name, and the block holds divs but no section.
+    return (f'<section class="cmap-table-block" data-search-exclude data-cmap-gaps="{gaps}">'
+            f'{_filters(policy, rows, opts, today)}'
             f'<div class="cmap-table-scroll"><table class="cmap-table" id="{opts.table_id}" '
-            f'data-cmap-unit="{opts.unit}">'
-            f'<thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table></div>{empty}</div>')
+            f'data-cmap-unit="{opts.unit}" data-cmap-mode="{"history" if opts.history else "date"}">'
+            f'<thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table></div>{empty}</section>')
 
 
 # --- downloads -------------------------------------------------------------------------------------------
@@ -201,3 +238,8 @@ def table_html(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: d
 def export_current(policy: Policy, today: dt.date, fmt: str) -> bytes:
     """The table in force on ``today`` as ``fmt`` (csv, xlsx, json): the same export as ``cmap-policy export``."""
     return export_table(policy, date=today, fmt=fmt)
+
+
+def export_history(policy: Policy, fmt: str) -> bytes:
+    """Every row of the latest release, ended ones too: ``cmap-policy export --history``."""
+    return export_table(policy, history=True, fmt=fmt)

@@ -19,7 +19,7 @@ import yaml
 
 from ..load.loader import load_policy
 from .nav import repo_links, site_nav
-from .pages import generate_pages, site_meta
+from .pages import generate_pages, hand_written, site_meta
 
 
 def write_site_sources(out: Path, *, config: Path, today: dt.date, policy_path: str | None = None) -> list[Path]:
@@ -32,11 +32,9 @@ def write_site_sources(out: Path, *, config: Path, today: dt.date, policy_path: 
     if docs.exists():
         shutil.rmtree(docs)
     shutil.copytree(docs_src, docs)
-    written = sorted(p.relative_to(docs_src).as_posix() for p in docs_src.rglob("*.md"))
-    guide = root / "CONTRIBUTING.md"
-    pages = generate_pages(policy, today=today, docs_pages=written,
-                           contributing=guide.read_text(encoding="utf-8") if guide.is_file() else None,
-                           directory_urls=bool(conf.get("use_directory_urls", True)))
+    inputs = hand_written(root, docs_src)
+    written = inputs["docs_pages"]
+    pages = generate_pages(policy, today=today, directory_urls=bool(conf.get("use_directory_urls", True)), **inputs)
     schemas = [p.removeprefix("authors/schema/").removesuffix(".md") for p in pages
                if p.startswith("authors/schema/") and p != "authors/schema/index.md"]
     for rel in written:  # what the hook's on_page_markdown does to hand-written pages

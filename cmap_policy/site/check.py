@@ -1,0 +1,433 @@
+"""The data behind "check a claim line": every answer the form can give, decided at build time by the interpreter.
+
+The form on the home page and on each code page takes a claim line (code, date of service, modifiers, place of
+service, claim type, revenue center code) and answers it in the browser, offline. Its script
+(``docs/assets/javascripts/cmap-check.js``) only looks the answer up in the data written here; it never restates a
+rule. One definition of the decision, the interpreter's, for the command line, the engines and the site.
+
+What a decision reads of a line is what ``interpreter._Memo.slot_key`` names: the code's row (or gap) on the date,
+which of the program's dated rules are in force, the modifiers and place of service the program knows, the claim
+type, and the revenue center code when the row lists some and the claim is institutional. So:
+
+* **The date.** Each code's day line is cut into *cells* at its rows' starts and ends, at every date on which a
+  dated rule of the program starts or stops (``Program.date_bounds``) and where the release starts to hold the
+  whole table (``Policy.complete_from``). Every day of a cell decides alike.
+* **The front of the line** (modifiers, place of service, claim type) is read against the program's dated rules
+  only, so the fronts are classed once per *interval* between the program's bounds. Two fronts are in one class
+  when the interpreter tells them apart nowhere: the same decision for a code no release lists (which shows the
+  line's own reasons, its modality and whether it is telehealth at all), the same decision once more with a
+  stated modality that conflicts (whose message names every modifier that signals the line's modality, which a
+  "not allowed" message names too), and in the end the same decision on every cell of the interval. The form
+  offers the modifiers the program knows as boxes to tick (at most ``lines.MAX_MODIFIERS``), so a front is a
+  claim type, a place of service the program knows (any other place decides as none) and a set of modifiers,
+  in the program's order.
+* **The answer** of a cell and a front class is the interpreter's decision for a representative line, kept with
+  every reason, its CARC, the rule, the citation, the attestations and the limits to confirm. A code no release
+  lists is decided once as the stand-in ``{code}``, and the script puts the typed code in its place (the
+  decision names the code only in its messages); an institutional line on a row with revenue center codes is
+  decided once with no code, once with each listed code and once with the stand-in ``{rcc}`` for any other.
+
+The common part (front classes, the program's words, the unlisted code) goes into ``assets/check/data.js`` and
+each listed code's cells into ``assets/check/codes/<CODE>.js``, which the script loads when the code is asked
+about: a page loads only what it needs, however many codes the table has. They are scripts rather than JSON
+files so that the site also works opened from disk, where a browser refuses to fetch files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import LineError
+from ..explain import KIND_WORDS
+from ..interpreter import decide
+from ..lines import (
+    CLAIM_TYPES,
+    CODE_RE,
+    DATE_RE,
+    MAX_MODIFIERS,
+    MISSING,
+    MODIFIER_RE,
+    POS_RE,
+    RCC_RE,
+    check_code,
+    check_modifiers,
+    check_pos,
+    check_rcc,
+    parse_date,
+)
+from ..model import Citation, ClaimLine, Decision, Outcome, Period, Policy
+from ..reasons import REASONS
+
+CODE_STAND_IN = "{code}"
+RCC_STAND_IN = "{rcc}"
+EPOCH = dt.date(1970, 1, 1)
+DATA_DIR = "assets/check"
+DATA_VERSION = 1
+
+# What each outcome is called wherever the site shows a decision, and its colour class (cmap.css).
+OUTCOME_WORDS = {
+    Outcome.PAYABLE.value: "Payable via telehealth",
+    Outcome.NOT_PAYABLE.value: "Not payable via telehealth",
+    Outcome.UNDETERMINED.value: "Undetermined: the public sources this data holds do not say; the official CMAP "
+                                "Telehealth Table decides",
+    Outcome.NOT_TELEHEALTH.value: "Not a telehealth line: the telehealth table does not apply",
+}
+
+
+def day_number(day: dt.date) -> int:
+    """Days since 1970-01-01: how the data and the script name a date."""
+    return (day - EPOCH).days
+
+
+@dataclass(frozen=True, slots=True)
+class Front:
+    claim_type: str
+    pos: str | None
+    mask: int  # bit i: the i-th modifier of the form's list
+
+
+@dataclass
+class _Pool:
+    """Values kept once and named by their position. A pool may extend a ``base`` pool (the common file's):
+    a value the base holds keeps its number there, and new values are numbered after the base's."""
+
+    base: _Pool | None = None
+    items: list[Any] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+
+    def add(self, value: Any) -> int:
+        key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        if self.base is not None and key in self.base.index:
+            return self.base.index[key]
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.items) + (len(self.base.items) if self.base is not None else 0)
+            self.items.append(value)
+        return found
+
+
+class _Chunk:
+    """One data file: its citations, reasons, periods and decisions, each kept once (and the citations and
+    reasons the common file already holds not again)."""
+
+    citations: _Pool
+    reasons: _Pool
+    periods: _Pool
+    decisions: _Pool
+
+    def __init__(self, outcomes: Sequence[str], modalities: Sequence[str], attestations: dict[str, int],
+                 base: _Chunk | None = None) -> None:
+        self.outcomes, self.modalities, self.attestations = list(outcomes), list(modalities), attestations
+        self.citations = _Pool(base.citations if base else None)
+        self.reasons = _Pool(base.reasons if base else None)
+        self.periods = _Pool()
+        self.decisions = _Pool()
+
+    def citation(self, c: Citation | None) -> int:
+        if c is None:
+            return -1
+        return self.citations.add([c.source.id, c.section, c.note])
+
+    def period(self, p: Period | None) -> int:
+        if p is None:
+            return -1
+        return self.periods.add({
+            "id": p.id, "effective": p.effective.isoformat(), "end": p.end.isoformat() if p.end else None,
+            "start_known": p.start_known, "permitted": p.permitted, "modalities": list(p.modalities),
+            "undetermined_modalities": list(p.undetermined_modalities), "guideline": p.guideline,
+            "rccs": list(p.revenue_center_codes)})
+
+    def decision(self, d: Decision) -> int:
+        """A decision as [outcome, period, modality (-1: none), attestations, limits to confirm, reasons...]."""
+        reasons = [self.reasons.add([r.code, r.message, r.rule or "", self.citation(r.citation)]) for r in d.reasons]
+        modality = self.modalities.index(d.modality) if d.modality is not None else -1
+        return self.decisions.add([self.outcomes.index(d.outcome.value), self.period(d.period), modality,
+                                   [self.attestations[a.id] for a in d.attestations],
+                                   [[lim.kind, lim.guideline] for lim in d.to_confirm], *reasons])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"citations": self.citations.items, "reasons": self.reasons.items, "periods": self.periods.items,
+                "decisions": self.decisions.items}
+
+
+def form_modifiers(policy: Policy) -> list[str]:
+    """The modifiers the form offers, in the order it lists them and a line carries them: the program's own."""
+    return list(policy.program.modifiers)
+
+
+def _masks(n: int) -> list[int]:
+    """Every set of at most MAX_MODIFIERS of ``n`` modifiers, as bit masks, smallest sets first."""
+    return sorted((sum(1 << i for i in combo) for k in range(min(n, MAX_MODIFIERS) + 1)
+                   for combo in itertools.combinations(range(n), k)), key=lambda m: (bin(m).count("1"), m))
+
+
+def _line(code: str, day: dt.date, front: Front, modifiers: Sequence[str], rcc: str | None = None,
+          modality: str | None = None) -> ClaimLine:
+    mods = tuple(m for i, m in enumerate(modifiers) if front.mask >> i & 1)
+    return ClaimLine(code, day, mods, front.pos, front.claim_type, rcc, modality)
+
+
+def _key(d: Decision) -> str:
+    return json.dumps(d.as_dict(), sort_keys=True)
+
+
+def _first_days(cuts: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """(first day, a day to decide it on) of each cell the cuts make; the first cell runs from always."""
+    ordered = sorted(set(cuts))
+    out: list[tuple[dt.date, dt.date]] = []
+    if not ordered or ordered[0] > dt.date.min:
+        first = (ordered[0] - dt.timedelta(days=1)) if ordered else dt.date(2000, 1, 1)
+        out.append((dt.date.min, first))
+    out += [(d, d) for d in ordered]
+    return out
+
+
+def _cuts(policy: Policy, periods: Sequence[Period]) -> set[dt.date]:
+    cuts = set(policy.program.date_bounds())
+    whole = policy.complete_from.get(policy.latest.id)
+    if whole is not None:
+        cuts.add(whole)
+    for p in periods:
+        cuts.add(p.effective)
+        if p.end is not None and p.end < dt.date.max:
+            cuts.add(p.end + dt.timedelta(days=1))
+    return cuts
+
+
+@dataclass
+class _Interval:
+    """The front classes of one interval between the program's bounds."""
+
+    day: dt.date  # a day in it, to probe fronts on
+    classes: list[list[Front]]  # each class: its fronts, the representative first
+    members: dict[Front, int]  # front -> class
+
+
+class CheckData:
+    """The form's data for one policy, as published in its latest release."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        program = policy.program
+        self.modifiers = form_modifiers(policy)
+        self.places: list[str | None] = [None, *program.places_of_service]
+        self.bounds = sorted(program.date_bounds())
+        self.attestations = {a.id: i for i, a in enumerate(program.attestations)}
+        self.fronts = [Front(ct, pos, mask) for ct in CLAIM_TYPES for pos in self.places
+                       for mask in _masks(len(self.modifiers))]
+        self.intervals = [self._classes(day) for day in self._interval_days()]
+        self.codes = list(policy.views[policy.latest.id])
+        taken = set(self.codes)
+        assert CODE_STAND_IN not in taken
+        # cells of every listed code, then of a code no release lists; each cell: (first day, decided day, period)
+        self.cells: dict[str | None, list[tuple[dt.date, dt.date, Period | None]]] = {}
+        for code in self.codes:
+            periods = policy.views[policy.latest.id][code].periods
+            self.cells[code] = [(start, day, next((p for p in periods if p.covers(day)), None))
+                                for start, day in _first_days(_cuts(policy, periods))]
+        self.cells[None] = [(start, day, None) for start, day in _first_days(_cuts(policy, ()))]
+        self._merge_classes()
+
+    # --- fronts ---
+
+    def _interval_days(self) -> list[dt.date]:
+        """A day in each interval between the program's bounds (interval i starts at bound i - 1)."""
+        first = self.bounds[0] - dt.timedelta(days=1) if self.bounds else dt.date(2000, 1, 1)
+        return [first, *self.bounds]
+
+    def interval_of(self, day: dt.date) -> int:
+        return bisect_right(self.bounds, day)
+
+    def _classes(self, day: dt.date) -> _Interval:
+        """Fronts grouped by what the interpreter shows of them for a code no release lists (see the module's
+        docstring); ``_merge_classes`` then joins the classes that decide alike on every cell."""
+        modalities = list(self.policy.program.modalities)
+        groups: dict[tuple[str, str, str], list[Front]] = {}
+        for front in self.fronts:
+            probe = decide(self.policy, _line(CODE_STAND_IN, day, front, self.modifiers))
+            other = next((m for m in modalities if m != probe.modality), None)
+            if probe.modality is None:
+                shown = ""
+            elif other is None:  # one modality only: nothing can conflict, so keep the modifiers themselves
+                shown = str(front.mask)
+            else:
+                shown = _key(decide(self.policy, _line(CODE_STAND_IN, day, front, self.modifiers, modality=other)))
+            groups.setdefault((front.claim_type, _key(probe), shown), []).append(front)
+        classes = list(groups.values())
+        return _Interval(day, classes, {f: i for i, members in enumerate(classes) for f in members})
+
+    def _rcc_variants(self, period: Period | None) -> list[str | None]:
+        return [None, *period.revenue_center_codes, RCC_STAND_IN] if period and period.revenue_center_codes else [None]
+
+    def _decide(self, line: ClaimLine) -> int:
+        """The number of the interpreter's decision of ``line`` (each distinct decision is numbered once)."""
+        d = decide(self.policy, line)
+        found = self.numbers.get(d)
+        if found is None:
+            found = self.numbers[d] = len(self.decisions)
+            self.decisions.append(d)
+        return found
+
+    def _decide_cell(self, code: str | None, day: dt.date, period: Period | None, cls: list[Front]) -> list[int]:
+        rep = cls[0]
+        return [self._decide(_line(code or CODE_STAND_IN, day, rep, self.modifiers, rcc))
+                for rcc in self._rcc_variants(period)]
+
+    def _merge_classes(self) -> None:
+        """Decide every cell for every class, then join the classes of an interval that decide alike everywhere."""
+        self.decisions: list[Decision] = []
+        self.numbers: dict[Decision, int] = {}
+        # (code, cell) -> for each class of the cell's interval, the decision of each RCC variant
+        self.answers: dict[tuple[str | None, int], list[list[int]]] = {}
+        by_interval: dict[int, list[tuple[str | None, int]]] = {}
+        for code, cells in self.cells.items():
+            for ci, (_start, day, period) in enumerate(cells):
+                iv = self.interval_of(day)
+                self.answers[(code, ci)] = [self._decide_cell(code, day, period, cls)
+                                            for cls in self.intervals[iv].classes]
+                by_interval.setdefault(iv, []).append((code, ci))
+        for iv, interval in enumerate(self.intervals):
+            at = by_interval.get(iv, [])
+            vectors: dict[tuple[tuple[int, ...], ...], int] = {}
+            keep: list[int] = []
+            new_of: list[int] = []
+            for k in range(len(interval.classes)):
+                vec = tuple(tuple(self.answers[c][k]) for c in at)
+                if vec not in vectors:
+                    vectors[vec] = len(keep)
+                    keep.append(k)
+                new_of.append(vectors[vec])
+            merged: list[list[Front]] = [[] for _ in keep]
+            for k, members in enumerate(interval.classes):
+                merged[new_of[k]].extend(members)
+            self.intervals[iv] = _Interval(interval.day, merged,
+                                           {f: i for i, members in enumerate(merged) for f in members})
+            for c in at:
+                self.answers[c] = [self.answers[c][k] for k in keep]
+
+    # --- the data files ---
+
+    def front_index(self, front: Front) -> int:
+        """The front's place in each interval's map: claim type, then place of service, then modifier mask."""
+        n_pos, n_mask = len(self.places), 1 << len(self.modifiers)
+        return (CLAIM_TYPES.index(front.claim_type) * n_pos + self.places.index(front.pos)) * n_mask + front.mask
+
+    def _front_maps(self) -> tuple[int, list[str], list[int]]:
+        """(digits per entry, the distinct maps, each interval's map). A map gives each front's class, in base
+        36 with a fixed number of digits ("-" for more modifiers than a line carries)."""
+        size = len(CLAIM_TYPES) * len(self.places) * (1 << len(self.modifiers))
+        width = len(_base36(max(len(i.classes) for i in self.intervals)))
+        maps: list[str] = []
+        of_interval = []
+        for interval in self.intervals:
+            row = ["-" * width] * size
+            for front, cls in interval.members.items():
+                row[self.front_index(front)] = _base36(cls).rjust(width, "0")
+            text = "".join(row)
+            if text not in maps:
+                maps.append(text)
+            of_interval.append(maps.index(text))
+        return width, maps, of_interval
+
+    def _new_chunk(self, base: _Chunk | None) -> _Chunk:
+        return _Chunk([o.value for o in Outcome], list(self.policy.program.modalities), self.attestations, base)
+
+    def _chunk(self, code: str | None, chunk: _Chunk) -> dict[str, Any]:
+        """The cells of ``code`` (None: a code no release lists), with their answers. A cell is [its first day
+        (null: since always), its interval, the row's revenue center codes (null: the answer does not read the
+        code), the answer of each front class (with revenue center codes: one per code: none, each listed, any
+        other)]."""
+        cells = []
+        for ci, (start, day, period) in enumerate(self.cells[code]):
+            answers = [[chunk.decision(self.decisions[d]) for d in variants] for variants in self.answers[(code, ci)]]
+            rccs = list(period.revenue_center_codes) if period and period.revenue_center_codes else None
+            cells.append([None if start == dt.date.min else day_number(start), self.interval_of(day), rccs,
+                          [a if rccs else a[0] for a in answers]])
+        return {"code": code or CODE_STAND_IN, "cells": cells, **chunk.as_dict()}
+
+    def files(self) -> dict[str, dict[str, Any]]:
+        """The common data, then each listed code's, by path under docs/."""
+        program = self.policy.program
+        rel = self.policy.latest
+        base = self._new_chunk(None)
+        unlisted = self._chunk(None, base)
+        width, maps, of_interval = self._front_maps()
+        common = {
+            "kind": "common", "version": DATA_VERSION,
+            "release": rel.id, "published": rel.published.isoformat(), "policy_hash": self.policy.hash,
+            "codes": self.codes,
+            "modifiers": [{"code": m, "meaning": program.modifiers[m].meaning} for m in self.modifiers],
+            "max_modifiers": MAX_MODIFIERS,
+            "places": [{"code": p.code, "name": p.name} for p in program.places_of_service.values()],
+            "claim_types": [{"id": ct, "name": program.claim_types[ct].name if ct in program.claim_types else ct}
+                            for ct in CLAIM_TYPES],
+            "bounds": [day_number(d) for d in self.bounds],
+            "front_width": width, "front_maps": maps, "interval_fronts": of_interval,
+            "outcomes": [o.value for o in Outcome], "outcome_words": OUTCOME_WORDS, "kind_words": KIND_WORDS,
+            "modalities": [[m.id, m.name] for m in program.modalities.values()],
+            "sources": {s.id: [s.title, s.url, s.secondary] for s in program.sources.values()},
+            "attestations": [[a.id, a.text] for a in program.attestations],
+            "reason_kinds": {r.code: [r.kind, r.carc or ""] for r in REASONS.values()},
+            "stand_in": {"code": CODE_STAND_IN, "rcc": RCC_STAND_IN},
+            "messages": check_messages(),
+            "patterns": {"code": CODE_RE.pattern, "modifier": MODIFIER_RE.pattern, "pos": POS_RE.pattern,
+                         "rcc": RCC_RE.pattern, "date": DATE_RE.pattern},
+            "unlisted": unlisted,
+        }
+        out = {f"{DATA_DIR}/data.js": common}
+        for code in self.codes:
+            out[f"{DATA_DIR}/codes/{code}.js"] = {"kind": "code", **self._chunk(code, self._new_chunk(base))}
+        return out
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def _message(check: Any, value: Any, shown: str) -> str:
+    """The message ``check`` gives for a bad ``value``, with the value as ``{value}``: the form says what
+    the command line says of the same field."""
+    try:
+        check(value)
+    except LineError as exc:
+        return exc.message.replace(shown, "{value}")
+    raise AssertionError(f"{value!r} passed {check.__name__}")  # pragma: no cover
+
+
+def check_messages() -> dict[str, str]:
+    """What the form says of a bad field: the command line's own messages (``lines``)."""
+    many = ["AA"] * (MAX_MODIFIERS + 1)
+    return {
+        "missing": MISSING,
+        "code": _message(check_code, "@", "'@'"),
+        "date": _message(parse_date, "@", "'@'"),
+        "calendar": _message(parse_date, "2021-02-30", "2021-02-30"),
+        "modifier": _message(check_modifiers, "@", "'@'"),
+        "modifiers": _message(check_modifiers, many, str(len(many))),
+        "pos": _message(check_pos, "@", "'@'"),
+        "rcc": _message(check_rcc, "@", "'@'"),
+    }
+
+
+def data_script(payload: dict[str, Any]) -> str:
+    """A data file: one JSON value handed to the form's script. ``</`` is escaped so that no value can close
+    a script element, and every non-ASCII character too, so the file reads the same in any encoding."""
+    text = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("</", "<\\/")
+    return f"(window.CMAP_CHECK_DATA = window.CMAP_CHECK_DATA || []).push({text});\n"
+
+
+def check_files(policy: Policy) -> dict[str, str]:
+    """Every data file of the form, by its path under docs/."""
+    return {path: data_script(payload) for path, payload in CheckData(policy).files().items()}

@@ -1,0 +1,423 @@
+/* Check a claim line in the browser, offline, and show a code's status on any date.
+ *
+ * The answers were decided at build time by the interpreter itself (cmap_policy/site/check.py wrote them to
+ * assets/check/): this script reads the form, finds the answer of the line in that data and shows it. It
+ * never restates a rule. What it does on its own is only what any reader of a claim line does: read the
+ * fields as the command line reads them (the same patterns and messages, from the data), and find the
+ * date's cell, the front's class and the answer by position.
+ *
+ * The data arrives as scripts (they work from a page opened from disk, where fetching a file is refused):
+ * each pushes one value onto window.CMAP_CHECK_DATA. The common file comes first; a listed code's cells
+ * are loaded when the code is asked about.
+ */
+(function () {
+  "use strict";
+
+  // --- the data ---------------------------------------------------------------------------------------
+
+  var store = {};
+  var waiting = {};
+  var queue = (window.CMAP_CHECK_DATA = window.CMAP_CHECK_DATA || []);
+
+  function receive(payload) {
+    var key = payload.kind === "common" ? "common" : "code:" + payload.code;
+    store[key] = payload;
+    (waiting[key] || []).forEach(function (w) { w.resolve(payload); });
+    delete waiting[key];
+  }
+  queue.forEach(receive);
+  queue.length = 0;
+  queue.push = function (payload) { receive(payload); return 0; };
+
+  var script = document.currentScript;
+  var dataBase = script && script.src ? new URL("../check/", script.src).href : null;
+
+  function load(key, file) {
+    if (store[key]) return Promise.resolve(store[key]);
+    return new Promise(function (resolve, reject) {
+      (waiting[key] = waiting[key] || []).push({ resolve: resolve, reject: reject });
+      if (document.querySelector('script[data-cmap-check="' + file + '"]')) return;
+      var el = document.createElement("script");
+      el.src = dataBase + file;
+      el.async = true;
+      el.setAttribute("data-cmap-check", file);
+      el.onerror = function () {
+        (waiting[key] || []).forEach(function (w) { w.reject(new Error("could not load " + file)); });
+        delete waiting[key];
+        el.remove();
+      };
+      document.head.appendChild(el);
+    });
+  }
+
+  function common() { return load("common", "data.js"); }
+
+  function chunkFor(data, code) {
+    if (data.codes.indexOf(code) === -1) return Promise.resolve(data.unlisted);
+    return load("code:" + code, "codes/" + code + ".js");
+  }
+
+  // --- dates ------------------------------------------------------------------------------------------
+
+  var dayNumber = window.cmap.dayNumber;
+  var today = window.cmap.today;
+
+  /** The index of the last item whose first day (null: since always) is on or before ``day``. */
+  function lastStartingBy(items, day) {
+    var lo = 0, hi = items.length - 1, found = 0;
+    while (lo <= hi) {
+      var mid = (lo + hi) >> 1;
+      var start = items[mid][0];
+      if (start === null || start <= day) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
+    }
+    return found;
+  }
+
+  // --- reading the line ------------------------------------------------------------------------------
+
+  function say(template, value) { return template.replace("{value}", value); }
+  function quoted(value) { return "'" + value + "'"; }
+
+  /** The form's fields as a claim line, read as `cmap-policy eval` reads them; or the errors, by field. */
+  function readLine(data, form) {
+    var errors = {};
+    var patterns = data.patterns;
+    var msg = data.messages;
+    var get = function (name) { var el = form.elements[name]; return el ? el.value.trim() : ""; };
+    var code = get("code").toUpperCase();
+    if (!code) errors.code = msg.missing;
+    else if (!new RegExp(patterns.code).test(code)) errors.code = say(msg.code, quoted(code));
+    var date = get("date");
+    var day = null;
+    if (!date) errors.date = msg.missing;
+    else if (!new RegExp(patterns.date).test(date)) errors.date = say(msg.date, quoted(date));
+    else if ((day = dayNumber(date)) === null) errors.date = say(msg.calendar, date);
+    var known = data.modifiers.map(function (m) { return m.code; });
+    var ticked = {};
+    Array.prototype.forEach.call(form.querySelectorAll('input[name="mod"]'), function (box) {
+      if (box.checked) ticked[box.value] = true;
+    });
+    var others = [];
+    get("other").split(/[\s,;:|]+/).filter(Boolean).forEach(function (raw) {
+      var mod = raw.toUpperCase();
+      if (!new RegExp(patterns.modifier).test(mod)) errors.other = say(msg.modifier, quoted(mod));
+      else if (known.indexOf(mod) !== -1) ticked[mod] = true;
+      else if (others.indexOf(mod) === -1) others.push(mod);
+    });
+    var modifiers = known.filter(function (m) { return ticked[m]; });
+    var mask = 0;
+    known.forEach(function (m, i) { if (ticked[m]) mask |= 1 << i; });
+    if (modifiers.length + others.length > data.max_modifiers && !errors.other) {
+      errors.other = say(msg.modifiers, String(modifiers.length + others.length));
+    }
+    var pos = get("pos");
+    if (/^\d$/.test(pos)) pos = "0" + pos;
+    if (pos && !new RegExp(patterns.pos).test(pos)) errors.pos = say(msg.pos, quoted(pos));
+    var rcc = get("rcc");
+    if (/^\d{3}$/.test(rcc)) rcc = "0" + rcc;
+    if (rcc && !new RegExp(patterns.rcc).test(rcc)) errors.rcc = say(msg.rcc, quoted(rcc));
+    var claimType = get("claim_type") || data.claim_types[0].id;
+    if (Object.keys(errors).length) return { errors: errors };
+    return {
+      line: {
+        code: code, date: date, day: day, modifiers: modifiers.concat(others), mask: mask,
+        pos: pos || null, claim_type: claimType, rcc: rcc || null
+      }
+    };
+  }
+
+  // --- looking the answer up -------------------------------------------------------------------------
+
+  /** A pooled value (reasons, citations): numbered in the common file's pool first, then in the chunk's. */
+  function pooled(base, own, i) {
+    if (base === own) return own[i];
+    return i < base.length ? base[i] : own[i - base.length];
+  }
+
+  function answer(data, chunk, line) {
+    var cell = chunk.cells[lastStartingBy(chunk.cells, line.day)];
+    var places = data.places.map(function (p) { return p.code; });
+    var posIndex = line.pos === null ? 0 : places.indexOf(line.pos) + 1;  // a place the program does not know: none
+    var ctIndex = data.claim_types.map(function (c) { return c.id; }).indexOf(line.claim_type);
+    var front = (ctIndex * (places.length + 1) + posIndex) * (1 << data.modifiers.length) + line.mask;
+    var map = data.front_maps[data.interval_fronts[cell[1]]];
+    var w = data.front_width;
+    var found = cell[3][parseInt(map.substr(front * w, w), 36)];
+    var rccStandIn = null;
+    if (cell[2] !== null) {
+      var k = line.rcc === null ? 0 : cell[2].indexOf(line.rcc) + 1;
+      if (line.rcc !== null && k === 0) { k = cell[2].length + 1; rccStandIn = line.rcc; }
+      found = found[k];
+    }
+    return expand(data, chunk, chunk.decisions[found], line.code, rccStandIn);
+  }
+
+  function expand(data, chunk, d, code, rcc) {
+    var base = data.unlisted;
+    function fill(text) {
+      var out = text.split(data.stand_in.code).join(code);
+      return rcc === null ? out : out.split(data.stand_in.rcc).join(rcc);
+    }
+    function citation(i) {
+      if (i < 0) return null;
+      var c = pooled(base.citations, chunk.citations, i);
+      var s = data.sources[c[0]];
+      return { source: c[0], title: s[0], url: s[1], secondary: s[2], section: c[1], note: c[2] };
+    }
+    var reasons = d.slice(5).map(function (i) {
+      var r = pooled(base.reasons, chunk.reasons, i);
+      var kind = data.reason_kinds[r[0]];
+      return { code: r[0], kind: kind[0], carc: kind[1] || null, message: fill(r[1]), rule: r[2] ? fill(r[2]) : null,
+               citation: citation(r[3]) };
+    });
+    var modality = d[2] < 0 ? null : data.modalities[d[2]];
+    return {
+      outcome: data.outcomes[d[0]],
+      period: d[1] < 0 ? null : chunk.periods[d[1]],
+      modality: modality ? modality[0] : null,
+      modality_name: modality ? modality[1] : null,
+      attestations: d[3].map(function (i) { return { id: data.attestations[i][0], text: data.attestations[i][1] }; }),
+      to_confirm: d[4].map(function (c) { return { kind: c[0], guideline: c[1] }; }),
+      reasons: reasons,
+      release: data.release,
+      policy_hash: data.policy_hash
+    };
+  }
+
+  // --- showing it ------------------------------------------------------------------------------------
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (attrs[k] !== null && attrs[k] !== undefined) node.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) {
+      if (c === null || c === undefined) return;
+      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  function describe(line) {
+    var parts = [line.code + " on " + line.date];
+    if (line.modifiers.length) parts.push("modifiers " + line.modifiers.join(" "));
+    if (line.pos) parts.push("place of service " + line.pos);
+    parts.push(line.claim_type + " claim");
+    if (line.rcc) parts.push("revenue code " + line.rcc);
+    return parts.join(", ");
+  }
+
+  function command(line) {
+    var parts = ["cmap-policy eval", "--code " + line.code, "--date " + line.date];
+    line.modifiers.forEach(function (m) { parts.push("--modifier " + m); });
+    if (line.pos) parts.push("--pos " + line.pos);
+    if (line.claim_type !== "professional") parts.push("--claim-type " + line.claim_type);
+    if (line.rcc) parts.push("--rcc " + line.rcc);
+    parts.push("--explain");
+    return parts.join(" ");
+  }
+
+  function rowText(data, p) {
+    var start = p.start_known ? "from " + p.effective : "in force by " + p.effective + " (its real start is not known)";
+    var span = start + (p.end ? " to " + p.end : ", no end date");
+    var names = {};
+    data.modalities.forEach(function (m) { names[m[0]] = m[1]; });
+    var what = p.permitted
+      ? "permitted; modalities: " + (p.modalities.map(function (m) { return names[m] || m; }).join(", ") || "none")
+      : "listed as NOT permitted via telehealth";
+    if (p.undetermined_modalities.length) {
+      what += "; the sources are silent on " + p.undetermined_modalities.map(function (m) { return names[m] || m; }).join(", ");
+    }
+    return p.id + " (" + span + "): " + what + ".";
+  }
+
+  function show(form, data, line, d) {
+    var out = form.querySelector(".cmap-check-answer");
+    var status = form.querySelector(".cmap-check-status");
+    var reasonsHref = form.getAttribute("data-reasons-href") || "";
+    var sourcesHref = form.getAttribute("data-sources-href") || "";
+    var box = el("div", {
+      "class": "cmap-answer cmap-outcome-" + d.outcome, "data-outcome": d.outcome,
+      "data-period": d.period ? d.period.id : "", "data-modality": d.modality || "", "data-release": d.release
+    });
+    box.appendChild(el("p", { "class": "cmap-answer-verdict" }, [
+      el("span", { "class": "cmap-outcome cmap-outcome-" + d.outcome }, [data.outcome_words[d.outcome]])]));
+    box.appendChild(el("p", { "class": "cmap-answer-line" }, ["Claim line: " + describe(line) + "."]));
+    if (d.modality) {
+      box.appendChild(el("p", {}, ["The line is telehealth, delivered by " + d.modality_name + "."]));
+    }
+    if (d.period) {
+      var row = [el("strong", {}, ["Row in force on " + line.date + ": "]), rowText(data, d.period)];
+      if (d.period.guideline) row.push(" Guideline: " + d.period.guideline);
+      box.appendChild(el("p", { "class": "cmap-answer-row" }, row));
+    }
+    var list = el("ol", { "class": "cmap-reasons" });
+    d.reasons.forEach(function (r) {
+      var head = [el("a", { href: reasonsHref + "#" + r.code.toLowerCase() }, [el("strong", {}, [r.code])]),
+                  " ", el("span", { "class": "cmap-kind cmap-kind-" + r.kind }, [data.kind_words[r.kind]])];
+      if (r.carc) head.push(" · ", el("span", { "class": "cmap-carc" }, ["CARC " + r.carc]));
+      var meta = [];
+      if (r.rule) meta.push("Rule: ", el("code", {}, [r.rule]));
+      if (r.citation) {
+        var c = r.citation;
+        if (meta.length) meta.push(" · ");
+        meta.push("Source: ", el("a", { href: sourcesHref + "#" + c.source }, [c.title]));
+        if (c.section) meta.push(", " + c.section);
+        if (c.note) meta.push(" (" + c.note + ")");
+        if (c.secondary) meta.push(" · ", el("em", {}, ["secondary source: check the official table"]));
+      }
+      list.appendChild(el("li", {
+        "class": "cmap-reason cmap-kind-" + r.kind, "data-reason": r.code, "data-kind": r.kind,
+        "data-carc": r.carc || "", "data-rule": r.rule || "", "data-source": r.citation ? r.citation.source : ""
+      }, [el("p", { "class": "cmap-reason-head" }, head), el("p", { "class": "cmap-reason-message" }, [r.message]),
+          meta.length ? el("p", { "class": "cmap-reason-meta" }, meta) : null]));
+    });
+    box.appendChild(el("p", { "class": "cmap-answer-label" }, [d.reasons.length === 1 ? "Reason:" : "Reasons:"]));
+    box.appendChild(list);
+    if (d.to_confirm.length) {
+      box.appendChild(el("p", {}, ["The line does not carry what these conditions need; confirm them before billing:"]));
+      box.appendChild(el("ul", { "class": "cmap-confirm" }, d.to_confirm.map(function (c) {
+        return el("li", { "data-limit": c.kind }, [c.guideline]);
+      })));
+    }
+    if (d.attestations.length && d.outcome !== "not_telehealth") {
+      box.appendChild(el("p", {}, ["The provider must also meet (not checked on the claim):"]));
+      box.appendChild(el("ul", { "class": "cmap-attestations" }, d.attestations.map(function (a) {
+        return el("li", { "data-attestation": a.id }, [a.text]);
+      })));
+    }
+    box.appendChild(el("p", { "class": "cmap-answer-foot" }, [
+      "Decided against release " + d.release + " (policy hash " + d.policy_hash.slice(0, 12) + "). The same on the "
+      + "command line: ", el("code", {}, [command(line)])]));
+    out.replaceChildren(box);
+    out.hidden = false;
+    status.textContent = data.outcome_words[d.outcome] + ". " + line.code + " on " + line.date + ": "
+      + d.reasons.map(function (r) { return r.code; }).join(", ") + ".";
+  }
+
+  function showErrors(form, errors) {
+    var status = form.querySelector(".cmap-check-status");
+    var names = Object.keys(errors);
+    Array.prototype.forEach.call(form.querySelectorAll("[data-cmap-error]"), function (p) {
+      var name = p.getAttribute("data-cmap-error");
+      var input = form.elements[name];
+      p.textContent = errors[name] || "";
+      p.hidden = !errors[name];
+      if (input && input.setAttribute) {
+        if (errors[name]) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+      }
+    });
+    if (names.length) {
+      form.querySelector(".cmap-check-answer").hidden = true;
+      status.textContent = "Not checked: " + names.map(function (n) { return errors[n]; }).join("; ") + ".";
+    }
+  }
+
+  function share(line, form) {
+    var params = new URLSearchParams(window.location.search);
+    var pageCode = form.getAttribute("data-code");
+    ["code", "date", "mod", "pos", "ct", "rcc"].forEach(function (k) { params.delete(k); });
+    if (line.code !== pageCode) params.set("code", line.code);
+    params.set("date", line.date);
+    if (line.modifiers.length) params.set("mod", line.modifiers.join(","));
+    if (line.pos) params.set("pos", line.pos);
+    if (line.claim_type !== "professional") params.set("ct", line.claim_type);
+    if (line.rcc) params.set("rcc", line.rcc);
+    var url = window.location.pathname + "?" + params.toString() + "#" + form.id;
+    try { window.history.replaceState(null, "", url); } catch (e) { /* a page opened from disk may refuse */ }
+  }
+
+  function check(form) {
+    return common().then(function (data) {
+      var read = readLine(data, form);
+      showErrors(form, read.errors || {});
+      if (read.errors) return { errors: read.errors };
+      return chunkFor(data, read.line.code).then(function (chunk) {
+        var d = answer(data, chunk, read.line);
+        show(form, data, read.line, d);
+        share(read.line, form);
+        return { line: read.line, decision: d };
+      });
+    }).catch(function (err) {
+      form.querySelector(".cmap-check-status").textContent =
+        "The answers could not be loaded (" + err.message + "): use cmap-policy eval instead.";
+      return { failed: err.message };
+    });
+  }
+
+  function fillFromUrl(form) {
+    var params = new URLSearchParams(window.location.search);
+    var set = function (name, value) { if (value !== null && form.elements[name]) form.elements[name].value = value; };
+    set("code", params.get("code"));
+    set("date", params.get("date") || today());
+    set("pos", params.get("pos"));
+    set("rcc", params.get("rcc"));
+    if (params.get("ct")) set("claim_type", params.get("ct"));
+    var mods = (params.get("mod") || "").split(/[\s,;:|]+/).filter(Boolean).map(function (m) { return m.toUpperCase(); });
+    var other = [];
+    mods.forEach(function (m) {
+      var box = form.querySelector('input[name="mod"][value="' + CSS.escape(m) + '"]');
+      if (box) box.checked = true; else other.push(m);
+    });
+    set("other", other.join(" ") || null);
+    return params.has("code") || params.has("mod") || params.has("pos");
+  }
+
+  function setupForm(form) {
+    if (form.getAttribute("data-cmap-ready") === "1") return;
+    form.setAttribute("data-cmap-ready", "1");
+    var asked = fillFromUrl(form);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      form.cmapPending = check(form);
+    });
+    form.addEventListener("reset", function () {
+      window.setTimeout(function () {
+        if (form.getAttribute("data-code")) form.elements.code.value = form.getAttribute("data-code");
+        form.elements.date.value = today();
+        showErrors(form, {});
+        form.querySelector(".cmap-check-answer").hidden = true;
+        form.querySelector(".cmap-check-status").textContent = "";
+      }, 0);
+    });
+    form.hidden = false;
+    form.cmapPending = asked ? check(form) : common();
+  }
+
+  // --- a code's status on any date (the "Today" box of a code page) ----------------------------------
+
+  function setupStatus(box) {
+    if (box.getAttribute("data-cmap-ready") === "1") return;
+    box.setAttribute("data-cmap-ready", "1");
+    var spans = JSON.parse(box.getAttribute("data-cmap-spans"));
+    var input = box.querySelector("input[type=date]");
+    var title = box.querySelector(".cmap-status-title");
+    var detail = box.querySelector(".cmap-status-detail");
+    function render() {
+      var day = dayNumber(input.value);
+      if (day === null) return;
+      var span = spans[lastStartingBy(spans, day)];
+      box.className = "cmap-status cmap-status-" + span[1];
+      box.setAttribute("data-state", span[1]);
+      box.setAttribute("data-date", input.value);
+      title.textContent = span[2].split("{date}").join(input.value);
+      detail.textContent = span[3].split("{date}").join(input.value);
+    }
+    var params = new URLSearchParams(window.location.search);
+    input.value = params.get("date") && dayNumber(params.get("date")) !== null ? params.get("date") : today();
+    input.addEventListener("change", function () {
+      render();
+      var p = new URLSearchParams(window.location.search);
+      p.set("date", input.value);
+      try { window.history.replaceState(null, "", window.location.pathname + "?" + p.toString() + window.location.hash); }
+      catch (e) { /* a page opened from disk may refuse */ }
+    });
+    box.querySelector(".cmap-status-pick").hidden = false;
+    render();
+  }
+
+  window.cmap.onPage(function () {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-cmap-check]"), setupForm);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-cmap-spans]"), setupStatus);
+  });
+})();

@@ -1,0 +1,69 @@
+/* What the site's scripts share (window.cmap), and small fixes to every page. Loaded before the others.
+ *
+ * - cmap.onPage(fn): run fn on page load and again whenever Material's document$ emits (it replays on
+ *   subscribe, and emits after each instant-navigation page change), so fn must be safe to run twice.
+ * - cmap.today(): the reader's today as YYYY-MM-DD, in the reader's time zone: a biller's date of service,
+ *   not the site's build date. cmap.dayNumber(text): days since 1970-01-01 of a YYYY-MM-DD text, or null when
+ *   it is no real date (years 1 to 9999, as the command line reads dates).
+ * - Wide tables stack on a phone: each cell learns the heading of its column (data-label), so that the
+ *   stylesheet can show every row as a card of "heading: value" lines, as the telehealth table does, instead
+ *   of hiding columns behind a sideways scroll nobody sees.
+ * - The search dialog gets a name (screen readers announce a dialog by it).
+ */
+(function () {
+  "use strict";
+
+  function onPage(fn) {
+    if (document.readyState === "loading") {
+      document.addEventListener("DOMContentLoaded", fn);
+    } else {
+      fn();
+    }
+    if (window.document$ && typeof window.document$.subscribe === "function") {
+      window.document$.subscribe(fn);
+    }
+  }
+
+  function today() {
+    var now = new Date();
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return String(now.getFullYear()).padStart(4, "0") + "-" + two(now.getMonth() + 1) + "-" + two(now.getDate());
+  }
+
+  function dayNumber(text) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || "");
+    if (!m) return null;
+    var y = +m[1], mo = +m[2], d = +m[3];
+    var date = new Date(0);
+    date.setUTCFullYear(y, mo - 1, d);
+    if (y < 1 || date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
+    return Math.round(date.getTime() / 86400000);
+  }
+
+  window.cmap = { onPage: onPage, today: today, dayNumber: dayNumber };
+
+  function label(table) {
+    if (table.getAttribute("data-cmap-stack") === "1") return;
+    var head = table.tHead && table.tHead.rows[0];
+    if (!head || !table.tBodies.length) return;
+    var names = Array.prototype.map.call(head.cells, function (th) { return th.textContent.trim(); });
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      Array.prototype.forEach.call(row.cells, function (td, i) {
+        if (names[i]) td.setAttribute("data-label", names[i]);
+        // the cell's content in one block, so that the card's two columns are the label and the value
+        if (td.childNodes.length > 1) {
+          var box = document.createElement("div");
+          while (td.firstChild) box.appendChild(td.firstChild);
+          td.appendChild(box);
+        }
+      });
+    });
+    table.setAttribute("data-cmap-stack", "1");
+  }
+
+  onPage(function () {
+    Array.prototype.forEach.call(document.querySelectorAll(".md-typeset table:not([class])"), label);
+    var search = document.querySelector(".md-search[role=dialog]");
+    if (search && !search.getAttribute("aria-label")) search.setAttribute("aria-label", "Search");
+  });
+})();
