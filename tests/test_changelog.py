@@ -94,3 +94,24 @@ def test_cli_json_is_the_report_and_an_unknown_release_is_a_usage_error() -> Non
     assert res.exit_code == 0 and res.stdout.startswith("# Changes to the CMAP telehealth table")
     res = CliRunner().invoke(main, ["changelog", "--release", "PB-1999-01"])
     assert res.exit_code == 2 and "unknown release 'PB-1999-01'" in res.output
+
+
+def test_a_removed_code_and_a_row_that_takes_over_from_one_of_unknown_start(tmp_path: Path) -> None:
+    """The Important Message says which ended row took its code off the table (and what that means), and a new row
+    after one whose start was not known changes only what the source changed (not the start's being known)."""
+    root = tmp_path / "policy"
+    shutil.copytree(policy_dir(), root)
+    release_new("PB-2026-05", date="2026-03-01", effective="2026-04-01", source=["PB-2023-38"], summary="Update.",
+                policy=root)
+    code_end("T1016", date="2026-03-31", release="PB-2026-05", removed=True, policy=root)
+    code_end("90791", date="2026-03-31", release="PB-2026-05", policy=root)
+    code_set("H0031", effective="2026-04-01", release="PB-2026-05", guideline="New text.", policy=root)
+    (rep,) = changelog("PB-2026-05", policy=root)
+    assert [(r["action"], r["code"], r["removed"]) for r in rep["changes"]] == [
+        ("changed", "H0031", False), ("ended", "90791", False), ("ended", "T1016", True)]
+    assert [c["field"] for c in rep["changes"][0]["changes"]] == ["guideline"]
+    text = render_markdown([rep])
+    assert "| T1016 | Case management, each 15 minutes | 2025-12-26 | 2026-03-31, removed from the table |" in text
+    assert "| 90791 |" in text and "2026-03-31, removed" not in text.split("| 90791 |")[1].split("\n")[0]
+    assert "A code *removed from the table* is not payable via telehealth after the end date" in text
+    assert "| H0031 | Mental health assessment, by non-physician | 2026-04-01 | new guideline |" in text

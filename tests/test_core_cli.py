@@ -150,6 +150,25 @@ def test_show_as_of_release_and_date():
     assert data["periods"][0]["end"] is None
 
 
+def test_show_says_why_a_known_gap_is_not_on_the_table(tmp_path):
+    """After a row whose source says the code left the table, and where a release holds the whole table: each
+    gap says which of the two it is (a partial release does not hold the whole table)."""
+    root = tmp_path / "policy"
+    shutil.copytree(policy_dir(), root)
+    assert run("release", "new", "PB-2026-05", "--date", "2026-03-02", "--effective", "2026-04-01", "--source",
+               "CMAP-TH-PAGE", "--summary", "Takes T1016 off the table.", "--policy", str(root)).exit_code == 0
+    assert run("code", "end", "T1016", "--date", "2026-03-31", "--release", "PB-2026-05", "--removed",
+               "--policy", str(root)).exit_code == 0
+    left = run("show", "T1016", "--policy", str(root)).stdout
+    assert "from 2026-04-01: not on the table (the source of the row before says the code left it)" in left
+    assert "whole table" not in left
+    assert run("release", "new", "TABLE-2026-06", "--date", "2026-06-01", "--source", "CMAP-TABLE", "--summary",
+               "The whole table.", "--coverage", "complete", "--policy", str(root)).exit_code == 0
+    whole = run("show", "H2019", "--policy", str(root)).stdout
+    assert "from 2026-06-01: not on the table (the release holds the whole table then)" in whole
+    assert "left it" not in whole
+
+
 def _commands(group: click.Group):
     for name, cmd in group.commands.items():
         yield name, cmd

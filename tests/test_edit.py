@@ -166,6 +166,25 @@ def test_code_set_ends_the_open_row_the_day_before_and_copies_it(root: Path) -> 
     assert res.policy.hash != "" and fmt(root, check=True).ok
 
 
+def test_code_set_gives_the_new_row_its_own_known_start(root: Path) -> None:
+    """H0031's open row has an unknown start (a dated reading of the table): the new row starts on the date the
+    source gives, so it is not marked unknown; a guideline change keeps the open row's modalities, undetermined
+    ones included, and a modality change states them all."""
+    _release(root)
+    assert _read(root, "codes/H0031.json")["periods"][-1]["start_known"] is False
+    code_set("H0031", effective="2026-04-01", release="PB-2026-05", guideline="New text.", policy=root)
+    old, new = _read(root, "codes/H0031.json")["periods"][-2:]
+    assert old["start_known"] is False and "start_known" not in new
+    assert api.show("H0031", policy=root).span_on(dt.date(2026, 4, 1)).period.start_known  # type: ignore[union-attr]
+    doc = _read(root, "codes/H0031.json")
+    doc["periods"][-1]["undetermined_modalities"] = ["audio-only"]
+    (root / "codes/H0031.json").write_text(json.dumps(doc), encoding="utf-8")
+    code_set("H0031", effective="2026-05-01", release="PB-2026-05", guideline="Newer text.", policy=root)
+    assert _read(root, "codes/H0031.json")["periods"][-1]["undetermined_modalities"] == ["audio-only"]
+    code_set("H0031", effective="2026-06-01", release="PB-2026-05", modality=["audio-video"], policy=root)
+    assert "undetermined_modalities" not in _read(root, "codes/H0031.json")["periods"][-1]
+
+
 def test_code_set_refusals(root: Path) -> None:
     _release(root)
     assert "nothing to change" in _refused(root, code_set, "T1016", effective="2026-04-01",

@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cmap_policy import load_policy
+from cmap_policy import evaluate, load_policy
 from cmap_policy.authoring import spec
 from cmap_policy.cli import main
 from cmap_policy.reasons import REASONS
 from cmap_policy.resources import examples_dir, policy_dir, schema_dir
 from cmap_policy.testing import read_tree, write_tree
+
+from .helpers import line
 
 DEMO = examples_dir() / "demo-policy"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
@@ -283,6 +285,22 @@ def test_outside_dates_unreachable_only_when_every_date_is_covered(tmp_path: Pat
     assert "OUTSIDE_EFFECTIVE_DATES" in spec.reachable_reasons(load_policy(write_tree(demo, tmp_path / "a")))
     demo.codes["99992"]["periods"][0]["effective"] = "0001-01-02"
     assert "OUTSIDE_EFFECTIVE_DATES" not in spec.reachable_reasons(load_policy(write_tree(demo, tmp_path / "b")))
+
+
+def test_outside_dates_reachable_after_a_row_that_leaves_the_table(tmp_path: Path) -> None:
+    """No release of the bundled policy holds the whole table, but a row whose source says the code left the table
+    makes the day after it a known gap: a line then gets OUTSIDE_EFFECTIVE_DATES, so it is reachable; a later row
+    that starts the next day closes the gap again."""
+    tree = read_tree(policy_dir())
+    last = tree.codes["T1016"]["periods"][-1]
+    last.update({"end": "2026-03-31", "ended_in": last["introduced_in"], "removed": True})
+    policy = load_policy(write_tree(tree, tmp_path / "left"))
+    assert "OUTSIDE_EFFECTIVE_DATES" not in spec.reachable_reasons(policy)
+    assert evaluate(policy, line("T1016", "2026-04-01", "93")).reason_codes == ("OUTSIDE_EFFECTIVE_DATES",)
+    tree.codes["T1016"]["periods"].append({**last, "effective": "2026-04-01"})
+    for key in ("end", "ended_in", "removed", "start_known"):
+        tree.codes["T1016"]["periods"][-1].pop(key)
+    assert "OUTSIDE_EFFECTIVE_DATES" in spec.reachable_reasons(load_policy(write_tree(tree, tmp_path / "back")))
 
 
 def _properties(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:

@@ -204,15 +204,19 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
                 f"{_modalities(r)} | {_esc(r['guideline'])} | {_source(r['citation'])} |" for r in changed]
         out.append("")
     if ended:
+        removed = any(r["removed"] for r in ended)
         out += ["### Rows ended", "",
                 "The following rows end on the date shown. After it, a code follows its next row where a source "
                 "names one"
                 + (", and is not on the table otherwise." if rep["coverage"] == "complete" else
-                   "; where none does, this data cannot say (the official table decides)."), "",
+                   "; where none does, this data cannot say (the official table decides).")
+                + (" A code *removed from the table* is not payable via telehealth after the end date, until a "
+                   "later row lists it again." if removed and rep["coverage"] != "complete" else ""), "",
                 "| Procedure code | Description | Row effective | End date | Telehealth | Source |",
                 "|---|---|---|---|---|---|"]
-        out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end']} | "
-                f"{_modalities(r)} | {_source(r['citation'])} |" for r in ended]
+        out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end']}"
+                f"{', removed from the table' if r['removed'] else ''} | {_modalities(r)} | "
+                f"{_source(r['citation'])} |" for r in ended]
         out.append("")
     c = rep["counts"]
     out += [f"*{c['added']} added, {c['changed']} changed, {c['ended']} ended.*", ""]

@@ -292,8 +292,11 @@ def code_set(code: str, *, effective: dt.date | str, release: str, modality: Seq
              dates_note: str | None = None, policy: str | Path | None = None) -> EditResult:
     """Change ``code`` from ``effective``: end its open row the day before and start a new one with the changes.
 
-    What is not given is copied from the open row. ``rcc`` replaces the revenue center codes (an empty
-    sequence removes them); ``clear_limits`` drops the row's limits.
+    What is not given is copied from the open row, but not its dates: the new row starts on ``effective``, a
+    start the source gives (so an unknown start of the open row is not copied). ``modality`` lists every
+    modality the new row allows (the open row's undetermined modalities are then dropped: the source has
+    spoken). ``rcc`` replaces the revenue center codes (an empty sequence removes them); ``clear_limits`` drops
+    the row's limits.
     """
     code = _check_code(code)
     tree = _Tree(_root(policy))
@@ -313,7 +316,10 @@ def code_set(code: str, *, effective: dt.date | str, release: str, modality: Seq
     if start <= current["effective"]:
         raise EditError(f"{code}'s open row starts on {current['effective']}: the new row must start after it "
                         f"(--effective {start}), because the open row ends the day before the new one starts")
-    new = {k: copy.deepcopy(v) for k, v in current.items() if k not in ("end", "ended_in", "dates_note")}
+    # The new row starts on the date the source gives (start_known is the old row's own), and its dates note,
+    # end and removal are the old row's too.
+    new = {k: copy.deepcopy(v) for k, v in current.items()
+           if k not in ("end", "ended_in", "dates_note", "start_known", "removed")}
     new["effective"] = start
     new["introduced_in"] = release
     if status is not None:
@@ -328,6 +334,9 @@ def code_set(code: str, *, effective: dt.date | str, release: str, modality: Seq
         new.pop("limits", None)
     elif modality is not None:
         new["modalities"] = list(dict.fromkeys(modality))
+    if new["status"] == "not-permitted" or modality is not None:
+        # the source states the row's modalities: those it does not allow are not allowed, not unknown
+        new.pop("undetermined_modalities", None)
     if new["status"] == "permitted" and not new["modalities"]:
         raise EditError("a permitted row needs at least one --modality (audio-video, audio-only)")
     if guideline is not None:

@@ -330,9 +330,16 @@ def reachable_reasons(policy: Policy) -> dict[str, str]:
     gaps = any(_uncovered_days([(p.effective, p.end) for p in cv.periods])
                for view in policy.views.values() for cv in view.values())
     whole = [d for d in policy.complete_from.values() if d is not None]
+    # a row whose source says the code left the table makes the days after it (until a later row) known gaps
+    left = any(p.removed and p.end is not None and p.end < dt.date.max
+               and not (nxt is not None and nxt.effective <= p.end + dt.timedelta(days=1))
+               for view in policy.views.values() for cv in view.values()
+               for p, nxt in zip(cv.periods, [*cv.periods[1:], None], strict=True))
     if not whole:
         why["NOT_ON_TELEHEALTH_TABLE"] = "no release holds the whole table (coverage complete)"
-        why["OUTSIDE_EFFECTIVE_DATES"] = "no release holds the whole table (coverage complete)"
+    if not whole and not left:
+        why["OUTSIDE_EFFECTIVE_DATES"] = "no release holds the whole table (coverage complete), and no row's source " \
+                                         "says its code left the table"
     elif not gaps:
         why["OUTSIDE_EFFECTIVE_DATES"] = "every listed code has a period on every date"
     if len(whole) == len(policy.releases) and all(d == dt.date.min for d in whole):

@@ -9,6 +9,7 @@ import sys
 import click
 
 from .. import api
+from ..model import Period
 from ..resources import working_policy_dir
 from .options import EXIT_ERRORS, check_release, date_option, load_or_exit, policy_option, release_option
 
@@ -91,12 +92,16 @@ def render_show(report: api.CodeReport) -> str:
         lines.append(f"{c.code} ({c.system}) {c.description}")
         lines.append(f"Category: {policy.program.categories[c.category].name}")
         lines.append(f"As published in release {rel.id} ({rel.published}):")
+        before: Period | None = None
         for span in report.spans:
             lines.append("")
-            p = span.period
+            p, before = span.period, span.period if span.period is not None else before
             if p is None:
-                what = ("not on the table (the release holds the whole table then)" if span.known else
-                        "no public source for these dates: the official table decides")
+                # a known gap: the row before it says the code left the table, or the release holds it all then
+                left = before is not None and before.removed
+                what = ("no public source for these dates: the official table decides" if not span.known else
+                        "not on the table (the source of the row before says the code left it)" if left else
+                        "not on the table (the release holds the whole table then)")
                 lines.append(f"  {_span_text(span.start, span.end)}: {what}")
                 continue
             start = str(p.effective) if p.start_known else \

@@ -21,7 +21,10 @@ def periods_of(side: Side, code: str) -> tuple[Period, ...]:
 
 
 # Fields that say when and by which release, not what a row says: not "changes" when one row replaces another.
-BOOKKEEPING = ("code", "period", "effective", "end", "introduced_in", "ended_in", "dates_note")
+# What a row that takes over from another does not change by itself: its own dates, whether its start is known
+# (the new row starts on a date its source gives) and how it ends (the old row ends the day before).
+BOOKKEEPING = ("code", "period", "effective", "start_known", "end", "introduced_in", "ended_in", "removed",
+               "dates_note")
 
 
 def _replaced(periods: dict[dt.date, dict[str, Any]], day: dt.date) -> dict[str, Any] | None:
