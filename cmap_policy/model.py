@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -346,6 +347,9 @@ class Policy:
     # release id -> the first date of service from which its view holds the whole table (the ``covers_from``
     # of the latest complete release up to it), or None when it holds only the rows sources name
     complete_from: Mapping[str, Date | None] = field(default_factory=dict, repr=False)
+    # the checked documents it was built from, as plain JSON data (``loader.as_data``): a Spark job ships the
+    # very policy it was given to its workers, whatever has become of its tree since. Never changed, never run.
+    documents: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def holds_whole_table(self, release_id: str, day: Date) -> bool:
         """Whether the view of ``release_id`` is the whole table on ``day``: a code it lacks is not listed."""

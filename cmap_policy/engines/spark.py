@@ -1,7 +1,7 @@
-"""Decide claim lines on Apache Spark, with the decisions of the interpreter itself.
+"""Decide claim lines on Apache Spark, with the batch engine itself in Spark's Python workers.
 
     >>> from cmap_policy import load_policy
-    >>> from cmap_policy.spark import evaluate
+    >>> from cmap_policy.engines.spark import evaluate
     >>> decided = evaluate(spark.read.parquet("claims/"), load_policy())
     >>> decided.groupBy("outcome").count().show()
 
@@ -11,381 +11,190 @@ added: ``outcome``, ``reasons`` (reason codes joined by single spaces),
 the batch engine -- and ``error`` and ``error_field``. A malformed line keeps
 its row: its ``error`` says what is wrong, ``error_field`` names the field, and
 its decision columns are null. So rows in = rows out, and ``split`` parts them
-into decisions and errors.
+into decisions and errors. ``run`` decides a Parquet file or directory into a
+Parquet directory, as ``cmap-policy eval --engine spark`` does.
 
-Nothing of the decision is restated here. It comes from one definition, the
-interpreter's, used as is by every engine:
+Why this shape: Spark does what it is good at -- reading, distributing,
+writing -- and the decision is the batch engine's, ``batch.Engine.decide_raw``,
+run by ``DataFrame.mapInArrow`` on each partition's Arrow record batches in
+Spark's Python workers. So every engine has one definition of the checks
+(``lines.CHECKS``, once per distinct value of each column of a batch) and of the
+decision (the interpreter, once per distinct slot), at the batch engine's cost:
+numpy look-ups per row, Python per distinct value. (An earlier version restated
+the checks and the slots in Spark SQL, with lookup joins, a group-by on the
+driver and broadcast joins back, and ran about fifty times slower.)
 
-- The line checks are those of ``lines.parse_line``, run by ``checks.check_value``
-  (the batch engine's checks) once per distinct value of each checked column.
-  The distinct values are gathered in one small job, checked on the driver and
-  joined back from one broadcast lookup table. A claim file's codes, dates,
-  modifiers and places of service take few values, so this costs one scan of
-  those columns, and no Spark expression has to mimic Python's parsing. (A list
-  of modifiers is checked as the list it is, as parse_line does.)
-- The decision: each line's slot (``slots.SlotPolicy``: the code's row or gap
-  on the date, the program's dated rules in force, the fields the row reads) is
-  computed in Spark SQL from a broadcast table of the code's spans; one job
-  gathers the distinct slots with one line each; the driver decides each with
-  ``interpreter.evaluate``; a broadcast join spreads the decisions back. A claim
-  file has thousands of distinct slots, however many lines it has.
+- The policy travels to the workers as data. ``Policy`` is not picklable, and
+  nothing from data may run as code, so the driver ships the checked documents
+  the policy was built from (``Policy.documents``) as JSON text with the policy
+  hash, and each Python worker builds the Policy and its ``Engine`` once
+  (``loader.build``, trusting the hash) and keeps them: Spark reuses its Python workers across tasks, so the decided slots
+  last across the tasks a worker runs.
+- Line numbers: the engine numbers a batch's rows 0..n-1, and its decisions
+  and errors are mapped back through that index -- to the input row in
+  ``evaluate``, to ``(file, row)`` in ``run`` (``read_input`` gives each row its
+  file and 1-based row: a partition may hold rows of several small files).
+- Types: Spark hands Arrow its own types; ``checks.encode`` checks a column of
+  any Arrow type by ``lines.CHECKS`` and refuses, line by line, what no field
+  takes.
 
-The module needs pyspark (``pip install 'cmap-policy[spark]'``); the rest of
-the package never imports it.
+The driver and every executor need the package with the ``batch`` extra
+(pyarrow, numpy), since the executors' Python workers import this module;
+the module needs pyspark (``pip install 'cmap-policy[spark]'``), which the rest
+of the package never imports.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from py4j.protocol import Py4JError
-from pyspark.errors import PySparkException
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.errors import PySparkException, PythonException
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ..errors import InputError
-from ..interpreter import evaluate as evaluate_line
-from ..lines import ALIASES, FIELDS, header_problem
+from ..errors import InputError, PolicyError, Problem
+from ..lines import FIELDS, canonical_field, header_problem
+from ..load import loader
 from ..model import Policy
-from ..reasons import DENIALS
-from .batch import Summary, default_errors_path
-from .checks import EPOCH, FREE_TEXT, LINE_COLUMNS, OUTPUTS, PRECEDENCE, check_value
-from .slots import ACCEPTED, MISSING, NOT_READ, OUTCOMES, VALUE, Segment, SlotPolicy, claim_line
+from .batch import Engine, Summary, default_errors_path
+from .checks import one_array
 
 DECISION_COLUMNS = ("outcome", "reasons", "period", "modality", "release", "policy_hash")
 ERROR_COLUMNS = ("error", "error_field")
-
-# Python's str.strip() removes exactly these (str.isspace); Java's \s knows only six of them.
-_WS = "[\\t\\n\\x0B\\f\\r\\x1C-\\x20\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
-_SQL_TYPES: dict[str, T.DataType] = {"VARCHAR": T.StringType(), "INTEGER": T.IntegerType(),
-                                     "BIGINT": T.LongType(), "BOOLEAN": T.BooleanType()}
-_ARROW_TO_SPARK: dict[pa.DataType, T.DataType] = {pa.string(): T.StringType(), pa.int32(): T.IntegerType(),
-                                                  pa.bool_(): T.BooleanType()}
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _P = "__cmap_"  # prefix of the working columns, so that they never meet an input column's name
 
 
-# --- the line checks: checks.check_value once per distinct value, joined back as lookup tables ---
+# --- the policy, shipped to the Python workers as data ---
 
-def _key_type(dtype: T.DataType) -> bool:
-    """Whether a column's values reach ``check_value`` as they are (else as text, which the checks then judge)."""
-    if isinstance(dtype, T.ArrayType):
-        return isinstance(dtype.elementType, (T.StringType, *_INTEGRAL))
-    return isinstance(dtype, (T.StringType, T.BooleanType, T.FloatType, T.DoubleType, T.DateType, *_INTEGRAL))
+@dataclass(frozen=True)
+class _Shipped:
+    """What a worker builds the policy's Engine from: plain data, pickled with the function Spark ships."""
 
-
-def _as_key(col: Column, dtype: T.DataType) -> Column:
-    # Timestamps, decimals, maps and the like have no counterpart in a JSON or CSV line: they are checked as
-    # their text, so a timestamp is "not a date in the form YYYY-MM-DD" rather than a silent conversion.
-    if _key_type(dtype):
-        return col
-    if isinstance(dtype, (T.ArrayType, T.MapType, T.StructType)):
-        return F.to_json(col)
-    return col.cast("string")
+    root: str
+    documents: str  # the checked documents of the policy tree, as JSON text (loader.as_data)
+    hash: str
+    release: str | None
 
 
-def _free_text(col: Column, dtype: T.DataType) -> Column:
-    text = _as_key(col, dtype).cast("string") if not isinstance(dtype, T.StringType) else col
-    trimmed = F.regexp_replace(text, f"^{_WS}+|{_WS}+$", "")
-    return F.when(trimmed != "", trimmed)
+def _ship(policy: Policy, release: str | None) -> _Shipped:
+    """The policy as plain data: the checked documents it was built from (``Policy.documents``), so the workers
+    decide by the very policy given, whatever has become of its tree since it was loaded."""
+    if not policy.documents:
+        raise PolicyError([Problem(policy.root, "", "this policy was not built by the loader, so it cannot be "
+                                   "shipped to Spark's workers", "io", "load it with load_policy")])
+    return _Shipped(policy.root, json.dumps(dict(policy.documents), separators=(",", ":")), policy.hash, release)
 
 
-@dataclass
-class _Fields:
-    """The input columns behind each line field, found by name as ``lines.parse_line`` finds them."""
-
-    columns: dict[str, list[str]] = field(default_factory=dict)
-    unknown: list[str] = field(default_factory=list)
+# A Python worker's engines, kept across the tasks it runs (keyed by tree, hash and release; a few at most).
+_ENGINES: dict[tuple[str, str, str | None], Engine] = {}
+_KEEP = 4
 
 
-def _fields(df: DataFrame) -> _Fields:
-    out = _Fields()
-    for name in df.columns:
-        if name.startswith(_P):
-            continue
-        key = name.strip().lower()
-        target = ALIASES.get(key, key)
-        if target in FIELDS:
-            out.columns.setdefault(target, []).append(name)
-        else:
-            out.unknown.append(name)
-    return out
+def _engine(shipped: _Shipped) -> Engine:
+    key = (shipped.root, shipped.hash, shipped.release)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        documents = loader.from_data(json.loads(shipped.documents))
+        engine = Engine(loader.build(Path(shipped.root), *documents, known_hash=shipped.hash), shipped.release)
+        while len(_ENGINES) >= _KEEP:
+            del _ENGINES[next(iter(_ENGINES))]  # the oldest
+        _ENGINES[key] = engine
+    return engine
 
 
-def _source(types: Mapping[str, T.DataType], names: list[str]) -> tuple[Column, T.DataType]:
-    """One field's input: its column, or for a field given twice (a name and its alias) the last non-blank text."""
-    if len(names) == 1:
-        return F.col(_quote(names[0])), types[names[0]]
-    texts = [_free_text(F.col(_quote(n)), types[n]) for n in names]
-    return F.coalesce(*reversed(texts)), T.StringType()
+# --- batches through the batch engine, and back to Spark's columns ---
+
+_CHUNK_ROWS = 1 << 16
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+def _chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """Spark's record batches (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, 10,000 by default) gathered
+    into tables of some 65,000 rows: the engine checks each distinct value once per table, so fewer, larger
+    tables cost less, whatever the session's setting."""
+    held: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        if batch.num_rows:  # an empty partition sends none, or empty ones
+            held.append(batch)
+            rows += batch.num_rows
+        if rows >= _CHUNK_ROWS:
+            yield pa.Table.from_batches(held)
+            held, rows = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
 
 
-def _sql_text(value: str) -> str:
-    """A Spark SQL string literal of any text: hex-encoded, so that no quote or backslash needs escaping."""
-    return f"CAST(X'{value.encode('utf-8').hex()}' AS STRING)"
+def _decide(engine: Engine, table: pa.Table, columns: list[int]) -> tuple[pa.Table, pa.Table]:
+    """(decisions, errors) of the ``columns`` of a table, each numbered by its row in the table (from 0)."""
+    return engine.decide_raw(table.select(columns), pa.array(np.arange(table.num_rows, dtype=np.int64)))
 
 
-def _sql_value(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    return _sql_text(str(value))
+def _text(col: pa.ChunkedArray | pa.Array, at: pa.Array | None = None) -> pa.Array:
+    """An engine's text column (its rows ``at``, null where ``at`` is) as plain strings: Spark reads Arrow
+    dictionaries as no type of its own."""
+    arr = one_array(col)
+    if at is not None:
+        arr = arr.take(at)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 
-def _text_of(value: Any) -> str:
-    """A checked output as text, read back by a CAST to its column's type."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def _holder(lines: pa.ChunkedArray, n: int) -> pa.Array:
+    """For each of a table's ``n`` rows, the engine's output row that holds it, or null."""
+    at = np.full(n, -1, np.int64)
+    at[one_array(lines).to_numpy()] = np.arange(len(lines))
+    return pa.array(at, mask=at < 0)
 
 
-# One lookup table serves every checked field, so that Spark broadcasts it once and reuses it for each
-# join: a row per (field, distinct value), keyed by the field's name and the value's text, with the
-# checked outputs in typed slots.
-_SLOTS: dict[pa.DataType, tuple[str, ...]] = {pa.string(): ("s1", "s2", "s3", "s4"), pa.int32(): ("i1",),
-                                              pa.bool_(): ("b1",)}
-_LOOKUP_CELLS = (*(slot for slots in _SLOTS.values() for slot in slots), "err", "stage")
-# The outputs travel as one array of texts, so that every join reads the same columns of the table:
-# as separate columns (or a struct's fields) Spark prunes each join's copy differently and broadcasts
-# each copy anew.
-_LOOKUP_SCHEMA = T.StructType([T.StructField("key", T.StringType()),
-                               T.StructField("v", T.ArrayType(T.StringType()))])
-
-
-def _cell(join: str, cell: str) -> str:
-    return f"{join}.v[{_LOOKUP_CELLS.index(cell)}]"
-
-
-def _slots(name: str) -> list[tuple[str, str]]:
-    """(output column, lookup slot) for each output of field ``name``."""
-    used: dict[pa.DataType, int] = {}
-    out = []
-    for out_name, typ in OUTPUTS[name]:
-        i = used.get(typ, 0)
-        used[typ] = i + 1
-        out.append((out_name, _SLOTS[typ][i]))
-    return out
-
-
-def _key_text(name: str, value: Column, dtype: T.DataType) -> Column:
-    """The lookup key of a value of field ``name``: one text per field and distinct value, null included."""
-    if isinstance(dtype, (T.FloatType, T.DoubleType)):
-        value = F.when(value == 0, F.lit(0.0).cast(dtype)).otherwise(value)  # -0.0 and 0.0 are one value
-    text = F.to_json(value) if isinstance(dtype, T.ArrayType) else value.cast("string")
-    return F.when(value.isNull(), F.lit(name)).otherwise(F.concat(F.lit(name + ":"), text))
-
-
-def _check(df: DataFrame, policy: Policy, *, line_no: Column, carry: Column, strict: bool) -> DataFrame:
-    """The lines of ``df`` as the decision query reads them (``sqlrules.LINE_COLUMNS``), with the carried
-    input and each line's first error (or null)."""
-    spark = df.sparkSession
-    fields = _fields(df)
-    modalities = tuple(policy.program.modalities)
-    types = {f.name: f.dataType for f in df.schema.fields}
-    head = [line_no.cast("bigint").alias(f"{_P}line_no"), carry.alias(f"{_P}src")]
-    nulls = ", ".join(f"CAST(NULL AS {_SQL_TYPES[typ].simpleString()}) AS {name}"
-                      for name, typ in LINE_COLUMNS if name != "line_no")
-    if strict and fields.unknown:
-        # parse_line (and so the batch engine) fails every line of a file with a column it does not know
-        message = f"unknown field (known: {', '.join(FIELDS)})"
-        lines = spark.sql(f"SELECT {_P}line_no AS line_no, {nulls}, {_P}src, {_sql_text(message)} AS {_P}err, "
-                          f"{_sql_text(fields.unknown[0])} AS {_P}err_field FROM {{input}}", input=df.select(*head))
-        return lines
-
-    sources = {name: _source(types, cols) for name, cols in fields.columns.items()}
-    checked = [name for name in OUTPUTS if name in sources]
-    work = list(head)
-    for name in checked:
-        col, dtype = sources[name]
-        key_type = dtype if _key_type(dtype) else T.StringType()
-        value = _as_key(col, dtype)
-        work += [value.alias(f"{_P}in_{name}"), _key_text(name, value, key_type).alias(f"{_P}key_{name}")]
-    for name in FREE_TEXT:
-        work.append((_free_text(*sources[name]) if name in sources else F.lit(None).cast("string")).alias(name))
-    inp = df.select(*work)
-
-    # One small job gathers the distinct values of every checked column, with their keys; the driver
-    # checks each once, as parse_line would.
-    rows: list[tuple[Any, ...]] = []
-    if checked:
-        found = inp.agg(*(F.collect_set(F.struct(F.col(f"{_P}key_{name}"), F.col(f"{_P}in_{name}"))).alias(name)
-                          for name in checked)).first()
-        for name in checked:
-            slots = _slots(name)
-            for key, value in (found[name] if found is not None else []):
-                outputs, error, stage = check_value(name, value, modalities)
-                cells = {slot: out for (_, slot), out in zip(slots, outputs, strict=True)}
-                cells.update(err=error, stage=stage)
-                rows.append((key, [None if cells.get(c) is None else _text_of(cells[c]) for c in _LOOKUP_CELLS]))
-
-    out: dict[str, str] = {}
-    errors: dict[tuple[str, int], str] = {}
-    for name in OUTPUTS:
-        if name in checked:
-            for out_name, slot in _slots(name):
-                out[out_name] = _cell(f"k_{name}", slot)
-            for stage in (0, 1):
-                errors[(name, stage)] = (f"CASE WHEN {_cell(f'k_{name}', 'stage')} = '{stage}' "
-                                         f"THEN {_cell(f'k_{name}', 'err')} END")
-        else:
-            outputs, error, stage = check_value(name, None, modalities)  # an absent column: every value is null
-            for (out_name, _), value in zip(OUTPUTS[name], outputs, strict=True):
-                out[out_name] = _sql_value(value)
-            if error is not None:
-                errors[(name, stage)] = _sql_text(error)
-    for name in FREE_TEXT:
-        out[name] = f"i.{name}"
-    ordered = [(errors[key], key[0]) for key in PRECEDENCE if key in errors]
-    first_error = f"COALESCE({', '.join(e for e, _ in ordered)})" if ordered else "NULL"
-    first_field = (f"COALESCE({', '.join(f'CASE WHEN {e} IS NOT NULL THEN {_sql_text(n)} END' for e, n in ordered)})"
-                   if ordered else "NULL")
-    columns = ",\n  ".join(f"CAST({out[name]} AS {_SQL_TYPES[typ].simpleString()}) AS {name}"
-                           for name, typ in LINE_COLUMNS if name != "line_no")
-    joins = "\n".join(f"LEFT JOIN {{lookup}} AS k_{name} ON k_{name}.key = i.{_P}key_{name}" for name in checked)
-    query = (f"SELECT i.{_P}line_no AS line_no,\n  {columns},\n  i.{_P}src,\n"
-             f"  CAST({first_error} AS STRING) AS {_P}err,\n  CAST({first_field} AS STRING) AS {_P}err_field\n"
-             f"FROM {{input}} AS i\n{joins}")
-    lookup = F.broadcast(spark.createDataFrame(rows, _LOOKUP_SCHEMA))
-    return spark.sql(query, input=inp, lookup=lookup)
-
-
-# --- the decision: the interpreter, once per distinct slot ---
-
-_SLOT_SCHEMA = T.StructType([
-    # seg_code, not code: after the join every bare column name must be the line's
-    T.StructField("seg_no", T.IntegerType()), T.StructField("seg_code", T.StringType()),
-    T.StructField("lo", T.IntegerType()), T.StructField("hi", T.IntegerType()),
-    T.StructField("reads_rcc", T.BooleanType()), T.StructField("reads_age", T.BooleanType()),
-    T.StructField("age_lo", T.LongType()), T.StructField("age_hi", T.LongType()),
-    T.StructField("reads_units", T.BooleanType()), T.StructField("max_units", T.LongType()),
-    T.StructField("reads_est", T.BooleanType()), T.StructField("reads_types", T.BooleanType()),
-    T.StructField("types", T.ArrayType(T.StringType())),
-])
-_KEYS = ("k_where", "k_bound", "k_mod1", "k_mod2", "k_mod3", "k_mod4", "k_pos", "k_claim_type", "k_modality",
-         "k_rcc", "k_age", "k_units", "k_est", "k_type")
-
-
-def _segments_frame(spark: SparkSession, segs: list[Segment]) -> DataFrame:
-    rows = [(i, s.code, s.lo, s.hi, s.reads_rcc, s.age_range is not None,
-             s.age_range[0] if s.age_range else 0, s.age_range[1] if s.age_range else 0,
-             s.reads_units, s.max_units if s.max_units is not None else 0, s.reads_established,
-             s.provider_types is not None, sorted(s.provider_types or ()))
-            for i, s in enumerate(segs)]
-    return F.broadcast(spark.createDataFrame(rows, _SLOT_SCHEMA))
-
-
-def _slot_columns(slots: SlotPolicy) -> list[Column]:
-    """The columns of ``slots.SlotPolicy.slots``, as Spark expressions: never null, so that they join as keys."""
-    program = slots.policy.program
-    day = F.col("day")
-    bound = F.lit(0)
-    for i, b in enumerate(slots.bounds.tolist(), 1):
-        bound = F.when(day >= F.lit(int(b)), F.lit(i)).otherwise(bound)
-    seg = F.col("s.seg_no")
-
-    def known(col: str, values: Any) -> Column:
-        return F.when(F.col(col).isin(list(values)), F.col(col)).otherwise(F.lit(""))
-
-    def limit(reads: str, value: Column, ok: Column) -> Column:
-        return (F.when(~F.coalesce(F.col(reads), F.lit(False)), F.lit(NOT_READ))
-                .when(value.isNull(), F.lit(MISSING)).when(ok, F.lit(ACCEPTED))
-                .otherwise(F.lit(VALUE) + value.cast("bigint")))
-
-    age, units, est, ptype = F.col("member_age"), F.col("units"), F.col("established_patient"), F.col("provider_type")
-    institutional = F.col("claim_type") == "institutional"
-    return [
-        # l.code: the segments (s) have a code column too
-        F.when(seg.isNotNull(), seg.cast("string"))
-        .otherwise(F.concat(F.lit("code:"), F.col("l.code"))).alias("k_where"),
-        bound.alias("k_bound"),
-        *(known(f"mod{i}", program.modifiers).alias(f"k_mod{i}") for i in range(1, 5)),
-        known("pos", program.places_of_service).alias("k_pos"),
-        F.col("claim_type").alias("k_claim_type"),
-        F.coalesce(F.col("modality"), F.lit("")).alias("k_modality"),
-        F.when(F.coalesce(F.col("s.reads_rcc"), F.lit(False)) & institutional,
-               F.coalesce(F.concat(F.lit("rcc:"), F.col("rcc")), F.lit("none"))).otherwise(F.lit("")).alias("k_rcc"),
-        limit("s.reads_age", age, (age >= F.col("s.age_lo")) & (age <= F.col("s.age_hi"))).alias("k_age"),
-        limit("s.reads_units", units, units <= F.col("s.max_units")).alias("k_units"),
-        limit("s.reads_est", est.cast("int"), F.lit(False)).alias("k_est"),
-        (F.when(~F.coalesce(F.col("s.reads_types"), F.lit(False)), F.lit("-"))
-         .when(ptype.isNull(), F.lit("")).when(F.array_contains(F.col("s.types"), ptype), F.lit("ok"))
-         .otherwise(F.concat(F.lit("type:"), ptype))).alias("k_type"),
-    ]
-
-
-def _decide(df: DataFrame, policy: Policy, release: str | None, *, line_no: Column, carry: Column,
-            strict: bool) -> DataFrame:
-    """The checked lines with their decision columns, the carried input and the error columns.
-
-    One job gathers the distinct slots of the checked lines (with one line of each); the driver decides
-    each with the interpreter; a broadcast join spreads the decisions back to the lines.
-    """
-    slots = SlotPolicy(policy, release)
-    lines = _check(df, policy, line_no=line_no, carry=carry, strict=strict)
-    spark = df.sparkSession
-    keyed = (lines.alias("l")
-             .join(_segments_frame(spark, slots.segments).alias("s"),
-                   (F.col("l.code") == F.col("s.seg_code")) & F.col("l.day").between(F.col("s.lo"), F.col("s.hi")),
-                   "left")
-             .select("l.*", *_slot_columns(slots)))
-    fields = [name for name, _ in LINE_COLUMNS if name not in ("line_no", "line_id", "claim_id")]
-    found = (keyed.where(F.col(f"{_P}err").isNull())
-             .groupBy(*_KEYS).agg(F.first(F.struct(*fields)).alias("line")).collect())
-    rows = []
-    for row in found:
-        rec = {**row["line"].asDict(), "line_id": None, "claim_id": None}
-        d = evaluate_line(policy, claim_line(rec), release=slots.release)
-        rows.append((*(row[k] for k in _KEYS), d.outcome.value, " ".join(d.reason_codes),
-                     d.period.id if d.period else None, d.modality))
-    schema = T.StructType([*(T.StructField(k, keyed.schema[k].dataType) for k in _KEYS),
-                           *(T.StructField(c, T.StringType()) for c in ("outcome", "reasons", "period", "d_modality"))])
-    answers = F.broadcast(spark.createDataFrame(rows, schema))
-    decided = keyed.join(answers, list(_KEYS), "left")
-    return decided.select(
-        *(F.col(name) for name, _ in LINE_COLUMNS if name != "modality"),
-        F.col(f"{_P}src"), F.col(f"{_P}err"), F.col(f"{_P}err_field"),
-        F.col("outcome"), F.col("reasons"), F.col("period"), F.col("d_modality").alias("modality"),
-        F.lit(slots.release).alias("release"), F.lit(policy.hash).alias("policy_hash"))
+def _evaluate_batches(shipped: _Shipped, fields: list[int], kept: list[int],
+                      batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``evaluate`` in a Python worker: each row's carried columns, decision columns and error columns."""
+    engine = _engine(shipped)
+    for table in _chunks(batches):
+        n = table.num_rows
+        decisions, errors = _decide(engine, table, fields)
+        decided, failed = _holder(decisions["line"], n), _holder(errors["line"], n)
+        yield from pa.Table.from_arrays(
+            [*(table.column(i) for i in kept), *(_text(decisions[c], decided) for c in DECISION_COLUMNS),
+             _text(errors["error"], failed), _text(errors["field"], failed)],
+            names=[*(table.column_names[i] for i in kept), *DECISION_COLUMNS, *ERROR_COLUMNS]).to_batches()
 
 
 def evaluate(df: DataFrame, policy: Policy, *, release: str | None = None) -> DataFrame:
     """``df`` with the decision columns added; a malformed line keeps its row, with ``error`` set.
 
     ``df`` has a column per line field (``lines.FIELDS``, by name or alias, any
-    case); other columns are carried through untouched. An input column named
-    like a decision column is replaced by it -- including a stated ``modality``,
-    for the decision names the modality it found (null when the line's signals
-    conflict). Runs one small Spark job at once, to check the distinct values of
-    the checked columns; the decisions themselves are computed lazily.
+    case); only those reach the checks, and every other column is carried
+    through untouched, so a column the engine does not know is no error here.
+    An input column named like a decision column is replaced by it -- including
+    a stated ``modality``, for the decision names the modality it found (null
+    when the line's signals conflict). Lazy, like any DataFrame: the policy
+    policy is the one given (not its tree read again), and the lines are decided
+    when the result is.
     """
     policy.release(release)  # an unknown release fails here, before any job
+    shipped = _ship(policy, release)
     added = {*DECISION_COLUMNS, *ERROR_COLUMNS}
-    kept = [c for c in df.columns if c not in added]
-    carry = F.struct(*(F.col(_quote(c)) for c in kept)) if kept else F.lit(None)
-    decided = _decide(df, policy, release, line_no=F.lit(None), carry=carry, strict=False)
-    ok = F.col(f"{_P}err").isNull()
-    return decided.select(
-        *(F.col(f"{_P}src").getField(c).alias(c) for c in kept),
-        *(F.when(ok, F.col(c)).alias(c) for c in DECISION_COLUMNS),
-        F.col(f"{_P}err").alias("error"),
-        F.col(f"{_P}err_field").alias("error_field"),
-    )
+    fields = [i for i, name in enumerate(df.columns) if canonical_field(name) in FIELDS]
+    kept = [i for i, name in enumerate(df.columns) if name not in added]
+    schema = T.StructType([*(df.schema.fields[i] for i in kept),
+                           *(T.StructField(c, T.StringType()) for c in (*DECISION_COLUMNS, *ERROR_COLUMNS))])
+    return df.mapInArrow(partial(_evaluate_batches, shipped, fields, kept), schema)
 
 
 def split(decided: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -396,21 +205,80 @@ def split(decided: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 # --- files: what `cmap-policy eval --engine spark` runs ---
 
-def _occurrences(reasons: Column, code: str) -> Column:
-    return F.size(F.filter(reasons, lambda r: r == code))
+# The rows of a run: decided and malformed lines alike (an error row has null decision columns), with the
+# batch engine's output columns and the error's field and message (and the file's name first for a
+# directory); and, in ``summary``, a row per table a worker decided with that table's counts (``batch.Summary``)
+# as JSON, every other column null. Spark gathers those few rows while it writes the decisions, so the summary
+# costs no pass over the lines.
+_RUN_COLUMNS = (("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()), ("code", pa.string()),
+                ("date", pa.date32()), *((c, pa.string()) for c in DECISION_COLUMNS),
+                ("error_field", pa.string()), ("error", pa.string()), ("summary", pa.string()))
+_OUTPUT_COLUMNS = [name for name, _ in _RUN_COLUMNS[:-3]]  # the batch engine's, as it names them
+_SPARK_TYPES = {pa.int64(): T.LongType(), pa.string(): T.StringType(), pa.date32(): T.DateType()}
 
 
-def _metrics() -> list[Column]:
-    ok = F.col(f"{_P}err").isNull()
-    denied = ok & (F.col("outcome") == "not_payable")
-    reasons = F.split(F.col("reasons"), " ")
-    return [
-        F.count(F.lit(1)).alias("read"),
-        F.count(F.col(f"{_P}err")).alias("errors"),
-        *(F.sum(F.when(ok & (F.col("outcome") == o), 1).otherwise(0)).alias(o)
-          for o in OUTCOMES),
-        *(F.sum(F.when(denied, _occurrences(reasons, code)).otherwise(0)).alias(code) for code in DENIALS),
-    ]
+def _run_schema(many: bool) -> pa.Schema:
+    return pa.schema([*((("file", pa.string()),) if many else ()), *_RUN_COLUMNS])
+
+
+def _file_names(paths: pa.Array) -> pa.Array:
+    """Each row's file name (the last part of its path), worked out once per distinct path."""
+    distinct = pc.dictionary_encode(paths)
+    names = pa.array([p.rpartition("/")[2] for p in distinct.dictionary.to_pylist()], pa.string())
+    return names.take(distinct.indices)
+
+
+def _run_rows(out: pa.Table, rows: pa.Array, files: pa.Array | None, schema: pa.Schema,
+              decided: bool) -> pa.RecordBatch:
+    """The engine's decisions (or errors) as rows of a run, named by the file and row of their line."""
+    at = one_array(out["line"])
+    cols = {name: pa.nulls(len(at), typ) for name, typ in _RUN_COLUMNS}
+    if decided:
+        cols.update({"line_id": _text(out["line_id"]), "claim_id": _text(out["claim_id"]), "code": _text(out["code"]),
+                     "date": one_array(out["date"]), **{c: _text(out[c]) for c in DECISION_COLUMNS}})
+    else:
+        cols.update({"error_field": _text(out["field"]), "error": _text(out["error"])})
+    cols["line"] = rows.take(at)
+    if files is not None:
+        cols["file"] = files.take(at)
+    return pa.RecordBatch.from_pydict(cols, schema=schema)
+
+
+def _summary_row(decisions: pa.Table, errors: int, schema: pa.Schema) -> pa.RecordBatch:
+    counts = Summary()
+    counts.add(decisions, errors)
+    text = json.dumps({"read": counts.read, "errors": counts.errors, "outcomes": counts.outcomes,
+                       "denied_by_reason": counts.denied_by_reason})
+    return pa.RecordBatch.from_pydict({f.name: pa.array([text if f.name == "summary" else None], f.type)
+                                       for f in schema}, schema=schema)
+
+
+def _run_batches(shipped: _Shipped, inputs: list[int], row_at: int, file_at: int | None,
+                 batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``run`` in a Python worker: a table's decided rows, its malformed ones, and its summary row."""
+    engine = _engine(shipped)
+    schema = _run_schema(file_at is not None)
+    for table in _chunks(batches):
+        decisions, errors = _decide(engine, table, inputs)
+        rows = one_array(table.column(row_at))
+        files = _file_names(one_array(table.column(file_at))) if file_at is not None else None
+        for out, decided in ((decisions, True), (errors, False)):
+            if out.num_rows:
+                yield _run_rows(out, rows, files, schema, decided)
+        yield _summary_row(decisions, errors.num_rows, schema)
+
+
+def _summary(parts: list[str]) -> Summary:
+    """The run's summary: the sum of its tables' counts."""
+    summary = Summary()
+    for part in parts:
+        counts = json.loads(part)
+        summary.read += counts["read"]
+        summary.errors += counts["errors"]
+        summary.outcomes.update(counts["outcomes"])
+        summary.denied_by_reason.update(counts["denied_by_reason"])
+    summary.decided = summary.read - summary.errors
+    return summary
 
 
 def read_input(spark: SparkSession, path: str) -> tuple[DataFrame, bool]:
@@ -437,49 +305,56 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
     The output has the batch engine's columns; the errors (``line``, ``field``,
     ``error``) go to ``errors_path`` (default: beside ``output``, named as the
     batch engine names it), as a directory of JSON Lines files. When the input
-    is a directory, both also name each line's ``file``.
+    is a directory, both also name each line's ``file``. As strict as the batch
+    engine: a column that names no line field fails every line.
     """
     started = time.perf_counter()
     policy.release(release)
+    shipped = _ship(policy, release)
     try:
-        summary = _run(spark, input_path, output, policy=policy, release=release, errors_path=errors_path)
+        summary = _run(spark, input_path, output, shipped, errors_path=errors_path)
     except (PySparkException, Py4JError) as err:
-        raise InputError(f"Spark could not read {input_path} or write {output}: {first_line(err)}") from None
+        raise InputError(f"Spark could not decide {input_path} into {output}: {_why(err)}") from None
     summary.elapsed = time.perf_counter() - started
     return summary
 
 
-def _run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, release: str | None,
+def _why(err: BaseException) -> str:
+    """What went wrong, in one line: for a Python worker's failure, the last line of its traceback."""
+    if isinstance(err, PythonException):
+        lines = [line for line in str(err).strip().splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()
+    return first_line(err)
+
+
+def _run(spark: SparkSession, input_path: str, output: str, shipped: _Shipped, *,
          errors_path: str | None) -> Summary:
     raw, many = read_input(spark, input_path)
-    inputs = [c for c in raw.columns if not c.startswith(_P)]
-    file_name = F.regexp_extract(F.col(f"{_P}file"), r"([^/]*)$", 1)
-    carry = F.struct(file_name.alias("file")) if many else F.lit(None)
-    decided = _decide(raw.select(*(F.col(_quote(c)) for c in inputs), f"{_P}row", f"{_P}file"),
-                                       policy, release, line_no=F.col(f"{_P}row"), carry=carry, strict=True)
-    # the summary is counted while the decisions are written, not by another pass over the input
+    if not many:
+        raw = raw.drop(f"{_P}file")
+    names = raw.columns
+    row_at, file_at = names.index(f"{_P}row"), names.index(f"{_P}file") if many else None
+    inputs = [i for i in range(len(names)) if i not in (row_at, file_at)]  # all of them: unknown ones fail lines
+    schema = _run_schema(many)
+    rows = raw.mapInArrow(partial(_run_batches, shipped, inputs, row_at, file_at),
+                          T.StructType([T.StructField(f.name, _SPARK_TYPES[f.type]) for f in schema]))
+    lead = ["file"] if many else []
+    line = F.col("line").isNotNull()  # not a summary row
     observation = Observation("cmap_policy")
-    observed = decided.observe(observation, *_metrics())
-    lead = [F.col(f"{_P}src").getField("file").alias("file")] if many else []
-    decisions = observed.where(F.col(f"{_P}err").isNull()).select(
-        *lead, F.col("line_no").alias("line"), "line_id", "claim_id", "code",
-        F.date_add(F.lit(EPOCH), F.col("day")).alias("date"), *DECISION_COLUMNS)
-    decisions.write.mode("overwrite").parquet(output)
-    metrics = observation.get
-    summary = Summary(read=int(metrics["read"]), errors=int(metrics["errors"]))
-    summary.decided = summary.read - summary.errors
-    summary.outcomes = Counter({o: int(metrics[o] or 0) for o in OUTCOMES})
-    summary.denied_by_reason = Counter({c: int(metrics[c] or 0) for c in DENIALS if metrics[c]})
-    problem = header_problem(inputs, None)  # said once, as the batch engine says it, besides each row's error
+    (rows.observe(observation, F.collect_list("summary").alias("summary"))
+     .where(line & F.col("error").isNull()).select(*lead, *_OUTPUT_COLUMNS)
+     .write.mode("overwrite").parquet(output))
+    summary = _summary(observation.get["summary"])
+    # said once, as the batch engine says it, besides each row's error
+    problem = header_problem([names[i] for i in inputs], None)
     summary.header = problem.error if problem is not None else None
-    err_path = errors_path or errors_path_for(output)
-    errors = decided.where(F.col(f"{_P}err").isNotNull()).select(
-        *lead, F.col("line_no").alias("line"), F.col(f"{_P}err_field").alias("field"),
-        F.col(f"{_P}err").alias("error"))
+    errors = rows.where(line & F.col("error").isNotNull()).select(
+        *lead, "line", F.col("error_field").alias("field"), "error")
     if not summary.errors:
-        # no value failed a check: skip the pass over the input, but still leave an (empty) errors output
+        # no line failed a check: skip the second pass over the input, but still leave an (empty) errors output
         errors = spark.createDataFrame([], errors.schema)
-    errors.write.mode("overwrite").json(err_path)
+    errors.write.mode("overwrite").json(errors_path or errors_path_for(output))
     return summary
 
 
@@ -502,7 +377,8 @@ def active_session() -> SparkSession | None:
 
 
 def session(master: str | None = None, conf: Mapping[str, str] | None = None) -> SparkSession:
-    """The active Spark session, or a new one on ``master`` (default ``local[*]``) with Spark's chatter quieted.
+    """The active Spark session, or a new one on ``master`` (default ``local[*]``) with Spark's chatter quieted
+    (and, in local mode, Python workers that run this interpreter unless ``$PYSPARK_PYTHON`` names another).
 
     Under spark-submit, a Databricks job or an EMR step the session (and its
     master) already exists and is used as it is.
@@ -517,6 +393,9 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
     chosen = master or preset or "local[*]"
     builder = builder.master(chosen)
     if chosen.startswith("local"):
+        # Spark's Python workers run $PYSPARK_PYTHON, else whatever `python3` is first on the PATH, which need not
+        # have this package: on one machine they run this very interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # a laptop or CI machine: stay on the loopback interface, no web UI, no progress bars on the terminal
         log4j = Path(tempfile.gettempdir()) / "cmap-policy-spark-log4j2.properties"
         log4j.write_text(_QUIET_LOG4J, encoding="utf-8")

@@ -36,6 +36,7 @@ from typing import Any
 from .. import guard
 from ..errors import FileRefusedError
 from .jsonfile import JsonDoc
+from .loader import as_data
 
 FORMAT = 2  # bump when the shape of an entry changes (2: JSON documents; 1 was a pickle, never read now)
 KEEP = 256  # entries kept; test suites load hundreds of generated policies
@@ -115,7 +116,7 @@ def _usable_folder(create: bool) -> Path | None:
 
 
 def load(key: str) -> dict[str, Any] | None:
-    """The entry stored under ``key`` (``documents`` gives what ``loader.build`` makes a Policy of), or None."""
+    """The entry stored under ``key`` (``loader.from_data`` gives what ``loader.build`` makes a Policy of), or None."""
     folder = _usable_folder(create=False)
     if folder is None:
         return None
@@ -142,20 +143,12 @@ def load(key: str) -> dict[str, Any] | None:
     return entry
 
 
-def documents(entry: dict[str, Any]) -> tuple[JsonDoc, JsonDoc, list[tuple[Path, JsonDoc]]]:
-    """The checked documents an entry holds, as ``loader.check_tree`` gave them (without their text: a problem
-    is never reported from them, they passed every check)."""
-    codes = [(Path(shown), JsonDoc(shown, "", data)) for shown, data in entry["codes"]]
-    return JsonDoc("program.json", "", entry["program"]), JsonDoc("releases.json", "", entry["releases"]), codes
-
-
 def store(key: str, program: JsonDoc, releases: JsonDoc, codes: list[tuple[Path, JsonDoc]], digest: str) -> None:
     folder = _usable_folder(create=True)
     if folder is None:
         return
     try:
-        entry = {"format": FORMAT, "key": key, "hash": digest, "program": program.data, "releases": releases.data,
-                 "codes": [[doc.path, doc.data] for _, doc in codes]}
+        entry = {"format": FORMAT, "key": key, "hash": digest, **as_data((program, releases, codes))}
         data = json.dumps(entry, separators=(",", ":")).encode()
         import tempfile  # only a run that stores an entry needs it
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -207,7 +208,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     entry = cache.load(key) if key is not None else None
     if entry is not None:  # the same bytes passed every check before: build the Policy, skip the checks
         try:
-            return build(root, *cache.documents(entry), known_hash=entry["hash"])
+            return build(root, *from_data(entry), known_hash=entry["hash"])
         except Exception:  # an entry of another shape (damaged, or from another version): load from the files
             pass
     program_doc, releases_doc, code_docs = check_tree(root)
@@ -251,6 +252,21 @@ def check_tree(root: Path) -> Checked:
     return program_doc, releases_doc, code_docs
 
 
+def as_data(checked: Checked) -> dict[str, Any]:
+    """Checked documents as plain JSON data: what the cache keeps, and what the Spark engine ships to its
+    workers. Data, never code: ``from_data`` gives the documents back, ``build`` makes a Policy of them."""
+    program_doc, releases_doc, code_docs = checked
+    return {"program": program_doc.data, "releases": releases_doc.data,
+            "codes": [[doc.path, doc.data] for _, doc in code_docs]}
+
+
+def from_data(data: Mapping[str, Any]) -> Checked:
+    """The documents ``as_data`` gave, as ``check_tree`` gave them (without their text: a problem is never
+    reported from them, they passed every check)."""
+    codes = [(Path(shown), JsonDoc(shown, "", doc)) for shown, doc in data["codes"]]
+    return JsonDoc("program.json", "", data["program"]), JsonDoc("releases.json", "", data["releases"]), codes
+
+
 def build(root: Path, program_doc: JsonDoc, releases_doc: JsonDoc, code_docs: list[tuple[Path, JsonDoc]],
           known_hash: str | None = None) -> Policy:
     """The Policy of documents that passed ``check_tree`` (here, or in an earlier run: from the cache, with
@@ -279,6 +295,7 @@ def build(root: Path, program_doc: JsonDoc, releases_doc: JsonDoc, code_docs: li
         hash=digest,
         views=MappingProxyType(_views(releases, codes)),
         complete_from=MappingProxyType(_complete_from(releases)),
+        documents=MappingProxyType(as_data((program_doc, releases_doc, code_docs))),
     )
 
 
