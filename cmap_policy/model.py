@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from .errors import UnknownReleaseError
 

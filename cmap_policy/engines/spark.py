@@ -28,8 +28,9 @@ driver and broadcast joins back, and ran about fifty times slower.)
   nothing from data may run as code, so the driver ships the checked documents
   the policy was built from (``Policy.documents``) as JSON text with the policy
   hash, and each Python worker builds the Policy and its ``Engine`` once
-  (``loader.build``, trusting the hash) and keeps them: Spark reuses its Python workers across tasks, so the decided slots
-  last across the tasks a worker runs.
+  (``loader.build``, trusting the hash) and keeps them: Spark reuses its
+  Python workers across tasks, so the decided slots last across the tasks a
+  worker runs.
 - Line numbers: the engine numbers a batch's rows 0..n-1, and its decisions
   and errors are mapped back through that index -- to the input row in
   ``evaluate``, to ``(file, row)`` in ``run`` (``read_input`` gives each row its

@@ -30,13 +30,12 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .. import guard
 from ..errors import FileRefusedError
-from .jsonfile import JsonDoc
-from .loader import as_data
 
 FORMAT = 2  # bump when the shape of an entry changes (2: JSON documents; 1 was a pickle, never read now)
 KEEP = 256  # entries kept; test suites load hundreds of generated policies
@@ -143,12 +142,13 @@ def load(key: str) -> dict[str, Any] | None:
     return entry
 
 
-def store(key: str, program: JsonDoc, releases: JsonDoc, codes: list[tuple[Path, JsonDoc]], digest: str) -> None:
+def store(key: str, documents: Mapping[str, Any], digest: str) -> None:
+    """Keep ``documents`` (``loader.as_data`` of a checked tree) under ``key``, with the policy's hash."""
     folder = _usable_folder(create=True)
     if folder is None:
         return
     try:
-        entry = {"format": FORMAT, "key": key, "hash": digest, **as_data((program, releases, codes))}
+        entry = {"format": FORMAT, "key": key, "hash": digest, **documents}
         data = json.dumps(entry, separators=(",", ":")).encode()
         import tempfile  # only a run that stores an entry needs it
 

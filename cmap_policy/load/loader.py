@@ -214,7 +214,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     program_doc, releases_doc, code_docs = check_tree(root)
     policy = build(root, program_doc, releases_doc, code_docs)
     if key is not None:
-        cache.store(key, program_doc, releases_doc, code_docs, policy.hash)
+        cache.store(key, policy.documents, policy.hash)
     return policy
 
 

@@ -44,10 +44,13 @@ def claims_table(policy: Policy, n: int, rng: np.random.Generator, *, first_line
     day = rng.integers(day0, day0 + days, n).astype(np.int32)
     institutional = rng.random(n) < 0.2
     rccs = np.array(RCCS, dtype=object)
-    rcc = np.where(institutional, rccs[rng.integers(0, len(rccs), n)], None)
+    rcc = rccs[rng.integers(0, len(rccs), n)]
+    rcc[~institutional] = None
 
     def some(values: np.ndarray, share: float) -> list[Any]:
-        return np.where(rng.random(n) < share, values, None).tolist()
+        held = values.astype(object)
+        held[rng.random(n) >= share] = None
+        return list(held.tolist())
 
     return pa.table({
         "line_id": pa.array(np.char.add("L", np.arange(first_line, first_line + n).astype(str))),
