@@ -1,6 +1,9 @@
 """The providers' and billers' site, generated from the policy files.
 
-``pages`` (``generate_pages``: every page and download by its path under docs/), ``table`` (the table of
+``pages`` (``generate_pages``: every page and download by its path under docs/; the home, table, history and
+code pages), ``reference`` (the reference pages: modifiers, reason codes, FAQs, changelog, sources,
+downloads, CLI), ``fragments`` (what every page writes the same way: safe text, citations, outcomes, a decided
+example line), ``table`` (the table of
 codes as HTML, filterable and sortable), ``examples`` (example claim lines decided by the interpreter),
 ``check`` (the answers of the claim-line checker, decided by the interpreter at build time), ``widgets`` (the
 checker's form, a code's status on any date, the coverage banner),
