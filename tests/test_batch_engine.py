@@ -1,4 +1,4 @@
-"""The batch engine (DuckDB) gives the interpreter's decisions and errors, line for line."""
+"""The batch engine gives the interpreter's decisions and errors, line for line."""
 
 from __future__ import annotations
 

@@ -223,7 +223,7 @@ def test_a_parquet_directory_of_several_files(spark: SparkSession, bundled: Poli
     assert len(seen) == total
 
 
-def test_same_output_as_the_duckdb_engine(spark: SparkSession, bundled: Policy, tmp_path: Path) -> None:
+def test_same_output_as_the_batch_engine(spark: SparkSession, bundled: Policy, tmp_path: Path) -> None:
     """One typed Parquet file through both engines' CLI: the same rows, columns and errors."""
     recs = list(random_records(bundled, 1000, seed=31, messy=0.02))
     table = pa.table({
@@ -231,7 +231,7 @@ def test_same_output_as_the_duckdb_engine(spark: SparkSession, bundled: Policy, 
         "claim_id": [f"C{i // 3}" for i in range(len(recs))],
         "code": [r["code"] for r in recs],
         "date": [r["date"] for r in recs],
-        # split as parse_line splits a string: the DuckDB engine joins a list back into one string to check it
+        # split as parse_line splits a string: the batch engine checks a list as that string's parts
         "modifiers": pa.array([re.split(r"[\s,;:|]+", r["modifiers"]) if r["modifiers"] else None for r in recs],
                               pa.list_(pa.string())),
         "pos": [r["pos"] or None for r in recs],
@@ -242,21 +242,21 @@ def test_same_output_as_the_duckdb_engine(spark: SparkSession, bundled: Policy, 
     })
     pq.write_table(table, tmp_path / "in.parquet")
     runner = CliRunner()
-    duck = runner.invoke(main, ["eval", "--engine", "duckdb", str(tmp_path / "in.parquet"),
-                                "-o", str(tmp_path / "duck.parquet")])
+    batched = runner.invoke(main, ["eval", "--engine", "batch", str(tmp_path / "in.parquet"),
+                                   "-o", str(tmp_path / "batch.parquet")])
     spk = runner.invoke(main, ["eval", "--engine", "spark", str(tmp_path / "in.parquet"),
                                "-o", str(tmp_path / "spark.parquet")])
-    assert duck.exit_code == spk.exit_code == 1, (duck.output, spk.output)
+    assert batched.exit_code == spk.exit_code == 1, (batched.output, spk.output)
     got = sorted(pq.read_table(tmp_path / "spark.parquet").to_pylist(), key=lambda r: r["line"])
-    want = pq.read_table(tmp_path / "duck.parquet").to_pylist()
+    want = pq.read_table(tmp_path / "batch.parquet").to_pylist()
     assert got == want
     assert pq.read_schema(next((tmp_path / "spark.parquet").glob("*.parquet"))).names == \
-        pq.read_schema(tmp_path / "duck.parquet").names
+        pq.read_schema(tmp_path / "batch.parquet").names
     spark_errors = sorted((json.loads(x) for p in (tmp_path / "spark.errors.jsonl").glob("*.json") for x in p.open()),
                           key=lambda e: e["line"])
-    duck_errors = [json.loads(x) for x in (tmp_path / "duck.errors.jsonl").open()]
-    assert spark_errors == duck_errors
-    assert spk.output.splitlines()[:6] == duck.output.splitlines()[:6]  # the same summary counts
+    batch_errors = [json.loads(x) for x in (tmp_path / "batch.errors.jsonl").open()]
+    assert spark_errors == batch_errors
+    assert spk.output.splitlines()[:6] == batched.output.splitlines()[:6]  # the same summary counts
 
 
 def test_cli_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
