@@ -118,3 +118,31 @@ def test_one_line_eval_loads_no_batch_or_schema_modules(tmp_path: Path) -> None:
     assert json.loads(runs[0].stdout.splitlines()[0])["outcome"] == "payable"
     assert runs[0].stdout.splitlines()[-1] == "['jsonschema']"  # the first run checks the policy
     assert runs[1].stdout.splitlines()[-1] == "[]"  # a warm cache skips the checks
+
+
+def test_a_batch_run_of_the_command_line_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas, when installed, on its first conversion of a value; the command line's batch run
+    tells it there is none (0.15 s of fixed cost), and still decides and writes every format."""
+    pytest.importorskip("pandas")  # installed with the spark extra: without it there is nothing to show
+    src = tmp_path / "in.csv"
+    src.write_text("code,date,modifiers\n90791,2026-01-05,95\nT1016,2026-01-05,93\n", encoding="utf-8")
+    script = (
+        "import sys\n"
+        "from cmap_policy.cli import main\n"
+        "try:\n"
+        f"    main(['eval', {str(src)!r}, '-o', sys.argv[1]])\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code)\n"
+        "print('pandas' in sys.modules and sys.modules['pandas'] is not None)\n"
+    )
+    for out in ("out.parquet", "out.csv", "out.jsonl"):
+        run = subprocess.run([sys.executable, "-c", script, str(tmp_path / out)], capture_output=True, text=True,
+                             check=True)
+        assert run.stdout.split() == ["exit", "0", "False"], run.stdout + run.stderr
+        assert "Traceback" not in run.stderr
+    pq = pytest.importorskip("pyarrow.parquet")
+    policy = load_policy()
+    want = [evaluate(policy, parse_line(r, policy.program)).outcome.value
+            for r in ({"code": "90791", "date": "2026-01-05", "modifiers": "95"},
+                      {"code": "T1016", "date": "2026-01-05", "modifiers": "93"})]
+    assert pq.read_table(tmp_path / "out.parquet").column("outcome").to_pylist() == want
