@@ -39,7 +39,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .doc_support import ROOT, copy_clone, fenced_blocks
+
 README = ROOT / "README.md"
 TIMEOUT = 900  # seconds for one command: an install of the spark extra without pip's cache is the longest
 SERVE = re.compile(r"(^|&&\s*)(\.venv/bin/cmap-policy serve\b[^&|;]*)$")
@@ -70,11 +71,7 @@ class Block:
 
 def readme_blocks(text: str) -> list[Block]:
     """The ```sh and ```python blocks of the README, in order."""
-    blocks = []
-    for m in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.M | re.S):
-        if m.group(1) in ("sh", "python"):
-            blocks.append(Block(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 2))
-    return blocks
+    return [Block(b.language, b.text, b.line) for b in fenced_blocks(text) if b.language in ("sh", "python")]
 
 
 def test_the_readme_blocks_are_read_as_commands() -> None:
@@ -92,22 +89,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _copy_clone(dst: Path) -> None:
-    """The repository's files as a fresh clone has them (plus new files not ignored), committed on ``main``."""
-    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        src = ROOT / name
-        if not src.exists() and not src.is_symlink():
-            continue  # deleted in the working tree, not yet committed
-        target = dst / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, target, follow_symlinks=False)
-    git = ["git", "-C", str(dst), "-c", "user.name=README test", "-c", "user.email=readme@example.invalid"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "a fresh clone"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
 
 
 def _environment(tmp: Path) -> dict[str, str]:
@@ -196,7 +177,7 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     clone = tmp_path / "clone"
-    _copy_clone(clone)
+    copy_clone(clone)
     runner = Runner(clone, _environment(tmp_path))
     blocks = readme_blocks(README.read_text(encoding="utf-8"))
     assert sum(len(b.commands()) for b in blocks if b.language == "sh") >= 30  # the reading found the commands
