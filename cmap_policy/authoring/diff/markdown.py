@@ -88,6 +88,8 @@ def _change_list(changes: list[dict[str, Any]]) -> str:
 
 
 def _plain(value: Any) -> str:
+    if isinstance(value, bool):  # removed, start_known: said as words, as the other fields are
+        return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "none"
     return str(value)
@@ -206,7 +208,8 @@ def _table_rows(entries: list[dict[str, Any]]) -> list[_Row]:
             else:
                 joined.append(row)
         out.extend(joined)
-    out.sort(key=lambda r: (r.start or "", sorted(r.claim_types), sorted(r.modalities), r.shown))
+    out.sort(key=lambda r: (r.start or "", r.end or "9999-12-31", sorted(r.claim_types), sorted(r.modalities),
+                           r.shown))
     return out
 
 
@@ -224,7 +227,9 @@ def _decision_sections(d: PolicyDiff, detail: int) -> list[str]:
         rows = _table_rows(entries)
         flips = [r for r in rows if r.before["outcome"] != r.after["outcome"]]
         others = [r for r in rows if r.before["outcome"] == r.after["outcome"]]
-        ranges = "; ".join(dict.fromkeys(r.span for r in sorted(rows, key=lambda r: r.start or "")))
+        # in date order: by start, and ranges open at the start by their end
+        ranges = "; ".join(dict.fromkeys(r.span for r in sorted(rows, key=lambda r: (r.start or "",
+                                                                                    r.end or "9999-12-31"))))
         out.append(f"#### {title}")
         out.append("")
         out.append(f"Dates: {ranges}. {len(flips)} kind(s) of line change outcome; {len(others)} keep their "
