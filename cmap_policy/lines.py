@@ -260,10 +260,21 @@ REQUIRED = ("code", "date")
 MISSING = "missing: every line needs a procedure code and a date of service"
 
 
+_CANONICAL: dict[str, str] = {}  # key as given -> its field: a stream of lines repeats a dozen keys millions of times
+_CANONICAL_LIMIT = 4096  # hostile input may bring a new key on every line: past this, keys are worked out afresh
+
+
 def canonical_field(name: Any) -> str:
     """The field a key or column heading names (aliases and case aside)."""
+    if type(name) is str:
+        known = _CANONICAL.get(name)
+        if known is not None:
+            return known
     key = str(name).strip().lower()
-    return ALIASES.get(key, key)
+    field = ALIASES.get(key, key)
+    if type(name) is str and len(_CANONICAL) < _CANONICAL_LIMIT:
+        _CANONICAL[name] = field
+    return field
 
 
 def parse_line(data: Mapping[str, Any], program: Program) -> ClaimLine:
