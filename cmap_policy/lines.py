@@ -110,10 +110,12 @@ def _int(value: Any, field: str, lo: int, hi: int) -> int:
         digits = value.strip()
         if not (digits.isascii() and digits.isdigit()):
             raise LineError(f"expected a whole number, got {_show(value)}", field=field)
-        if len(digits.lstrip("0")) > len(str(hi)):  # never convert a number that long (it may be any length)
-            raise LineError(f"a number of {len(digits.lstrip('0')):,} digits is out of range ({lo} to {hi})",
+        significant = digits.lstrip("0")
+        if len(significant) > len(str(hi)):  # never convert a number that long (it may be any length)
+            raise LineError(f"a number of {len(significant):,} digits is out of range ({lo} to {hi})",
                             field=field)
-        value = int(digits)
+        # without its leading zeros: CPython refuses to convert more than 4,300 digits, zeros included
+        value = int(significant or "0")
     elif isinstance(value, float):
         if value.is_integer() and lo <= value <= hi:
             value = int(value)

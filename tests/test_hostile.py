@@ -164,6 +164,17 @@ def test_2_a_huge_integer_from_python_never_converts(policy: Policy) -> None:
         parse_line({"code": "T1016", "date": "2026-01-05", "line_id": 10 ** 5000}, policy.program)
 
 
+def test_2_leading_zeros_past_4300_digits_are_read_as_the_number(tmp_path: Path, policy: Policy) -> None:
+    """Found by the long fuzz run: 51,104 digits of which all but the last are zeros passed the length check
+    and then made int() refuse them (CPython counts the zeros)."""
+    padded = "0" * 6000 + "42"
+    line = parse_line({"code": "T1016", "date": "2026-01-05", "member_age": padded}, policy.program)
+    assert line.member_age == 42
+    csv = _lines("code,date,member_age", f"T1016,2026-01-05,{padded}", f"T1016,2026-01-05,{'0' * 6000}",
+                 f"T1016,2026-01-05,{'0' * 6000}131")
+    every_path(tmp_path, csv, "csv", {4: "131 is out of range"}, policy)
+
+
 # --- 3. control characters inside numbers ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text", ["27\x1c", "\x1f27", "2\x1c7", "27\x00", "２７", "27.0", "2_7"])
