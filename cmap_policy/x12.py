@@ -112,6 +112,11 @@ def isa_problem(text: str) -> str | None:
     term = text[ISA_LENGTH - 1]
     if term.isalnum() or term in (sep, text[ISA_LENGTH - 2]):
         return f"{term!r} (character {ISA_LENGTH}) cannot be the segment terminator"
+    if term in text[:ISA_LENGTH - 1]:
+        # the ISA would end before its own terminator, and every later position would shift
+        at = text.index(term) + 1
+        return (f"the segment terminator {term!r} (character {ISA_LENGTH}) also appears inside the ISA segment, "
+                f"at character {at}")
     return None
 
 

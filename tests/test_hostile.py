@@ -413,6 +413,22 @@ def test_12_a_padded_isa_is_one_error_naming_the_element(policy: Policy) -> None
     assert "ISA06 is 10,015 characters long, not 15" in got[0][1].message
 
 
+@pytest.mark.parametrize("term", [" ", "\x00"])
+def test_12_a_terminator_that_also_stands_inside_the_isa_is_one_error(term: str, policy: Policy) -> None:
+    """Found by the long fuzz run: with a space (the ISA's own padding) or a NUL inside ISA08 as the segment
+    terminator, the ISA split into segments of its own and every later position shifted, so service lines were
+    reported at positions that hold none."""
+    segments, _, sep = _segments("telehealth_837p_modifiers.837")
+    elements = segments[0].split(sep)
+    if term != " ":
+        elements[8] = elements[8][:-1] + term  # ISA08 keeps its width of 15
+    text = term.join([sep.join(elements), *segments[1:]])
+    assert text[105] == term
+    got = list(parse_x12(text, policy.program))
+    assert len(got) == 1 and isinstance(got[0][1], LineError) and got[0][1].field == "ISA"
+    assert f"the segment terminator {term!r} (character 106) also appears inside the ISA segment" in got[0][1].message
+
+
 def test_13_service_lines_under_a_missing_clm_are_reported(policy: Policy) -> None:
     segments, term, sep = _segments("telehealth_837p_modifiers.837")
     first_clm = next(i for i, s in enumerate(segments) if s.strip().startswith("CLM" + sep))
