@@ -278,6 +278,18 @@ def run(
 _END = object()
 
 
+def _taken(q: queue.Queue[Any], stop: threading.Event) -> Iterator[Any]:
+    """The items put on ``q`` until its end marker, or until another thread of the pipeline stops it."""
+    while not stop.is_set():
+        try:
+            item = q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if item is _END:
+            return
+        yield item
+
+
 def pipeline(items: Iterator[Batch], decide: Callable[[Batch], T], write: Callable[[T], None]) -> None:
     """Read, decide and write in three threads, in order, one batch apart.
 
@@ -312,14 +324,8 @@ def pipeline(items: Iterator[Batch], decide: Callable[[Batch], T], write: Callab
 
     def writer() -> None:
         try:
-            while not stop.is_set():
-                try:
-                    item = write_q.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    return
-                write(item)  # type: ignore[arg-type]
+            for item in _taken(write_q, stop):
+                write(item)
         except BaseException as exc:
             failed.append(exc)
             stop.set()
@@ -329,14 +335,8 @@ def pipeline(items: Iterator[Batch], decide: Callable[[Batch], T], write: Callab
     for t in threads:
         t.start()
     try:
-        while not stop.is_set():
-            try:
-                item = read_q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if item is _END:
-                break
-            if not put(write_q, decide(item)):  # type: ignore[arg-type]
+        for item in _taken(read_q, stop):
+            if not put(write_q, decide(item)):
                 break
     except BaseException:
         stop.set()
