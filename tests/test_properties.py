@@ -896,12 +896,26 @@ def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
 HOSTILE_MARK = "@@HOSTILE@@"
 
 
+def _deepest(content: bytes) -> int:
+    """How deep brackets nest in ``content`` (brackets inside strings count too: an upper bound)."""
+    depth = deepest = 0
+    for byte in content:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
 @st.composite
 def hostile_file(draw: st.DrawFn, content: bytes) -> bytes:
     """A policy file made hostile: one value's JSON text replaced by a hostile fragment (deep, a huge number, a lone
     surrogate, controls), or its bytes given a byte-order mark, CRLF endings, a NUL or bytes that are not UTF-8."""
     how = draw(st.sampled_from(["value", "value", "bom", "crlf", "nul", "bytes"]))
     if how == "value":
+        if _deepest(content) > 200:  # made hostile before (deep nesting): whether json.loads recurses too deep
+            return content           # depends on the stack it is called from, and generation must not
         try:
             doc = json.loads(content)
         except ValueError:

@@ -50,6 +50,7 @@ from .checks import ERROR_SCHEMA, Encoded, encode, encode_lines
 from .files import Batch, JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
 from .slots import OUTCOMES, SlotPolicy
 
+S = TypeVar("S")
 T = TypeVar("T")
 INPUTS = ("csv", "jsonl", "parquet", "x12")  # what the batch engine reads
 OUTPUT_FORMATS = ("csv", "jsonl", "parquet")  # and writes
@@ -85,7 +86,10 @@ class Engine:
     def release(self) -> str:
         return self.slots.release
 
-    def _columns_of_new_decisions(self) -> None:
+    def _columns_of_new_decisions(self) -> dict[str, tuple[np.ndarray, pa.Array]]:
+        """For each output column of a decision: (each decision's index into the texts, the texts), taken
+        together after the last batch's new decisions. The arrays are never changed once made, so a batch
+        carries its own to the thread that writes it while this one goes on deciding."""
         if self._generation != self.slots.generation:  # the slot cache started afresh
             self._generation = self.slots.generation
             self._texts: dict[str, dict[str | None, int]] = {"reasons": {}, "period": {}, "modality": {}}
@@ -93,32 +97,68 @@ class Engine:
             self._arrays: dict[str, tuple[np.ndarray, pa.Array]] = {}
         answers = self.slots.decided
         codes, texts = self._codes, self._texts
-        if len(codes["outcome"]) == len(answers):
-            return
+        if len(codes["outcome"]) == len(answers) and self._arrays:
+            return self._arrays
         for a in answers[len(codes["outcome"]):]:
             codes["outcome"].append(OUTCOMES.index(a.outcome))
             for name, text in (("reasons", a.reasons), ("period", a.period), ("modality", a.modality)):
                 codes[name].append(texts[name].setdefault(text, len(texts[name])))
-        self._arrays = {"outcome": (np.array(codes["outcome"], np.int32), OUTCOME_VALUES)}
+        arrays = {"outcome": (np.array(codes["outcome"], np.int32), OUTCOME_VALUES)}
         for name in ("reasons", "period", "modality"):
-            values = pa.array(list(texts[name]), pa.string())
-            self._arrays[name] = (np.array(codes[name], np.int32), values)
+            arrays[name] = (np.array(codes[name], np.int32), pa.array(list(texts[name]), pa.string()))
+        self._arrays = arrays
+        return arrays
 
-    def _column(self, name: str, answers: np.ndarray) -> pa.Array:
-        codes, values = self._arrays[name]
-        indices = codes[answers]
+    def answer(self, enc: Encoded) -> Answered:
+        """Each good line's decision (deciding the slots not seen before): what ``table`` writes out."""
+        if not enc.rows:
+            return Answered(enc, np.zeros(0, np.int64), {}, self.release, self.policy.hash)
+        answers = self.slots.answers(enc)
+        return Answered(enc, answers, self._columns_of_new_decisions(), self.release, self.policy.hash)
+
+    def decide_encoded(self, enc: Encoded) -> pa.Table:
+        """Decide the good lines of a batch: the output rows, in the same order."""
+        return self.answer(enc).table()
+
+    def decide_lines(self, lines: pa.Table) -> pa.Table:
+        """Decide a table with ``checks.LINE_COLUMNS``: the output rows, in the same order."""
+        return self.decide_encoded(encode_lines(lines)) if lines.num_rows else _empty_decisions()
+
+    def check(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[Encoded, pa.Table]:
+        """(the good lines, errors) of a batch of raw columns as read from a file, with each row's line number."""
+        return encode(raw, line_numbers, tuple(self.policy.program.modalities))
+
+    def decide_raw(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
+        """(decisions, errors) for a batch of raw columns as read from a file, with each row's line number."""
+        enc, errors = self.check(raw, line_numbers)
+        return self.decide_encoded(enc), errors
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The good lines of a batch with each line's decision (its number in the engine's list of decisions),
+    and the texts of those decisions: all a batch's output table is made of."""
+
+    enc: Encoded
+    answers: np.ndarray
+    columns: dict[str, tuple[np.ndarray, pa.Array]]
+    release: str
+    policy_hash: str
+
+    def _column(self, name: str) -> pa.Array:
+        codes, values = self.columns[name]
+        indices = codes[self.answers]
         if values.null_count:  # a period or modality that is None: a null row
             nulls = values.is_null().to_numpy(zero_copy_only=False)[indices]
             return pa.DictionaryArray.from_arrays(pa.array(indices, mask=nulls), values.fill_null(""))
         return pa.DictionaryArray.from_arrays(pa.array(indices), values)
 
-    def decide_encoded(self, enc: Encoded) -> pa.Table:
-        """Decide the good lines of a batch: the output rows, in the same order."""
+    def table(self) -> pa.Table:
+        """The output rows, in the order of the lines."""
+        enc = self.enc
         n = enc.rows
         if not n:
             return _empty_decisions()
-        answers = self.slots.answers(enc)
-        self._columns_of_new_decisions()
         code, date = enc.fields["code"], enc.fields["date"]
         days = pa.array([d if d is not None else 0 for d in date.values], pa.int32())
         return pa.table({
@@ -128,22 +168,13 @@ class Engine:
             "code": pa.DictionaryArray.from_arrays(pa.array(code.idx.astype(np.int32)),
                                                    pa.array([c or "" for c in code.values], pa.string())),
             "date": days.take(pa.array(date.idx)).cast(pa.date32()),
-            "outcome": self._column("outcome", answers),
-            "reasons": self._column("reasons", answers),
-            "period": self._column("period", answers),
-            "modality": self._column("modality", answers),
+            "outcome": self._column("outcome"),
+            "reasons": self._column("reasons"),
+            "period": self._column("period"),
+            "modality": self._column("modality"),
             "release": _constant(self.release, n),
-            "policy_hash": _constant(self.policy.hash, n),
+            "policy_hash": _constant(self.policy_hash, n),
         }, schema=_OUTPUT_SCHEMA)
-
-    def decide_lines(self, lines: pa.Table) -> pa.Table:
-        """Decide a table with ``checks.LINE_COLUMNS``: the output rows, in the same order."""
-        return self.decide_encoded(encode_lines(lines)) if lines.num_rows else _empty_decisions()
-
-    def decide_raw(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
-        """(decisions, errors) for a batch of raw columns as read from a file, with each row's line number."""
-        enc, errors = encode(raw, line_numbers, tuple(self.policy.program.modalities))
-        return self.decide_encoded(enc), errors
 
 
 DICT = pa.dictionary(pa.int32(), pa.string())
@@ -162,6 +193,12 @@ def _dict(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         return arr if arr.type == DICT else arr.cast(DICT)
     return pc.dictionary_encode(arr).cast(DICT)
+
+
+def _indices(arr: pa.DictionaryArray) -> np.ndarray:
+    """A dictionary array's indices as numpy (the engine writes no null outcome or reasons)."""
+    out: np.ndarray = arr.indices.to_numpy(zero_copy_only=False)
+    return out
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -201,12 +238,21 @@ class Summary:
         self.read += decisions.num_rows + n_errors
         if decisions.num_rows == 0:
             return
-        for item in pc.value_counts(decisions["outcome"]).to_pylist():
-            self.outcomes[item["values"]] += item["counts"]
-        denied = decisions.filter(pc.equal(decisions["outcome"], "not_payable"))["reasons"]
-        for item in pc.value_counts(denied).to_pylist():
-            for code in item["values"].split(" "):
-                self.denied_by_reason[code] += item["counts"]
+        # counted on the dictionary indices (one bincount over the rows), never on the rows' text
+        outcome, reasons = _dict(decisions["outcome"]), _dict(decisions["reasons"])
+        outcomes = outcome.dictionary.to_pylist()
+        texts = reasons.dictionary.to_pylist()
+        o_idx = _indices(outcome)
+        for i, count in enumerate(np.bincount(o_idx, minlength=len(outcomes)).tolist()):
+            if count:
+                self.outcomes[outcomes[i]] += count
+        if "not_payable" not in outcomes:
+            return
+        denied = o_idx == outcomes.index("not_payable")
+        for i, count in enumerate(np.bincount(_indices(reasons)[denied], minlength=len(texts)).tolist()):
+            if count:
+                for code in texts[i].split(" "):
+                    self.denied_by_reason[code] += count
 
     def as_dict(self) -> dict[str, Any]:
         return {"lines_read": self.read, "decided": self.decided, "payable": self.outcomes["payable"],
@@ -290,8 +336,9 @@ def _taken(q: queue.Queue[Any], stop: threading.Event) -> Iterator[Any]:
         yield item
 
 
-def pipeline(items: Iterator[Batch], decide: Callable[[Batch], T], write: Callable[[T], None]) -> None:
-    """Read, decide and write in three threads, in order, one batch apart.
+def pipeline(items: Iterator[S], decide: Callable[[S], T], write: Callable[[T], None]) -> None:
+    """Read, decide and write in three threads, in order, one batch apart (the reader thread is the one that
+    draws ``items``).
 
     pyarrow reads and writes files in C++ without the GIL, so reading the next batch and writing the last
     one overlap deciding this one (on a machine of two cores, the run takes about as long as its slowest
@@ -400,25 +447,32 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
     if bar is not None:
         bar.start(total, "bytes" if fmt in ("csv", "jsonl", "x12") else "lines")
 
-    def decide(batch: Batch) -> tuple[pa.Table, pa.Table]:
+    # Three stages, each in its own thread (``pipeline``): the reader reads and checks a batch, the decider
+    # finds each line's decision, the writer makes the output table, counts it and writes it. The checks
+    # and the output table are per-row Arrow and numpy work, so they are put beside the file's reading and
+    # writing, and each stage costs about the same.
+    def check(batch: Batch) -> tuple[Encoded | None, pa.Table, int]:
         if batch.header is not None:
             summary.header = batch.header.error
         read_errors = _errors_table(batch.errors)
         if batch.raw is not None and batch.raw.num_rows:
             assert batch.line_numbers is not None
-            decisions, errors = engine.decide_raw(batch.raw, batch.line_numbers)
-            errors = pa.concat_tables([read_errors, errors]).sort_by("line")
-        elif batch.lines is not None and batch.lines.num_rows:
-            decisions, errors = engine.decide_lines(batch.lines), read_errors.sort_by("line")
-        else:
-            decisions, errors = _empty_decisions(), read_errors.sort_by("line")
+            enc, errors = engine.check(batch.raw, batch.line_numbers)
+            return enc, pa.concat_tables([read_errors, errors]).sort_by("line"), batch.progress
+        if batch.lines is not None and batch.lines.num_rows:
+            return encode_lines(batch.lines), read_errors.sort_by("line"), batch.progress
+        return None, read_errors.sort_by("line"), batch.progress
+
+    def decide(checked: tuple[Encoded | None, pa.Table, int]) -> tuple[Answered | None, pa.Table, int]:
+        enc, errors, progressed = checked
+        return (engine.answer(enc) if enc is not None else None), errors, progressed
+
+    def write(done: tuple[Answered | None, pa.Table, int]) -> None:
+        answered, errors, progressed = done
+        decisions = answered.table() if answered is not None else _empty_decisions()
         summary.add(decisions, errors.num_rows)
         if bar is not None:
-            bar.advance(batch.progress, summary.read)
-        return decisions, errors
-
-    def write(done: tuple[pa.Table, pa.Table]) -> None:
-        decisions, errors = done
+            bar.advance(progressed, summary.read)
         if decisions.num_rows:
             out.write(decisions)
         if errors.num_rows:
@@ -427,9 +481,9 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
     try:
         if threads == 1:
             for batch in batches:
-                write(decide(batch))
+                write(decide(check(batch)))
         else:
-            pipeline(batches, decide, write)
+            pipeline((check(batch) for batch in batches), decide, write)
     finally:
         out.close()
         err_out.close()

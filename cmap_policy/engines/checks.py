@@ -154,35 +154,101 @@ def _from_key(key: str) -> list[str | None]:
     return [None if i == _NULL_ITEM else i.replace("\\u", _ITEM).replace("\\\\", "\\") for i in items]
 
 
-def _distinct(name: str, col: pa.ChunkedArray | Refused, n: int) -> tuple[list[Any], pa.Array]:
-    """(the distinct values of a column, as Python values; each row's index into them, null for a null row)."""
+def _distinct(name: str, col: pa.ChunkedArray | Refused, n: int) -> tuple[list[Any], np.ndarray]:
+    """(the distinct values of a column, as Python values; each row's index into them, ``len(values)`` for a
+    null row)."""
     if isinstance(col, Refused):
-        return [col], pa.array(np.zeros(n, np.int32))
+        return [col], np.zeros(n, np.int64)
     arr = one_array(col)
     kind = arr.type
     if pa.types.is_null(kind):
-        return [], pa.nulls(len(arr), pa.int32())
-    if name == "modifiers" and pa.types.is_dictionary(kind):
+        return [], np.zeros(len(arr), np.int64)
+    if name == "modifiers" and pa.types.is_dictionary(kind) and pa.types.is_nested(kind.value_type):
         arr = arr.dictionary_decode()
         kind = arr.type
     if pa.types.is_nested(kind) or pa.types.is_union(kind):
         keys = _list_keys(arr) if name == "modifiers" else None
         if keys is not None:
             encoded = pc.dictionary_encode(keys)
-            return [_from_key(k) for k in encoded.dictionary.to_pylist()], encoded.indices
+            values = [_from_key(k) for k in encoded.dictionary.to_pylist()]
+            return values, _indices(encoded.indices, len(values))
         what = "a list of modifiers, each text" if name == "modifiers" else "text or a number"
         refused = Refused(f"the column holds {kind} values; this field takes {what}")
-        return [refused], pc.if_else(arr.is_valid(), pa.scalar(0, pa.int32()), pa.scalar(None, pa.int32()))
+        return [refused], _indices(_zeros_or_null(arr), 1)
+    narrow = _by_range(arr)
+    if narrow is not None:
+        return _python(narrow[0]), narrow[1]
     if not pa.types.is_dictionary(kind):
         try:
             arr = pc.dictionary_encode(arr)
         except pa.ArrowNotImplementedError:
             refused = Refused(f"the column holds {kind} values, which no field of a claim line takes")
-            return [refused], pc.if_else(arr.is_valid(), pa.scalar(0, pa.int32()), pa.scalar(None, pa.int32()))
+            return [refused], _indices(_zeros_or_null(arr), 1)
     values = _python(arr.dictionary)
     if _binary(arr.dictionary.type):  # bytes are read as UTF-8 text, as a CSV file's are
         values = [_utf8(v) for v in values]
-    return values, arr.indices
+    return values, _indices(arr.indices, len(values))
+
+
+def _zeros_or_null(arr: pa.Array) -> pa.Array:
+    """0 for each row that holds a value, null for each null row."""
+    return pc.if_else(arr.is_valid(), pa.scalar(0, pa.int32()), pa.scalar(None, pa.int32()))
+
+
+def _indices(indices: pa.Array, null: int) -> np.ndarray:
+    """Integer indices as numpy int64, ``null`` where the index is null: read from Arrow's buffers, since
+    ``to_numpy`` of an array with nulls goes through floating point."""
+    n = len(indices)
+    width = indices.type.bit_width // 8
+    data = np.frombuffer(indices.buffers()[1], np.dtype(f"<i{width}"), count=indices.offset + n)[indices.offset:]
+    out = data.astype(np.int64)
+    if indices.null_count:
+        valid = indices.is_valid().to_numpy(zero_copy_only=False).astype(np.int64)
+        out = out * valid + null * (1 - valid)  # see _by_range
+    return out
+
+
+def _by_range(arr: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
+    """(every value from the least to the greatest; each row's offset from the least, the number of values
+    for a null row) of a column of whole numbers, dates or booleans whose values lie close together, or None.
+
+    Ages, units, dates and flags span a few hundred values at most, so numpy numbers them with a
+    subtraction on Arrow's own buffer, where hashing each row would cost several times more. Values in the
+    range that no row holds are checked too, which is harmless (no row points at them) and bounded.
+    """
+    kind = arr.type
+    n = len(arr)
+    if not n or arr.null_count == n:
+        return None
+    if pa.types.is_boolean(kind):
+        bits = np.frombuffer(arr.buffers()[1], np.uint8)
+        data = np.unpackbits(bits, bitorder="little", count=arr.offset + n)[arr.offset:].astype(np.int64)
+    elif pa.types.is_date32(kind) or (pa.types.is_integer(kind) and kind.bit_width <= 32):
+        width = kind.bit_width // 8
+        signed = "u" if pa.types.is_unsigned_integer(kind) else "i"
+        raw = np.frombuffer(arr.buffers()[1], np.dtype(f"<{signed}{width}"), count=arr.offset + n)
+        data = raw[arr.offset:].astype(np.int64)
+    else:  # 64-bit numbers may not fit the arithmetic below: hashed instead
+        return None
+    # a null row's slot in the buffer holds anything: blended out with arithmetic (numpy's masked
+    # assignment and ``where`` cost several times more per row here)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False).astype(np.int64) if arr.null_count else None
+    if valid is not None:
+        data = data * valid + int(data[int(np.argmax(valid))]) * (1 - valid)
+    lo, hi = int(data.min()), int(data.max())
+    size = hi - lo + 1
+    if size > min(NARROW_MAX, max(64, n // 16)):
+        return None
+    offsets = data - lo
+    if valid is not None:
+        offsets = offsets * valid + size * (1 - valid)
+    every = pa.array(np.arange(lo, hi + 1, dtype=np.int64))
+    dictionary = every.cast(pa.int8()).cast(kind) if pa.types.is_boolean(kind) else (
+        every.cast(pa.int32()).cast(kind) if pa.types.is_date32(kind) else every.cast(kind))
+    return dictionary, offsets
+
+
+NARROW_MAX = 4096  # the widest range of values numbered by ``_by_range``
 
 
 def _utf8(value: Any) -> Any:
@@ -221,10 +287,10 @@ def _free_text(name: str, col: pa.ChunkedArray | Refused, modalities: Collection
             return out, pa.nulls(n, pa.string())
         except pa.ArrowInvalid:
             pass
-    values, indices = _distinct(name, col, n)
+    values, idx = _distinct(name, col, n)
     results = [check_value(name, v, modalities) for v in values]
     results.append(((None,), None, 1))
-    indices = pc.fill_null(indices, len(values)).cast(pa.int32())
+    indices = pa.array(idx)
     out = pa.array([r[0][0] for r in results], pa.string()).take(indices)
     errs = pa.array([r[1] for r in results], pa.string()).take(indices)
     return out, errs
@@ -314,12 +380,9 @@ class Encoded:
 
 
 def _field(name: str, col: pa.ChunkedArray | Refused, modalities: Collection[str], n: int) -> Field:
-    values, indices = _distinct(name, col, n)
+    values, idx = _distinct(name, col, n)
     results = [check_value(name, v, modalities) for v in values]
     results.append(check_value(name, None, modalities))  # for null rows
-    if indices.null_count:
-        indices = pc.fill_null(indices, len(values))
-    idx = indices.to_numpy(zero_copy_only=False)
     if name == "modifiers":
         checked: list[Any] = [tuple(m for m in r[0] if m is not None) if r[1] is None else None for r in results]
     else:
