@@ -268,6 +268,26 @@ def spark(src: Path, out: Path, policy_dir: Path) -> dict[str, Any]:
                    "--policy", str(policy_dir)])
 
 
+# Spark's own floor: a cold process starts a session as the engine's command does, reads the input, sends it
+# through a Python worker unchanged (mapInArrow, as the engine does) and writes it. What is left of the engine's
+# time above this is the engine's.
+SPARK_FLOOR = """
+import sys
+from cmap_policy.engines.spark import session
+spark = session("local[2]")
+df = spark.read.parquet({src!r})
+
+def same(batches):
+    yield from batches
+
+df.mapInArrow(same, df.schema).write.mode("overwrite").parquet({out!r})
+"""
+
+
+def spark_floor(src: Path, out: Path) -> dict[str, Any]:
+    return _child([sys.executable, "-c", SPARK_FLOOR.format(src=str(src), out=str(out))])
+
+
 def same_answers(engine_out: Path, plain_out: Path) -> dict[str, Any]:
     """Field for field: the batch engine's outcome, reasons and period against the plain-Python loop's."""
     a = pq.read_table(engine_out, columns=["line_id", "outcome", "reasons", "period"])
@@ -393,6 +413,7 @@ def main() -> None:
                                                                         work / "plain.parquet")
         if spark_ok and n <= args.spark_max:
             print(f"spark {n:,} lines ...", file=sys.stderr)
+            row["floor_spark"] = spark_floor(parquet, work / "spark-floor")
             row["spark_parquet"] = spark(parquet, work / "spark-out", policy_dir)
         for r in row.values():
             r["lines_per_s"] = n / r["seconds"]
@@ -401,6 +422,7 @@ def main() -> None:
                   work / "floor.csv", work / "plain.parquet"):
             f.unlink(missing_ok=True)
         shutil.rmtree(work / "spark-out", ignore_errors=True)
+        shutil.rmtree(work / "spark-floor", ignore_errors=True)
     print("fixed cost and cold start ...", file=sys.stderr)
     result["fixed_cost"] = fixed_cost(work, policy_dir)
     result["cold_start"] = cold_start(policy_dir)
@@ -426,6 +448,7 @@ BATCH_NAMES = (
     ("floor_csv", "floor: pyarrow reads the input and writes the same columns, CSV"),
     ("plain_parquet", "plain Python loop, Parquet → Parquet"),
     ("spark_parquet", "Spark engine, local[2], Parquet → Parquet"),
+    ("floor_spark", "Spark's floor, local[2]: read, through a Python worker unchanged, write"),
 )
 
 
@@ -458,7 +481,7 @@ def render(r: dict[str, Any]) -> str:
                 continue
             b = row[key]
             ratios = [f"{b['lines_per_s'] / plain['lines_per_s']:.1f}× plain"] if plain else []
-            fmt = "csv" if key.endswith("csv") else "parquet"
+            fmt = "csv" if key.endswith("csv") else "spark" if key.startswith("spark") else "parquet"
             fl = row.get(f"floor_{fmt}")
             if fl is not None and not key.startswith("floor"):
                 ratios.append(f"{b['seconds'] / fl['seconds']:.2f}× the floor's time")
