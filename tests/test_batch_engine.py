@@ -129,6 +129,24 @@ def test_100k_generated_lines_on_a_synthetic_600_code_policy(tmp_path: Path) -> 
     _compare_file(policy, src, tmp_path / "out.parquet", policy.releases[0].id)
 
 
+def test_a_batch_of_many_distinct_provider_types_agrees_with_the_interpreter(tmp_path: Path) -> None:
+    """Thousands of distinct provider types on codes whose rows limit them: too many (span, type) pairs for the
+    engine's table of every pair, so it hashes the pairs present instead; the decisions must not change."""
+    policy = load_policy(write_tree(synthetic_policy(300, seed=3), tmp_path / "policy"))
+    limited = sorted({code for code, view in policy.views[policy.releases[-1].id].items()
+                      if any(lim.kind == "provider-type" for p in view.periods for lim in p.limits)})
+    assert limited, "the synthetic policy has rows with provider-type limits"
+    records = list(random_records(policy, 6000, seed=4, messy=0.0))
+    for i, rec in enumerate(records):
+        if i % 2:  # half the lines: a limited code, and a provider type no other line has
+            rec["code"] = limited[i % len(limited)]
+            rec["provider_type"] = f"PT{i:05d}"
+    src = tmp_path / "lines.csv"
+    _write_csv(src, records)
+    decided, _ = _compare_file(policy, src, tmp_path / "out.parquet")
+    assert decided > 5000
+
+
 def test_typed_parquet_columns(tmp_path: Path, bundled: Policy) -> None:
     records = list(random_records(bundled, 3000, seed=3))
     table = pa.table({
