@@ -197,8 +197,9 @@ src, out, fmt = Path({src!r}), Path({out!r}), {fmt!r}
 def const(text, n):
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([text]))
 if fmt == "parquet":
-    reader = pq.ParquetFile(src, read_dictionary=["code", "modifiers", "pos", "claim_type", "rcc", "provider_type"])
-    batches = reader.iter_batches(batch_size=1_000_000)
+    reader = pq.ParquetFile(src, read_dictionary=["code", "modifiers", "pos", "claim_type", "rcc", "provider_type"],
+                            pre_buffer=False)
+    batches = reader.iter_batches(batch_size=500_000)
     writer = ParquetWriter(out, _OUTPUT_SCHEMA)
 else:
     batches = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=32 << 20),
@@ -238,7 +239,7 @@ engine = PlainPython(policy)
 epoch = 719163  # date(1970, 1, 1).toordinal()
 writer = None
 n = 0
-for rb in pq.ParquetFile({src!r}).iter_batches(batch_size=1_000_000):
+for rb in pq.ParquetFile({src!r}, pre_buffer=False).iter_batches(batch_size=500_000):
     cols = rb.to_pydict()
     out = {{"line_id": cols["line_id"], "outcome": [], "reasons": [], "period": []}}
     for code, day, mods, pos, ct, rcc, age, pt, units, est in zip(cols["code"], cols["date"], cols["modifiers"],
@@ -386,7 +387,9 @@ def main() -> None:
 
     n_latency = 2 * int(args.latency_lines)
     first_parquet, _ = make_data(policy, max(min(sizes), n_latency), work, csv=min(sizes) <= args.csv_max)
-    sample = claim_lines(pq.read_table(first_parquet).slice(0, n_latency))
+    # the first lines only: the file may hold a hundred million
+    first = next(pq.ParquetFile(first_parquet).iter_batches(batch_size=n_latency))
+    sample = claim_lines(pa.Table.from_batches([first]))
     print(f"latency on {len(sample):,} lines ...", file=sys.stderr)
     result["latency"] = latency(policy, sample, args.peer_lines)
 

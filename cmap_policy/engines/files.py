@@ -62,7 +62,10 @@ def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterato
     # strings are never materialized row by row
     checked = [f.name for f in schema if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
                and canonical_field(f.name) in FIELDS_CHECKED]
-    pf = pq.ParquetFile(path, read_dictionary=checked)
+    # pre_buffer off: with it, pyarrow's reader kept the bytes of every row group it had read until the end of
+    # the file (some 5 MB a batch), so 100 M lines ended above 1.5 GB; without it memory stays flat, and
+    # reading is faster (measured on 20 M lines: 0.84 s holding nothing, against 1.9 s holding 200 MB)
+    pf = pq.ParquetFile(path, read_dictionary=checked, pre_buffer=False)
     total = pf.metadata.num_rows
 
     problem = header_problem(schema.names, None)
