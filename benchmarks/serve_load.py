@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
     if "content-length" in headers:
         return status, await reader.readexactly(int(headers["content-length"]))
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int((await reader.readuntil(b"\r\n")).strip(), 16)
         if size == 0:
@@ -196,7 +197,8 @@ async def reload_under_load(port: int, root: Path, bodies: list[bytes], batch_bo
     before = (await get_json(port, "/health"))["policy_hash"]
     single_tally, batch_tally = Tally(), Tally()
     until = time.perf_counter() + seconds
-    workers = [single_worker(port, bodies, until, single_tally, k * 104729) for k in range(concurrency)]
+    workers: list[Coroutine[Any, Any, object]] = [single_worker(port, bodies, until, single_tally, k * 104729)
+                                                  for k in range(concurrency)]
     workers.append(batch_worker(port, batch_body, 10**6, batch_tally, stop_at=until))
 
     async def change() -> float:

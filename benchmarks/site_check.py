@@ -39,10 +39,11 @@ def measure(name: str, policy: Policy) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     common = len(files[f"{DATA_DIR}/data.js"].encode())
     codes = [len(text.encode()) for path, text in files.items() if path.startswith(f"{DATA_DIR}/codes/")]
-    row = {"policy": name, "codes": len(codes), "seconds": round(seconds, 2), "decisions": len(data.decisions),
-           "front_classes": [len(i.classes) for i in data.intervals], "common_bytes": common,
-           "code_bytes_total": sum(codes), "code_bytes_median": int(statistics.median(codes)) if codes else 0,
-           "code_bytes_max": max(codes, default=0)}
+    row: dict[str, Any] = {
+        "policy": name, "codes": len(codes), "seconds": round(seconds, 2), "decisions": len(data.decisions),
+        "front_classes": [len(i.classes) for i in data.intervals], "common_bytes": common,
+        "code_bytes_total": sum(codes), "code_bytes_median": int(statistics.median(codes)) if codes else 0,
+        "code_bytes_max": max(codes, default=0)}
     print(f"{name:>16}: {row['codes']:4d} codes, {seconds:6.2f} s, {row['decisions']:7d} decisions, "
           f"common {common / 1024:6.1f} KiB, codes {sum(codes) / 1024:8.1f} KiB in all "
           f"(median {row['code_bytes_median'] / 1024:5.1f} KiB, largest {row['code_bytes_max'] / 1024:5.1f} KiB)")
