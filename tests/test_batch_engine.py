@@ -147,6 +147,48 @@ def test_a_batch_of_many_distinct_provider_types_agrees_with_the_interpreter(tmp
     assert decided > 5000
 
 
+def test_arrow_columns_as_an_api_caller_may_give_them(bundled: Policy) -> None:
+    """Columns handed to the engine as Arrow arrays (the Python API, Spark's workers): dictionaries with unsigned
+    8-bit and 16-bit indices, slices that start inside a buffer, booleans, narrow integers and dates with nulls. The
+    engine reads indices and values from Arrow's buffers, so each kind is decided as the interpreter decides
+    the same line."""
+    records = list(random_records(bundled, 1800, seed=5, messy=0.0))
+    codes = sorted({r["code"] for r in records})
+    assert len(codes) <= 55
+    # the codes at indices 200 and up: read as signed bytes they would be negative
+    dictionary = pa.array([f"Z{i:04d}" for i in range(200)] + codes)
+    flags = [None if i % 3 == 0 else i % 2 == 0 for i in range(len(records))]
+    whole = pa.table({
+        "code": pa.DictionaryArray.from_arrays(
+            pa.array([200 + codes.index(r["code"]) for r in records], pa.uint8()), dictionary),
+        "date": pa.array([dt.date.fromisoformat(r["date"]) if i % 11 else None for i, r in enumerate(records)],
+                         pa.date32()),
+        "modifiers": pa.array([r["modifiers"] or None for r in records]).dictionary_encode()
+                     .cast(pa.dictionary(pa.int16(), pa.string())),
+        "pos": [r["pos"] or None for r in records],
+        "member_age": pa.array([int(r["member_age"]) if r["member_age"] else None for r in records], pa.int16()),
+        "units": pa.array([int(r["units"]) if r["units"] else None for r in records], pa.uint32()),
+        "established_patient": pa.array(flags, pa.bool_()),
+    })
+    table = whole.slice(13, 1700)  # every column's data starts inside its buffers
+    engine = Engine(bundled)
+    decisions, errors = engine.decide_raw(table, pa.array(range(1, table.num_rows + 1), pa.int64()))
+    got = {row["line"]: _got(row) for row in decisions.to_pylist()}
+    failed = {row["line"] for row in errors.to_pylist()}
+    assert got and failed  # lines without a date fail their check
+    for number, rec in enumerate(table.to_pylist(), 1):
+        fields = {k: (" ".join(v) if k == "modifiers" and isinstance(v, list) else v)
+                  for k, v in rec.items() if v is not None}
+        try:
+            line = parse_line({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in fields.items()},
+                              bundled.program)
+        except LineError:
+            assert number in failed, (number, rec)
+            continue
+        assert got[number] == _expected(evaluate(bundled, line)), (number, rec)
+    assert len(got) + len(failed) == table.num_rows
+
+
 def test_typed_parquet_columns(tmp_path: Path, bundled: Policy) -> None:
     records = list(random_records(bundled, 3000, seed=3))
     table = pa.table({

@@ -199,8 +199,11 @@ def _indices(indices: pa.Array, null: int) -> np.ndarray:
     """Integer indices as numpy int64, ``null`` where the index is null: read from Arrow's buffers, since
     ``to_numpy`` of an array with nulls goes through floating point."""
     n = len(indices)
+    if indices.null_count == n:  # no row has a value (and the buffer of values may be absent)
+        return np.full(n, null, np.int64)
     width = indices.type.bit_width // 8
-    data = np.frombuffer(indices.buffers()[1], np.dtype(f"<i{width}"), count=indices.offset + n)[indices.offset:]
+    kind = "u" if pa.types.is_unsigned_integer(indices.type) else "i"
+    data = np.frombuffer(indices.buffers()[1], np.dtype(f"<{kind}{width}"), count=indices.offset + n)[indices.offset:]
     out = data.astype(np.int64)
     if indices.null_count:
         valid = indices.is_valid().to_numpy(zero_copy_only=False).astype(np.int64)
