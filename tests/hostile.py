@@ -49,7 +49,7 @@ def batch_reads(data: bytes, program: Program, fmt: str, block_bytes: int | None
     """Line number -> outcome, by the batch engine's reader and column checks (``files`` and ``checks``)."""
     import pyarrow as pa
 
-    from cmap_policy.engines import files
+    from cmap_policy.engines import checks, files
     from cmap_policy.engines.checks import normalize
 
     out: dict[int, Outcome] = {}
@@ -79,7 +79,7 @@ def batch_reads(data: bytes, program: Program, fmt: str, block_bytes: int | None
                     put(row["line"], ("error", row["field"], row["error"]))
             for row in (lines.to_pylist() if lines is not None else []):
                 mods = tuple(m for m in (row["mod1"], row["mod2"], row["mod3"], row["mod4"]) if m is not None)
-                day = (files.EPOCH + dt.timedelta(days=row["day"])).isoformat()  # the engine's day numbers
+                day = (checks.EPOCH + dt.timedelta(days=row["day"])).isoformat()  # the engine's day numbers
                 put(row["line_no"], ("ok", (row["code"], day, mods, row["pos"], row["claim_type"], row["rcc"],
                                             row["modality"], row["member_age"], row["provider_type"],
                                             row["units"], row["established_patient"], row["line_id"],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hypothesis_jsonschema._from_schema as _hjs
 from hypothesis import strategies as st
@@ -81,7 +81,7 @@ def _merged_as_strategies(schemas: list[Any], custom_formats: Any = None, alphab
 
 def _patch() -> None:
     if not hasattr(_cu.many, "more"):
-        _hjs.cu = _Utils()  # type: ignore[assignment]
+        cast(Any, _hjs).cu = _Utils()
     _hjs.merged_as_strategies = _merged_as_strategies
 
 

@@ -101,7 +101,7 @@ def _conforming(policy: Policy, row: dict[str, str], day: dt.date) -> list[Claim
     the property checks the page against the interpreter, not the site against itself.
     """
     period = _find_period(policy, row["period"])
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     for lim in period.limits:
         if lim.kind == "age":
             fields["member_age"] = lim.min_age if lim.min_age is not None else 0

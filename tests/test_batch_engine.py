@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -61,11 +61,12 @@ def _compare_file(policy: Policy, src: Path, out: Path, release: str | None = No
     assert [g["line"] for g in got] == [r.number for r in want_decided]
     for r, g in zip(want_decided, got, strict=True):
         assert _got(g) == _expected(r.decision), (r.number, r.line)
+        assert r.line is not None and r.decision is not None
         assert g["line_id"] == r.line.line_id and g["claim_id"] == r.line.claim_id
         assert g["date"] == r.line.date and g["code"] == r.line.code
         assert g["release"] == r.decision.release and g["policy_hash"] == policy.hash
     assert [(e["line"], e["field"], e["error"]) for e in got_errors] == \
-        [(r.number, r.error.field, r.error.message) for r in want_errors]
+        [(r.number, cast(LineError, r.error).field, cast(LineError, r.error).message) for r in want_errors]
     assert summary.read == summary.decided + summary.errors == len(want)
     return summary.decided, summary.errors
 
@@ -104,7 +105,7 @@ def _messy(draw: st.DrawFn, rec: dict[str, Any]) -> dict[str, Any]:
 @given(data=st.data())
 def test_csv_lines_checked_and_decided_as_the_interpreter_does(data: st.DataObject, bundled: Policy) -> None:
     records = data.draw(st.lists(claim_records(), min_size=1, max_size=30))
-    records = [_messy(data.draw, r) for r in records]
+    records = [_messy(cast(st.DrawFn, data.draw), r) for r in records]
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "lines.csv"
         _write_csv(src, records)

@@ -17,7 +17,7 @@ def _threads() -> set[str]:
 
 def test_every_item_is_decided_and_written_once_in_order() -> None:
     written: list[int] = []
-    pipeline(iter(range(500)), lambda x: x * 2, written.append)  # type: ignore[arg-type]
+    pipeline(iter(range(500)), lambda x: x * 2, written.append)
     assert written == [x * 2 for x in range(500)]
     assert not _threads()
 
@@ -43,6 +43,6 @@ def test_an_error_in_any_stage_is_raised_and_stops_the_others(stage: str) -> Non
         written.append(x)
 
     with pytest.raises(ValueError, match=f"{stage} failed at 7"):
-        pipeline(items(), decide, write)  # type: ignore[arg-type]
+        pipeline(items(), decide, write)
     assert written == list(range(len(written))) and len(written) <= 7  # in order, and nothing after the error
     assert not _threads()

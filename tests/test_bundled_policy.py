@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from cmap_policy import ClaimLine, evaluate, load_policy
+from cmap_policy import ClaimLine, Policy, evaluate, load_policy
 from cmap_policy.api import validate
 from cmap_policy.cli import main
-from cmap_policy.testing import bundled_tree
+from cmap_policy.testing import PolicyTree, bundled_tree
 
 PANDEMIC_CODES = ("H2019", "T1017", "S9484", "S9485", "H2012", "97153", "H2014", "T1016", "90846")
 TABLE_READING = {  # code: modalities in the secondary reading of the table dated 2025-12-26
@@ -21,12 +22,12 @@ TABLE_READING = {  # code: modalities in the secondary reading of the table date
 
 
 @pytest.fixture(scope="module")
-def policy():
+def policy() -> Policy:
     return load_policy()
 
 
 @pytest.fixture(scope="module")
-def tree():
+def tree() -> PolicyTree:
     return bundled_tree()
 
 
@@ -34,7 +35,7 @@ def _line(code: str, date: str, *mods: str, **kw: Any) -> ClaimLine:
     return ClaimLine(code, dt.date.fromisoformat(date), tuple(mods), **kw)
 
 
-def _citations(value: Any, where: str = ""):
+def _citations(value: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     if isinstance(value, dict):
         for k, v in value.items():
             if k == "citation" and isinstance(v, dict):
@@ -49,11 +50,11 @@ def _citations(value: Any, where: str = ""):
 # ------------------------------------------------------------------------------------------- data and sources
 
 
-def test_bundled_policy_validates():
+def test_bundled_policy_validates() -> None:
     assert validate() == []
 
 
-def test_every_citation_names_a_listed_source(tree):
+def test_every_citation_names_a_listed_source(tree: PolicyTree) -> None:
     sources = {s["id"] for s in tree.program["sources"]}
     docs = {"program.json": tree.program, **{f"codes/{c}.json": d for c, d in tree.codes.items()}}
     found = 0
@@ -68,7 +69,7 @@ def test_every_citation_names_a_listed_source(tree):
         assert set(rel["implements"]) <= sources
 
 
-def test_third_party_readings_are_marked_secondary(tree):
+def test_third_party_readings_are_marked_secondary(tree: PolicyTree) -> None:
     secondary = {s["id"]: s["secondary"] for s in tree.program["sources"]}
     # Read through a third party's summary or copy, not from DSS's own text.
     for sid in ("TABLE-2025-12-26", "PB-2020-14", "PB-2020-14-AUDIO", "PB-2020-09-10", "PB-2020-LATER", "EO-7F-7G",
@@ -79,7 +80,7 @@ def test_third_party_readings_are_marked_secondary(tree):
         assert secondary[sid] is False, sid
 
 
-def test_every_source_has_a_real_address(tree):
+def test_every_source_has_a_real_address(tree: PolicyTree) -> None:
     for src in tree.program["sources"]:
         assert src["url"].startswith("https://"), src["id"]
         assert " " not in src["url"], src["id"]
@@ -90,7 +91,7 @@ def test_every_source_has_a_real_address(tree):
     assert tree.program["program"]["official_table"]["source"] == "CMAP-TABLE"
 
 
-def test_the_sources_of_the_public_facts_are_all_there(tree):
+def test_the_sources_of_the_public_facts_are_all_there(tree: PolicyTree) -> None:
     ids = {s["id"] for s in tree.program["sources"]}
     assert {"CGS-17b-245e", "CGS-17b-245g", "CMAP-TH-PAGE", "CMAP-TABLE", "PB-2023-38", "PB-2024-81", "PB-2020-14",
             "EO-7F-7G", "EO-7DD-7FF", "TABLE-2025-12-26", "CMS-POS", "CPT-93"} <= ids
@@ -98,7 +99,7 @@ def test_the_sources_of_the_public_facts_are_all_there(tree):
     assert {"CGS-17b-245e", "CGS-17b-245g"} <= statutes
 
 
-def test_release_history(policy):
+def test_release_history(policy: Policy) -> None:
     rels = [(r.id, r.published.isoformat(), r.effective.isoformat(), r.coverage) for r in policy.releases]
     assert rels == [("PB-2020-09-10", "2020-03-13", "2020-03-13", "partial"),
                     ("PB-2020-14", "2020-03-19", "2020-03-18", "partial"),
@@ -114,7 +115,7 @@ def test_release_history(policy):
     assert not policy.release("PB-2020-LATER").dates_known
 
 
-def test_codes_and_modalities_as_the_sources_name_them(policy):
+def test_codes_and_modalities_as_the_sources_name_them(policy: Policy) -> None:
     assert set(policy.codes) == set(PANDEMIC_CODES) | set(TABLE_READING)
     for code in PANDEMIC_CODES:
         first = policy.codes[code].periods[0]
@@ -133,7 +134,7 @@ def test_codes_and_modalities_as_the_sources_name_them(policy):
         assert last.effective == dt.date(2025, 12, 26) and last.start_known is False, code
 
 
-def test_billing_rules_are_data(policy):
+def test_billing_rules_are_data(policy: Policy) -> None:
     program = policy.program
     for code in ("02", "10"):
         pos = program.places_of_service[code]
@@ -152,7 +153,7 @@ def test_billing_rules_are_data(policy):
     assert program.modifiers["93"].citation.source.id == "CPT-93"
 
 
-def test_the_executive_orders_are_dated(policy):
+def test_the_executive_orders_are_dated(policy: Policy) -> None:
     att = {a.id: a for a in policy.program.attestations}
     eo = att["EO_7G_ESTABLISHED_PATIENT"]
     # 7G (2020-03-19): established patients for Medicaid audio-only; 7FF (2020-04-24): new patients too
@@ -161,7 +162,7 @@ def test_the_executive_orders_are_dated(policy):
     assert "7F (2020-03-18)" in sources["EO-7F-7G"].title and "7G (2020-03-19)" in sources["EO-7F-7G"].title
 
 
-def test_post_emergency_conditions_are_attestations(policy):
+def test_post_emergency_conditions_are_attestations(policy: Policy) -> None:
     att = {a.id: a for a in policy.program.attestations}
     for aid in ("INFORMED_CONSENT", "IN_PERSON_AVAILABLE", "IDENTITY_VERIFIED", "DOCUMENTATION",
                 "MEDICAL_NECESSITY", "ESTABLISHED_PATIENT_WHERE_REQUIRED"):
@@ -172,13 +173,13 @@ def test_post_emergency_conditions_are_attestations(policy):
 # ------------------------------------------------------------------------------------------- decisions
 
 
-def test_97153_audio_only_in_2026_is_not_payable(policy):
+def test_97153_audio_only_in_2026_is_not_payable(policy: Policy) -> None:
     d = evaluate(policy, _line("97153", "2026-01-05", "93"))
     assert not d.payable and d.reason_codes == ("MODALITY_NOT_ALLOWED",)
     assert evaluate(policy, _line("97153", "2026-01-05", "95")).payable
 
 
-def test_t1016_audio_only_in_2026_is_payable_with_the_audio_only_conditions(policy):
+def test_t1016_audio_only_in_2026_is_payable_with_the_audio_only_conditions(policy: Policy) -> None:
     d = evaluate(policy, _line("T1016", "2026-01-05", "93"))
     assert d.payable and d.modality == "audio-only"
     ids = {a.id for a in d.attestations}
@@ -187,7 +188,7 @@ def test_t1016_audio_only_in_2026_is_payable_with_the_audio_only_conditions(poli
                                            .attestations}
 
 
-def test_97156_is_not_permitted_and_cites_the_secondary_reading(policy):
+def test_97156_is_not_permitted_and_cites_the_secondary_reading(policy: Policy) -> None:
     d = evaluate(policy, _line("97156", "2026-01-05", "95"))
     assert d.reason_codes == ("NOT_PERMITTED_VIA_TELEHEALTH",)
     cite = d.reasons[0].citation
@@ -195,7 +196,8 @@ def test_97156_is_not_permitted_and_cites_the_secondary_reading(policy):
 
 
 @pytest.mark.parametrize("code", PANDEMIC_CODES)
-def test_pb_2020_14_codes_by_audio_video_in_2021_are_payable_and_then_the_sources_fall_silent(policy, code):
+def test_pb_2020_14_codes_by_audio_video_in_2021_are_payable_and_then_the_sources_fall_silent(policy: Policy,
+                                                                                             code: str) -> None:
     d = evaluate(policy, _line(code, "2021-06-01", "95"))
     assert d.payable and d.period is not None and d.period.citation.source.id == "PB-2020-14"
     assert {a.id for a in d.attestations} == {"COVID_CONSENT", "COVID_CONDITIONS"}
@@ -205,7 +207,7 @@ def test_pb_2020_14_codes_by_audio_video_in_2021_are_payable_and_then_the_source
     assert phone.undetermined and phone.reason_codes == ("MODALITY_UNDETERMINED",)
 
 
-def test_done_when_lines_give_what_the_sources_support(policy):
+def test_done_when_lines_give_what_the_sources_support(policy: Policy) -> None:
     """The lines the fidelity review tried, each with what the sources support."""
     def outcome(code: str, date: str, *mods: str, **kw: Any) -> str:
         return evaluate(policy, _line(code, date, *mods, **kw)).outcome.value
@@ -220,7 +222,7 @@ def test_done_when_lines_give_what_the_sources_support(policy):
 
 
 @pytest.mark.parametrize("pos", ["02", "10"])
-def test_no_line_at_pos_02_or_10_is_denied_on_guidance_alone(policy, pos):
+def test_no_line_at_pos_02_or_10_is_denied_on_guidance_alone(policy: Policy, pos: str) -> None:
     # The only public guidance says how to bill, not that lines are denied: on every date the code exists,
     # a line at 02 or 10 is decided as the same line at an in-person place of service, plus a warning.
     for code in [*PANDEMIC_CODES, *TABLE_READING, "99213"]:
@@ -234,20 +236,20 @@ def test_no_line_at_pos_02_or_10_is_denied_on_guidance_alone(policy, pos):
                 assert extra <= {"POS_GUIDANCE"}
 
 
-def test_an_unnamed_code_is_undetermined_and_names_the_official_table(policy):
+def test_an_unnamed_code_is_undetermined_and_names_the_official_table(policy: Policy) -> None:
     d = evaluate(policy, _line("99213", "2026-01-05", "95"))
     assert d.undetermined and d.reason_codes == ("CODE_NOT_IN_DATA",)
     assert "Telehealth_Table.xlsx" in d.reasons[0].message and d.reasons[0].carc is None
 
 
-def test_pos_02_carries_guidance_and_gt_is_audio_video(policy):
+def test_pos_02_carries_guidance_and_gt_is_audio_video(policy: Policy) -> None:
     d = evaluate(policy, _line("90791", "2026-01-05", "95", pos="02"))
     assert d.payable and d.reason_codes == ("ON_TELEHEALTH_TABLE", "POS_GUIDANCE")
     assert evaluate(policy, _line("90791", "2026-01-05", "GT", pos="11")).payable
     assert evaluate(policy, _line("90791", "2026-01-05", "GQ")).reason_codes == ("MODALITY_NOT_ALLOWED",)
 
 
-def test_as_published_before_the_table_reading_90791_was_not_in_the_data(policy):
+def test_as_published_before_the_table_reading_90791_was_not_in_the_data(policy: Policy) -> None:
     d = evaluate(policy, _line("90791", "2026-01-05", "95"), release="PB-2024-81")
     assert d.reason_codes == ("CODE_NOT_IN_DATA",)
 
@@ -255,7 +257,7 @@ def test_as_published_before_the_table_reading_90791_was_not_in_the_data(policy)
 # ------------------------------------------------------------------------------------------- show
 
 
-def test_show_97156_says_not_permitted_and_where_that_comes_from():
+def test_show_97156_says_not_permitted_and_where_that_comes_from() -> None:
     res = CliRunner().invoke(main, ["show", "97156"])
     assert res.exit_code == 0, res.output
     out = res.output
@@ -266,7 +268,7 @@ def test_show_97156_says_not_permitted_and_where_that_comes_from():
     assert "real start is not known" in out
 
 
-def test_show_says_what_the_data_covers():
+def test_show_says_what_the_data_covers() -> None:
     res = CliRunner().invoke(main, ["show", "99213"])
     assert res.exit_code == 0, res.output
     assert "not in this data" in res.output and "Telehealth_Table.xlsx" in res.output

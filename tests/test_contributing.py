@@ -44,6 +44,7 @@ class Step:
 def console_steps(block: Fenced) -> list[Step]:
     """The commands of a ```console block, each with the output shown under it."""
     steps: list[Step] = []
+    shown: list[str]
     command, shown, where = "", [], 0
     for offset, text in enumerate(block.text.splitlines()):
         if text.startswith("$ "):

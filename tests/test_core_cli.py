@@ -6,20 +6,22 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from cmap_policy.cli import main
 from cmap_policy.resources import examples_dir, policy_dir
 
 
-def run(*args: str, input: str | None = None):
+def run(*args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(main, list(args), input=input)
 
 
-def test_one_line_from_options():
+def test_one_line_from_options() -> None:
     res = run("eval", "--code", "T1016", "--date", "2026-01-05", "--modifier", "93", "--pos", "11")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -27,7 +29,7 @@ def test_one_line_from_options():
     assert out["reasons"][0]["citation"]["source"] == "TABLE-2025-12-26"
 
 
-def test_a_denial_is_a_decision_not_an_error():
+def test_a_denial_is_a_decision_not_an_error() -> None:
     res = run("eval", "--code", "97156", "--date", "2026-01-05", "--modifier", "95", "--pos", "10")
     assert res.exit_code == 0
     out = json.loads(res.stdout)
@@ -35,7 +37,7 @@ def test_a_denial_is_a_decision_not_an_error():
     assert [r["code"] for r in out["reasons"]] == ["NOT_PERMITTED_VIA_TELEHEALTH", "POS_GUIDANCE"]
 
 
-def test_undetermined_is_a_decision_too():
+def test_undetermined_is_a_decision_too() -> None:
     res = run("eval", "--code", "90834", "--date", "2024-03-01", "--modifier", "95", "--pos", "10")
     assert res.exit_code == 0
     out = json.loads(res.stdout)
@@ -47,7 +49,7 @@ def test_undetermined_is_a_decision_too():
     assert "Decision: UNDETERMINED" in explained.stdout and "cannot decide" in explained.stdout
 
 
-def test_bundled_examples_show_every_outcome():
+def test_bundled_examples_show_every_outcome() -> None:
     res = run("eval", str(examples_dir() / "claims.jsonl"))
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in res.stdout.splitlines()]
@@ -62,7 +64,7 @@ def test_bundled_examples_show_every_outcome():
     assert by_id["audio-only-not-allowed"]["reasons"][0]["code"] == "MODALITY_NOT_ALLOWED"
 
 
-def test_table_and_json_formats():
+def test_table_and_json_formats() -> None:
     table = run("eval", str(examples_dir() / "claims.jsonl"), "--format", "table")
     assert table.exit_code == 0
     assert table.stdout.splitlines()[0].split()[:4] == ["LINE", "CODE", "DATE", "OUTCOME"]
@@ -71,7 +73,7 @@ def test_table_and_json_formats():
     assert len(json.loads(as_json.stdout)) == len((examples_dir() / "claims.jsonl").read_text().splitlines())
 
 
-def test_stdin_with_a_bad_line_reports_it_and_decides_the_rest():
+def test_stdin_with_a_bad_line_reports_it_and_decides_the_rest() -> None:
     text = '{"code": "T1016", "date": "2026-01-05", "modifiers": ["93"]}\n{"code": "T1016", "date": "2023-02-30"}\n'
     res = run("eval", "-", input=text)
     assert res.exit_code == 1
@@ -82,27 +84,27 @@ def test_stdin_with_a_bad_line_reports_it_and_decides_the_rest():
     assert "line 2, field 'date'" in res.stderr
 
 
-def test_explain_speaks_to_a_biller():
+def test_explain_speaks_to_a_biller() -> None:
     res = run("eval", "--code", "97153", "--date", "2026-01-05", "--modifier", "93", "--explain")
     assert res.exit_code == 0
     assert "listed for audio-video (telemedicine) only" in res.stdout
     assert "NOT PAYABLE" in res.stdout and "secondary source" in res.stdout
 
 
-def test_usage_errors_exit_2():
+def test_usage_errors_exit_2() -> None:
     assert run("eval", "--code", "T1016", "--date", "2023-02-30").exit_code == 2
     assert run("eval", "--code", "T1016", "--date", "2026-01-05", "--release", "NOPE").exit_code == 2
     assert run("eval", "x.jsonl", "--code", "T1016").exit_code == 2
     assert run("nonsense").exit_code == 2
 
 
-def test_a_bad_single_line_exits_1_with_the_field():
+def test_a_bad_single_line_exits_1_with_the_field() -> None:
     res = run("eval", "--code", "BAD", "--date", "2026-01-05")
     assert res.exit_code == 1
     assert "field 'code'" in res.stderr
 
 
-def test_validate_a_broken_copy_names_file_line_field_and_hint(tmp_path):
+def test_validate_a_broken_copy_names_file_line_field_and_hint(tmp_path: Path) -> None:
     root = tmp_path / "policy"
     shutil.copytree(policy_dir(), root)
     path = root / "codes" / "H0046.json"
@@ -116,7 +118,7 @@ def test_validate_a_broken_copy_names_file_line_field_and_hint(tmp_path):
     assert run("validate").exit_code == 0
 
 
-def test_validate_json_output(tmp_path):
+def test_validate_json_output(tmp_path: Path) -> None:
     root = tmp_path / "policy"
     shutil.copytree(policy_dir(), root)
     (root / "codes" / "H0046.json").write_text("{")
@@ -125,7 +127,7 @@ def test_validate_json_output(tmp_path):
     assert res.exit_code == 1 and problems[0]["rule"] == "json" and problems[0]["file"].endswith("H0046.json")
 
 
-def test_eval_with_a_broken_policy_exits_1(tmp_path):
+def test_eval_with_a_broken_policy_exits_1(tmp_path: Path) -> None:
     root = tmp_path / "policy"
     shutil.copytree(policy_dir(), root)
     (root / "releases.json").write_text("[]")
@@ -133,7 +135,7 @@ def test_eval_with_a_broken_policy_exits_1(tmp_path):
     assert res.exit_code == 1 and "releases.json" in res.stderr
 
 
-def test_show_not_permitted_and_secondary():
+def test_show_not_permitted_and_secondary() -> None:
     res = run("show", "97156")
     assert res.exit_code == 0
     assert "NOT PERMITTED via telehealth" in res.stdout
@@ -143,14 +145,14 @@ def test_show_not_permitted_and_secondary():
     assert "not in this data" in unlisted.stdout and "NOT on the CMAP telehealth table" not in unlisted.stdout
 
 
-def test_show_as_of_release_and_date():
+def test_show_as_of_release_and_date() -> None:
     res = run("show", "H2019", "--date", "2024-03-01", "--release", "PB-2020-14", "--format", "json")
     data = json.loads(res.stdout)
     assert data["release"] == "PB-2020-14" and data["in_force"] == "H2019@2020-03-18"
     assert data["periods"][0]["end"] is None
 
 
-def test_show_says_why_a_known_gap_is_not_on_the_table(tmp_path):
+def test_show_says_why_a_known_gap_is_not_on_the_table(tmp_path: Path) -> None:
     """After a row whose source says the code left the table, and where a release holds the whole table: each
     gap says which of the two it is (a partial release does not hold the whole table)."""
     root = tmp_path / "policy"
@@ -169,14 +171,14 @@ def test_show_says_why_a_known_gap_is_not_on_the_table(tmp_path):
     assert "left it" not in whole
 
 
-def _commands(group: click.Group):
+def _commands(group: click.Group) -> Iterator[tuple[str, click.Command]]:
     for name, cmd in group.commands.items():
         yield name, cmd
         if isinstance(cmd, click.Group):
             yield from _commands(cmd)
 
 
-def test_every_command_and_option_has_help():
+def test_every_command_and_option_has_help() -> None:
     for name, cmd in _commands(main):
         assert cmd.help, f"{name} has no help"
         for param in cmd.params:
@@ -184,14 +186,14 @@ def test_every_command_and_option_has_help():
                 assert param.help, f"{name} {param.opts} has no help"
 
 
-def test_eval_help_lists_every_line_field():
+def test_eval_help_lists_every_line_field() -> None:
     res = run("eval", "--help")
     for field in ("code", "date", "modifiers", "pos", "claim_type", "rcc", "member_age", "line_id"):
         assert f"  {field} " in res.stdout
     assert "Exit codes" in run("--help").stdout
 
 
-def test_console_script_runs_as_a_real_process():
+def test_console_script_runs_as_a_real_process() -> None:
     proc = subprocess.run([sys.executable, "-m", "cmap_policy", "eval", "--code", "97156", "--date", "2026-01-05",
                            "--modifier", "95"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -199,11 +201,11 @@ def test_console_script_runs_as_a_real_process():
 
 
 @pytest.mark.parametrize("args", [["eval", "--help"], ["validate", "--help"], ["show", "--help"]])
-def test_help_exits_0(args):
+def test_help_exits_0(args: list[str]) -> None:
     assert run(*args).exit_code == 0
 
 
-def test_validate_checks_the_faqs_beside_the_policy(tmp_path):
+def test_validate_checks_the_faqs_beside_the_policy(tmp_path: Path) -> None:
     root = tmp_path / "policy"
     shutil.copytree(policy_dir(), root)
     faq = sorted((root / "faq").glob("*.json"))[0]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cmap_policy import Outcome, evaluate, load_policy
+from cmap_policy import Decision, Outcome, Policy, evaluate, load_policy
 from cmap_policy.errors import UnknownReleaseError
 from cmap_policy.reasons import REASONS
 from cmap_policy.testing import bundled_tree, write_tree
@@ -15,12 +16,12 @@ from .helpers import FIXTURE_SOURCE, fixture_tree, line
 
 
 @pytest.fixture(scope="module")
-def policy():
+def policy() -> Policy:
     return load_policy()
 
 
 @pytest.fixture(scope="module")
-def fixture_policy(tmp_path_factory: pytest.TempPathFactory):
+def fixture_policy(tmp_path_factory: pytest.TempPathFactory) -> Policy:
     tree = fixture_tree()
     pos02 = next(p for p in tree.program["places_of_service"] if p["code"] == "02")
     pos02["guidance"].append({"kind": "deny", "effective": "2026-03-01", "text": "Fixture: not accepted.",
@@ -29,7 +30,7 @@ def fixture_policy(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def complete_policy(tmp_path_factory: pytest.TempPathFactory):
+def complete_policy(tmp_path_factory: pytest.TempPathFactory) -> Policy:
     """The bundled policy with a release that holds the whole table from 2025-01-01 (made up, as an import of
     the official spreadsheet would be)."""
     tree = bundled_tree()
@@ -40,11 +41,11 @@ def complete_policy(tmp_path_factory: pytest.TempPathFactory):
     return load_policy(write_tree(tree, tmp_path_factory.mktemp("whole") / "policy"))
 
 
-def codes(decision) -> list[str]:
+def codes(decision: Decision) -> list[str]:
     return [r.code for r in decision.reasons]
 
 
-def test_audio_only_code_is_payable_by_telephone(policy):
+def test_audio_only_code_is_payable_by_telephone(policy: Policy) -> None:
     d = evaluate(policy, line("T1016", "2026-01-05", "93", pos="11"))
     assert d.outcome is Outcome.PAYABLE
     assert codes(d) == ["ON_TELEHEALTH_TABLE"]
@@ -54,7 +55,7 @@ def test_audio_only_code_is_payable_by_telephone(policy):
     assert d.reasons[0].citation is not None and d.reasons[0].citation.source.id == "TABLE-2025-12-26"
 
 
-def test_video_only_code_is_not_payable_by_telephone(policy):
+def test_video_only_code_is_not_payable_by_telephone(policy: Policy) -> None:
     d = evaluate(policy, line("97153", "2026-01-05", "93"))
     assert d.outcome is Outcome.NOT_PAYABLE
     assert codes(d) == ["MODALITY_NOT_ALLOWED"]
@@ -63,7 +64,7 @@ def test_video_only_code_is_not_payable_by_telephone(policy):
     assert d.period is not None and d.period.id == "97153@2025-12-26"
 
 
-def test_a_code_the_sources_do_not_name_is_undetermined_not_denied(policy):
+def test_a_code_the_sources_do_not_name_is_undetermined_not_denied(policy: Policy) -> None:
     d = evaluate(policy, line("90834", "2024-03-01", "95", pos="11"))
     assert d.outcome is Outcome.UNDETERMINED
     assert codes(d) == ["CODE_NOT_IN_DATA"]
@@ -74,7 +75,7 @@ def test_a_code_the_sources_do_not_name_is_undetermined_not_denied(policy):
     assert d.reasons[0].citation.source.url.endswith("Telehealth_Table.xlsx")
 
 
-def test_a_complete_release_denies_an_unlisted_code(complete_policy):
+def test_a_complete_release_denies_an_unlisted_code(complete_policy: Policy) -> None:
     d = evaluate(complete_policy, line("90834", "2026-04-01", "95", pos="11"))
     assert d.outcome is Outcome.NOT_PAYABLE
     assert codes(d) == ["NOT_ON_TELEHEALTH_TABLE"]
@@ -83,14 +84,14 @@ def test_a_complete_release_denies_an_unlisted_code(complete_policy):
     assert codes(evaluate(complete_policy, line("90834", "2024-06-01", "95"))) == ["CODE_NOT_IN_DATA"]
 
 
-def test_not_permitted_is_its_own_reason(policy):
+def test_not_permitted_is_its_own_reason(policy: Policy) -> None:
     d = evaluate(policy, line("97156", "2026-01-05", "95"))
     assert d.outcome is Outcome.NOT_PAYABLE
     assert codes(d) == ["NOT_PERMITTED_VIA_TELEHEALTH"]
     assert d.reasons[0].citation is not None and d.reasons[0].citation.source.secondary
 
 
-def test_a_date_no_public_source_covers_is_undetermined(policy):
+def test_a_date_no_public_source_covers_is_undetermined(policy: Policy) -> None:
     d = evaluate(policy, line("97153", "2024-03-01", "95"))
     assert codes(d) == ["DATE_NOT_IN_DATA"] and d.outcome is Outcome.UNDETERMINED
     msg = d.reasons[0].message
@@ -101,7 +102,7 @@ def test_a_date_no_public_source_covers_is_undetermined(policy):
     assert codes(after) == ["DATE_NOT_IN_DATA"] and "to 2023-05-11" in after.reasons[0].message
 
 
-def test_outside_dates_is_a_denial_only_where_the_whole_table_is_known(complete_policy):
+def test_outside_dates_is_a_denial_only_where_the_whole_table_is_known(complete_policy: Policy) -> None:
     d = evaluate(complete_policy, line("H2019", "2026-04-01", "95"))
     assert codes(d) == ["OUTSIDE_EFFECTIVE_DATES"] and d.outcome is Outcome.NOT_PAYABLE
     assert "ended 2023-05-11" in d.reasons[0].message and d.reasons[0].carc == "204"
@@ -109,14 +110,14 @@ def test_outside_dates_is_a_denial_only_where_the_whole_table_is_known(complete_
     assert codes(evaluate(complete_policy, line("90791", "2025-06-01", "95"))) == ["DATE_NOT_IN_DATA"]
 
 
-def test_period_boundaries_are_inclusive(policy):
+def test_period_boundaries_are_inclusive(policy: Policy) -> None:
     assert evaluate(policy, line("H2019", "2020-03-18", "95")).payable
     assert evaluate(policy, line("H2019", "2023-05-11", "95")).payable
     assert not evaluate(policy, line("H2019", "2020-03-17", "95")).payable
     assert not evaluate(policy, line("H2019", "2023-05-12", "95")).payable
 
 
-def test_not_a_telehealth_line(policy):
+def test_not_a_telehealth_line(policy: Policy) -> None:
     d = evaluate(policy, line("90791", "2026-02-02", pos="11"))
     assert d.outcome is Outcome.NOT_TELEHEALTH
     assert codes(d) == ["NOT_A_TELEHEALTH_LINE"]
@@ -124,7 +125,7 @@ def test_not_a_telehealth_line(policy):
     assert other_modifier.outcome is Outcome.NOT_TELEHEALTH
 
 
-def test_conflicting_modifiers(policy):
+def test_conflicting_modifiers(policy: Policy) -> None:
     d = evaluate(policy, line("T1016", "2026-01-05", "95", "93"))
     assert codes(d) == ["CONFLICTING_MODIFIERS"]
     assert d.modality is None
@@ -132,7 +133,7 @@ def test_conflicting_modifiers(policy):
     assert codes(stated) == ["CONFLICTING_MODIFIERS"]
 
 
-def test_modality_not_indicated(policy):
+def test_modality_not_indicated(policy: Policy) -> None:
     d = evaluate(policy, line("90791", "2026-02-02", "G0"))
     assert codes(d) == ["MODALITY_NOT_INDICATED"] and d.outcome is Outcome.UNDETERMINED
     assert "95, GT" in d.reasons[0].message and "93, FQ" in d.reasons[0].message
@@ -141,7 +142,7 @@ def test_modality_not_indicated(policy):
     assert both.reasons[1].kind == "warn" and both.reasons[1].carc is None
 
 
-def test_pos_guidance_warns_and_all_reasons_are_given(policy):
+def test_pos_guidance_warns_and_all_reasons_are_given(policy: Policy) -> None:
     d = evaluate(policy, line("90791", "2026-02-02", pos="02"))
     assert codes(d) == ["MODALITY_NOT_INDICATED", "POS_GUIDANCE"]
     assert d.reasons[1].carc is None and d.reasons[1].kind == "warn"
@@ -155,13 +156,13 @@ def test_pos_guidance_warns_and_all_reasons_are_given(policy):
     assert codes(evaluate(policy, line("97153", "2022-06-01", "95", pos="10"))) == ["ON_TELEHEALTH_TABLE"]
 
 
-def test_a_source_that_denies_a_place_of_service_denies(fixture_policy):
+def test_a_source_that_denies_a_place_of_service_denies(fixture_policy: Policy) -> None:
     d = evaluate(fixture_policy, line("99999", "2026-03-02", "95", pos="02", member_age=10, provider_type="clinic",
                                       units=1))
     assert codes(d) == ["POS_NOT_ACCEPTED", "POS_GUIDANCE"] and d.reasons[0].carc == "58"
 
 
-def test_codes_and_modifiers_exist_from_their_dates(policy):
+def test_codes_and_modifiers_exist_from_their_dates(policy: Policy) -> None:
     d = evaluate(policy, line("97153", "2021-06-01", "93"))
     assert codes(d) == ["MODIFIER_NOT_IN_EFFECT", "MODALITY_UNDETERMINED"] and d.outcome is Outcome.NOT_PAYABLE
     assert d.reasons[0].carc == "182" and "2022-01-01" in d.reasons[0].message
@@ -170,7 +171,7 @@ def test_codes_and_modifiers_exist_from_their_dates(policy):
     assert evaluate(policy, line("97153", "2022-01-01", "95", pos="10")).payable
 
 
-def test_pandemic_audio_only_is_undetermined_not_assumed(policy):
+def test_pandemic_audio_only_is_undetermined_not_assumed(policy: Policy) -> None:
     d = evaluate(policy, line("97153", "2022-06-01", "93", established_patient=False))
     assert codes(d) == ["MODALITY_UNDETERMINED"] and d.outcome is Outcome.UNDETERMINED
     assert d.period is not None and d.period.undetermined_modalities == ("audio-only",)
@@ -179,13 +180,13 @@ def test_pandemic_audio_only_is_undetermined_not_assumed(policy):
     assert video.payable and video.to_confirm == ()
 
 
-def test_fr_describes_the_supervisor_not_the_member(policy):
+def test_fr_describes_the_supervisor_not_the_member(policy: Policy) -> None:
     assert evaluate(policy, line("H0031", "2026-02-02", "FR")).outcome is Outcome.NOT_TELEHEALTH
     with_95 = evaluate(policy, line("H0031", "2026-02-02", "FR", "95"))
     assert with_95.payable and with_95.modality == "audio-video"
 
 
-def test_bitemporal_release(policy):
+def test_bitemporal_release(policy: Policy) -> None:
     # As published by PB 2020-14, the pandemic rows had no end yet.
     early = evaluate(policy, line("H2019", "2024-03-01", "95"), release="PB-2020-14")
     assert early.payable and early.release == "PB-2020-14"
@@ -199,7 +200,7 @@ def test_bitemporal_release(policy):
         evaluate(policy, line("90791", "2026-02-02", "95"), release="NOPE")
 
 
-def test_attestations_follow_pb_2023_38(policy):
+def test_attestations_follow_pb_2023_38(policy: Policy) -> None:
     d = evaluate(policy, line("T1016", "2026-01-05", "93"))
     ids = {a.id for a in d.attestations}
     assert {"INFORMED_CONSENT", "IDENTITY_VERIFIED", "MEDICAL_NECESSITY", "AUDIO_ONLY_CONDITIONS"} <= ids
@@ -213,7 +214,7 @@ def test_attestations_follow_pb_2023_38(policy):
     assert "EO_7G_ESTABLISHED_PATIENT" not in {a.id for a in eo_7ff.attestations}
 
 
-def test_decision_carries_release_and_hash(policy):
+def test_decision_carries_release_and_hash(policy: Policy) -> None:
     d = evaluate(policy, line("T1016", "2026-01-05", "93"))
     assert d.release == policy.latest.id
     assert d.policy_hash == policy.hash and len(policy.hash) == 64
@@ -236,7 +237,7 @@ def test_decision_carries_release_and_hash(policy):
          ["AGE_OUTSIDE_LIMIT", "PROVIDER_TYPE_NOT_ALLOWED", "UNITS_OVER_LIMIT"]),
     ],
 )
-def test_fixture_limits_and_rccs(fixture_policy, kwargs, expected):
+def test_fixture_limits_and_rccs(fixture_policy: Policy, kwargs: dict[str, Any], expected: list[str]) -> None:
     d = evaluate(fixture_policy, line("99999", "2026-03-02", "95", **kwargs))
     if expected:
         assert codes(d) == expected
@@ -245,13 +246,13 @@ def test_fixture_limits_and_rccs(fixture_policy, kwargs, expected):
         assert d.payable and d.to_confirm == ()
 
 
-def test_fixture_unknown_fields_become_conditions_to_confirm(fixture_policy):
+def test_fixture_unknown_fields_become_conditions_to_confirm(fixture_policy: Policy) -> None:
     d = evaluate(fixture_policy, line("99999", "2026-03-02", "95"))
     assert d.payable
     assert sorted(lim.kind for lim in d.to_confirm) == ["age", "provider-type", "units-per-day"]
 
 
-def test_fixture_established_patient_for_audio_only(fixture_policy):
+def test_fixture_established_patient_for_audio_only(fixture_policy: Policy) -> None:
     new = evaluate(fixture_policy, line("99999", "2026-03-02", "93", established_patient=False, member_age=10,
                                         provider_type="clinic", units=1))
     assert codes(new) == ["ESTABLISHED_PATIENT_REQUIRED"] and new.reasons[0].carc == "272"
@@ -260,7 +261,7 @@ def test_fixture_established_patient_for_audio_only(fixture_policy):
     assert video.payable
 
 
-def test_fixture_modifier_not_for_claim_type(fixture_policy):
+def test_fixture_modifier_not_for_claim_type(fixture_policy: Policy) -> None:
     d = evaluate(fixture_policy, line("99999", "2026-03-02", "FQ", established_patient=True))
     assert codes(d) == ["MODIFIER_NOT_FOR_CLAIM_TYPE"]
     ok = evaluate(fixture_policy, line("99999", "2026-03-02", "FQ", established_patient=True,
@@ -268,7 +269,7 @@ def test_fixture_modifier_not_for_claim_type(fixture_policy):
     assert ok.payable
 
 
-def test_every_reason_code_is_exercised_here():
+def test_every_reason_code_is_exercised_here() -> None:
     # Keeps this file honest: each reason in the catalogue has a test above that asserts it.
     text = Path(__file__).read_text(encoding="utf-8")
     missing = [code for code in REASONS if f'"{code}"' not in text]

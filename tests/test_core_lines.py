@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from cmap_policy import LineError, eval_lines, load_policy, parse_line
+from cmap_policy import Decision, LineError, LineResult, eval_lines, load_policy, parse_line
 from cmap_policy.guard import MAX_LINE_BYTES
+from cmap_policy.model import Program
 
 
 @pytest.fixture(scope="module")
-def program():
+def program() -> Program:
     return load_policy().program
 
 
@@ -43,37 +46,39 @@ GOOD = {"code": "T1016", "date": "2026-01-05", "modifiers": ["93"]}
         ({"code": 12.5, "date": "2026-01-05"}, "code", "expected text"),
     ],
 )
-def test_malformed_fields(program, record, field, fragment):
+def test_malformed_fields(program: Program, record: dict[str, Any], field: str, fragment: str) -> None:
     with pytest.raises(LineError) as info:
         parse_line(record, program)
     assert info.value.field == field
     assert fragment in info.value.message
 
 
-def test_friendly_forms_are_accepted(program):
+def test_friendly_forms_are_accepted(program: Program) -> None:
     line = parse_line({"procedure_code": "t1016", "date_of_service": "2026-01-05", "modifiers": "95, 25",
                        "place_of_service": 2, "revenue_code": "900", "established_patient": "yes"}, program)
     assert (line.code, line.modifiers, line.pos, line.rcc, line.established_patient) == (
         "T1016", ("95", "25"), "02", "0900", True)
 
 
-def results(text: str, fmt: str | None = None):
+def results(text: str, fmt: str | None = None) -> list[LineResult]:
     return list(eval_lines(io.StringIO(text), input_format=fmt))
 
 
-def test_jsonl_with_bad_lines_decides_every_good_line():
+def test_jsonl_with_bad_lines_decides_every_good_line() -> None:
     text = "\n".join([json.dumps(GOOD), "{not json", json.dumps({"code": "T1016", "date": "2023-02-30"}),
                       "[1, 2]", json.dumps({**GOOD, "line_id": "last"})]) + "\n"
     out = results(text)
     assert [r.number for r in out] == [1, 2, 3, 4, 5]
     assert [r.decision is not None for r in out] == [True, False, False, False, True]
+    assert out[1].error is not None and out[2].error is not None and out[3].error is not None
     assert "not valid JSON" in out[1].error.message
     assert out[2].error.field == "date"
     assert "expected an object" in out[3].error.message
+    assert out[4].line is not None and out[4].decision is not None
     assert out[4].line.line_id == "last" and out[4].decision.payable
 
 
-def test_csv_with_bad_rows():
+def test_csv_with_bad_rows() -> None:
     text = ("code,date,modifiers,pos\n"
             "T1016,2026-01-05,93,11\n"
             "T1016,2026-01-05\n"
@@ -81,33 +86,35 @@ def test_csv_with_bad_rows():
             "97153,2026-01-05,93 25,11\n")
     out = results(text, "csv")
     assert [r.number for r in out] == [2, 3, 4, 5]
+    assert out[0].decision is not None and out[1].error is not None and out[3].decision is not None
     assert out[0].decision.payable
     assert "2 values for 4 columns" in out[1].error.message
     assert out[2].error is not None
     assert out[3].decision.reason_codes == ("MODALITY_NOT_ALLOWED",)
 
 
-def test_formats_are_sniffed():
-    assert results(json.dumps([GOOD, GOOD]))[1].decision.payable
-    assert results(json.dumps(GOOD) + "\n")[0].decision.payable
-    assert results("code,date,modifiers\nT1016,2026-01-05,93\n")[0].decision.payable
+def test_formats_are_sniffed() -> None:
+    assert cast(Decision, results(json.dumps([GOOD, GOOD]))[1].decision).payable
+    assert cast(Decision, results(json.dumps(GOOD) + "\n")[0].decision).payable
+    assert cast(Decision, results("code,date,modifiers\nT1016,2026-01-05,93\n")[0].decision).payable
 
 
-def test_empty_input_has_no_lines():
+def test_empty_input_has_no_lines() -> None:
     assert results("") == []
     assert results("\n\n") == []
 
 
-def test_a_huge_line_is_reported_and_skipped_in_bounded_reads():
+def test_a_huge_line_is_reported_and_skipped_in_bounded_reads() -> None:
     huge = '{"code": "T1016", "date": "2026-01-05", "x": "' + "a" * (MAX_LINE_BYTES * 3) + '"}'
     text = json.dumps(GOOD) + "\n" + huge + "\n" + json.dumps(GOOD) + "\n"
     out = results(text, "jsonl")
     assert [r.number for r in out] == [1, 2, 3]
+    assert out[1].error is not None and out[0].decision is not None and out[2].decision is not None
     assert "longer than" in out[1].error.message
     assert out[0].decision.payable and out[2].decision.payable
 
 
-def test_a_100_mb_line_from_a_file(tmp_path):
+def test_a_100_mb_line_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "claims.jsonl"
     with path.open("w") as f:
         f.write(json.dumps(GOOD) + "\n")

@@ -6,14 +6,16 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 
 from cmap_policy import api
-from cmap_policy.authoring.edit import EditError, code_add, code_end, code_set, release_new
+from cmap_policy.authoring.edit import code_add, code_end, code_set, release_new
 from cmap_policy.authoring.fmt import fmt
 from cmap_policy.cli import main
+from cmap_policy.errors import EditError
 from cmap_policy.resources import policy_dir
 
 BULLETINS = "https://www.ctdssmap.com/CTPortal/Provider/Provider-Bulletins"
@@ -30,8 +32,8 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _read(root: Path, rel: str) -> dict:
-    return json.loads((root / rel).read_text(encoding="utf-8"))
+def _read(root: Path, rel: str) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads((root / rel).read_text(encoding="utf-8")))
 
 
 def _release(root: Path, rid: str = "PB-2026-05") -> None:

@@ -72,7 +72,7 @@ def test_fmt_is_idempotent_canonical_and_keeps_the_hash(tree: PolicyTree, seed: 
 
 
 def _decision(policy: Any, rec: dict[str, Any], release: str) -> dict[str, Any]:
-    out = evaluate(policy, parse_line(rec, policy.program), release=release).as_dict()
+    out: dict[str, Any] = evaluate(policy, parse_line(rec, policy.program), release=release).as_dict()
     out["to_confirm"] = sorted(out["to_confirm"], key=lambda x: x["kind"])  # limit order in a file means nothing
     return out
 

@@ -22,9 +22,9 @@ import os
 import random
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
@@ -76,8 +76,8 @@ def load_tree(tree: PolicyTree, folder: str = "policy") -> Policy:
 # where loading a policy per shrink step makes shrinking take minutes.
 PROPERTY = settings(suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow,
                                           HealthCheck.data_too_large, HealthCheck.filter_too_much],
-                    **({"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
-                       if os.environ.get("CMAP_PROPERTIES_NO_SHRINK") else {}))
+                    **cast(dict[str, Any], {"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
+                           if os.environ.get("CMAP_PROPERTIES_NO_SHRINK") else {}))
 
 
 @pytest.fixture(autouse=True)
@@ -253,14 +253,14 @@ def oracle(published: PolicyTree, line: ClaimLine) -> Expected:
             if value is None:
                 to_confirm.append(kind)
             elif kind == "age":
-                r["AGE_OUTSIDE_LIMIT"] |= (("min_age" in lim and line.member_age < lim["min_age"])  # type: ignore[operator]
-                                           or ("max_age" in lim and line.member_age > lim["max_age"]))  # type: ignore[operator]
+                r["AGE_OUTSIDE_LIMIT"] |= (("min_age" in lim and line.member_age < lim["min_age"])
+                                           or ("max_age" in lim and line.member_age > lim["max_age"]))
             elif kind == "provider-type":
                 r["PROVIDER_TYPE_NOT_ALLOWED"] |= line.provider_type not in lim["provider_types"]
             elif kind == "established-patient":
                 r["ESTABLISHED_PATIENT_REQUIRED"] |= line.established_patient is False
             else:
-                r["UNITS_OVER_LIMIT"] |= line.units > lim["max_units"]  # type: ignore[operator]
+                r["UNITS_OVER_LIMIT"] |= line.units > lim["max_units"]
     denied = any(r[c] for c in DENY)
     unknown = any(r[c] for c in SILENT)
     r["ON_TELEHEALTH_TABLE"] = not denied and not unknown
@@ -626,7 +626,8 @@ def with_additions(draw: st.DrawFn) -> tuple[PolicyTree, PolicyTree, str, str]:
     for code in draw(st.lists(st.sampled_from([c for c in CODE_POOL if c not in tree.codes]), unique=True,
                               max_size=3)):
         start = DAY0 + dt.timedelta(days=draw(st.integers(0, SPAN_DAYS)))
-        end = draw(st.one_of(st.none(), st.integers(0, 900).map(lambda n, s=start: s + dt.timedelta(days=n))))
+        end = draw(st.one_of(st.none(), st.integers(0, 900).map(
+            cast(Callable[[int], dt.date], lambda n, s=start: s + dt.timedelta(days=n)))))
         grown.codes[code] = {"$schema": "../../schema/code.schema.json", "code": code,
                              "system": "CPT" if code[0].isdigit() else "HCPCS", "description": f"Generated {code}",
                              "category": "behavioral-health", "periods": [draw(new_period(start, end, "GEN-ADD"))]}
@@ -645,7 +646,7 @@ def with_additions(draw: st.DrawFn) -> tuple[PolicyTree, PolicyTree, str, str]:
 
 def boundary_records(tree: PolicyTree) -> list[dict[str, Any]]:
     """A line on each first and last day of every period, once per modality: where a change of table shows."""
-    out = []
+    out: list[dict[str, Any]] = []
     for doc in tree.codes.values():
         for p in doc["periods"]:
             for day in (p["effective"], p.get("end", p["effective"])):
@@ -840,7 +841,7 @@ def mutated_files(draw: st.DrawFn) -> dict[str, bytes]:
             continue
         paths = _paths(doc)
         refs = [p for p in paths if (p and p[-1] in _REFERENCES) or (len(p) > 1 and p[-2] in _REFERENCES)]
-        if refs and draw(st.booleans()):
+        if cast(object, refs) and draw(st.booleans()):
             # a well-formed id that names nothing (or the wrong kind of thing): only the meaning checks catch it
             kinds = sorted({p[-1] if p[-1] in _REFERENCES else p[-2] for p in refs})
             kind = draw(st.sampled_from(kinds))  # each kind of reference equally, however many of each

@@ -7,7 +7,7 @@ import signal
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from click.testing import CliRunner
@@ -22,7 +22,7 @@ LINE = {"code": "T1016", "date": "2026-01-05", "modifiers": ["93"], "member_age"
 
 
 def _records(*paths: Path) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for path in paths:
         if path.exists():
             out.extend(json.loads(x) for x in path.read_text(encoding="utf-8").splitlines())
@@ -38,7 +38,7 @@ def test_exactly_one_record_per_answered_decision_with_what_was_asked_and_decide
     answered: list[dict[str, Any]] = []
     with serve(ServiceConfig(log=log, access_log=False)) as server, server.client() as c:
         def one(i: int) -> dict[str, Any]:
-            return c.post("/v1/decide", json={**LINE, "line_id": str(i)}).json()
+            return cast(dict[str, Any], c.post("/v1/decide", json={**LINE, "line_id": str(i)}).json())
 
         with ThreadPoolExecutor(8) as pool:
             answered.extend(pool.map(one, range(200)))

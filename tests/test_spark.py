@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from cmap_policy import LineError, evaluate, load_policy, parse_line
 from cmap_policy.cli import main
 from cmap_policy.model import Policy
-from cmap_policy.testing import write_tree
+from cmap_policy.testing import PolicyTree, write_tree
 from cmap_policy.testing.claims import random_records
 from cmap_policy.testing.strategies import claim_records, policy_trees
 
@@ -114,7 +114,7 @@ def _compare(policy: Policy, records: list[dict[str, Any]], rows: list[dict[str,
 
 def test_generated_policies_and_lines_agree_with_the_interpreter(spark: SparkSession) -> None:
     """10 generated policies, each with a few hundred lines (Hypothesis' and messy random ones), one job each."""
-    cases: list[tuple[Any, list[dict[str, Any]], str | None]] = []
+    cases: list[tuple[PolicyTree, list[dict[str, Any]], int, str | None]] = []
 
     # Hypothesis draws the cases; Spark then decides each case's lines in one job. No shrinking: a failure
     # lists every line that disagrees, which says more than a shrunk example would, at a fraction of the jobs.
@@ -164,7 +164,7 @@ def test_typed_columns_agree_with_the_interpreter(spark: SparkSession, bundled: 
 
 
 def test_malformed_lines_are_reported_not_dropped(spark: SparkSession, bundled: Policy) -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"line_id": "ok", "code": "T1016", "date": "2026-01-05", "modifiers": "93"},
         {"line_id": "bad-date", "code": "T1016", "date": "2026-02-30", "modifiers": "93"},
         {"line_id": "date-shape", "code": "T1016", "date": "01/05/2026"},

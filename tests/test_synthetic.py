@@ -11,38 +11,38 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cmap_policy import ClaimLine, evaluate, load_policy
+from cmap_policy import ClaimLine, Policy, evaluate, load_policy
 from cmap_policy.cli import main
-from cmap_policy.testing import synthetic_policy, write_tree
+from cmap_policy.testing import PolicyTree, synthetic_policy, write_tree
 
 
 @pytest.fixture(scope="module")
-def tree600():
+def tree600() -> PolicyTree:
     return synthetic_policy(n_codes=600, seed=7)
 
 
 @pytest.fixture(scope="module")
-def policy600(tree600, tmp_path_factory):
+def policy600(tree600: PolicyTree, tmp_path_factory: pytest.TempPathFactory) -> Policy:
     return load_policy(write_tree(tree600, tmp_path_factory.mktemp("synthetic") / "policy"))
 
 
-def _text(tree) -> str:
+def _text(tree: PolicyTree) -> str:
     return json.dumps([tree.program, tree.releases, tree.codes], sort_keys=True)
 
 
-def test_same_seed_same_policy_other_seed_other_policy(tree600):
+def test_same_seed_same_policy_other_seed_other_policy(tree600: PolicyTree) -> None:
     assert _text(synthetic_policy(n_codes=600, seed=7)) == _text(tree600)
     other = synthetic_policy(n_codes=600, seed=8)
     assert _text(other) != _text(tree600)
     assert len(other.codes) == 600
 
 
-def test_loads_with_the_requested_number_of_codes(policy600):
+def test_loads_with_the_requested_number_of_codes(policy600: Policy) -> None:
     assert len(policy600.codes) == 600
     assert len(policy600.releases) >= 4
 
 
-def test_named_synthetic_everywhere_and_never_cmap(tree600):
+def test_named_synthetic_everywhere_and_never_cmap(tree600: PolicyTree) -> None:
     program = tree600.program
     assert "SYNTHETIC" in program["program"]["name"] and program["program"]["id"] == "SYNTHETIC"
     assert "SYNTHETIC" in program["program"]["authority"]
@@ -60,7 +60,7 @@ def test_named_synthetic_everywhere_and_never_cmap(tree600):
         assert cmap_word not in text
 
 
-def test_realistic_shapes(tree600):
+def test_realistic_shapes(tree600: PolicyTree) -> None:
     periods = [p for doc in tree600.codes.values() for p in doc["periods"]]
     per_code = Counter(len(doc["periods"]) for doc in tree600.codes.values())
     assert per_code[1] and per_code[2] and per_code[3] and per_code[4]
@@ -78,7 +78,7 @@ def test_realistic_shapes(tree600):
     assert len({p["introduced_in"] for p in periods}) == len(tree600.releases["releases"])
 
 
-def test_decisions_cover_the_interesting_outcomes(tree600, policy600):
+def test_decisions_cover_the_interesting_outcomes(tree600: PolicyTree, policy600: Policy) -> None:
     rng = random.Random(0)
     seen: Counter[str] = Counter()
     codes = list(tree600.codes)
@@ -91,12 +91,12 @@ def test_decisions_cover_the_interesting_outcomes(tree600, policy600):
         assert seen[reason] > 0, reason
 
 
-def test_earlier_releases_see_less(policy600):
+def test_earlier_releases_see_less(policy600: Policy) -> None:
     first, last = policy600.releases[0].id, policy600.releases[-1].id
     assert len(policy600.views[first]) < len(policy600.views[last])
 
 
-def test_small_and_invalid_sizes(tmp_path):
+def test_small_and_invalid_sizes(tmp_path: Path) -> None:
     one = synthetic_policy(n_codes=1, seed=1)
     assert len(one.codes) == 1
     assert len(load_policy(write_tree(one, tmp_path / "policy")).codes) == 1
@@ -104,7 +104,7 @@ def test_small_and_invalid_sizes(tmp_path):
         synthetic_policy(n_codes=0)
 
 
-def test_cli_writes_a_loadable_tree_and_never_overwrites(tmp_path):
+def test_cli_writes_a_loadable_tree_and_never_overwrites(tmp_path: Path) -> None:
     out = tmp_path / "syn"
     res = CliRunner().invoke(main, ["synthetic", "--codes", "40", "--seed", "3", "-o", str(out)])
     assert res.exit_code == 0, res.output

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from cmap_policy import ClaimLine, LineError, evaluate, load_policy, parse_line
 from cmap_policy.authoring.table import COLUMNS, FORMATS, TableError, export_table, import_table
 from cmap_policy.cli import main
-from cmap_policy.model import Policy
+from cmap_policy.model import Code, Policy
 from cmap_policy.resources import policy_dir
 from cmap_policy.testing import PolicyTree, bundled_tree, read_tree, synthetic_policy, write_tree
 from cmap_policy.testing.strategies import claim_records, policy_trees
@@ -62,7 +62,7 @@ def decisions(policy: Policy, lines: list[ClaimLine], release: str) -> list[dict
     """Each decision in full but for the policy hash; limits are a set (fmt sorts them), so is to_confirm."""
     out = []
     for line in lines:
-        d = evaluate(policy, line, release=release).as_dict()
+        d: dict[str, Any] = evaluate(policy, line, release=release).as_dict()
         d.pop("policy_hash")
         d["to_confirm"] = sorted(d["to_confirm"], key=lambda x: json.dumps(x, sort_keys=True))
         out.append(d)
@@ -73,6 +73,7 @@ def boundary_lines(policy: Policy) -> list[ClaimLine]:
     """Lines on and around every period's first and last day, in several modalities and claim shapes."""
     one = dt.timedelta(days=1)
     days: dict[str, set[dt.date]] = {}
+    code: Code | str
     for code in policy.codes.values():
         for p in code.periods:
             days.setdefault(code.code, set()).update({p.effective - one, p.effective})
@@ -100,7 +101,7 @@ def csv_rows(data: bytes) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------- export
 
 
-def test_export_in_force_on_a_date_has_the_official_columns_first():
+def test_export_in_force_on_a_date_has_the_official_columns_first() -> None:
     rows = csv_rows(export_table(date=dt.date(2026, 1, 5)))
     assert list(rows[0])[:7] == OFFICIAL
     assert list(rows[0])[7:11] == ["Code System", "Category", "Status", "Modalities"]
@@ -113,7 +114,7 @@ def test_export_in_force_on_a_date_has_the_official_columns_first():
     assert by_code["90791"]["Citation Source"] == "TABLE-2025-12-26" and by_code["90791"]["Secondary Source"] == "Yes"
 
 
-def test_export_history_and_releases():
+def test_export_history_and_releases() -> None:
     history = csv_rows(export_table(history=True))
     ended = [r for r in history if r["Procedure Code"] == "H2019"]
     assert [(r["Effective Date"], r["End Date"], r["Ended In"]) for r in ended] == [
@@ -127,7 +128,7 @@ def test_export_history_and_releases():
     assert csv_rows(export_table(date=dt.date(2024, 1, 1))) == []  # nothing listed between the two eras
 
 
-def test_export_json_and_xlsx_carry_the_same_rows():
+def test_export_json_and_xlsx_carry_the_same_rows() -> None:
     policy = load_policy()
     doc = json.loads(export_table(policy, date=dt.date(2026, 1, 5), fmt="json"))
     assert doc["release"]["id"] == "TABLE-2025-12-26" and doc["date"] == "2026-01-05"
@@ -144,7 +145,7 @@ def test_export_json_and_xlsx_carry_the_same_rows():
     assert export_table(policy, date=dt.date(2026, 1, 5), fmt="xlsx") == data  # the same policy, the same bytes
 
 
-def test_export_keeps_formula_like_text_as_text_and_import_reads_it_back(tmp_path):
+def test_export_keeps_formula_like_text_as_text_and_import_reads_it_back(tmp_path: Path) -> None:
     tree = bundled_tree()
     tree.codes["90791"]["periods"][0]["guideline"] = "=HYPERLINK(\"x\") and -more"
     src = load_policy(write_tree(tree, tmp_path / "src" / "policy"))
@@ -160,7 +161,7 @@ def test_export_keeps_formula_like_text_as_text_and_import_reads_it_back(tmp_pat
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_an_export_without_rows_reads_back_as_an_empty_table(tmp_path, fmt):
+def test_an_export_without_rows_reads_back_as_an_empty_table(tmp_path: Path, fmt: str) -> None:
     data = export_table(date=dt.date(2019, 1, 1), fmt=fmt)
     root = empty_policy(bundled_tree(), tmp_path / "policy")
     res = import_table(data, fmt=fmt, release="TABLE-2025-12-26", policy=root)
@@ -171,7 +172,7 @@ def test_an_export_without_rows_reads_back_as_an_empty_table(tmp_path, fmt):
     assert not again.written and not again.files  # the same table again changes nothing
 
 
-def test_export_usage_errors():
+def test_export_usage_errors() -> None:
     with pytest.raises(TableError, match="give a date"):
         export_table()
     with pytest.raises(TableError, match="unknown format"):
@@ -181,7 +182,7 @@ def test_export_usage_errors():
     assert CliRunner().invoke(main, ["export"]).exit_code == 2
 
 
-def test_cli_export_picks_the_format_from_the_file_name(tmp_path):
+def test_cli_export_picks_the_format_from_the_file_name(tmp_path: Path) -> None:
     out = tmp_path / "table.xlsx"
     res = CliRunner().invoke(main, ["export", "--date", "2026-01-05", "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -193,7 +194,7 @@ def test_cli_export_picks_the_format_from_the_file_name(tmp_path):
 # ------------------------------------------------------------------------------------------- import: errors
 
 
-def test_bad_spreadsheet_lists_row_numbered_errors_and_changes_nothing(tmp_path):
+def test_bad_spreadsheet_lists_row_numbered_errors_and_changes_nothing(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     before = hashes(root)
     table = tmp_path / "table.xlsx"
@@ -221,7 +222,7 @@ def test_bad_spreadsheet_lists_row_numbered_errors_and_changes_nothing(tmp_path)
     assert result.blocked and not result.written and hashes(root) == before
 
 
-def test_allow_partial_imports_the_readable_rows_and_leaves_the_rest_alone(tmp_path):
+def test_allow_partial_imports_the_readable_rows_and_leaves_the_rest_alone(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "table.csv"
     table.write_text(
@@ -247,7 +248,7 @@ def test_allow_partial_imports_the_readable_rows_and_leaves_the_rest_alone(tmp_p
     assert not policy.codes["97153"].periods[-2].removed  # ended by a new row, still on the table
 
 
-def test_unknown_column_is_an_error_unless_mapped(tmp_path):
+def test_unknown_column_is_an_error_unless_mapped(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "t.csv"
     table.write_text(",".join([*OFFICIAL, "Color"]) + "\n90791,x,,2025-12-26,,No,"
@@ -259,7 +260,7 @@ def test_unknown_column_is_an_error_unless_mapped(tmp_path):
     assert not res.errors and res.ignored_columns == ["Color"]
 
 
-def test_result_that_would_not_load_writes_nothing(tmp_path):
+def test_result_that_would_not_load_writes_nothing(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     before = hashes(root)
     table = tmp_path / "t.csv"
@@ -272,7 +273,7 @@ def test_result_that_would_not_load_writes_nothing(tmp_path):
     assert hashes(root) == before
 
 
-def test_usage_errors(tmp_path):
+def test_usage_errors(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "t.csv"
     table.write_text(",".join(OFFICIAL) + "\n", encoding="utf-8")
@@ -308,7 +309,7 @@ SAME = "Audio-video only: not payable by telephone. The official table's own pol
        "is not public."
 
 
-def test_import_new_release_merges_rows_into_periods(tmp_path):
+def test_import_new_release_merges_rows_into_periods(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "official.csv"
     table.write_text(_official([
@@ -376,7 +377,7 @@ def test_import_new_release_merges_rows_into_periods(tmp_path):
     assert "nothing to write" in again.render()
 
 
-def test_reimporting_a_corrected_table_into_the_same_release_redoes_it(tmp_path):
+def test_reimporting_a_corrected_table_into_the_same_release_redoes_it(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     rows = [["90834", "x", "", "3/1/2026", "", "Y", "New."], ["T1016", "x", "", "2025-12-26", "", "Y", "Changed."]]
     table = tmp_path / "t.csv"
@@ -391,7 +392,7 @@ def test_reimporting_a_corrected_table_into_the_same_release_redoes_it(tmp_path)
     load_policy(root)
 
 
-def test_the_official_table_replaces_the_secondary_reading_of_the_same_release(tmp_path):
+def test_the_official_table_replaces_the_secondary_reading_of_the_same_release(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "official.csv"
     table.write_text(_official([
@@ -416,7 +417,7 @@ def test_the_official_table_replaces_the_secondary_reading_of_the_same_release(t
     assert evaluate(policy, ClaimLine("T1016", dt.date(2024, 1, 2), ("93",))).payable
 
 
-def test_changing_a_row_that_is_not_yet_in_force_is_reported_not_guessed(tmp_path):
+def test_changing_a_row_that_is_not_yet_in_force_is_reported_not_guessed(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "t.csv"
     table.write_text(_official([["G2012", "x", "", "6/1/2026", "", "N", "Future."]]), encoding="utf-8")
@@ -428,7 +429,7 @@ def test_changing_a_row_that_is_not_yet_in_force_is_reported_not_guessed(tmp_pat
     assert not res.written and hashes(root) == before
 
 
-def test_columns_option_maps_other_headings(tmp_path):
+def test_columns_option_maps_other_headings(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "t.csv"
     table.write_text("Code,Desc,Start,Stop,Phone,Notes\nG2012,Check-in,2026-03-01,,yes,Brief.\n", encoding="utf-8")
@@ -447,7 +448,8 @@ def test_columns_option_maps_other_headings(tmp_path):
 # ------------------------------------------------------------------------------------------- round trips
 
 
-def test_600_code_synthetic_table_in_xlsx_imports_exports_and_reimports_with_identical_decisions(tmp_path):
+def test_600_code_synthetic_table_in_xlsx_imports_exports_and_reimports_with_identical_decisions(
+        tmp_path: Path) -> None:
     tree = synthetic_policy(n_codes=600, seed=11)
     original = load_policy(write_tree(tree, tmp_path / "orig" / "policy"))
     release = original.latest.id
@@ -476,7 +478,7 @@ def test_600_code_synthetic_table_in_xlsx_imports_exports_and_reimports_with_ide
     assert export_table(reimported, release=release, fmt="xlsx", history=True) == again.read_bytes()
 
 
-def test_replaying_every_bundled_release_rebuilds_every_release(tmp_path):
+def test_replaying_every_bundled_release_rebuilds_every_release(tmp_path: Path) -> None:
     original = load_policy()
     root = empty_policy(bundled_tree(), tmp_path / "replay" / "policy")
     for rel in original.releases:
@@ -510,7 +512,7 @@ def _lines(records: list[dict[str, Any]], policy: Policy) -> list[ClaimLine]:
 
 @SLOW
 @given(data=st.data())
-def test_export_then_import_into_an_empty_policy_decides_every_line_the_same(data):
+def test_export_then_import_into_an_empty_policy_decides_every_line_the_same(data: st.DataObject) -> None:
     tree = data.draw(policy_trees())
     release = data.draw(st.sampled_from([r["id"] for r in tree.releases["releases"]]))
     fmt = data.draw(st.sampled_from(FORMATS))
@@ -530,7 +532,7 @@ def test_export_then_import_into_an_empty_policy_decides_every_line_the_same(dat
 
 @SLOW
 @given(tree=policy_trees(max_codes=4), data=st.data())
-def test_importing_each_release_in_turn_rebuilds_the_history(tree, data):
+def test_importing_each_release_in_turn_rebuilds_the_history(tree: PolicyTree, data: st.DataObject) -> None:
     records = data.draw(st.lists(claim_records(tree), min_size=1, max_size=10))
     with tempfile.TemporaryDirectory() as tmp:
         original = load_policy(write_tree(tree, Path(tmp) / "a" / "policy"))
@@ -545,14 +547,14 @@ def test_importing_each_release_in_turn_rebuilds_the_history(tree, data):
             assert decisions(rebuilt, lines, rel.id) == decisions(original, lines, rel.id)
 
 
-def test_every_column_is_exported_and_the_readable_ones_are_imported():
+def test_every_column_is_exported_and_the_readable_ones_are_imported() -> None:
     headings = [c.heading for c in COLUMNS]
     assert headings[:7] == OFFICIAL and len(set(headings)) == len(headings)
     ignored = {c.heading for c in COLUMNS if not c.imported}
     assert ignored == {"Source Title", "Secondary Source", "Introduced In", "Ended In"}
 
 
-def test_a_partial_source_does_not_end_the_rows_it_does_not_name(tmp_path):
+def test_a_partial_source_does_not_end_the_rows_it_does_not_name(tmp_path: Path) -> None:
     root = bundled_copy(tmp_path)
     table = tmp_path / "bulletin.csv"
     table.write_text(_official([["90834", "Psychotherapy", "", "3/1/2026", "", "Y", "New."]]), encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pyarrow.parquet as pq
 import pytest
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from cmap_policy import ClaimLine, LineError, eval_lines, evaluate, load_policy
 from cmap_policy.cli import main
 from cmap_policy.engines.batch import input_format, run
-from cmap_policy.model import Policy
+from cmap_policy.model import Decision, Policy
 from cmap_policy.x12 import looks_like_x12, read_x12
 
 DATA = Path(__file__).parent / "data" / "x12"
@@ -132,7 +133,8 @@ def test_the_batch_engine_decides_x12_as_the_interpreter_does(tmp_path: Path, po
         got = pq.read_table(out).to_pylist()
         decided = [w for w in want if w.decision is not None]
         assert [(g["line"], g["claim_id"], g["line_id"], g["outcome"], g["reasons"]) for g in got] == [
-            (w.number, w.line.claim_id, w.line.line_id, w.decision.outcome.value, " ".join(w.decision.reason_codes))
+            (w.number, cast(ClaimLine, w.line).claim_id, cast(ClaimLine, w.line).line_id,
+             cast(Decision, w.decision).outcome.value, " ".join(cast(Decision, w.decision).reason_codes))
             for w in decided], f.name
         assert summary.errors == len(want) - len(decided)
 
