@@ -40,6 +40,7 @@ from .checks import ARROW_TYPES, EPOCH, FIELDS_CHECKED, LINE_COLUMNS
 # rows a batch: with the pipeline's five batches in flight (one in each stage, one in each queue), 500,000-row
 # batches keep a run under 0.75 GB at any size; 1,000,000-row batches were no faster and passed 1 GB
 BATCH_ROWS = 500_000
+CSV_PARSE_BYTES = 4 << 20  # the chunks of a block Arrow parses in parallel
 MIN_BATCH_ROWS = 65_536  # row groups are put together up to this many rows before a query
 CSV_BLOCK_BYTES = 32 << 20
 
@@ -273,13 +274,23 @@ def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[p
         return "skip"
 
     names = [f"c{i}" for i in range(len(header))]
-    table = pacsv.read_csv(
-        io.BytesIO(block),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(block) + 1),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
-        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
-    ).rename_columns(header)
+
+    def read(threads: bool) -> pa.Table:
+        # Arrow parses a block's chunks in parallel, but then cannot number the rows it skips, so a block with
+        # a row of the wrong width (rare) is read again on one thread, where it can
+        return pacsv.read_csv(
+            io.BytesIO(block),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=threads,
+                                           block_size=CSV_PARSE_BYTES if threads else len(block) + 1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        ).rename_columns(header)
+
+    table = read(True)
+    if invalid:
+        invalid.clear()
+        table = read(False)
     seen = table.num_rows + len(invalid)
     if not invalid or seen != len(numbers):
         return table, numbers, [], seen
