@@ -41,7 +41,7 @@ from .checks import ARROW_TYPES, EPOCH, FIELDS_CHECKED, LINE_COLUMNS
 # batches keep a run under 0.75 GB at any size; 1,000,000-row batches were no faster and passed 1 GB
 BATCH_ROWS = 500_000
 CSV_PARSE_BYTES = 4 << 20  # the chunks of a block Arrow parses in parallel
-MIN_BATCH_ROWS = 65_536  # row groups are put together up to this many rows before a query
+MIN_BATCH_ROWS = 65_536  # row groups are put together up to this many rows a batch
 CSV_BLOCK_BYTES = 32 << 20
 
 
@@ -59,7 +59,7 @@ class Batch:
 
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterator[Batch]]:
     """Parquet in batches of whole row groups: small row groups are put together until a batch has at least
-    MIN_BATCH_ROWS rows, so that a file of many tiny groups is not decided one query per group."""
+    MIN_BATCH_ROWS rows, so that a file of many tiny groups is not decided one batch per group."""
     schema = pq.read_schema(path)
     # checked text columns come as dictionaries: their distinct values are what the checks need, and the
     # strings are never materialized row by row
