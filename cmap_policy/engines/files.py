@@ -49,7 +49,7 @@ CSV_BLOCK_BYTES = 32 << 20
 
 @dataclass
 class Batch:
-    raw: pa.Table | None = None  # columns as read, to check in SQL
+    raw: pa.Table | None = None  # columns as read, to check with checks.encode
     lines: pa.Table | None = None  # already checked: checks.LINE_COLUMNS
     line_numbers: pa.Array | None = None
     errors: list[LineError] = field(default_factory=list)

@@ -12,9 +12,9 @@ interpreter's, for the interpreter, the batch engine, Spark and the site.
 A slot here may be finer than the interpreter's (two slots with the same decision are harmless), never
 coarser: every part of the line that a decision reads is in it.
 
-``SlotPolicy`` holds the policy of one release compiled for the look-ups; ``segments`` (the day line of
-each code cut into spans covered by one row or by none) is shared with the Spark engine, which computes
-the same slot columns in Spark SQL.
+``SlotPolicy`` holds the policy of one release compiled for the look-ups; ``segments`` is the day line of
+each code cut into spans covered by one row or by none. The Spark engine runs the batch engine itself in
+its workers, so it uses all of this as it is.
 """
 
 from __future__ import annotations
