@@ -41,6 +41,7 @@ from .checks import ARROW_TYPES, EPOCH, FIELDS_CHECKED, LINE_COLUMNS
 # batches keep a run under 0.75 GB at any size; 1,000,000-row batches were no faster and passed 1 GB
 BATCH_ROWS = 500_000
 CSV_PARSE_BYTES = 4 << 20  # the chunks of a block Arrow parses in parallel
+_TEXT_DICT = pa.dictionary(pa.int32(), pa.string())
 MIN_BATCH_ROWS = 65_536  # row groups are put together up to this many rows a batch
 CSV_BLOCK_BYTES = 32 << 20
 
@@ -219,7 +220,8 @@ def _csv_block(block: bytes, header: list[str] | LineError, before: int) -> tupl
     if not names:
         return Batch(errors=errors), n
     if rows:
-        tables.append(pa.table({h: pa.array([r[h] for r in rows], pa.string()) for h in names}))
+        read_one_by_one = pa.table({h: pa.array([r[h] for r in rows], pa.string()) for h in names})
+        tables.append(read_one_by_one.cast(tables[0].schema) if tables else read_one_by_one)
         kept_numbers.append(np.array(row_numbers, dtype=np.int64))
     if len(tables) == 1 and not rows:
         return Batch(raw=tables[0], line_numbers=pa.array(kept_numbers[0]), errors=errors), n
@@ -274,6 +276,11 @@ def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[p
         return "skip"
 
     names = [f"c{i}" for i in range(len(header))]
+    # the checked fields' columns as dictionaries, encoded by Arrow as it converts each chunk (on both cores):
+    # the checks want each column's distinct values, and hashing the text after the read cost the reader
+    # thread more than parsing it
+    types = {name: _TEXT_DICT if canonical_field(h) in FIELDS_CHECKED else pa.string()
+             for name, h in zip(names, header, strict=True)}
 
     def read(threads: bool) -> pa.Table:
         # Arrow parses a block's chunks in parallel, but then cannot number the rows it skips, so a block with
@@ -283,8 +290,8 @@ def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[p
             read_options=pacsv.ReadOptions(column_names=names, use_threads=threads,
                                            block_size=CSV_PARSE_BYTES if threads else len(block) + 1),
             parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False),
         ).rename_columns(header)
 
     table = read(True)
