@@ -131,8 +131,8 @@ def test_100k_generated_lines_on_a_synthetic_600_code_policy(tmp_path: Path) -> 
 
 
 def test_a_batch_of_many_distinct_provider_types_agrees_with_the_interpreter(tmp_path: Path) -> None:
-    """Thousands of distinct provider types on codes whose rows limit them: too many (span, type) pairs for the
-    engine's table of every pair, so it hashes the pairs present instead; the decisions must not change."""
+    """Thousands of distinct provider types on codes whose rows limit them: the engine judges each (span, type)
+    pair once, and spreads the verdicts back to the lines; the decisions must be the interpreter's."""
     policy = load_policy(write_tree(synthetic_policy(300, seed=3), tmp_path / "policy"))
     limited = sorted({code for code, view in policy.views[policy.releases[-1].id].items()
                       if any(lim.kind == "provider-type" for p in view.periods for lim in p.limits)})

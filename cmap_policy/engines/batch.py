@@ -46,7 +46,7 @@ from ..api import file_format
 from ..errors import InputError, LineError
 from ..lines import FORMATS_BY_SUFFIX, format_of
 from ..model import Policy
-from .checks import ERROR_SCHEMA, Encoded, encode, encode_lines
+from .checks import ERROR_SCHEMA, TEXT_DICT, Encoded, encode, encode_lines, indices_of
 from .files import Batch, JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
 from .slots import OUTCOMES, SlotPolicy
 
@@ -177,7 +177,6 @@ class Answered:
         }, schema=_OUTPUT_SCHEMA)
 
 
-DICT = pa.dictionary(pa.int32(), pa.string())
 OUTCOME_VALUES = pa.array(OUTCOMES, pa.string())
 
 
@@ -191,14 +190,8 @@ def _dict(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Low-cardinality text as a dictionary array: Parquet and Arrow keep it that way at no cost."""
     arr = _one(col)
     if pa.types.is_dictionary(arr.type):
-        return arr if arr.type == DICT else arr.cast(DICT)
-    return pc.dictionary_encode(arr).cast(DICT)
-
-
-def _indices(arr: pa.DictionaryArray) -> np.ndarray:
-    """A dictionary array's indices as numpy (the engine writes no null outcome or reasons)."""
-    out: np.ndarray = arr.indices.to_numpy(zero_copy_only=False)
-    return out
+        return arr if arr.type == TEXT_DICT else arr.cast(TEXT_DICT)
+    return pc.dictionary_encode(arr).cast(TEXT_DICT)
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -211,8 +204,9 @@ def _constant(text: str, n: int) -> pa.Array:
 
 
 _OUTPUT_SCHEMA = pa.schema([("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()),
-                            ("code", DICT), ("date", pa.date32()), ("outcome", DICT), ("reasons", DICT),
-                            ("period", DICT), ("modality", DICT), ("release", DICT), ("policy_hash", DICT)])
+                            ("code", TEXT_DICT), ("date", pa.date32()),
+                            *((name, TEXT_DICT) for name in ("outcome", "reasons", "period", "modality", "release",
+                                                             "policy_hash"))])
 
 
 def _empty_decisions() -> pa.Table:
@@ -238,20 +232,20 @@ class Summary:
         self.read += decisions.num_rows + n_errors
         if decisions.num_rows == 0:
             return
-        # counted on the dictionary indices (one bincount over the rows), never on the rows' text
+        # counted on the dictionary indices (one bincount over the rows), never on the rows' text; a null
+        # (which the engine never writes) would count under the index one past the values, and is not kept
         outcome, reasons = _dict(decisions["outcome"]), _dict(decisions["reasons"])
-        outcomes = outcome.dictionary.to_pylist()
-        texts = reasons.dictionary.to_pylist()
-        o_idx = _indices(outcome)
-        for i, count in enumerate(np.bincount(o_idx, minlength=len(outcomes)).tolist()):
+        outcomes, texts = outcome.dictionary.to_pylist(), reasons.dictionary.to_pylist()
+        o_idx = indices_of(outcome.indices, len(outcomes))
+        for name, count in zip(outcomes, np.bincount(o_idx, minlength=len(outcomes)).tolist(), strict=False):
             if count:
-                self.outcomes[outcomes[i]] += count
+                self.outcomes[name] += count
         if "not_payable" not in outcomes:
             return
-        denied = o_idx == outcomes.index("not_payable")
-        for i, count in enumerate(np.bincount(_indices(reasons)[denied], minlength=len(texts)).tolist()):
+        denied = indices_of(reasons.indices, len(texts))[o_idx == outcomes.index("not_payable")]
+        for text, count in zip(texts, np.bincount(denied, minlength=len(texts)).tolist(), strict=False):
             if count:
-                for code in texts[i].split(" "):
+                for code in text.split(" "):
                     self.denied_by_reason[code] += count
 
     def as_dict(self) -> dict[str, Any]:

@@ -35,13 +35,12 @@ from ..lines import (
 )
 from ..model import ClaimLine, Policy
 from ..x12 import read_x12
-from .checks import ARROW_TYPES, EPOCH, FIELDS_CHECKED, LINE_COLUMNS
+from .checks import ARROW_TYPES, EPOCH, FIELDS_CHECKED, LINE_COLUMNS, TEXT_DICT
 
 # rows a batch: with the pipeline's five batches in flight (one in each stage, one in each queue), 500,000-row
 # batches keep a run under 0.75 GB at any size; 1,000,000-row batches were no faster and passed 1 GB
 BATCH_ROWS = 500_000
 CSV_PARSE_BYTES = 4 << 20  # the chunks of a block Arrow parses in parallel
-_TEXT_DICT = pa.dictionary(pa.int32(), pa.string())
 MIN_BATCH_ROWS = 65_536  # row groups are put together up to this many rows a batch
 CSV_BLOCK_BYTES = 32 << 20
 
@@ -279,7 +278,7 @@ def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[p
     # the checked fields' columns as dictionaries, encoded by Arrow as it converts each chunk (on both cores):
     # the checks want each column's distinct values, and hashing the text after the read cost the reader
     # thread more than parsing it
-    types = {name: _TEXT_DICT if canonical_field(h) in FIELDS_CHECKED else pa.string()
+    types = {name: TEXT_DICT if canonical_field(h) in FIELDS_CHECKED else pa.string()
              for name, h in zip(names, header, strict=True)}
 
     def read(threads: bool) -> pa.Table:

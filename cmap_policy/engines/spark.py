@@ -315,10 +315,9 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
     engine: a column that names no line field fails every line.
     """
     started = time.perf_counter()
-    policy.release(release)
+    constants = {"release": policy.release(release).id, "policy_hash": policy.hash}  # an unknown release fails here
     shipped = _ship(policy, release)
     try:
-        constants = {"release": policy.release(release).id, "policy_hash": policy.hash}
         summary = _run(spark, input_path, output, shipped, constants, errors_path=errors_path)
     except (PySparkException, Py4JError) as err:
         raise InputError(f"Spark could not decide {input_path} into {output}: {_why(err)}") from None
