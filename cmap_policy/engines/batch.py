@@ -128,6 +128,23 @@ class Engine:
         """(the good lines, errors) of a batch of raw columns as read from a file, with each row's line number."""
         return encode(raw, line_numbers, tuple(self.policy.program.modalities))
 
+    def check_batch(self, batch: Batch) -> tuple[Encoded | None, pa.Table]:
+        """(the good lines, every error in line order) of a batch as a reader gives it: raw columns (a file's
+        block, and any ``parts`` of it read apart), and lines the interpreter's reader read one by one."""
+        errors = [_errors_table(batch.errors)]
+        pieces = [(batch.raw, batch.line_numbers)] if batch.raw is not None and batch.raw.num_rows else []
+        pieces += [(table, pa.array(numbers)) for table, numbers in batch.parts]
+        enc: Encoded | None = None
+        for raw, numbers in pieces:
+            assert numbers is not None
+            checked, errs = self.check(raw, numbers)
+            errors.append(errs)
+            enc = checked if enc is None else enc.concat(checked)
+        if batch.lines is not None and batch.lines.num_rows:
+            checked = encode_lines(batch.lines)
+            enc = checked if enc is None else enc.concat(checked)
+        return enc, pa.concat_tables(errors).sort_by("line")
+
     def decide_raw(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
         """(decisions, errors) for a batch of raw columns as read from a file, with each row's line number."""
         enc, errors = self.check(raw, line_numbers)
@@ -448,14 +465,8 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
     def check(batch: Batch) -> tuple[Encoded | None, pa.Table, int]:
         if batch.header is not None:
             summary.header = batch.header.error
-        read_errors = _errors_table(batch.errors)
-        if batch.raw is not None and batch.raw.num_rows:
-            assert batch.line_numbers is not None
-            enc, errors = engine.check(batch.raw, batch.line_numbers)
-            return enc, pa.concat_tables([read_errors, errors]).sort_by("line"), batch.progress
-        if batch.lines is not None and batch.lines.num_rows:
-            return encode_lines(batch.lines), read_errors.sort_by("line"), batch.progress
-        return None, read_errors.sort_by("line"), batch.progress
+        enc, errors = engine.check_batch(batch)
+        return enc, errors, batch.progress
 
     def decide(checked: tuple[Encoded | None, pa.Table, int]) -> tuple[Answered | None, pa.Table, int]:
         enc, errors, progressed = checked

@@ -382,6 +382,26 @@ class Encoded:
     def rows(self) -> int:
         return len(self.numbers)
 
+    def concat(self, other: Encoded) -> Encoded:
+        """These lines and ``other``'s, in the order of their line numbers (a JSON Lines block read partly by
+        Arrow and partly line by line is one batch again)."""
+        if not other.rows:
+            return self
+        if not self.rows:
+            return other
+        numbers = np.concatenate([self.numbers, other.numbers])
+        order = np.argsort(numbers, kind="stable")
+        fields = {}
+        for name, mine in self.fields.items():
+            theirs = other.fields[name]
+            idx = np.concatenate([mine.idx.astype(np.int64), theirs.idx.astype(np.int64) + len(mine.values)])
+            fields[name] = Field([*mine.values, *theirs.values], idx[order], [*mine.errors, *theirs.errors],
+                                 [*mine.stages, *theirs.stages])
+        keep = pa.array(order)
+        free = {name: pa.concat_arrays([self.free[name].cast(pa.string()),
+                                        other.free[name].cast(pa.string())]).take(keep) for name in self.free}
+        return Encoded(numbers[order], fields, free)
+
     def lines(self) -> pa.Table:
         """The lines as ``LINE_COLUMNS`` (the JSON Lines, X12 and Spark engines' shape; and for tests)."""
         f = self.fields
