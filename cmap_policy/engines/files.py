@@ -465,10 +465,11 @@ def _plain_lines(block: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.nda
     last = ends - 1 - cr
     ok = (last > starts) & (ends - starts <= MAX_LINE_BYTES)
     ok &= (arr[np.clip(starts, 0, top)] == 123) & (arr[np.clip(last, 0, top)] == 125)
-    bounds = np.minimum(starts, top)
     ok = np.asarray(ok, dtype=bool)
     for byte, most in ((123, 1), (125, 1), (91, 1), (13, cr)):
-        ok &= np.add.reduceat((arr == byte).astype(np.int32), bounds) <= most
+        # where the byte stands, counted per line (a line holds one or two such bytes: no pass per line)
+        at = np.flatnonzero(arr == byte)
+        ok &= np.bincount(np.searchsorted(starts, at, side="right") - 1, minlength=len(starts)) <= most
     if b"\\u" in block:
         at = np.array([m.start() for m in _SURROGATE.finditer(block)], np.int64)
         if len(at):
