@@ -121,6 +121,16 @@ def output_of(path: str | Path) -> str | None:
     return fmt if fmt in OUTPUTS else None
 
 
+def errors_path_for(output: str | Path) -> Path:
+    """Where a run that writes ``output`` writes its errors when not told: beside it, ``NAME.errors.jsonl``."""
+    out = Path(output)
+    name = out.name
+    suffix = out.suffix
+    if SUFFIXES.get(suffix.lower()) in OUTPUTS:
+        name = name[: -len(suffix)]
+    return out.with_name(name + ".errors.jsonl")
+
+
 def same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two paths name one file (the same inode when both exist, else the same resolved path)."""
     try:

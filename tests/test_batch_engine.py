@@ -295,7 +295,7 @@ def _mixed_jsonl(records: list[dict[str, Any]], hostile: list[bytes], seed: int)
 def test_json_lines_read_in_bulk_agree_with_the_interpreter(hostile: list[bytes], seed: int, block: int) -> None:
     """Blocks of every size (a few lines to all of them), clean and hostile lines, values of other types than the
     lines around them: the bulk reader gives the interpreter's lines, numbers and errors."""
-    from cmap_policy.engines import files
+    from cmap_policy.engines import jsonl
 
     policy = load_policy()
     lines = [ln for h in hostile for ln in h.split(b"\n")]
@@ -303,27 +303,27 @@ def test_json_lines_read_in_bulk_agree_with_the_interpreter(hostile: list[bytes]
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.jsonl"
         src.write_bytes(data)
-        old = files.JSONL_BLOCK_BYTES, files._JSONL_SPLIT_LINES
-        files.JSONL_BLOCK_BYTES, files._JSONL_SPLIT_LINES = block, 4
+        old = jsonl.JSONL_BLOCK_BYTES, jsonl._JSONL_SPLIT_LINES
+        jsonl.JSONL_BLOCK_BYTES, jsonl._JSONL_SPLIT_LINES = block, 4
         try:
             _compare_file(policy, src, Path(tmp) / "out.parquet")
         finally:
-            files.JSONL_BLOCK_BYTES, files._JSONL_SPLIT_LINES = old
+            jsonl.JSONL_BLOCK_BYTES, jsonl._JSONL_SPLIT_LINES = old
 
 
 def test_clean_json_lines_are_read_by_arrow_not_line_by_line(tmp_path: Path, bundled: Policy,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The bulk road is taken: a clean file's lines never go through the one-line reader."""
-    from cmap_policy.engines import files
+    from cmap_policy.engines import jsonl
 
     calls: list[int] = []
-    real = files.jsonl_line  # type: ignore[attr-defined]
+    real = jsonl.jsonl_line  # type: ignore[attr-defined]
 
     def counted(raw: bytes | None, number: int, program: Any) -> Any:
         calls.append(number)
         return real(raw, number, program)
 
-    monkeypatch.setattr(files, "jsonl_line", counted)
+    monkeypatch.setattr(jsonl, "jsonl_line", counted)
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in random_records(bundled, 3000, seed=2)), encoding="utf-8")
     decided, errors = _compare_file(bundled, src, tmp_path / "out.parquet")

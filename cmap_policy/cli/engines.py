@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from .. import formats
 from ..errors import InputError, LineError
 from ..model import Policy
 from .options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, fail
@@ -86,9 +87,10 @@ def _without_pandas() -> None:
         sys.meta_path.insert(0, _NoPandas())
 
 
-def run_batch(input_file: str, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
-              input_format: str | None) -> NoReturn:
-    """``cmap-policy eval INPUT -o OUTPUT`` on the batch engine."""
+def run_batch(input_file: str | Path, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
+              input_format: str, label: str | None = None) -> NoReturn:
+    """``cmap-policy eval INPUT -o OUTPUT`` on the batch engine; ``input_format`` is decided by the caller
+    (``formats``), and ``label`` is what messages call the input (standard input is read from a copy)."""
     _without_pandas()
     try:
         from ..engines import batch
@@ -96,22 +98,21 @@ def run_batch(input_file: str, output: str, *, policy: Policy, release: str | No
         raise click.UsageError(f"the batch engine needs {err.name}: pip install 'cmap-policy[batch]', "
                                "or use --engine python") from None
     to_stdout = output == "-"
-    fmt = input_format or batch.input_format(input_file)
-    if fmt is None:
-        fail(f"cannot tell the format of {Path(input_file).name}: name it .csv, .jsonl, .parquet or .837, "
-             "or give --input-format", EXIT_USAGE)
-    if not to_stdout and batch.output_format(output) is None:
-        fail(f"cannot tell the output format of {output}: name it .csv, .jsonl or .parquet", EXIT_USAGE)
+    if not to_stdout and formats.output_of(output) is None:
+        fail(f"cannot tell the output format of {output}: name it "
+             f"{', '.join(formats.SUFFIX_OF[f] for f in formats.OUTPUTS)}", EXIT_USAGE)
     try:
         summary = batch.run(input_file, None if to_stdout else output, policy=policy, release=release,
-                            errors_path=errors_file, input_fmt=fmt,
+                            errors_path=errors_file, input_fmt=input_format,
                             stream=sys.stdout if to_stdout else None,
                             errors_stream=sys.stderr,
                             progress=ProgressBar() if sys.stderr.isatty() else None)
+    except formats.FormatError as err:
+        fail(str(err), EXIT_USAGE)
     except (OSError, InputError) as err:
         fail(f"cannot read or write: {err}")
-    where = errors_file or (str(batch.default_errors_path(Path(output))) if not to_stdout else "standard error")
-    _finish(summary, input_file, where)
+    where = errors_file or (str(formats.errors_path_for(output)) if not to_stdout else "standard error")
+    _finish(summary, label or str(input_file), where)
 
 
 def run_spark(input_file: str | None, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
@@ -131,6 +132,12 @@ def run_spark(input_file: str | None, output: str, *, policy: Policy, release: s
     if not spark.is_uri(input_file) and not Path(input_file).exists():
         fail(f"no such file or directory: {input_file}")
     errors_at = errors_file or spark.errors_path_for(output)
+    try:
+        formats.refuse_overlap({"INPUT": input_file if not spark.is_uri(input_file) else None},
+                               {"-o": output if not spark.is_uri(output) else None,
+                                "--errors": errors_at if not spark.is_uri(errors_at) else None})
+    except formats.FormatError as err:
+        fail(str(err), EXIT_USAGE)
     for path in (output, errors_at):
         reason = spark.why_not_overwrite(path)
         if reason is not None:

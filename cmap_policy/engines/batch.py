@@ -28,6 +28,7 @@ physical line, the segment position).
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -42,30 +43,45 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..api import file_format
+from .. import formats
 from ..errors import InputError, LineError
-from ..lines import FORMATS_BY_SUFFIX, format_of
 from ..model import Policy
 from .checks import ERROR_SCHEMA, TEXT_DICT, Encoded, encode, encode_lines, indices_of
-from .files import Batch, JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
+from .files import (
+    Batch,
+    JsonlWriter,
+    Writer,
+    read_arrow,
+    read_csv,
+    read_json_batches,
+    read_parquet,
+    read_x12_batches,
+    writer_for,
+)
+from .jsonl import read_jsonl_batches
 from .slots import OUTCOMES, SlotPolicy
 
 S = TypeVar("S")
 T = TypeVar("T")
-INPUTS = ("csv", "jsonl", "parquet", "x12")  # what the batch engine reads
-OUTPUT_FORMATS = ("csv", "jsonl", "parquet")  # and writes
 
 
-def input_format(path: str | Path) -> str | None:
-    """The format of ``path`` if the batch engine reads it: by extension, else x12 by its ISA header, else None."""
-    fmt = file_format(path)
-    return fmt if fmt in INPUTS else None
+def _read_parquet(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    return read_parquet(path)
 
 
-def output_format(path: str | Path) -> str | None:
-    """The format ``path``'s extension names, if the batch engine writes it."""
-    fmt = format_of(path)
-    return fmt if fmt in OUTPUT_FORMATS else None
+def _read_csv(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    return read_csv(path)
+
+
+# each format of ``formats.INPUTS`` and its reader: (the progress bar's total, the batches)
+READERS: dict[str, Callable[[Path, Policy], tuple[int, Iterator[Batch]]]] = {
+    "parquet": _read_parquet, "csv": _read_csv, "jsonl": read_jsonl_batches, "json": read_json_batches,
+    "arrow": read_arrow, "x12": read_x12_batches,
+}
+
+
+def reader_for(fmt: str) -> Callable[[Path, Policy], tuple[int, Iterator[Batch]]]:
+    return READERS[formats.checked_input(fmt)]
 
 
 # --- deciding a batch ---
@@ -297,12 +313,8 @@ def _errors_table(errors: list[LineError]) -> pa.Table:
 
 
 def default_errors_path(output: Path) -> Path:
-    name = output.name
-    for suffix in (s for s, f in FORMATS_BY_SUFFIX.items() if f in OUTPUT_FORMATS):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return output.with_name(name + ".errors.jsonl")
+    """Where a run writing ``output`` writes its errors when not told (``formats.errors_path_for``)."""
+    return formats.errors_path_for(output)
 
 
 def run(
@@ -322,14 +334,33 @@ def run(
     """Decide every line of ``input_path`` into ``output`` (or ``stream`` as JSON Lines when output is None).
 
     Malformed lines go to ``errors_path`` (default: beside ``output``), or to ``errors_stream`` (default:
-    standard error) when there is no output file. Raises ``InputError`` when the input cannot be read.
+    standard error) when there is no output file. Raises ``InputError`` when the input cannot be read, and
+    ``formats.FormatError`` (before anything is written) when an output would overwrite the input or each
+    other. Each output file is written under a temporary name and renamed when whole: a failed run leaves
+    none behind.
     """
+    _check_run_arguments(policy=policy, progress=progress, threads=threads, stream=stream,
+                         errors_stream=errors_stream)
     try:
         return _run(input_path, output, policy=policy, release=release, errors_path=errors_path,
                     input_fmt=input_fmt, output_fmt=output_fmt, progress=progress, threads=threads,
                     stream=stream, errors_stream=errors_stream)
     except pa.ArrowException as err:
         raise InputError(str(err)) from None
+
+
+def _check_run_arguments(*, policy: Any, progress: Any, threads: Any, stream: Any, errors_stream: Any) -> None:
+    """Name the wrong argument of ``run`` rather than fail deep inside a pipeline thread."""
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a Policy (load_policy()), not {type(policy).__name__}")
+    if progress is not None and not all(callable(getattr(progress, m, None)) for m in ("start", "advance", "close")):
+        raise TypeError(f"progress must have start, advance and close methods (or be None), not "
+                        f"{type(progress).__name__}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a whole number of at least 1 (or None), not {threads!r}")
+    for name, value in (("stream", stream), ("errors_stream", errors_stream)):
+        if value is not None and not callable(getattr(value, "write", None)):
+            raise TypeError(f"{name} must be a text stream (or None), not {type(value).__name__}")
 
 
 _END = object()
@@ -430,33 +461,30 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
          threads: int | None, stream: IO[str] | None, errors_stream: IO[str] | None) -> Summary:
     started = time.perf_counter()
     src = Path(input_path)
-    fmt = input_fmt or input_format(src)
-    if fmt is None:
-        raise InputError(f"cannot tell the format of {src.name}: name it .csv, .jsonl, .parquet or .837")
+    fmt = formats.of_file(src, input_fmt) or "jsonl"  # an empty file of no known suffix: no lines
     out_path = Path(output) if output is not None else None
-    ofmt = output_fmt or (output_format(out_path) if out_path is not None else "jsonl")
-    if ofmt is None:
-        raise InputError(f"cannot tell the output format of {out_path}: name it .csv, .jsonl or .parquet")
+    ofmt = output_fmt or (formats.output_of(out_path) if out_path is not None else "jsonl")
+    if ofmt is None or ofmt not in formats.OUTPUTS:
+        raise formats.FormatError(f"cannot tell the output format of {out_path}: name it "
+                                  f"{', '.join(formats.SUFFIX_OF[f] for f in formats.OUTPUTS)}")
     err_path = Path(errors_path) if errors_path is not None else (
         default_errors_path(out_path) if out_path is not None else None)
+    formats.refuse_overlap({"the input": src}, {"the output": out_path, "the errors file": err_path})
     engine = Engine(policy, release, threads)
-    if fmt == "parquet":
-        total, batches = read_parquet(src)
-    elif fmt == "csv":
-        total, batches = read_csv(src)
-    elif fmt == "jsonl":
-        total, batches = read_jsonl_batches(src, policy)
-    elif fmt == "x12":
-        total, batches = read_x12_batches(src, policy)
-    else:
-        raise InputError(f"the batch engine does not read {fmt!r}: it reads {', '.join(INPUTS)}")
-
+    total, batches = reader_for(fmt)(src, policy)
     summary = Summary()
-    out = writer_for(out_path, ofmt, _OUTPUT_SCHEMA, stream)
-    err_out = JsonlWriter(err_path, ERROR_SCHEMA, None if err_path is not None else (errors_stream or sys.stderr))
+    out_tmp = formats.temporary_beside(out_path) if out_path is not None else None
+    err_tmp = formats.temporary_beside(err_path) if err_path is not None else None
+    out = writer_for(out_tmp, ofmt, _OUTPUT_SCHEMA, stream)
+    try:
+        err_out: Writer = JsonlWriter(err_tmp, ERROR_SCHEMA, None if err_tmp is not None else (
+            errors_stream or sys.stderr))
+    except BaseException:
+        out.abandon()
+        raise
     bar = progress
     if bar is not None:
-        bar.start(total, "bytes" if fmt in ("csv", "jsonl", "x12") else "lines")
+        bar.start(total, "bytes" if fmt in ("csv", "jsonl", "json", "x12") else "lines")
 
     # Three stages, each in its own thread (``pipeline``): the reader reads and checks a batch, the decider
     # finds each line's decision, the writer makes the output table, counts it and writes it. The checks
@@ -489,10 +517,17 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
                 write(decide(check(batch)))
         else:
             pipeline((check(batch) for batch in batches), decide, write)
+    except BaseException:
+        out.abandon()
+        err_out.abandon()
+        raise
     finally:
-        out.close()
-        err_out.close()
         if bar is not None:
             bar.close()
+    out.close()
+    err_out.close()
+    for tmp, final in ((out_tmp, out_path), (err_tmp, err_path)):
+        if tmp is not None and final is not None:
+            os.replace(tmp, final)
     summary.elapsed = time.perf_counter() - started
     return summary
