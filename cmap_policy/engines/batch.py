@@ -1,29 +1,24 @@
 """The batch engine: decide files of millions of claim lines, with the interpreter's own decisions.
 
-A file is read in batches (pyarrow: Parquet row groups, CSV byte blocks, JSON
-Lines chunks), so memory stays flat however large the input is. Each batch is
-checked as ``lines.parse_line`` checks a line -- by the same Python code, run
-once per distinct value of each column and spread back to the rows with Arrow
-dictionary arrays (``checks.normalize``) -- and then decided slot by slot
-(``slots.SlotPolicy``): each row's slot is computed with vectorised look-ups,
-``interpreter.evaluate`` decides each distinct slot once, and the answers are
-spread back to the rows. Lines that fail a check go to the errors output with
-their line number, field and reason; every other line is decided; so lines in =
-decisions out + errors out.
+A file is read in batches (pyarrow: Parquet row groups, Arrow IPC record batches, CSV and JSON Lines
+byte blocks, X12 and JSON documents as the interpreter reads them), so memory stays flat however large
+the input is. Each batch is checked as ``lines.parse_line`` checks a line -- by the same Python code,
+run once per distinct value of each column and spread back to the rows with Arrow dictionary arrays
+(``checks.encode``) -- and then decided slot by slot (``slots.SlotPolicy``): each row's slot is computed
+with vectorised look-ups, ``interpreter.decide`` decides each distinct slot once, and the answers are
+spread back to the rows. Lines that fail a check go to the errors output with their line number, field
+and reason; every other line is decided; so lines in = decisions out + errors out.
 
-Why this shape: a decision is a pure function of its slot, and a file of
-millions of lines has thousands of distinct slots, so deciding with the
-reference interpreter costs next to nothing and there is no second definition
-of the decision to keep in step with it. pyarrow reads and writes Parquet and
-CSV in C++, numpy does the per-row look-ups; Python touches batches and
-distinct values, never lines (except JSON Lines and X12 input, whose values are
-typed per line: ``lines.parse_line`` checks those one by one). pyarrow and
-numpy are imported here only, so the one-line path never loads them.
+Why this shape: a decision is a pure function of its slot, and a file of millions of lines has thousands
+of distinct slots, so deciding with the reference interpreter costs next to nothing and there is no
+second definition of the decision to keep in step with it. pyarrow reads and writes Parquet, Arrow, CSV
+and JSON Lines in C++, numpy does the per-row look-ups; Python touches batches and distinct values, never
+lines (except the few lines a bulk reader hands to the interpreter's own reader, and X12, whose values
+are typed per line). pyarrow and numpy are imported by the engines only, so the one-line path never
+loads them.
 
-Line numbers: Parquet rows count from 1; CSV lines count records from the
-header (line 1), which are the file's line numbers unless it has blank lines
-or quoted line breaks; JSON Lines and X12 keep the interpreter's numbers (the
-physical line, the segment position).
+Line numbers: Parquet and Arrow rows count from 1; CSV and JSON Lines lines are the file's physical
+lines (a CSV header is line 1; blank lines are skipped and counted); X12 lines are segment positions.
 """
 
 from __future__ import annotations

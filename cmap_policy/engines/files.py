@@ -38,7 +38,7 @@ from ..lines import (
 )
 from ..model import ClaimLine, Policy
 from ..x12 import read_x12
-from .checks import ARROW_TYPES, EPOCH, FIELDS_CHECKED, LINE_COLUMNS, TEXT_DICT
+from .checks import EPOCH, FIELDS_CHECKED, LINE_COLUMNS, TEXT_DICT
 
 # rows a batch: with the pipeline's five batches in flight (one in each stage, one in each queue), 500,000-row
 # batches keep a run under 0.75 GB at any size; 1,000,000-row batches were no faster and passed 1 GB
@@ -333,7 +333,7 @@ def lines_table(items: Iterable[tuple[int, ClaimLine]]) -> pa.Table:
         cols["provider_type"].append(ln.provider_type)
         cols["units"].append(ln.units)
         cols["established_patient"].append(ln.established_patient)
-    return pa.table({name: pa.array(cols[name], type=ARROW_TYPES[typ]) for name, typ in LINE_COLUMNS})
+    return pa.table({name: pa.array(cols[name], type=typ) for name, typ in LINE_COLUMNS})
 
 
 def _parsed_batches(parsed: Iterator[tuple[int, ClaimLine | LineError]], policy: Policy,

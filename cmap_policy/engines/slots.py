@@ -344,14 +344,6 @@ def _looked_up(field: Field, index: dict[str, int]) -> np.ndarray:
     return out
 
 
-def claim_line(rec: dict[str, Any]) -> ClaimLine:
-    """The claim line of one row of a checked batch (``checks.LINE_COLUMNS``)."""
-    mods = tuple(m for m in (rec["mod1"], rec["mod2"], rec["mod3"], rec["mod4"]) if m is not None)
-    return ClaimLine(rec["code"], EPOCH + dt.timedelta(days=rec["day"]), mods, rec["pos"], rec["claim_type"],
-                     rec["rcc"], rec["modality"], rec["member_age"], rec["provider_type"], rec["units"],
-                     rec["established_patient"], rec["line_id"], rec["claim_id"])
-
-
 # --- vectorised helpers ---
 
 def _combine(parts: list[tuple[np.ndarray, int | None]]) -> np.ndarray:
