@@ -20,7 +20,18 @@ from ..explain import explain
 from ..lines import FIELDS, format_of
 from ..model import Policy
 from .engines import finish, header_error
-from .options import EXIT_ERRORS, EXIT_OK, check_release, date_option, load_or_exit, policy_option, release_option
+from .options import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    bundle_options,
+    check_bundle_options,
+    check_release,
+    date_option,
+    load_bundle_or_exit,
+    load_or_exit,
+    policy_option,
+    release_option,
+)
 
 BATCH_OUTPUTS = ("csv", "jsonl", "parquet")  # what the batch engine writes, by -o's extension
 
@@ -43,6 +54,7 @@ BATCH_OUTPUTS = ("csv", "jsonl", "parquet")  # what the batch engine writes, by 
               help="Whether the member is an established patient of the provider.")
 @release_option()
 @policy_option()
+@bundle_options
 @click.option("--input-format", type=click.Choice(["json", "jsonl", "csv", "parquet", "x12"]), default=None,
               help="Format of INPUT. Default: from the file extension, else guessed from the content.")
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "json", "table"]), default="jsonl",
@@ -67,7 +79,8 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
                  pos: str | None, claim_type: str | None, rcc: str | None, modality: str | None,
                  member_age: int | None, provider_type: str | None, units: int | None,
                  established_patient: bool | None, release: str | None, policy_path: str | None,
-                 input_format: str | None, out_format: str, explain: bool, output: str, engine: str,
+                 bundle_path: str | None, verify_key: str | None, input_format: str | None, out_format: str,
+                 explain: bool, output: str, engine: str,
                  errors_file: str | None, master: str | None) -> None:
     """Decide claim lines: one from options, or every line of INPUT (JSON, JSON Lines or CSV; - for stdin).
 
@@ -76,7 +89,12 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
     A file:     cmap-policy eval examples/claims.jsonl --format table
     Line fields (JSON keys or CSV headings):
     """
-    policy = load_or_exit(policy_path)
+    check_bundle_options(policy_path, bundle_path, verify_key)
+    if bundle_path is not None and verify_key is not None:
+        policy, key_id = load_bundle_or_exit(bundle_path, verify_key)
+        click.echo(f"bundle {bundle_path} verified: signed by key {key_id}, policy hash {policy.hash[:12]}", err=True)
+    else:
+        policy = load_or_exit(policy_path)
     check_release(policy, release)
     single = [code, date_, pos, claim_type, rcc, modality, member_age, provider_type, units, established_patient]
     if input_file is not None and (any(v is not None for v in single) or modifiers):
