@@ -95,7 +95,7 @@ def loads(text: str) -> Any:
             return json.loads(text)
         return json.loads(text, parse_int=_int)
     except _LongNumber:
-        raise JsonLimitError(f"a number has more than {MAX_NUMBER_DIGITS:,} digits", text,
+        raise JsonLimitError(f"integer too long: more than {MAX_NUMBER_DIGITS:,} digits (the limit)", text,
                              _long_number_at(text)) from None
     except RecursionError:  # a backstop: the depth was measured above
         raise JsonLimitError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", text, 0) from None

@@ -23,6 +23,7 @@ from .engines import finish, header_error
 from .options import (
     EXIT_ERRORS,
     EXIT_OK,
+    WHOLE_NUMBER,
     bundle_options,
     check_bundle_options,
     check_release,
@@ -47,9 +48,9 @@ BATCH_OUTPUTS = ("csv", "jsonl", "parquet")  # what the batch engine writes, by 
               help="Claim type of a single line. Default: professional.")
 @click.option("--rcc", help="Revenue center code (institutional claims), e.g. 0900.")
 @click.option("--modality", help="State the modality (audio-video, audio-only) instead of or besides modifiers.")
-@click.option("--member-age", type=int, help="Member age in whole years.")
+@click.option("--member-age", type=WHOLE_NUMBER, help="Member age in whole years.")
 @click.option("--provider-type", help="Billing provider type.")
-@click.option("--units", type=int, help="Units billed for the day.")
+@click.option("--units", type=WHOLE_NUMBER, help="Units billed for the day.")
 @click.option("--established-patient/--new-patient", default=None,
               help="Whether the member is an established patient of the provider.")
 @release_option()

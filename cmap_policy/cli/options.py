@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ..errors import BundleError, LineError, PolicyError, UnknownReleaseError
+from ..guard import MAX_NUMBER_DIGITS
 from ..lines import parse_date
 from ..model import Policy
 
@@ -42,6 +43,28 @@ def policy_option(help_text: str = BUNDLED_POLICY_HELP) -> Callable[[_F], _F]:
 def release_option(help_text: str = RELEASE_HELP, *, required: bool = False) -> Callable[[_F], _F]:
     """``--release ID``, passed as ``release``."""
     return click.option("--release", default=None, required=required, metavar="ID", help=help_text)
+
+
+class WholeNumber(click.ParamType[int]):
+    """An integer option of a claim line (``--units``, ``--member-age``): one too long to convert gets the same
+    message as in a file ("integer too long", naming the limit) and is never echoed whole."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        digits = text.lstrip("+-")
+        if len(digits) > MAX_NUMBER_DIGITS and digits.isdigit():
+            self.fail(f"integer too long: more than {MAX_NUMBER_DIGITS:,} digits (the limit)", param, ctx)
+        try:
+            return int(text)
+        except ValueError:
+            self.fail(f"{text[:40]!r}{'…' if len(text) > 40 else ''} is not a whole number", param, ctx)
+
+
+WHOLE_NUMBER = WholeNumber()
 
 
 def _strict_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
