@@ -25,6 +25,7 @@ from typing import IO, Any
 from ..errors import InputError
 
 GENESIS = "0" * 64
+LINK_BYTES = len(b'{"seq":,"prev":"",') + 64 + 20  # what ``link`` adds to a record at most (seq of 20 digits)
 MAX_RECORD_BYTES = 16 << 20  # a record holds one claim line of at most a few MB; a longer line is not a record
 _TAIL_BYTES = 32 << 20  # how far back from the end a restart looks for the last whole record
 
@@ -41,9 +42,11 @@ class Chain:
     seq: int = 1
     head: tuple[int, str] = (0, GENESIS)  # (seq, hash) of the last record, read whole by other threads
 
-    def link(self, record: dict[str, Any], dumps: Any) -> bytes:
-        """``record`` with ``seq`` and ``prev`` first, as one line (newline included); the chain moves on."""
-        line: bytes = dumps({"seq": self.seq, "prev": self.last_hash, **record})
+    def link(self, body: bytes) -> bytes:
+        """A record (a JSON object's bytes, with no newline) with ``seq`` and ``prev`` put first, as one line
+        (newline included); the chain moves on. Spliced, not parsed again: the writer calls it per record."""
+        prefix = b'{"seq":%d,"prev":"%s"' % (self.seq, self.last_hash.encode("ascii"))
+        line = prefix + (b"," + body[1:] if body.strip() != b"{}" else b"}")
         self.last_hash = line_hash(line)
         self.head = (self.seq, self.last_hash)
         self.seq += 1
@@ -199,17 +202,27 @@ def _where(e: Entry) -> str:
     return f"{e.file}:{e.line}"
 
 
-def _classify(entries: list[Entry], i: int, p: int, positions: dict[str, int], seq_ok: bool) -> Finding:
+def _classify(entries: list[Entry], i: int, p: int, positions: dict[str, list[int]], seq_ok: bool,
+              head: str | None) -> Finding:
     """Why the chain breaks between the whole records ``p`` and ``i`` (``entries[i].prev`` is not ``p``'s hash)."""
     e, before = entries[i], entries[p]
-    first = positions.get(e.hash, i)
-    if first < i:
-        return Finding("inserted", e.file, e.line, f"a copy of the record at {_where(entries[first])}")
-    moved_from = positions.get(e.prev or "")
+    copies = [j for j in positions.get(e.hash, ()) if j != i]
+    if copies:
+        return Finding("inserted", e.file, e.line, f"a copy of the record at {_where(entries[copies[0]])}")
+    after = next((j for j in range(i + 1, len(entries)) if not entries[j].torn and entries[j].error is None), None)
+    if e.prev == before.prev:  # two records claim the same predecessor: the one nothing follows was inserted
+        if (entries[after].prev if after is not None else head) == e.hash:
+            return Finding("inserted", before.file, before.line, f"not part of the chain: {_where(e)} follows the "
+                           "record before this one directly")
+        return Finding("inserted", e.file, e.line, f"not part of the chain: {_where(before)} already follows the "
+                       "record this one names")
+    moved_from = next(iter(positions.get(e.prev or "", ())), None)
     if moved_from is not None and moved_from != p:
         return Finding("reordered", e.file, e.line, f"the record follows {_where(entries[moved_from])} in the "
                        f"chain, not {_where(before)}")
-    after = next((j for j in range(i + 1, len(entries)) if not entries[j].torn and entries[j].error is None), None)
+    if seq_ok and e.seq is not None and before.seq is not None and e.seq <= before.seq:
+        return Finding("reordered", e.file, e.line, f"seq {e.seq} comes after seq {before.seq} "
+                       f"({_where(before)}): the record was written before the one it follows here")
     if after is not None and entries[after].prev == before.hash:
         return Finding("inserted", e.file, e.line, f"not part of the chain: {_where(entries[after])} follows "
                        f"{_where(before)} directly")
@@ -217,8 +230,11 @@ def _classify(entries: list[Entry], i: int, p: int, positions: dict[str, int], s
         gone = e.seq - before.seq - 1
         return Finding("removed", e.file, e.line, f"{gone} record(s) (seq {before.seq + 1} to {e.seq - 1}) removed "
                        f"between {_where(before)} and this one")
+    if after is not None and entries[after].prev != e.hash:  # both of its links broken: this record was changed
+        return Finding("changed", e.file, e.line, f"neither the link to {_where(before)} nor the one from "
+                       f"{_where(entries[after])} holds: the record was changed after it was written")
     return Finding("changed", before.file, before.line, f"the record's hash is not the one {_where(e)} names: it "
-                   "was changed after it was written (or the link of the record after it was)")
+                   "was changed after it was written")
 
 
 def _begin(e: Entry) -> tuple[Finding | None, str | None]:
@@ -237,10 +253,10 @@ def verify(paths: list[Path], head: str | None = None) -> Report:
     """Check the chain over ``paths`` (rotated files oldest first): every finding, in order, and the head."""
     entries = read_entries(paths)
     report = Report(records=sum(1 for e in entries if not e.torn and e.error is None), files=len(paths))
-    positions: dict[str, int] = {}
+    positions: dict[str, list[int]] = {}  # a record's hash -> where it is (twice or more: a copy)
     for i, e in enumerate(entries):
         if not e.torn and e.error is None:
-            positions.setdefault(e.hash, i)
+            positions.setdefault(e.hash, []).append(i)
     p: int | None = None  # the last whole record
     seq_ok = True  # whether record p's seq follows the record before it
     for i, e in enumerate(entries):
@@ -260,7 +276,9 @@ def verify(paths: list[Path], head: str | None = None) -> Report:
             if note is not None:
                 report.notes.append(note)
         elif e.prev != entries[p].hash:
-            report.findings.append(_classify(entries, i, p, positions, seq_ok))
+            finding = _classify(entries, i, p, positions, seq_ok, head)
+            if not any((f.file, f.line, f.kind) == (finding.file, finding.line, finding.kind) for f in report.findings):
+                report.findings.append(finding)  # a record changed breaks two links: it is named once
         elif i > 0 and entries[i - 1].file != e.file and not e.start:
             report.findings.append(Finding("removed", e.file, e.line, "the file does not begin with a start record"))
         seq_ok = p is None or e.seq is None or entries[p].seq is None or e.seq == entries[p].seq + 1  # type: ignore[operator]

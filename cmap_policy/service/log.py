@@ -58,13 +58,15 @@ class JsonLinesWriter:
     its own time), ``interval`` (a group commit at most ``interval`` seconds after a write) or ``always``
     (after every group of records written, before any waiter of that group is told). ``start`` renders the
     first record of each file the writer opens, given the name of the file before it (after a rotation) or
-    None (when the writer opens its file at start-up).
+    None (when the writer opens its file at start-up). ``link`` turns each rendered record into the line
+    written, once the file it goes to is chosen (after any rotation): the decision log's hash chain.
     """
 
     def __init__(self, render: Callable[[Any], bytes], *, path: Path | None = None, stream: IO[bytes] | None = None,
                  max_bytes: int = 0, backups: int = 5, name: str = "jsonl-writer", fsync: str = "never",
                  interval: float = DEFAULT_FSYNC_INTERVAL_MS / 1000,
-                 start: Callable[[str | None], bytes] | None = None) -> None:
+                 start: Callable[[str | None], bytes] | None = None,
+                 link: Callable[[bytes], bytes] | None = None) -> None:
         if (path is None) == (stream is None):
             raise ValueError("give a path or a stream")
         if fsync not in FSYNC_MODES:
@@ -76,6 +78,7 @@ class JsonLinesWriter:
         self.fsync = fsync
         self.interval = interval
         self._start = start
+        self._link = link
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.written = 0  # records written (read by the metrics)
         self.rotations = 0
@@ -161,8 +164,11 @@ class JsonLinesWriter:
 
     def _write(self, data: bytes) -> None:
         try:
-            if self._own and self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
+            size = len(data) + (chain.LINK_BYTES if self._link is not None else 0)
+            if self._own and self.max_bytes and self._size and self._size + size > self.max_bytes:
                 self._rotate()
+            if self._link is not None:
+                data = self._link(data)
             self._file.write(data)
             self._size += len(data)
             self.written += 1
@@ -229,7 +235,8 @@ class DecisionLog:
         self.resumed = chain.resume(path, path.with_name(f"{path.name}.1"))
         self.chain = self.resumed.chain
         self.writer = JsonLinesWriter(self._render, path=path, max_bytes=max_bytes, backups=backups,
-                                      name="decision-log", fsync=fsync, interval=fsync_interval, start=self._start)
+                                      name="decision-log", fsync=fsync, interval=fsync_interval, start=self._start,
+                                      link=self.chain.link)
 
     def head(self) -> dict[str, Any]:
         """The last record written: its ``seq`` and hash (for ``cmap-policy log verify --head``)."""
@@ -241,7 +248,7 @@ class DecisionLog:
                                   "previous": previous if previous is not None else self.resumed.previous}
         if previous is None and self.resumed.dropped is not None:
             record["dropped_torn_tail"] = self.resumed.dropped
-        return self.chain.link(record, orjson.dumps)
+        return self.chain.link(orjson.dumps(record))
 
     def record(self, answer: Answer, source: str, key_id: str | None = None) -> None:
         """Queue the record of a decided line (an undecided line is not a decision and is not logged)."""
@@ -275,7 +282,7 @@ class DecisionLog:
             if len(kept) != len(answer.record):
                 record["input"] = kept
                 record["masked"] = sorted(canonical_field(k) for k in answer.record if k not in kept)
-        return self.chain.link(record, orjson.dumps)
+        return orjson.dumps(record)  # linked into the chain by the writer, once it has chosen the file
 
     def close(self) -> None:
         self.writer.close()
