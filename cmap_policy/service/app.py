@@ -36,7 +36,7 @@ from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .openapi import document
 from .problems import MEDIA_TYPE as PROBLEM_TYPE
-from .problems import ProblemError, from_error, problem_body
+from .problems import ProblemError, from_error, problem_body, shown
 from .reload import reload_once, watch
 from .state import Failure, PolicyHolder, Serving, SignedBundle
 
@@ -404,8 +404,9 @@ _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed"}
 async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = _HTTP_SLUGS.get(exc.status_code, "invalid-request")
-    detail = {404: f"no such path: {request.url.path} (see /openapi.json)",
-              405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+    path = shown(request.url.path)
+    detail = {404: f"no such path: {path} (see /openapi.json)",
+              405: f"{request.method} is not allowed on {path}"}.get(exc.status_code, str(exc.detail))
     return Response(problem_body(exc.status_code, slug, detail, instance=request.url.path),
                     status_code=exc.status_code, media_type=PROBLEM_TYPE, headers=exc.headers)
 
