@@ -8,7 +8,7 @@ so that a client gets exactly what ``cmap-policy eval`` prints for the same line
 ``app`` (the ASGI application and its routes), ``decisions`` (a line in, its JSON out, with the decision's
 JSON kept per decision), ``state`` (the policy in service, swapped whole on a reload), ``reload`` (watching
 the policy folder), ``log`` (the decision log and the access log, written by a thread off the request
-path), ``replay`` (a decision log re-decided against another policy), ``metrics`` (Prometheus),
+path, synced as ``--log-fsync`` says), ``chain`` (the decision log's hash chain, and ``log verify``), ``replay`` (a decision log re-decided against another policy), ``metrics`` (Prometheus),
 ``cdshooks`` (CDS Hooks 2.0 services with Da Vinci CRD coverage information), ``openapi`` (the API
 document) and ``problems`` (RFC 9457 errors). It needs the ``serve`` extra (Starlette, uvicorn and friends).
 """
