@@ -117,6 +117,30 @@ def test_with_fsync_always_a_decision_is_in_the_log_when_its_answer_arrives(tmp_
         assert writer.syncs >= 2 and c.get("/health").json()["decision_log"]["fsync"] == "always"
 
 
+def test_with_fsync_always_a_decision_the_log_cannot_hold_is_a_503_not_an_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cmap_policy.service.log as log_module
+
+    real_fsync = log_module.os.fsync
+    broken = threading.Event()
+
+    def fsync(fd: int) -> None:
+        if broken.is_set():
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(log_module.os, "fsync", fsync)
+    with serve(ServiceConfig(log=tmp_path / "d.jsonl", log_fsync="always", access_log=False)) as server, \
+            server.client() as c:
+        assert c.post("/v1/decide", json=LINE).status_code == 200
+        broken.set()
+        failed = c.post("/v1/decide", json=LINE)
+        assert failed.status_code == 503 and failed.json()["type"].endswith(":log-failed")
+        assert "Input/output error" in c.get("/health").json()["decision_log"]["error"]
+        broken.clear()
+        assert c.post("/v1/decide", json=LINE).status_code == 200  # the next group that syncs is answered
+
+
 def test_interval_syncs_within_the_interval_and_never_only_at_close(tmp_path: Path) -> None:
     from cmap_policy.service.log import DecisionLog
 

@@ -84,6 +84,7 @@ class JsonLinesWriter:
         self.rotations = 0
         self.syncs = 0
         self.error: str | None = None  # the last write error, reported by /health
+        self.failures = 0  # write and sync errors so far: a waiter is told of one in its own group only
         self._own = stream is None
         self._file: IO[bytes] = stream if stream is not None else self._open(None)
         self._size = self._file.tell() if self._own else 0
@@ -138,6 +139,7 @@ class JsonLinesWriter:
             except queue.Empty:
                 pass
             waiters: list[_Waiter] = []
+            failures = self.failures
             for item in items:
                 if item is _STOP:
                     stop = True
@@ -158,9 +160,13 @@ class JsonLinesWriter:
                     dirty = False
                     synced_at = time.monotonic()
             except OSError as err:
-                self.error = str(err)
+                self._failed(err)
             for waiter in waiters:
-                waiter.done(self.error)
+                waiter.done(self.error if self.failures != failures else None)
+
+    def _failed(self, err: OSError) -> None:
+        self.error = str(err)
+        self.failures += 1
 
     def _write(self, data: bytes) -> None:
         try:
@@ -173,7 +179,7 @@ class JsonLinesWriter:
             self._size += len(data)
             self.written += 1
         except OSError as err:
-            self.error = str(err)
+            self._failed(err)
 
     def _rotate(self) -> None:
         assert self.path is not None
