@@ -119,9 +119,7 @@ def test_with_fsync_always_a_decision_is_in_the_log_when_its_answer_arrives(tmp_
 
 def test_with_fsync_always_a_decision_the_log_cannot_hold_is_a_503_not_an_answer(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cmap_policy.service.log as log_module
-
-    real_fsync = log_module.os.fsync
+    real_fsync = os.fsync
     broken = threading.Event()
 
     def fsync(fd: int) -> None:
@@ -129,7 +127,7 @@ def test_with_fsync_always_a_decision_the_log_cannot_hold_is_a_503_not_an_answer
             raise OSError(5, "Input/output error")
         real_fsync(fd)
 
-    monkeypatch.setattr(log_module.os, "fsync", fsync)
+    monkeypatch.setattr("cmap_policy.service.log.os.fsync", fsync)
     with serve(ServiceConfig(log=tmp_path / "d.jsonl", log_fsync="always", access_log=False)) as server, \
             server.client() as c:
         assert c.post("/v1/decide", json=LINE).status_code == 200
