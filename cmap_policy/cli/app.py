@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synthetic": ("table", "synthetic_command"),
     "serve": ("serve", "serve_command"),
     "log": ("serve", "log_group"),
+    "bundle": ("bundle", "bundle_group"),
 }
 
 

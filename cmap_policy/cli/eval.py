@@ -28,9 +28,13 @@ from .engines import finish, header_error
 from .options import (
     EXIT_ERRORS,
     EXIT_OK,
+    WHOLE_NUMBER,
+    bundle_options,
+    check_bundle_options,
     check_release,
     date_option,
     fail,
+    load_bundle_or_exit,
     load_or_exit,
     policy_option,
     release_option,
@@ -48,13 +52,14 @@ from .options import (
               help="Claim type of a single line. Default: professional.")
 @click.option("--rcc", help="Revenue center code (institutional claims), e.g. 0900.")
 @click.option("--modality", help="State the modality (audio-video, audio-only) instead of or besides modifiers.")
-@click.option("--member-age", type=int, help="Member age in whole years.")
+@click.option("--member-age", type=WHOLE_NUMBER, help="Member age in whole years.")
 @click.option("--provider-type", help="Billing provider type.")
-@click.option("--units", type=int, help="Units billed for the day.")
+@click.option("--units", type=WHOLE_NUMBER, help="Units billed for the day.")
 @click.option("--established-patient/--new-patient", default=None,
               help="Whether the member is an established patient of the provider.")
 @release_option()
 @policy_option()
+@bundle_options
 @click.option("--input-format", type=click.Choice(formats.INPUTS), default=None,
               help="Format of INPUT. Default: from the file's suffix, else from its first bytes.")
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "json", "table"]), default="jsonl",
@@ -79,7 +84,8 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
                  pos: str | None, claim_type: str | None, rcc: str | None, modality: str | None,
                  member_age: int | None, provider_type: str | None, units: int | None,
                  established_patient: bool | None, release: str | None, policy_path: str | None,
-                 input_format: str | None, out_format: str, explain: bool, output: str, engine: str,
+                 bundle_path: str | None, verify_key: str | None, input_format: str | None, out_format: str,
+                 explain: bool, output: str, engine: str,
                  errors_file: str | None, master: str | None) -> None:
     """Decide claim lines: one from options, or every line of INPUT (JSON, JSON Lines, CSV, Parquet, Arrow IPC or
     X12 837; - for standard input).
@@ -89,7 +95,12 @@ def eval_command(input_file: str | None, code: str | None, date_: dt.date | None
     A file:     cmap-policy eval examples/claims.jsonl --format table
     Line fields (JSON keys or CSV headings):
     """
-    policy = load_or_exit(policy_path)
+    check_bundle_options(policy_path, bundle_path, verify_key)
+    if bundle_path is not None and verify_key is not None:
+        policy, key_id = load_bundle_or_exit(bundle_path, verify_key)
+        click.echo(f"bundle {bundle_path} verified: signed by key {key_id}, policy hash {policy.hash[:12]}", err=True)
+    else:
+        policy = load_or_exit(policy_path)
     check_release(policy, release)
     single = [code, date_, pos, claim_type, rcc, modality, member_age, provider_type, units, established_patient]
     if input_file is not None and (any(v is not None for v in single) or modifiers):

@@ -27,17 +27,18 @@ from starlette.routing import Route
 
 from .. import api
 from ..errors import LineError, UnknownReleaseError
-from ..lines import parse_date
+from ..guard import JsonLimitError, loads
+from ..lines import check_code, parse_date
 from . import cdshooks
 from .decisions import Answer, jsonl_lines
-from .log import AccessLog, DecisionLog, iso_time
+from .log import DEFAULT_FSYNC_INTERVAL_MS, AccessLog, DecisionLog, iso_time
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .openapi import document
 from .problems import MEDIA_TYPE as PROBLEM_TYPE
-from .problems import ProblemError, from_error, problem_body
+from .problems import ProblemError, from_error, problem_body, shown
 from .reload import reload_once, watch
-from .state import Failure, PolicyHolder, Serving
+from .state import Failure, PolicyHolder, Serving, SignedBundle
 
 JSON = "application/json"
 JSONL = "application/x-ndjson"
@@ -67,6 +68,10 @@ class ServiceConfig:
     site_url: str | None = None  # the published site, for links to a code's page
     access_log: bool = True
     access_stream: IO[bytes] | None = field(default=None, repr=False)  # default: standard error
+    bundle: SignedBundle | None = None  # serve this signed bundle (verified first) instead of a folder
+    log_fsync: str = "never"  # never, interval or always (docs/reliability.md says what each promises)
+    log_fsync_interval: float = DEFAULT_FSYNC_INTERVAL_MS / 1000  # seconds, for interval
+    tls: bool = False  # served over TLS: answers carry Strict-Transport-Security
 
 
 class Service:
@@ -74,7 +79,7 @@ class Service:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.holder = PolicyHolder(config.policy)
+        self.holder = PolicyHolder(config.policy, config.bundle)
         self.metrics = Metrics()
         self.decision_log: DecisionLog | None = None
         self.access_log: AccessLog | None = None
@@ -87,7 +92,8 @@ class Service:
     async def start(self) -> None:
         c = self.config
         if c.log is not None:
-            self.decision_log = DecisionLog(c.log, mask=c.log_mask, max_bytes=c.log_max_bytes, backups=c.log_backups)
+            self.decision_log = DecisionLog(c.log, mask=c.log_mask, max_bytes=c.log_max_bytes, backups=c.log_backups,
+                                            fsync=c.log_fsync, fsync_interval=c.log_fsync_interval)
         if c.access_log:
             self.access_log = AccessLog(c.access_stream)
         # the first load runs in the background: /health says "loading" until it is done
@@ -95,7 +101,7 @@ class Service:
 
     async def _first_load(self) -> None:
         await reload_once(self.holder, self._loaded)
-        root = self.config.policy
+        root = self.config.bundle.path if self.config.bundle is not None else self.config.policy
         if self.config.watch and root is not None:
             await watch(self.holder, root, self._stop, self._loaded)
 
@@ -107,8 +113,9 @@ class Service:
             return
         self.metrics.reload_result(None, counted=reload)
         p = result.policy
-        self.metrics.serving(p.latest.id, p.hash, p.root, result.loaded_at)
-        log.info("serving release %s, policy hash %s", p.latest.id, p.hash[:12])
+        self.metrics.serving(p.latest.id, p.hash, p.root, result.loaded_at, result.key_id)
+        signed = f", signed by key {result.key_id}" if result.key_id else ""
+        log.info("serving release %s, policy hash %s%s", p.latest.id, p.hash[:12], signed)
 
     async def stop(self) -> None:
         """After uvicorn has finished the in-flight requests: stop watching, flush and close the logs."""
@@ -119,6 +126,9 @@ class Service:
                 await task
         if self.decision_log is not None:
             await asyncio.to_thread(self.decision_log.close)
+            head = self.decision_log.head()
+            # the last hash, kept outside the log itself: `cmap-policy log verify --head` checks the end against it
+            log.info("decision log closed at seq %d, head hash %s", head["seq"], head["hash"])
         if self.access_log is not None:
             await asyncio.to_thread(self.access_log.close)
 
@@ -152,10 +162,29 @@ class Service:
             raise ProblemError(400, "invalid-request", "the client went away before the body arrived") from None
         return b"".join(chunks)
 
-    def record(self, answers: list[Answer], source: str) -> None:
-        """Queue the decision records and count the decisions: done before the answers are sent."""
-        if self.decision_log is not None:
-            self.decision_log.record_many(answers, source)
+    async def log(self, answers: list[Answer], source: str, serving: Serving) -> None:
+        """Queue the decision records; with ``--log-fsync always``, return once they are on the disk (503 if
+        they cannot be written: an answer is never sent for a decision the log does not hold)."""
+        decision_log = self.decision_log
+        if decision_log is None:
+            return
+        if self.config.log_fsync != "always":
+            decision_log.record_many(answers, source, serving.key_id)
+            return
+        loop = asyncio.get_running_loop()
+        synced: asyncio.Future[str | None] = loop.create_future()
+
+        def done(error: str | None) -> None:  # called from the writer thread
+            loop.call_soon_threadsafe(_settle, synced, error)
+
+        decision_log.record_many(answers, source, serving.key_id, done)
+        if await synced is not None:
+            raise ProblemError(503, "log-failed", "the decision could not be written to the decision log; "
+                               "see /health")
+
+    async def record(self, answers: list[Answer], source: str, serving: Serving) -> None:
+        """Log the decision records and count the decisions: done before the answers are sent."""
+        await self.log(answers, source, serving)
         decided = [a.result.decision for a in answers if a.result.decision is not None]
         self.metrics.decided_many(decided, [a.seconds for a in answers if a.result.decision is not None])
         for a in answers:
@@ -177,15 +206,36 @@ def _json(data: Any, status: int = 200, media_type: str = JSON, headers: dict[st
     return Response(orjson.dumps(data), status_code=status, media_type=media_type, headers=headers)
 
 
+def _settle(future: asyncio.Future[str | None], error: str | None) -> None:
+    if not future.done():
+        future.set_result(error)
+
+
 def _policy_headers(serving: Serving, release: str | None) -> dict[str, str]:
-    return {"x-policy-release": release or serving.policy.latest.id, "x-policy-hash": serving.policy.hash}
+    headers = {"x-policy-release": release or serving.policy.latest.id, "x-policy-hash": serving.policy.hash}
+    if serving.key_id is not None:
+        headers["x-policy-key-id"] = serving.key_id
+    return headers
 
 
 def _json_body(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "invalid-json", f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        limit = _limit_passed(body)
+        raise ProblemError(400, "invalid-json", limit or f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+
+
+def _limit_passed(body: bytes) -> str | None:
+    """What ``guard.loads`` says of a body orjson refused, when it is a limit (an integer too long, too deep):
+    orjson's own words for it ("number is infinity when parsed as double") do not name the limit."""
+    try:
+        loads(body.decode("utf-8"))
+    except JsonLimitError as exc:
+        return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def build(service: Service) -> Starlette:
@@ -200,8 +250,7 @@ def build(service: Service) -> Starlette:
             err = answer.result.error
             service.metrics.line_error(err.field)
             raise ProblemError(422, "invalid-line", err.message, field=err.field)
-        if service.decision_log is not None:
-            service.decision_log.record(answer, "/v1/decide")
+        await service.log([answer], "/v1/decide", serving)
         assert answer.result.decision is not None
         service.metrics.decided(answer.result.decision, answer.seconds)
         return Response(answer.body, media_type=JSON, headers=_policy_headers(serving, release))
@@ -230,11 +279,11 @@ def build(service: Service) -> Starlette:
             for answer in answers():
                 chunk.append(answer)
                 if len(chunk) >= CHUNK:
-                    yield _send_chunk(service, chunk)
+                    yield await _send_chunk(service, chunk, serving)
                     chunk = []
                     await asyncio.sleep(0)  # let other requests in between chunks
             if chunk:
-                yield _send_chunk(service, chunk)
+                yield await _send_chunk(service, chunk, serving)
 
         return StreamingResponse(stream(), media_type=JSONL, headers=_policy_headers(serving, release))
 
@@ -246,7 +295,11 @@ def build(service: Service) -> Starlette:
             date = parse_date(date_text, "date") if date_text is not None else None
         except LineError as err:
             raise ProblemError(400, "invalid-request", err.message, field="date") from None
-        report = api.show(request.path_params["code"], date=date, release=release, policy=serving.policy)
+        try:
+            code = check_code(request.path_params["code"])  # the check of a claim line's code, and its message
+        except LineError as err:
+            raise ProblemError(400, "invalid-request", err.message, field="code") from None
+        report = api.show(code, date=date, release=release, policy=serving.policy)
         return _json(report.as_dict(), headers=_policy_headers(serving, report.release))
 
     async def releases(request: Request) -> Response:
@@ -270,6 +323,8 @@ def build(service: Service) -> Starlette:
         if serving is not None:
             out.update({"release": serving.policy.latest.id, "policy_hash": serving.policy.hash,
                         "root": serving.policy.root, "loaded_at": iso_time(serving.loaded_at)})
+            if serving.key_id is not None:
+                out["key_id"] = serving.key_id
         out["reloads"] = holder.reloads
         out["failed_reloads"] = holder.failed_reloads
         if holder.failure is not None:
@@ -277,7 +332,8 @@ def build(service: Service) -> Starlette:
         if service.decision_log is not None:
             writer = service.decision_log.writer
             out["decision_log"] = {"path": str(writer.path), "written": writer.written, "backlog": writer.backlog(),
-                                   "error": writer.error}
+                                   "error": writer.error, "fsync": writer.fsync,
+                                   "head": service.decision_log.head()}
         return _json(out, status=200 if serving is not None else 503)
 
     async def metrics(request: Request) -> Response:
@@ -301,7 +357,7 @@ def build(service: Service) -> Starlette:
         base = str(request.base_url).rstrip("/")
         response, answers = cdshooks.answer(service_id, body, serving, release=release, site_url=cfg.site_url,
                                             api_base=base)
-        service.record(answers, f"cds-services/{service_id}")
+        await service.record(answers, f"cds-services/{service_id}", serving)
         return _json(response)
 
     routes = [
@@ -330,8 +386,8 @@ def build(service: Service) -> Starlette:
     return app
 
 
-def _send_chunk(service: Service, chunk: list[Answer]) -> bytes:
-    service.record(chunk, "/v1/decide/batch")  # queued before the chunk is sent
+async def _send_chunk(service: Service, chunk: list[Answer], serving: Serving) -> bytes:
+    await service.record(chunk, "/v1/decide/batch", serving)  # queued (or synced) before the chunk is sent
     return b"\n".join(a.body for a in chunk) + b"\n"
 
 
@@ -348,8 +404,9 @@ _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed"}
 async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = _HTTP_SLUGS.get(exc.status_code, "invalid-request")
-    detail = {404: f"no such path: {request.url.path} (see /openapi.json)",
-              405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+    path = shown(request.url.path)
+    detail = {404: f"no such path: {path} (see /openapi.json)",
+              405: f"{request.method} is not allowed on {path}"}.get(exc.status_code, str(exc.detail))
     return Response(problem_body(exc.status_code, slug, detail, instance=request.url.path),
                     status_code=exc.status_code, media_type=PROBLEM_TYPE, headers=exc.headers)
 
@@ -360,14 +417,28 @@ async def _internal_handler(request: Request, exc: Exception) -> Response:
                                  instance=request.url.path), status_code=500, media_type=PROBLEM_TYPE)
 
 
+# The headers OWASP's REST Security Cheat Sheet asks of a JSON API, on every answer: no sniffing a JSON body as
+# something a browser would run, no framing, no content loaded by it, and no copy kept by any cache (a decision
+# is about a member's claim, and the policy it was decided by can change under a hot reload).
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+)
+HSTS = (b"strict-transport-security", b"max-age=31536000")  # only over TLS (RFC 6797: ignored over plain HTTP)
+
+
 class Gate:
-    """Plain ASGI middleware: the bearer token, the access log and the request metrics."""
+    """Plain ASGI middleware: the bearer token, the security headers, the access log and the request metrics."""
 
     def __init__(self, app: Starlette, service: Service) -> None:
         self.app = app
         self.service = service
         token = service.config.token
         self.expected = f"Bearer {token}".encode() if token else None
+        self.headers = SECURITY_HEADERS + ((HSTS,) if service.config.tls else ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -382,6 +453,7 @@ class Gate:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *self.headers]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)

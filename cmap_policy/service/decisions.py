@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from .. import guard
 from ..api import LineResult
 from ..errors import LineError
 from ..interpreter import evaluate
@@ -97,9 +98,10 @@ class Decider:
         try:
             record = orjson.loads(text)
         except orjson.JSONDecodeError:
-            # read again as `eval` reads it: the same message, and what only the standard parser takes (NaN)
+            # read again as `eval` reads it (guard.loads): the same message, the limits named (an integer too
+            # long), and what only the standard parser takes (NaN)
             try:
-                record = json.loads(text)
+                record = guard.loads(text.decode("utf-8"))
             except json.JSONDecodeError as exc:
                 return self._answer(json_error(exc, number), number, release, None, started, t0)
             except UnicodeDecodeError:
