@@ -122,9 +122,9 @@ def test_release_history(policy: Policy) -> None:
         assert not any(p.introduced_in == rel for c in policy.codes.values() for p in c.periods), rel
     # Each later pandemic bulletin is a release of its own, its date unknown and its code list not public.
     for bulletin in LATER_BULLETINS:
-        rel = policy.release(bulletin)
-        assert not rel.dates_known and "Code list not public" in rel.summary, bulletin
-        assert sorted(s.id for s in rel.implements) == ["CCHP-CT-2021", "PB-2020-LATER"]
+        release = policy.release(bulletin)
+        assert not release.dates_known and "Code list not public" in release.summary, bulletin
+        assert sorted(s.id for s in release.implements) == ["CCHP-CT-2021", "PB-2020-LATER"]
     assert policy.release("PB-2020-14").dates_known
 
 
