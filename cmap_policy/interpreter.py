@@ -341,7 +341,8 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
     #    the category's fact for a line no row decides.
     decided_by_row = period is not None and (modality is None or modality not in period.undetermined_modalities)
     era_reasons, era_confirm = era_rule_reasons(policy, line, modality, decided_by_row)
-    reasons += era_reasons
+    given = {r.code for r in reasons}  # a row's limit and an era's may refuse the same field: one reason for it
+    reasons += [r for r in era_reasons if r.code not in given]
     to_confirm += era_confirm
 
     # 6. The outcome: any denial denies; else anything the data cannot decide leaves the line undetermined;
