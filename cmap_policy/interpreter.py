@@ -336,14 +336,14 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
                 if unknown:
                     to_confirm.append(lim)
 
-    # 5. What sources say of every line of the modality on the date, whatever its code (the years before the
-    #    pandemic, a bulletin's conditions): a denial where the source and the line's fields suffice, else
-    #    the category's fact for a line no row decides.
-    decided_by_row = period is not None and (modality is None or modality not in period.undetermined_modalities)
-    era_reasons, era_confirm = era_rule_reasons(policy, line, modality, decided_by_row)
-    given = {r.code for r in reasons}  # a row's limit and an era's may refuse the same field: one reason for it
-    reasons += [r for r in era_reasons if r.code not in given]
-    to_confirm += era_confirm
+    # 5. Where no row decides the line, what sources say of every line of the modality on the date, whatever
+    #    its code (the years before the pandemic, a bulletin's conditions): a denial where the source and the
+    #    line's fields suffice, else the category's fact. A row, from the official table above all, outranks them.
+    if period is None or (modality is not None and modality in period.undetermined_modalities):
+        era_reasons, era_confirm = era_rule_reasons(policy, line, modality)
+        given = {r.code for r in reasons}  # a row's limit and an era's may refuse the same field: one reason
+        reasons += [r for r in era_reasons if r.code not in given]
+        to_confirm += era_confirm
 
     # 6. The outcome: any denial denies; else anything the data cannot decide leaves the line undetermined;
     #    else it is payable (warnings say what to put on the claim, and change nothing).
@@ -364,12 +364,12 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
     return Decision(outcome, tuple(reasons), period, modality, attestations, rel.id, policy.hash, tuple(to_confirm))
 
 
-def era_rule_reasons(policy: Policy, line: ClaimLine, modality: str | None,
-                     decided_by_row: bool) -> tuple[list[Reason], list[Limit]]:
-    """The reasons of the program's era rules in force for the line, and the limits it lacks the fields for.
+def era_rule_reasons(policy: Policy, line: ClaimLine, modality: str | None) -> tuple[list[Reason], list[Limit]]:
+    """The reasons of the program's era rules in force for a line no row decides, and the limits it lacks the
+    fields for.
 
-    A ``deny`` rule denies; an ``undetermined`` rule names a category without its codes, so it speaks only
-    where no row decides the line. Either rule's limits deny a line whose own fields break them.
+    A ``deny`` rule denies; an ``undetermined`` rule names a category without its codes, so the line stays
+    undetermined with the category's fact. Either rule's limits deny a line whose own fields break them.
     """
     reasons: list[Reason] = []
     confirm: list[Limit] = []
@@ -385,7 +385,7 @@ def era_rule_reasons(policy: Policy, line: ClaimLine, modality: str | None,
                 denied = True
             if unknown:
                 confirm.append(lim)
-        if rule.verdict == "undetermined" and not denied and not decided_by_row:
+        if rule.verdict == "undetermined" and not denied:
             reasons.append(_reason("ERA_UNDETERMINED", rule.text, where, rule.citation))
     return reasons, confirm
 

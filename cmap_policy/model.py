@@ -290,9 +290,10 @@ class EraRule:
 
     Sources on the years before the pandemic and on its bulletins speak of categories ("live video was
     not paid", "telephone only for case management of members 18 and under", "e-consults in four
-    settings") without naming codes. A rule of verdict ``deny`` denies every line it reads; a rule of
-    verdict ``undetermined`` names a category no code of which can be recognised, so it only explains a
-    line no row decides; its ``limits`` deny what the line's own fields rule out (an adult's telephone
+    settings") without naming codes. A rule speaks only where no row decides the line (a row, the
+    official table's above all, outranks it). A rule of verdict ``deny`` denies every such line; a rule
+    of verdict ``undetermined`` names a category no code of which can be recognised, so it says why the
+    line is undetermined; its ``limits`` deny what the line's own fields rule out (an adult's telephone
     line) and are listed to confirm when the line lacks the field.
     """
 

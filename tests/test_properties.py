@@ -248,16 +248,16 @@ def oracle(published: PolicyTree, line: ClaimLine) -> Expected:
         for lim in period.get("limits", []):
             if not lim.get("modalities") or modality in lim["modalities"]:
                 _check_limit(lim, line, r, to_confirm)
-    # the era rules: a deny rule denies; an undetermined one explains a line no row decides, unless one of its
-    # limits denies the line
+    # the era rules, where no row decides the line: a deny rule denies; an undetermined one leaves the line
+    # undetermined, unless one of its limits denies it
     decided_by_row = period is not None and (modality is None or modality not in period.get(
         "undetermined_modalities", []))
     for rule in prog.get("era_rules", []):
-        if not in_force(rule, day) or (modality or "unspecified") not in rule["modalities"]:
+        if decided_by_row or not in_force(rule, day) or (modality or "unspecified") not in rule["modalities"]:
             continue
         r["NOT_PAID_IN_ERA"] |= rule["verdict"] == "deny"
         refused = [_check_limit(lim, line, r, to_confirm) for lim in rule.get("limits", [])]
-        r["ERA_UNDETERMINED"] |= rule["verdict"] == "undetermined" and not any(refused) and not decided_by_row
+        r["ERA_UNDETERMINED"] |= rule["verdict"] == "undetermined" and not any(refused)
     denied = any(r[c] for c in DENY)
     unknown = any(r[c] for c in SILENT)
     r["ON_TELEHEALTH_TABLE"] = not denied and not unknown
