@@ -123,7 +123,9 @@ def _program(data: dict[str, Any]) -> Program:
                            for a in sorted(data["attestations"], key=lambda a: a["id"])),
         official_table=_cite(prog["official_table"], sources) if "official_table" in prog else None,
         citation=_cite(prog["citation"], sources) if "citation" in prog else None,
-        era_rules=tuple(_era_rule(r, sources) for r in data.get("era_rules", ())),
+        # in date order: ``show`` and the site list them as a timeline
+        era_rules=tuple(sorted((_era_rule(r, sources) for r in data.get("era_rules", ())),
+                               key=lambda r: (r.effective or dt.date.min, r.end or dt.date.max, r.id))),
         undecidable=tuple(Undecidable(u["id"], u["what"], u["why"], _cite(u["citation"], sources)
                                       if "citation" in u else None) for u in data.get("undecidable", ())),
     )
