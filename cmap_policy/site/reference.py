@@ -16,6 +16,7 @@ from ..reasons import CARC_SOURCE, REASONS
 from .examples import reason_examples
 from .fragments import billing_note, cite_md, dates, decision_md, kind_html, md, outcome_html, rel_link
 from .table import MODALITY_LABELS, Row, all_rows
+from .widgets import UNDECIDABLE_ANCHOR
 
 DOWNLOAD_STEM = "downloads/cmap-telehealth-table"
 HISTORY_STEM = "downloads/cmap-telehealth-table-history"
@@ -190,7 +191,43 @@ def sources_page(policy: Policy) -> str:
             out += [md(s.note), ""]
     out += ["## Statutes", ""]
     out += [f"- **{md(st.citation)}**: {md(st.requirement)}" for st in prog.statutes]
-    return "\n".join(out) + "\n"
+    out += ["", *_era_rules_md(policy), *_undecidable_md(policy)]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _era_rules_md(policy: Policy) -> list[str]:
+    """What sources say of every code in a stretch of dates: what a decision on those dates cites."""
+    rules = policy.program.era_rules
+    if not rules:
+        return []
+    out = ["## What the sources say of every code, by era {#eras}", "",
+           "Some sources speak of a stretch of dates and a way of delivery, whatever the code: a decision cites them "
+           "by the rule's id. *Denies* means every such line is not payable; *names a category* means the source "
+           "names a category of services without its codes, so a line no row decides is undetermined, with this "
+           "text; a condition on the line's own fields (age, established patient) denies a line that breaks it.", "",
+           "| Rule | Dates of service | Delivered by | What the source says | Source |", "|---|---|---|---|---|"]
+    for r in rules:
+        when = dates(r.effective, r.end) if r.effective else f"up to {r.end}" if r.end else "always"
+        how = ", ".join(MODALITY_LABELS.get(m, "not stated on the line") for m in r.modalities)
+        verdict = "Denies." if r.verdict == "deny" else "Names a category."
+        limits = "".join(f" Condition: {md(lim.guideline)}" for lim in r.limits)
+        out.append(f"| `{r.id}` | {when} | {how} | {verdict} {md(r.text)}{limits} | "
+                   f"{cite_md(r.citation, 'sources.md')} |")
+    return [*out, ""]
+
+
+def _undecidable_md(policy: Policy) -> list[str]:
+    """The written list of what a claim line cannot decide, and why (the coverage banner names each)."""
+    items = policy.program.undecidable
+    if not items:
+        return []
+    out = [f"## What a claim line cannot decide {{#{UNDECIDABLE_ANCHOR}}}", "",
+           "The sources raise these questions, but no claim line answers them: a line they touch is undetermined, "
+           "or its decision lists them as conditions to meet.", ""]
+    for u in items:
+        source = f" Source: {cite_md(u.citation, 'sources.md')}." if u.citation is not None else ""
+        out += [f"- **{md(u.what)}.** {md(u.why)}{source}"]
+    return [*out, ""]
 
 
 def downloads_page(policy: Policy, today: dt.date, rows: Sequence[Row]) -> str:

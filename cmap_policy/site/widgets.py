@@ -18,6 +18,7 @@ from .check import day_number
 from .table import MODALITY_LABELS, href
 
 CHECK_ID = "check"
+UNDECIDABLE_ANCHOR = "undecidable"  # the sources page's list of what a claim line cannot decide
 
 
 def _modality_words(policy: Policy, modalities: tuple[str, ...]) -> str:
@@ -63,8 +64,14 @@ def coverage_banner(policy: Policy, page: str, directory_urls: bool) -> str:
         links.append(f'<a href="{escape(program.citation.source.url)}">{escape(program.citation.source.title)}</a>')
     where = (" The official table is the authority: " + " on ".join(links) + ".") if links else ""
     sources = href(page, "sources.md", directory_urls)
+    cannot = ""
+    if program.undecidable:
+        why = href(page, "sources.md", directory_urls, UNDECIDABLE_ANCHOR)
+        cannot = ("<p><strong>What it cannot decide</strong>, because the sources name a category or an era but "
+                  "not its codes, or nothing a claim line shows: "
+                  + "; ".join(escape(u.what) for u in program.undecidable) + f'. <a href="{why}">Why</a>.</p>')
     return (f'<div class="cmap-coverage" role="note" aria-label="What this data covers"><p>{covers}{where} '
-            f'<a href="{sources}">Sources</a>.</p></div>')
+            f'<a href="{sources}">Sources</a>.</p>{cannot}</div>')
 
 
 def check_form(policy: Policy, page: str, directory_urls: bool, code: str | None = None) -> str:
