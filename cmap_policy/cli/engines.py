@@ -7,6 +7,7 @@ for the interpreter's runs too (``finish``), so that every path says the same th
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -149,3 +150,31 @@ def run_spark(input_file: str | None, output: str, *, policy: Policy, release: s
         if started_here and (session.sparkContext.master or "").startswith("local"):
             session.stop()
     _finish(summary, input_file, errors_at)
+
+
+def run_impact(claims: str, base: Any, head: Any, *, out_format: str, exit_code: bool) -> NoReturn:
+    """``cmap-policy diff BASE [HEAD] --claims FILE``: the impact report of two sides (``authoring.diff.Side``)."""
+    _without_pandas()
+    try:
+        from ..engines import impact
+    except ImportError as err:
+        raise click.UsageError(f"--claims runs the batch engine, which needs {err.name}: "
+                               "pip install 'cmap-policy[batch]'") from None
+    if not Path(claims).is_file():
+        fail(f"no such file: {claims}")
+    try:
+        report = impact.impact(claims, base.policy, head.policy, base_release=base.release,
+                               head_release=head.release, base_label=base.label, head_label=head.label)
+    except (OSError, InputError) as err:
+        fail(f"cannot read {claims}: {err}")
+    show_impact(report, out_format)
+    errors = report.tally.errors or report.tally.header
+    sys.exit(EXIT_ERRORS if errors or (exit_code and report.changed) else EXIT_OK)
+
+
+def show_impact(report: Any, out_format: str) -> None:
+    """Print an impact report (``engines.impact.ImpactReport``) as JSON or Markdown."""
+    if out_format == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(report.to_markdown(), nl=False)

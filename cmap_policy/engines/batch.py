@@ -408,6 +408,19 @@ class Progress(Protocol):
     def close(self) -> None: ...
 
 
+def read_batches(src: Path, fmt: str, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    """(the size to show progress against, the batches) of a file in one of ``INPUTS``."""
+    if fmt == "parquet":
+        return read_parquet(src)
+    if fmt == "csv":
+        return read_csv(src)
+    if fmt == "jsonl":
+        return read_jsonl_batches(src, policy)
+    if fmt == "x12":
+        return read_x12_batches(src, policy)
+    raise InputError(f"the batch engine does not read {fmt!r}: it reads {', '.join(INPUTS)}")
+
+
 def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, release: str | None,
          errors_path: str | Path | None, input_fmt: str | None, output_fmt: str | None, progress: Progress | None,
          threads: int | None, stream: IO[str] | None, errors_stream: IO[str] | None) -> Summary:
@@ -423,16 +436,7 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
     err_path = Path(errors_path) if errors_path is not None else (
         default_errors_path(out_path) if out_path is not None else None)
     engine = Engine(policy, release, threads)
-    if fmt == "parquet":
-        total, batches = read_parquet(src)
-    elif fmt == "csv":
-        total, batches = read_csv(src)
-    elif fmt == "jsonl":
-        total, batches = read_jsonl_batches(src, policy)
-    elif fmt == "x12":
-        total, batches = read_x12_batches(src, policy)
-    else:
-        raise InputError(f"the batch engine does not read {fmt!r}: it reads {', '.join(INPUTS)}")
+    total, batches = read_batches(src, fmt, policy)
 
     summary = Summary()
     out = writer_for(out_path, ofmt, _OUTPUT_SCHEMA, stream)
