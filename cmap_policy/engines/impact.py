@@ -244,27 +244,28 @@ class ImpactReport:
 # --- a file, under two policies ---------------------------------------------------------------------------------
 
 
-def _split_amount(raw: pa.Table, tally: ImpactTally) -> tuple[pa.Table, np.ndarray | None]:
-    """(the raw columns without the amount column, each row's amount or NaN)."""
+def _split_amount(raw: pa.Table, tally: ImpactTally) -> tuple[pa.Table, np.ndarray | None, np.ndarray | None]:
+    """(the raw columns without the amount column, each row's amount or NaN, which rows have one not read)."""
     names = [n for n in raw.column_names if canonical_field(n) == AMOUNT_COLUMN]
     if not names:
-        return raw, None
+        return raw, None, None
     tally.amount_column = True
     col = raw[names[0]]
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):
         values = pc.cast(col, pa.float64())
+        given = pc.is_valid(col)
     elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         ok = pc.match_substring_regex(col, _AMOUNT_TEXT)
         values = pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, col, pa.scalar(None, col.type))), pa.float64())
-    else:
+        given = pc.and_(pc.is_valid(col), pc.not_equal(pc.utf8_trim_whitespace(col), ""))
+    else:  # a column of another type (a list, a struct): no amount is read from it
         values = pa.nulls(len(col), pa.float64())
-    given = pc.invert(pc.or_kleene(pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col.cast(pa.string())), "")))
+        given = pc.is_valid(col)
     amounts = values.to_numpy(zero_copy_only=False).astype(np.float64)
-    tally.amount_unread += int(np.count_nonzero(np.isnan(amounts) & given.fill_null(False).to_numpy(
-        zero_copy_only=False)))
-    return raw.drop_columns(names), amounts
+    unread = np.isnan(amounts) & pc.fill_null(given, False).to_numpy(zero_copy_only=False)
+    return raw.drop_columns(names), amounts, unread
 
 
 def _header_only_amount(batch: Batch) -> bool:
@@ -286,12 +287,11 @@ def _rows(enc: Encoded, before: Answered, after: Answered, tally: ImpactTally,
                 enc.free["claim_id"], ob, oh, rb, rh, amounts)
 
 
-def _amounts_of_good(amounts: np.ndarray | None, numbers: np.ndarray, good: np.ndarray) -> np.ndarray | None:
-    """The amounts of the lines that passed the checks (``good``: their line numbers), from the batch's."""
-    if amounts is None:
-        return None
+def _good_rows(numbers: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """The positions in the batch (whose rows have line ``numbers``) of the lines that passed the checks."""
     order = np.argsort(numbers, kind="stable")
-    return amounts[order[np.searchsorted(numbers[order], good)]]
+    found: np.ndarray = order[np.searchsorted(numbers[order], good)]
+    return found
 
 
 def impact(path: str | Path, base: Policy, head: Policy, *, base_release: str | None = None,
@@ -313,11 +313,15 @@ def impact(path: str | Path, base: Policy, head: Policy, *, base_release: str | 
         tally.add_errors(batch.errors)
         if batch.raw is not None and batch.raw.num_rows:
             assert batch.line_numbers is not None
-            raw, amounts = _split_amount(batch.raw, tally)
+            raw, amounts, unread = _split_amount(batch.raw, tally)
             enc, errors = engines[0].check(raw, batch.line_numbers)
             tally.add_errors(errors)
+            if amounts is None or unread is None:
+                return enc, None
             numbers = batch.line_numbers.to_numpy(zero_copy_only=False).astype(np.int64)
-            return enc, _amounts_of_good(amounts, numbers, enc.numbers)
+            good = _good_rows(numbers, enc.numbers)
+            tally.amount_unread += int(np.count_nonzero(unread[good]))
+            return enc, amounts[good]
         if batch.lines is not None and batch.lines.num_rows:
             return encode_lines(batch.lines), None
         return None, None
