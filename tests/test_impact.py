@@ -40,7 +40,7 @@ def _decided(path: Path, policy: Policy, release: str | None) -> dict[int, Any]:
 
 
 def direct(path: Path, base: tuple[Policy, str | None], head: tuple[Policy, str | None],
-           amounts: dict[int, float] | None = None) -> dict[str, Any]:
+           amounts: dict[int, float | None] | None = None) -> dict[str, Any]:
     """What the report must say, from ``eval`` line by line under each side."""
     before, after = _decided(path, *base), _decided(path, *head)
     assert before.keys() == after.keys()
