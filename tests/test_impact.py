@@ -231,3 +231,34 @@ def test_cli_diff_claims_formats_and_exit_code(tmp_path: Path) -> None:
     assert same.exit_code == 0 and "No line of the file changes its decision." in same.output
     missing = runner.invoke(main, ["diff", "PB-2020-14", "--claims", str(tmp_path / "none.csv")])
     assert missing.exit_code == 1 and "no such file" in missing.output
+
+
+def test_log_replay_reports_with_the_same_impact_report(tmp_path: Path, bundled: Policy) -> None:
+    pytest.importorskip("orjson")
+    records = [{k: v for k, v in r.items() if v} for r in random_records(bundled, 1500, seed=21)]
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    log = tmp_path / "decisions.jsonl"
+    with log.open("w", encoding="utf-8") as out:
+        for result in eval_lines(inputs, policy=bundled, release="PB-2020-14"):
+            if result.decision is None:
+                out.write(json.dumps({"input": records[result.number - 1]}) + "\n")  # no outcome: not replayable
+                continue
+            d = result.decision
+            out.write(json.dumps({"input": records[result.number - 1], "outcome": d.outcome.value,
+                                  "reasons": list(d.reason_codes), "release": d.release,
+                                  "policy_hash": d.policy_hash}) + "\n")
+        out.write("{not json\n")
+    res = CliRunner().invoke(main, ["log", "replay", str(log), "--format", "json"])
+    assert res.exit_code == 1  # the last record is not JSON, and is reported
+    assert f"{log}:{len(records) + 1}: not valid JSON" in res.stderr
+    replayed = json.loads(res.stdout)
+    want = direct(inputs, (bundled, "PB-2020-14"), (bundled, None))
+    assert want["groups"]
+    check_report(replayed, {**want, "errors": want["errors"] + 1}, with_amount=False)
+    assert replayed["base"]["release"] == "PB-2020-14" and replayed["head"]["release"] == bundled.latest.id
+    # and it is the report of diff --claims on the same lines
+    claims = impact(inputs, bundled, bundled, base_release="PB-2020-14").as_dict()
+    assert replayed["transitions"] == claims["transitions"] and replayed["reasons"] == claims["reasons"]
+    md = CliRunner().invoke(main, ["log", "replay", str(log), "--format", "md"])
+    assert "### Transitions" in md.stdout
