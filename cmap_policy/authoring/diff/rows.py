@@ -117,8 +117,9 @@ def release_changes(base: Side, head: Side) -> list[dict[str, Any]]:
     out = []
     for rid, rel in new.items():
         was = old.get(rid)
-        if was is not None and (was.published, was.effective, was.summary, was.implements) == (
-                rel.published, rel.effective, rel.summary, rel.implements):
+        if was is not None and (was.published, was.effective, was.summary, was.implements,
+                                was.notice_paragraphs) == (rel.published, rel.effective, rel.summary, rel.implements,
+                                                           rel.notice_paragraphs):
             continue
         out.append({"action": "added" if was is None else "changed", "id": rid,
                     "published": rel.published.isoformat(), "effective": rel.effective.isoformat(),
