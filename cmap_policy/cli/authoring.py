@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -26,6 +27,8 @@ from .options import (
     policy_option,
     report_policy_error,
 )
+
+T = TypeVar("T")
 
 
 @click.command("fmt")
@@ -104,6 +107,17 @@ def diff_command(base: str, head: str | None, out_format: str, policy_path: str 
         sys.exit(EXIT_ERRORS)
 
 
+def _of_working_policy(make: Callable[[], T], release_hint: str) -> T:
+    """``make()``: a policy that does not load is reported (exit 1), an unknown release is a usage error."""
+    try:
+        return make()
+    except PolicyError as err:
+        report_policy_error(err)
+        sys.exit(EXIT_ERRORS)
+    except UnknownReleaseError as err:
+        raise click.BadParameter(str(err), param_hint=release_hint) from None
+
+
 @click.command("changelog")
 @click.option("--release", default=None, metavar="ID", help="Only this release. Default: every release.")
 @click.option("--format", "out_format", type=click.Choice(["md", "json"]), default="md", show_default=True,
@@ -111,13 +125,7 @@ def diff_command(base: str, head: str | None, out_format: str, policy_path: str 
 @policy_option(WORKING_POLICY_HELP)
 def changelog_command(release: str | None, out_format: str, policy_path: str | None) -> None:
     """What each release added, ended and changed, with dates and citations."""
-    try:
-        report = changelog(release, policy=policy_path)
-    except PolicyError as err:
-        report_policy_error(err)
-        sys.exit(EXIT_ERRORS)
-    except UnknownReleaseError as err:
-        raise click.BadParameter(str(err), param_hint="--release") from None
+    report = _of_working_policy(lambda: changelog(release, policy=policy_path), "--release")
     if out_format == "json":
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -138,13 +146,7 @@ def notice_command(release: str, out_format: str, policy_path: str | None) -> No
     from ..authoring.notice import draft_notice, render_html
     from ..authoring.notice import render_markdown as notice_markdown
 
-    try:
-        notice = draft_notice(release, policy=policy_path)
-    except PolicyError as err:
-        report_policy_error(err)
-        sys.exit(EXIT_ERRORS)
-    except UnknownReleaseError as err:
-        raise click.BadParameter(str(err), param_hint="RELEASE") from None
+    notice = _of_working_policy(lambda: draft_notice(release, policy=policy_path), "RELEASE")
     if out_format == "json":
         click.echo(json.dumps(notice.as_dict(), indent=2, ensure_ascii=False))
     else:
