@@ -242,6 +242,8 @@ class Release:
     covers_from: Date | None = None
     dates_known: bool = True  # False: no source gives the dates; published and effective are lower bounds
     corrections: tuple[StartCorrection, ...] = ()
+    # the authors' own paragraphs for the release's Important Message draft, kept word for word
+    notice_paragraphs: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fmt": ("authoring", "fmt_command"),
     "diff": ("authoring", "diff_command"),
     "changelog": ("authoring", "changelog_command"),
+    "notice": ("authoring", "notice_command"),
     "release": ("authoring", "release_group"),
     "code": ("authoring", "code_group"),
     "import": ("table", "import_command"),

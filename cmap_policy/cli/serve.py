@@ -195,14 +195,23 @@ def log_group() -> None:
 @policy_option("The policy to decide the logged lines against (the folder holding program.json, releases.json "
                "and codes/). Default: the bundled CMAP policy.")
 @release_option("Decide as the table was published in this release of that policy. Default: its latest.")
-@click.option("--format", "out_format", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
-              help="text for people; jsonl: one JSON object per changed decision.")
+@click.option("--format", "out_format", type=click.Choice(["text", "jsonl", "md", "json"]), default="text",
+              show_default=True,
+              help="text for people; jsonl: one JSON object per changed decision; md or json: the impact report of "
+                   "`diff --claims` (transitions, codes, reasons, examples), the lines decided by the batch engine.")
 def replay_command(files: tuple[str, ...], policy_path: str | None, release: str | None, out_format: str) -> None:
     """Re-decide the lines of decision logs against another policy and report every decision that changes.
 
-    A change is a different outcome, reason codes or matched period. Give rotated files oldest first
-    (FILE.2 FILE.1 FILE). Exits 1 when a record could not be replayed (each is reported).
+    A change is a different outcome, reason codes or matched period (md and json: outcome or reason codes,
+    with line numbers counted on through the files). Give rotated files oldest first (FILE.2 FILE.1 FILE).
+    Exits 1 when a record could not be replayed (each is reported).
     """
+    if out_format in ("md", "json"):
+        from .engines import run_replay_impact
+
+        policy = load_or_exit(policy_path)
+        check_release(policy, release)
+        run_replay_impact([Path(f) for f in files], policy, release=release, out_format=out_format)
     try:
         from ..service.replay import Change, Tally, replay
     except ImportError:

@@ -75,8 +75,9 @@ READERS: dict[str, Callable[[Path, Policy], tuple[int, Iterator[Batch]]]] = {
 }
 
 
-def reader_for(fmt: str) -> Callable[[Path, Policy], tuple[int, Iterator[Batch]]]:
-    return READERS[formats.checked_input(fmt)]
+def read_batches(src: Path, fmt: str, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    """(the size to show progress against, the batches) of a file in one of ``formats.INPUTS``."""
+    return READERS[formats.checked_input(fmt)](src, policy)
 
 
 # --- deciding a batch ---
@@ -466,7 +467,7 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
         default_errors_path(out_path) if out_path is not None else None)
     formats.refuse_overlap({"the input": src}, {"the output": out_path, "the errors file": err_path})
     engine = Engine(policy, release, threads)
-    total, batches = reader_for(fmt)(src, policy)
+    total, batches = read_batches(src, fmt, policy)
     summary = Summary()
     out_tmp = formats.temporary_beside(out_path) if out_path is not None else None
     err_tmp = formats.temporary_beside(err_path) if err_path is not None else None

@@ -292,7 +292,8 @@ def build(root: Path, program_doc: JsonDoc, releases_doc: JsonDoc, code_docs: li
                 (_date(r.get("covers_from")) or dt.date.fromisoformat(r["effective"]))
                 if r["coverage"] == "complete" else None, r.get("dates_known", True),
                 tuple(StartCorrection(c["code"], dt.date.fromisoformat(c["was"]), dt.date.fromisoformat(c["now"]),
-                                      c["introduced_in"]) for c in r.get("corrections", ())))
+                                      c["introduced_in"]) for c in r.get("corrections", ())),
+                tuple(r.get("notice_paragraphs", ())))
         for i, r in enumerate(releases_doc.data["releases"])
     )
     sources = dict(program.sources)

@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import api
+from ..changes import change_report, release_entry
 from ..errors import LineError, UnknownReleaseError
 from ..guard import JsonLimitError, loads
 from ..lines import check_code, parse_date
@@ -315,6 +316,16 @@ def build(service: Service) -> Starlette:
                          for r in policy.releases if r.ordinal <= upto],
         }, headers=_policy_headers(serving, release))
 
+    async def release_changes(request: Request) -> Response:
+        serving = service.serving()
+        release_id = request.path_params["id"]
+        try:
+            release = serving.policy.release(release_id)
+        except UnknownReleaseError as err:
+            raise ProblemError(404, "unknown-release", str(err), field="id") from None
+        report = change_report(serving.policy, release.id)[0]
+        return _json(release_entry(report, release.ordinal), headers=_policy_headers(serving, release.id))
+
     async def health(request: Request) -> Response:
         holder = service.holder
         serving = holder.serving
@@ -365,6 +376,7 @@ def build(service: Service) -> Starlette:
         Route("/v1/decide/batch", decide_batch, methods=["POST"]),
         Route("/v1/codes/{code}", code, methods=["GET"]),
         Route("/v1/releases", releases, methods=["GET"]),
+        Route("/v1/releases/{id}/changes", release_changes, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -63,6 +63,7 @@ def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str]
         {"Contributing": "authors/contributing.md"},
         {"Schema reference": ["authors/schema/index.md", *schemas]},
         {"CLI reference": "authors/cli.md"},
+        {"Notice drafts": [f"notices/{r.id}.md" for r in reversed(policy.releases)]},
     ]
     # Bare paths: MkDocs titles each page from its own first heading.
     engineering = [p for p in sorted(extra_docs) if p not in pages]

@@ -20,6 +20,7 @@ from ..resources import schema_dir
 from . import svg
 from .check import check_files
 from .examples import CodeExamples, code_examples
+from .feeds import code_feed_path, feed_files, notice_pages, subscribe_links
 from .fragments import billing_note, cap, cite_md, decision_md, md, rel_link
 from .nav import contributing_page
 from .reference import (
@@ -262,6 +263,7 @@ def _code_page(policy: Policy, code: str, today: dt.date, faqs: Sequence[Faq], d
     table_link = href(page, "table.md", directory_urls) + f"?q={code}"
     sections = [f"""---
 title: "{code}: {c.description.replace('"', "'")}"
+code_feed: {code_feed_path(code)}
 ---
 
 # {code}: {md(c.description)}
@@ -269,6 +271,8 @@ title: "{code}: {c.description.replace('"', "'")}"
 {status_box(policy, code, today)}
 
 {c.system} code · {md(category)} · <a href="{table_link}">show in the table</a>
+
+{subscribe_links(code)}
 
 {coverage_banner(policy, page, directory_urls)}
 """]
@@ -377,4 +381,6 @@ def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None
         pages[f"{DOWNLOAD_STEM}.{fmt}"] = export_current(policy, today, fmt)
         pages[f"{HISTORY_STEM}.{fmt}"] = export_history(policy, fmt)
     pages.update(check_files(policy))
+    pages.update(feed_files(policy, directory_urls=directory_urls))
+    pages.update(notice_pages(policy))
     return pages

@@ -9,11 +9,12 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
-from ..authoring.changelog import change_report, render_markdown
+from ..authoring.changelog import change_report, release_entry, render_markdown
 from ..load.faq import Faq
 from ..model import Outcome, Policy
 from ..reasons import CARC_SOURCE, REASONS
 from .examples import reason_examples
+from .feeds import since_block, subscribe_links
 from .fragments import billing_note, cite_md, dates, decision_md, kind_html, md, outcome_html, rel_link
 from .table import MODALITY_LABELS, Row, all_rows
 from .widgets import UNDECIDABLE_ANCHOR
@@ -154,9 +155,20 @@ def faq_page(policy: Policy, faqs: Sequence[Faq]) -> str:
 
 
 def changelog_page(policy: Policy) -> str:
-    body = render_markdown(change_report(policy), link_codes=True)
+    report = change_report(policy)
+    body = render_markdown(report, link_codes=True)
     body = re.sub(r"\A\s*# [^\n]*\n", "", body)  # the page has its own title
-    return "---\ntitle: Changelog\n---\n\n# Changelog\n\n" + ensure_release_anchors(policy, body)
+    body = ensure_release_anchors(policy, body)
+    for rel in policy.releases:  # each release's draft notice, under its heading
+        body = re.sub(rf"^(## [^\n]*\{{#{re.escape(rel.id.lower())}\}}\n)",
+                      rf"\1\n[Draft Important Message for {rel.id}](notices/{rel.id}.md)\n", body, count=1,
+                      flags=re.M)
+    entries = [release_entry(rep, i) for i, rep in enumerate(report)]
+    return ("---\ntitle: Changelog\n---\n\n# Changelog\n\n" + subscribe_links() + "\n\n"
+            + "## What changed since your last visit {#since}\n\n" + since_block(entries) + "\n\n"
+            '<p class="cmap-since-nojs">Add <code>?since=YYYY-MM-DD</code> to this page\'s address to see, code by '
+            "code, what changed after that date (with JavaScript; your last visit is remembered in this browser "
+            "only, and nothing is sent anywhere).</p>\n\n" + body)
 
 
 def ensure_release_anchors(policy: Policy, body: str) -> str:
