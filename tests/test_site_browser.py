@@ -367,7 +367,7 @@ READ_ANSWER = """form => {
     outcome: a.dataset.outcome, period: a.dataset.period || null, modality: a.dataset.modality || null,
     verdict: a.querySelector('.cmap-answer-verdict').textContent,
     line: a.querySelector('.cmap-answer-line').textContent,
-    command: a.querySelector('.cmap-answer-foot code').textContent,
+    command: a.querySelector('.cmap-answer-command').textContent,
     reasons: [...a.querySelectorAll('.cmap-reason')].map(li => [li.dataset.reason, li.dataset.kind,
       li.dataset.carc || null, li.dataset.rule || null, li.dataset.source || null,
       li.querySelector('.cmap-reason-message').textContent]),

@@ -9,6 +9,7 @@
  *   stylesheet can show every row as a card of "heading: value" lines, as the telehealth table does, instead
  *   of hiding columns behind a sideways scroll nobody sees.
  * - The search dialog gets a name (screen readers announce a dialog by it).
+ * - A link to a folded section (a release on the changelog) opens it.
  */
 (function () {
   "use strict";
@@ -63,6 +64,9 @@
 
   onPage(function () {
     Array.prototype.forEach.call(document.querySelectorAll(".md-typeset table:not([class])"), label);
+    // a link to a folded section (a release of the changelog) opens it
+    var target = window.location.hash && document.getElementById(decodeURIComponent(window.location.hash.slice(1)));
+    if (target && target.tagName === "DETAILS") target.open = true;
     var search = document.querySelector(".md-search[role=dialog]");
     if (search && !search.getAttribute("aria-label")) search.setAttribute("aria-label", "Search");
   });
