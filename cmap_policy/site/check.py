@@ -41,25 +41,29 @@ import json
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..errors import LineError
 from ..explain import KIND_WORDS
 from ..interpreter import decide
 from ..lines import (
+    ALIASES,
     CLAIM_TYPES,
     CODE_RE,
     DATE_RE,
+    FIELDS,
     MAX_MODIFIERS,
     MISSING,
     MODIFIER_RE,
     POS_RE,
     RCC_RE,
+    check_claim_type,
     check_code,
     check_modifiers,
     check_pos,
     check_rcc,
     parse_date,
+    parse_line,
 )
 from ..model import Citation, ClaimLine, Decision, Outcome, Period, Policy
 from ..reasons import REASONS
@@ -116,6 +120,9 @@ NEXT_STEPS = {
     Outcome.NOT_TELEHEALTH.value: "If the visit was by telehealth, tick the modifier you will bill ({telehealth}) "
                                   "and check again; in person, the telehealth table does not apply.",
 }
+
+# The fields of a line the data decides by (the form's), and those a file may carry only to be copied through.
+FORM_FIELDS = ("code", "date", "modifiers", "pos", "claim_type", "rcc", "line_id", "claim_id")
 
 # The form names the field that is empty (the command line's MISSING names both, for a line of a file).
 FORM_MISSING = {"code": "missing: enter the procedure code", "date": "missing: enter the date of service"}
@@ -421,6 +428,9 @@ class CheckData:
             "reason_kinds": {r.code: [r.kind, r.carc or ""] for r in REASONS.values()},
             "stand_in": {"code": CODE_STAND_IN, "rcc": RCC_STAND_IN},
             "messages": check_messages(), "next_steps": NEXT_STEPS,
+            # how a line of a claim file is read (cmap-decide.js): the command line's field names and aliases,
+            # and the fields that change a decision but that this data does not decide by
+            "fields": list(FIELDS), "aliases": ALIASES, "unread_fields": [f for f in FIELDS if f not in FORM_FIELDS],
             "patterns": {"code": CODE_RE.pattern, "modifier": MODIFIER_RE.pattern, "pos": POS_RE.pattern,
                          "rcc": RCC_RE.pattern, "date": DATE_RE.pattern},
             "unlisted": unlisted,
@@ -464,6 +474,8 @@ def check_messages() -> dict[str, str]:
         "modifier": _message(check_modifiers, "@", "'@'"),
         "modifiers": _message(check_modifiers, many, str(len(many))),
         "pos": _message(check_pos, "@", "'@'"),
+        "claim_type": _message(check_claim_type, "@", "'@'"),
+        "unknown": _message(lambda key: parse_line({key: "x"}, cast(Any, None)), "@", "'@'"),
         "rcc": _message(check_rcc, "@", "'@'"),
     }
 

@@ -20,7 +20,7 @@ from ..load.faq import Faq, load_faqs
 from ..model import Period, Policy, Release
 from ..resources import schema_dir
 from . import svg
-from .check import check_files
+from .check import FORM_FIELDS, check_files
 from .examples import CodeExamples, code_examples
 from .fragments import billing_note, cap, cite_md, decision_md, md, rel_link
 from .nav import contributing_page
@@ -49,7 +49,16 @@ from .table import (
     table_epochs,
     table_html,
 )
-from .widgets import check_form, coverage_banner, row_allows, row_dates, status_box, status_on, timeline_text
+from .widgets import (
+    check_form,
+    claims_form,
+    coverage_banner,
+    row_allows,
+    row_dates,
+    status_box,
+    status_on,
+    timeline_text,
+)
 
 Pages = dict[str, "str | bytes"]
 
@@ -195,6 +204,28 @@ column heading to sort; click a code for its history, example claim lines and it
 **RCCs** are revenue center codes: on an institutional claim (UB-04 or 837I) a row with RCCs is payable only with
 one of them. {billing_note(policy, "table.md")} Rows marked *secondary source* come from a third party's reading
 of the table: check them against the official table. Ended rows are on the [full history](history.md).
+"""
+
+
+def _claims_page(policy: Policy) -> str:
+    fields = ", ".join(f"`{f}`" for f in FORM_FIELDS)
+    return f"""---
+title: Check a whole claim
+---
+
+# Check a whole claim
+
+Paste the lines of a claim, or drop a CSV or JSON Lines file of up to 100,000 lines: every line is decided in
+this page, with the answers the claim-line checker gives (release **{policy.latest.id}**), and nothing leaves
+your computer. You get the number of lines of each outcome, the lines that could not be read and why, and the
+decisions as a CSV file in the columns of `cmap-policy eval -o decisions.csv`.
+
+A CSV file starts with a header line naming its columns: {fields}. A line that states its modality, the
+member's age, the provider type, units or whether the patient is established is not decided here (those
+change the decision, and only the command line reads them): it is listed with the lines not decided. An X12 837
+file is read by the command line: `cmap-policy eval claims.837`.
+
+{claims_form()}
 """
 
 
@@ -375,6 +406,7 @@ def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None
     pages: Pages = {
         "index.md": _home(policy, today, current, directory_urls),
         "table.md": _table_page(policy, today, current, directory_urls),
+        "claims.md": _claims_page(policy),
         "history.md": _history_page(policy, today, history, directory_urls),
         "codes/index.md": _codes_index(policy, today),
         "modifiers.md": modifiers_page(policy),

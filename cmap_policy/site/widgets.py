@@ -14,7 +14,7 @@ from html import escape
 from ..interpreter import Span, spans
 from ..lines import CLAIM_TYPES, MAX_MODIFIERS
 from ..model import Period, Policy
-from .check import day_number
+from .check import OUTCOME_WORDS, day_number
 from .table import MODALITY_LABELS, href
 
 CHECK_ID = "check"
@@ -119,7 +119,7 @@ def check_form(policy: Policy, page: str, directory_urls: bool, code: str | None
         f'<input id="{fid}-pos" name="pos" list="{fid}-places" inputmode="numeric" autocomplete="off" '
         f'{described("pos")}>{err("pos")}</div>'
         f'<datalist id="{fid}-places">{places}</datalist>'
-        f'<div class="cmap-field"><label for="{fid}-ct">Claim type</label>'
+        f'<div class="cmap-field cmap-field-ct"><label for="{fid}-ct">Claim type</label>'
         f'<select id="{fid}-ct" name="claim_type">{types}</select></div>'
         f'<div class="cmap-field"><label for="{fid}-rcc">Revenue center code</label>'
         f'<input id="{fid}-rcc" name="rcc" inputmode="numeric" autocomplete="off" {described("rcc", "hint")}>'
@@ -218,3 +218,27 @@ def status_box(policy: Policy, code: str, today: dt.date) -> str:
             f'<p class="cmap-status-detail">{escape(detail.replace("{date}", str(today)))}</p>'
             f'<p class="cmap-status-pick" hidden><label>Date of service <input type="date" '
             f'value="{today}"></label></p></div>')
+
+
+# --- a whole claim at once ------------------------------------------------------------------------------
+
+def claims_form() -> str:
+    """Paste claim lines or drop a file; ``cmap-claims.js`` decides every line in a worker, in the page."""
+    words = escape(json.dumps(OUTCOME_WORDS, separators=(",", ":")))
+    example = "code,date,modifiers,pos&#10;T1016,2026-01-05,93,11&#10;97153,2026-01-05,93,11"
+    return (
+        f'<form class="cmap-claims" data-cmap-claims data-outcome-words="{words}" hidden novalidate '
+        'data-search-exclude aria-labelledby="claims-title">'
+        '<p id="claims-title"><strong>Check every line of a claim</strong>, in this page: nothing is uploaded.</p>'
+        '<div class="cmap-field"><label for="claims-text">Claim lines: CSV with a header line, or JSON Lines'
+        f'</label><textarea id="claims-text" rows="7" spellcheck="false" placeholder="{example}"></textarea></div>'
+        '<div class="cmap-claims-drop"><label for="claims-file">Or choose a file (CSV or JSON Lines), or drop '
+        'it here</label> <input type="file" id="claims-file" accept=".csv,.jsonl,.ndjson,.txt,text/csv"></div>'
+        '<div class="cmap-check-actions"><button type="submit" class="md-button md-button--primary">Check every '
+        "line</button></div>"
+        '<p class="cmap-claims-status" role="status" aria-live="polite"></p>'
+        '<div class="cmap-claims-result" hidden></div></form>'
+        '<noscript data-search-exclude><p class="cmap-noscript">Checking a claim file here needs JavaScript. The '
+        "command line gives the same answers: <code>cmap-policy eval claims.csv -o decisions.csv</code>.</p>"
+        "</noscript>"
+    )

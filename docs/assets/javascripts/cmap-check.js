@@ -62,17 +62,6 @@
   var dayNumber = window.cmap.dayNumber;
   var today = window.cmap.today;
 
-  /** The index of the last item whose first day (null: since always) is on or before ``day``. */
-  function lastStartingBy(items, day) {
-    var lo = 0, hi = items.length - 1, found = 0;
-    while (lo <= hi) {
-      var mid = (lo + hi) >> 1;
-      var start = items[mid][0];
-      if (start === null || start <= day) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
-    }
-    return found;
-  }
-
   // --- reading the line ------------------------------------------------------------------------------
 
   function say(template, value) { return template.replace("{value}", value); }
@@ -149,63 +138,10 @@
     };
   }
 
-  // --- looking the answer up -------------------------------------------------------------------------
+  // --- looking the answer up: cmap-decide.js, shared with the claim file's worker ---------------------
 
-  /** A pooled value (reasons, citations): numbered in the common file's pool first, then in the chunk's. */
-  function pooled(base, own, i) {
-    if (base === own) return own[i];
-    return i < base.length ? base[i] : own[i - base.length];
-  }
-
-  function answer(data, chunk, line) {
-    var cell = chunk.cells[lastStartingBy(chunk.cells, line.day)];
-    var places = data.places.map(function (p) { return p.code; });
-    var posIndex = line.pos === null ? 0 : places.indexOf(line.pos) + 1;  // a place the program does not know: none
-    var ctIndex = data.claim_types.map(function (c) { return c.id; }).indexOf(line.claim_type);
-    var front = (ctIndex * (places.length + 1) + posIndex) * (1 << data.modifiers.length) + line.mask;
-    var map = data.front_maps[data.interval_fronts[cell[1]]];
-    var w = data.front_width;
-    var found = cell[3][parseInt(map.substr(front * w, w), 36)];
-    var rccStandIn = null;
-    if (cell[2] !== null) {
-      var k = line.rcc === null ? 0 : cell[2].indexOf(line.rcc) + 1;
-      if (line.rcc !== null && k === 0) { k = cell[2].length + 1; rccStandIn = line.rcc; }
-      found = found[k];
-    }
-    return expand(data, chunk, chunk.decisions[found], line.code, rccStandIn);
-  }
-
-  function expand(data, chunk, d, code, rcc) {
-    var base = data.unlisted;
-    function fill(text) {
-      var out = text.split(data.stand_in.code).join(code);
-      return rcc === null ? out : out.split(data.stand_in.rcc).join(rcc);
-    }
-    function citation(i) {
-      if (i < 0) return null;
-      var c = pooled(base.citations, chunk.citations, i);
-      var s = data.sources[c[0]];
-      return { source: c[0], title: s[0], url: s[1], secondary: s[2], section: c[1], note: c[2] };
-    }
-    var reasons = d.slice(5).map(function (i) {
-      var r = pooled(base.reasons, chunk.reasons, i);
-      var kind = data.reason_kinds[r[0]];
-      return { code: r[0], kind: kind[0], carc: kind[1] || null, message: fill(r[1]), rule: r[2] ? fill(r[2]) : null,
-               citation: citation(r[3]) };
-    });
-    var modality = d[2] < 0 ? null : data.modalities[d[2]];
-    return {
-      outcome: data.outcomes[d[0]],
-      period: d[1] < 0 ? null : chunk.periods[d[1]],
-      modality: modality ? modality[0] : null,
-      modality_name: modality ? modality[1] : null,
-      attestations: d[3].map(function (i) { return { id: data.attestations[i][0], text: data.attestations[i][1] }; }),
-      to_confirm: d[4].map(function (c) { return { kind: c[0], guideline: c[1] }; }),
-      reasons: reasons,
-      release: data.release,
-      policy_hash: data.policy_hash
-    };
-  }
+  var lastStartingBy = window.cmapDecide.lastStartingBy;
+  var answer = window.cmapDecide.answer;
 
   // --- showing it ------------------------------------------------------------------------------------
 
