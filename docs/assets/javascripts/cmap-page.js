@@ -11,7 +11,8 @@
  *   of hiding columns behind a sideways scroll nobody sees.
  * - The search dialog gets a name (screen readers announce a dialog by it).
  * - A link to a folded section (a release on the changelog) opens it.
- * - A section's menu whose label is only an icon is named by its title (axe: landmark-unique).
+ * - A section's menu whose label is only an icon is named by its title, and a code block's copy button is not
+ *   a landmark of its own (axe: landmark-unique).
  */
 (function () {
   "use strict";
@@ -54,6 +55,12 @@
     table.setAttribute("data-cmap-stack", "1");
   }
 
+  function quietCodeNavs(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("nav.md-code__nav:not([role])"), function (nav) {
+      nav.setAttribute("role", "none");
+    });
+  }
+
   onPage(function () {
     Array.prototype.forEach.call(document.querySelectorAll(".md-typeset table:not([class])"), label);
     // Material labels a section's menu by the link of its index page, which holds only an icon: two menus
@@ -66,6 +73,13 @@
         nav.setAttribute("aria-label", title.textContent.trim());
       }
     });
+    // Material wraps each code block's copy button in a nav of no name: one landmark per code block, all alike.
+    // A copy button is no place to navigate to; the navs are made plain groups, now and as Material adds them.
+    quietCodeNavs(document);
+    if (!window.cmapCodeNavs && window.MutationObserver) {
+      window.cmapCodeNavs = new MutationObserver(function () { quietCodeNavs(document); });
+      window.cmapCodeNavs.observe(document.body, { childList: true, subtree: true });
+    }
     // a link to a folded section (a release of the changelog) opens it
     var target = window.location.hash && document.getElementById(decodeURIComponent(window.location.hash.slice(1)));
     if (target && target.tagName === "DETAILS") target.open = true;
