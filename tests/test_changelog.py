@@ -1,4 +1,4 @@
-"""cmap-policy changelog: per release, the rows added, ended and changed, as data and as an Important Message."""
+"""cmap-policy changelog: per release, the rows added, ended and changed, as data and as Markdown."""
 
 from __future__ import annotations
 
@@ -50,10 +50,14 @@ def test_one_release_only() -> None:
     assert len(report) == 1 and report[0]["release"] == "PB-2023-38"
 
 
-def test_markdown_reads_like_an_important_message() -> None:
+def test_markdown_names_each_release_for_what_it_is() -> None:
     text = render_markdown(change_report(load_policy()))
-    assert text.index("release TABLE-2025-12-26") < text.index("release PB-2020-14")  # newest first
-    assert "## Important Message: CMAP telehealth table update, release PB-2023-38" in text
+    # newest first; a reading of the table by a third party is named so, not after an id this data made up
+    reading = "## Secondary reading: A third party's reading of the CMAP Telehealth Table dated 12-26-25"
+    assert text.index(reading) < text.index("## Provider bulletin PB-2020-14")
+    assert "## Provider bulletin PB-2023-38, as summarised by a secondary source" in text
+    assert "## Provider bulletin PB-2020-LATER, as summarised by a secondary source (dates not known)" in text
+    assert "## Important Message" not in text  # no release here implements one of DSS's Important Messages
     assert "**Effective for dates of service on and after:** 2023-05-12" in text
     assert "### Rows ended" in text and "### Codes added to the telehealth table" in text
     assert "| 97153 | Autism behavior treatment" in text

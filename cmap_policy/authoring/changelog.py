@@ -1,4 +1,4 @@
-"""``changelog``: what each release added, ended and changed, as data and as an Important Message.
+"""``changelog``: what each release added, ended and changed, as data and as Markdown.
 
 The data is ``cmap_policy.changes`` (one report per release), which the site's feeds, the notice drafts and the
 service show too; its names are kept here for the programs that import them from this module. This module
@@ -27,7 +27,7 @@ def changelog(release: str | None = None, *, policy: Policy | str | Path | None 
     return change_report(pol, release)
 
 
-# --- Markdown, in the style of a CMAP Important Message -------------------------------------------------------------
+# --- Markdown, laid out as DSS's notices are (each release named for what it is) ----------------------------
 
 
 def _esc(text: str) -> str:
@@ -67,6 +67,39 @@ def _change_text(ch: dict[str, Any]) -> str:
     return f"{ch['field']}: {shown(ch['before'])} → {shown(ch['after'])}"
 
 
+# What a release is, by the kind of the sources it implements (the first kind found, in this order): a release
+# is named for what it is, never as one of DSS's Important Messages unless it implements one.
+RELEASE_KINDS = (
+    ("official-table", "Telehealth table version"),
+    ("bulletin", "Provider bulletin"),
+    ("executive-order", "Executive order"),
+    ("secondary-reading", "Secondary reading"),
+)
+
+
+def release_name(rep: dict[str, Any]) -> str:
+    """A release's name as a reader sees it: what it is (bulletin, table version, secondary reading), its id or
+    for a secondary reading what it read, and whether its dates are known; e.g. "Provider bulletin PB-2023-38"."""
+    kinds = [s["kind"] for s in rep["implements"]]
+    kind, what = next(((k, name) for k, name in RELEASE_KINDS if k in kinds), ("", "Release"))
+    if kind == "secondary-reading":
+        # its id is this data's own: the reading's title says what it read
+        name = f"{what}: {next(s['title'] for s in rep['implements'] if s['kind'] == kind)}"
+    else:
+        name = f"{what} {rep['release']}"
+        if all(s["secondary"] for s in rep["implements"]):
+            name += ", as summarised by a secondary source"
+    return name if rep["dates_known"] else name + " (dates not known)"
+
+
+def release_line(rep: dict[str, Any]) -> str:
+    """One line that says what a release did: its date and the rows it added, changed and ended."""
+    counts = rep["counts"]
+    did = ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a]) or "no row changed"
+    when = f"effective {rep['effective']}" if rep["dates_known"] else f"not before {rep['published']}"
+    return f"{when}: {did}"
+
+
 def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> list[str]:
     rows = rep["changes"]
     if rep["dates_known"]:
@@ -78,7 +111,7 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
         coverage = f"**Holds:** the whole table, for dates of service from {rep['covers_from']}  "
     else:
         coverage = "**Holds:** only the rows it names; what it does not name is as earlier releases had it  "
-    out = [f"## Important Message: CMAP telehealth table update, release {rep['release']}", "",
+    out = [f"## {release_name(rep)}", "",
            *dates, coverage,
            "**Implements:** " + "; ".join(f"[{s['title']}]({s['url']}) ({s['id']})"
                                           + (" (secondary source)" if s["secondary"] else "")
@@ -146,7 +179,7 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
 
 
 def render_markdown(report: list[dict[str, Any]], *, link_codes: bool = False) -> str:
-    """The change report as Markdown, newest release first, each in the style of an Important Message.
+    """The change report as Markdown, newest release first, each laid out as DSS's notices are.
 
     ``link_codes`` makes each code a link to its page, for the site's changelog page.
     """

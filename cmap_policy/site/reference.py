@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from html import escape as html_escape
 
-from ..authoring.changelog import change_report, release_entry, render_markdown
+from ..authoring.changelog import change_report, release_entry, release_line, release_name, render_markdown
 from ..load.faq import Faq
 from ..model import Outcome, Policy
 from ..reasons import CARC_SOURCE, REASONS
@@ -21,6 +22,8 @@ from .widgets import UNDECIDABLE_ANCHOR
 
 DOWNLOAD_STEM = "downloads/cmap-telehealth-table"
 HISTORY_STEM = "downloads/cmap-telehealth-table-history"
+# the table as in force from each day its rows change: the table page's downloads follow the date picked
+EPOCH_STEM = "downloads/on/cmap-telehealth-table-"
 
 
 def modifiers_page(policy: Policy) -> str:
@@ -155,35 +158,28 @@ def faq_page(policy: Policy, faqs: Sequence[Faq]) -> str:
 
 
 def changelog_page(policy: Policy) -> str:
+    """Every release, newest first, each folded under a summary line (its name, date and what it did), with a link
+    to its draft notice: the page stays short on a phone, and a link to a release (#<its id in lower case>) opens
+    it (cmap-page.js). Above them, the feeds to subscribe to and the "what changed since" box."""
     report = change_report(policy)
-    body = render_markdown(report, link_codes=True)
-    body = re.sub(r"\A\s*# [^\n]*\n", "", body)  # the page has its own title
-    body = ensure_release_anchors(policy, body)
-    for rel in policy.releases:  # each release's draft notice, under its heading
-        body = re.sub(rf"^(## [^\n]*\{{#{re.escape(rel.id.lower())}\}}\n)",
-                      rf"\1\n[Draft Important Message for {rel.id}](notices/{rel.id}.md)\n", body, count=1,
-                      flags=re.M)
+    intro = render_markdown([], link_codes=True)
+    intro = re.sub(r"\A\s*# [^\n]*\n", "", intro)  # the page has its own title
+    sections = []
+    for rep in reversed(report):
+        body = render_markdown([rep], link_codes=True)
+        body = body[body.index("\n## "):].split("\n", 2)[2]  # the release's own part, under the summary instead
+        summary = (f'<summary><strong>{html_escape(release_name(rep))}</strong> '
+                   f'<span class="cmap-release-line">{html_escape(release_line(rep))}</span></summary>')
+        notice = f"[Draft Important Message for {rep['release']}](notices/{rep['release']}.md)"
+        sections.append(f'<details class="cmap-release" id="{rep["release"].lower()}" markdown>\n{summary}\n\n'
+                        f"{notice}\n\n{body.strip()}\n\n</details>\n")
     entries = [release_entry(rep, i) for i, rep in enumerate(report)]
-    return ("---\ntitle: Changelog\n---\n\n# Changelog\n\n" + subscribe_links() + "\n\n"
+    return ("---\ntitle: Changelog\nhide:\n  - toc\n---\n\n# Changelog\n\n" + subscribe_links() + "\n\n"
+            + intro.strip() + "\n\n"
             + "## What changed since your last visit {#since}\n\n" + since_block(entries) + "\n\n"
             '<p class="cmap-since-nojs">Add <code>?since=YYYY-MM-DD</code> to this page\'s address to see, code by '
             "code, what changed after that date (with JavaScript; your last visit is remembered in this browser "
-            "only, and nothing is sent anywhere).</p>\n\n" + body)
-
-
-def ensure_release_anchors(policy: Policy, body: str) -> str:
-    """Other pages link to #<release id in lower case>: give the first heading naming each release that id."""
-    lines = body.splitlines()
-    for rel in policy.releases:
-        anchor = rel.id.lower()
-        if f"{{#{anchor}}}" in body or f'id="{anchor}"' in body:
-            continue
-        named = re.compile(rf"(?<![\w-]){re.escape(rel.id)}(?![\w-])")
-        for i, line in enumerate(lines):
-            if line.startswith("## ") and "{#" not in line and named.search(line):
-                lines[i] = f"{line} {{#{anchor}}}"
-                break
-    return "\n".join(lines) + "\n"
+            "only, and nothing is sent anywhere).</p>\n\n## Every release {#releases}\n\n" + "\n".join(sections))
 
 
 def sources_page(policy: Policy) -> str:
