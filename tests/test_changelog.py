@@ -56,7 +56,7 @@ def test_markdown_names_each_release_for_what_it_is() -> None:
     reading = "## Secondary reading: A third party's reading of the CMAP Telehealth Table dated 12-26-25"
     assert text.index(reading) < text.index("## Provider bulletin PB-2020-14")
     assert "## Provider bulletin PB-2023-38, as summarised by a secondary source" in text
-    assert "## Provider bulletin PB-2020-LATER, as summarised by a secondary source (dates not known)" in text
+    assert "## Provider bulletin PB-2020-44, as summarised by a secondary source (dates not known)" in text
     assert "## Important Message" not in text  # no release here implements one of DSS's Important Messages
     assert "**Effective for dates of service on and after:** 2023-05-12" in text
     assert "### Rows ended" in text and "### Codes added to the telehealth table" in text
