@@ -96,7 +96,7 @@ def test_batch_answers_every_line_in_order_with_errors_in_place(server: Running)
 def test_batch_takes_a_json_array_too(server: Running) -> None:
     items: list[Any] = [*LINES, 42, {"code": "T1016", "date": "2026-02-30"}]
     with server.client() as c:
-        results = [json.loads(x) for x in c.post("/v1/decide/batch", json=items).text.splitlines()]
+        results = c.post("/v1/decide/batch", json=items).json()
     assert [r["line"] for r in results] == list(range(1, len(items) + 1))
     assert [_without_id(r) for r in results] == _eval(["-", "--input-format", "json"], stdin=json.dumps(items))
     assert results[-1]["field"] == "date" and "error" in results[-2]
