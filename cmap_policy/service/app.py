@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import orjson
+import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -30,7 +31,7 @@ from .. import api
 from ..errors import LineError, UnknownReleaseError
 from ..lines import parse_date
 from . import batch, cdshooks
-from .decisions import Answer, decision_ids, read_json
+from .decisions import Answer, read_json
 from .log import AccessLog, DecisionLog, iso_time
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
@@ -174,7 +175,7 @@ class Service:
             held = self._columnar = (serving, batch.Columnar(serving.decider))
         return held[1]
 
-    def record_batch(self, decided: batch.Decided, ids: list[str]) -> None:
+    def record_batch(self, decided: batch.Decided, ids: pa.Array) -> None:
         """Queue a batch's decision records and count its decisions and errors: done before it is sent."""
         if self.decision_log is not None:
             self.decision_log.record_many(batch.answers_for_log(decided, ids, bool(self.decision_log.mask)),
@@ -273,7 +274,7 @@ def _pieces(service: Service, columnar: batch.Columnar, reads: Iterator[batch.Re
     encoder = batch.Encoder(fmt)
     for read in reads:
         decided = batch.decide(columnar, read, release)
-        ids = decision_ids(decided.enc.rows)
+        ids = batch.decision_ids(decided.enc.rows)
         service.record_batch(decided, ids)
         yield encoder.piece(columnar.decider, decided, ids)
     yield encoder.end()

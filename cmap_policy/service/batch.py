@@ -31,15 +31,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from ..api import LineResult
+from ..engines.batch import _OUTPUT_SCHEMA as DECISION_SCHEMA
 from ..engines.batch import Answered, Engine
 from ..engines.checks import EPOCH, Encoded, encode_lines, first_rows
 from ..engines.files import Batch, lines_table
@@ -49,7 +51,7 @@ from ..guard import BOM, MAX_LINE_BYTES
 from ..interpreter import evaluate
 from ..lines import MAX_DOCUMENT_BYTES, parse_at
 from ..model import ClaimLine, Decision, Policy
-from .decisions import Answer, Decider, read_json
+from .decisions import PREFIX, Answer, Decider, read_json, reserve_decision_numbers
 from .jsonl import jsonl_batches
 
 JSONL = "application/x-ndjson"
@@ -268,21 +270,44 @@ def _parquet(body: IO[bytes], rows: int) -> Iterator[Read]:
 # --- deciding ---
 
 class Columnar:
-    """The batch engine of one loaded policy, an ``Engine`` per release asked for. An engine keeps the slots
-    it has decided across requests (so a busy service calls the interpreter for new slots only); it is not
-    made for two threads at once, so batches are decided one at a time (``lock``)."""
+    """The batch engine of one loaded policy, an ``Engine`` per release asked for, and the interpreter's
+    decision of each slot the engine has decided (the engine keeps only what its output columns need).
+
+    An engine keeps the slots it has decided across requests, so a busy service calls the interpreter for
+    new slots only; it is not made for two threads at once, so batches are decided one at a time (``lock``).
+    """
 
     def __init__(self, decider: Decider) -> None:
         self.decider = decider
         self.policy = decider.policy
         self.lock = threading.Lock()
         self._engines: dict[str | None, Engine] = {}
+        # per release: (the engine's cache generation, the decision of each of its decision numbers)
+        self._decisions: dict[str, tuple[int, list[Decision | None]]] = {}
 
     def engine(self, release: str | None) -> Engine:
         found = self._engines.get(release)
         if found is None:
             found = self._engines[release] = Engine(self.policy, release)
         return found
+
+    def decisions(self, engine: Engine, enc: Encoded, numbers: np.ndarray) -> tuple[list[Decision], np.ndarray]:
+        """(the decision of each distinct engine decision number in ``numbers``, each line's index into them):
+        the interpreter's, for the first line of each number not met before."""
+        generation, known = self._decisions.get(engine.release, (-1, []))
+        if generation != engine.slots.generation:  # the engine's slots started afresh: so do their decisions
+            generation, known = engine.slots.generation, []
+            self._decisions[engine.release] = (generation, known)
+        slot, firsts = first_rows(numbers)
+        distinct = numbers[firsts].tolist()
+        if distinct and max(distinct) >= len(known):
+            known.extend([None] * (max(distinct) + 1 - len(known)))
+        new = [i for i, n in enumerate(distinct) if known[n] is None]
+        if new:
+            lines = claim_lines_of(enc, firsts[new])
+            for i, line in zip(new, lines, strict=True):
+                known[distinct[i]] = evaluate(self.policy, line, release=engine.release)
+        return [cast(Decision, known[n]) for n in distinct], slot
 
 
 @dataclass(frozen=True)
@@ -324,99 +349,131 @@ def decide(columnar: Columnar, read: Read, release: str | None) -> Decided:
         else:
             enc = encode_lines(batch.lines if batch.lines is not None else lines_table([], columnar.policy))
         answered = engine.answer(enc)
-        decisions, slot = _interpreted(columnar.policy, engine.release, enc, answered.answers)
+        decisions, slot = columnar.decisions(engine, enc, answered.answers)
     return Decided(answered, decisions, slot, _errors(batch, checked), read, engine.release, started,
                    time.perf_counter() - t0)
 
 
-def _interpreted(policy: Policy, release: str, enc: Encoded, keys: np.ndarray) -> tuple[list[Decision], np.ndarray]:
-    """(the interpreter's decision of the first line of each distinct key, each line's index into them)."""
-    slot, firsts = first_rows(keys)
-    lines = claim_lines_of(enc, firsts)
-    return [evaluate(policy, line, release=release) for line in lines], slot
-
-
-def _named(policy: Policy, release: str, d: Decided) -> tuple[list[Decision], np.ndarray]:
-    """``d``'s decisions and slots, told apart by the values the messages of its decisions name (``_NAMED``)."""
-    fields = {_NAMED[r.code] for dec in d.decisions for r in dec.reasons if r.code in _NAMED}
-    if not fields:
+def _named(policy: Policy, d: Decided) -> tuple[list[Decision], np.ndarray]:
+    """``d``'s decisions and each line's index into them, the lines whose decision names a value of theirs
+    (``_NAMED``) decided apart by those values: the interpreter's decision of the first line of each."""
+    naming = np.array([any(r.code in _NAMED for r in dec.reasons) for dec in d.decisions], bool)
+    if not naming.any():
         return d.decisions, d.slot
-    key = d.slot
-    for name in sorted(fields):
-        names = np.array([any(_NAMED.get(r.code) == name for r in dec.reasons) for dec in d.decisions])
+    rows = np.flatnonzero(naming[d.slot])
+    key = d.slot[rows]
+    for name in sorted(set(_NAMED.values())):
         f = d.enc.fields[name]
-        key = first_rows(key * len(f.values) + f.idx.astype(np.int64) * names[d.slot])[0]
-    return _interpreted(policy, release, d.enc, key)
+        key = first_rows(key * (len(f.values) + 1) + f.idx[rows].astype(np.int64))[0]
+    sub, firsts = first_rows(key)
+    apart = [evaluate(policy, line, release=d.release) for line in claim_lines_of(d.enc, rows[firsts])]
+    slot = d.slot.copy()
+    slot[rows] = len(d.decisions) + sub
+    return [*d.decisions, *apart], slot
 
 
 # --- answering ---
 
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def decision_ids(n: int) -> pa.Array:
+    """``n`` new decision ids (``decisions.new_decision_id``'s form), made a column at a time."""
+    first = reserve_decision_numbers(n)
+    numbers = np.arange(first, first + n, dtype=np.uint64)
+    width = max(1, ((first + n).bit_length() + 3) // 4)
+    shifts = np.arange(width - 1, -1, -1, dtype=np.uint64) * np.uint64(4)
+    digits = _HEX[(numbers[:, None] >> shifts) & np.uint64(15)]  # a row of hexadecimal digits per id
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(digits.tobytes())])
+    hexadecimal = pc.utf8_ltrim(fixed.cast(pa.binary()).cast(pa.string()), characters="0")
+    return pc.binary_join_element_wise(f"{PREFIX}-", hexadecimal, "")
+
 def _date_json(day: int | None) -> bytes:
-    return b"null" if day is None else b'"' + (EPOCH + dt.timedelta(days=day)).isoformat().encode() + b'"'
+    return b"null" if day is None else b'"%s"' % (EPOCH + dt.timedelta(days=day)).isoformat().encode()
 
 
-def _ids_json(name: bytes, arr: pa.Array) -> list[bytes]:
-    return [b"" if v is None else b',"' + name + b'":' + orjson.dumps(v) for v in arr.to_pylist()]
+_ESCAPES = [("\\", "\\\\"), ('"', '\\"'), *((chr(c), f"\\u{c:04x}") for c in range(32))]
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
-def json_rows(decider: Decider, d: Decided, ids: list[str]) -> Iterator[tuple[int, bytes]]:
-    """(line number, the line's JSON) for every line of ``d``: what ``cmap-policy eval`` prints, plus the id."""
+def _json_text(arr: pa.Array) -> pa.Array:
+    """Text as JSON string literals (null stays null): only a quote, a backslash and control characters
+    need escaping in JSON, so most columns are only quoted."""
+    arr = arr.cast(pa.string())
+    if pc.any(pc.match_substring_regex(arr, _NEEDS_ESCAPE)).as_py():
+        for char, escaped in _ESCAPES:
+            arr = pc.replace_substring(arr, char, escaped)
+    return pc.binary_join_element_wise(b'"', arr.cast(pa.binary()), b'"', b"")
+
+
+def _member(name: str, arr: pa.Array) -> pa.Array:
+    """``,"name":"value"`` for each row that has a value, else nothing (as ``LineResult.line_fields`` leaves out
+    an id the line does not have)."""
+    return pc.fill_null(pc.binary_join_element_wise(b',"%s":' % name.encode(), _json_text(arr), b""), b"")
+
+
+def _by_index(texts: list[bytes], idx: np.ndarray) -> pa.Array:
+    return pa.array(texts, pa.binary()).take(pa.array(idx))
+
+
+def json_texts(decider: Decider, d: Decided, ids: pa.Array, end: bytes) -> tuple[np.ndarray, pa.Array]:
+    """(the line numbers, each line's JSON followed by ``end``) for the good lines of ``d``, made a column at
+    a time: what ``cmap-policy eval`` prints for the line (``LineResult.as_dict``), plus its decision id."""
     enc = d.enc
-    if enc.rows:
-        decisions, slot = _named(decider.policy, d.release, d)
-        members = [decider.decision_json(dec) for dec in decisions]
-        code, date = enc.fields["code"], enc.fields["date"]
-        codes = [orjson.dumps(c) for c in code.values]
-        dates = [_date_json(day) for day in date.values]
-        claim, line_id = _ids_json(b"claim_id", enc.free["claim_id"]), _ids_json(b"line_id", enc.free["line_id"])
-        for n, ci, di, k, c, li, i in zip(enc.numbers.tolist(), code.idx.tolist(), date.idx.tolist(),
-                                           slot.tolist(), claim, line_id, ids, strict=True):
-            yield n, b'{"line":%d%s%s,"code":%s,"date":%s,"decision_id":"%s",%s}' % (
-                n, c, li, codes[ci], dates[di], i.encode(), members[k])
-    for err in d.errors:
-        yield err.line or 0, orjson.dumps(LineResult(err.line or 0, None, None, err).as_dict())
+    decisions, slot = _named(decider.policy, d)
+    members = [decider.decision_json(dec) for dec in decisions]
+    code, date = enc.fields["code"], enc.fields["date"]
+    texts = pc.binary_join_element_wise(
+        b'{"line":', pa.array(enc.numbers).cast(pa.string()).cast(pa.binary()),
+        _member("claim_id", enc.free["claim_id"]), _member("line_id", enc.free["line_id"]),
+        b',"code":', _by_index([orjson.dumps(c) for c in code.values], code.idx),
+        b',"date":', _by_index([_date_json(day) for day in date.values], date.idx),
+        b',"decision_id":"', ids.cast(pa.binary()), b'",', _by_index(members, slot),
+        b"}" + end, b"")
+    return enc.numbers, texts
 
 
-def json_answer(decider: Decider, d: Decided, ids: list[str]) -> list[bytes]:
-    """Every line's JSON, in line order."""
-    rows = list(json_rows(decider, d, ids))
-    if d.errors and d.enc.rows:
-        rows.sort(key=lambda r: r[0])
-    return [body for _, body in rows]
+def json_answer(decider: Decider, d: Decided, ids: pa.Array, end: bytes) -> bytes:
+    """Every line's JSON followed by ``end``, in line order: the good lines' made a column at a time, the
+    errors' one by one (``LineResult.as_dict`` of each)."""
+    numbers, texts = json_texts(decider, d, ids, end) if d.enc.rows else (np.zeros(0, np.int64),
+                                                                          pa.array([], pa.binary()))
+    if d.errors:
+        errors = [orjson.dumps(LineResult(e.line or 0, None, None, e).as_dict()) + end for e in d.errors]
+        numbers = np.concatenate([numbers, np.array([e.line or 0 for e in d.errors], np.int64)])
+        texts = pa.concat_arrays([texts, pa.array(errors, pa.binary())])
+        texts = texts.take(pa.array(np.argsort(numbers, kind="stable")))
+    if not len(texts):
+        return b""
+    # the texts of an Arrow string array lie one after another in its data buffer: that is the answer
+    offsets = np.frombuffer(texts.buffers()[1], np.int32, count=len(texts) + 1, offset=texts.offset * 4)
+    return bytes(memoryview(texts.buffers()[2])[int(offsets[0]):int(offsets[-1])])
 
 
-_STRING_COLUMNS = ("line_id", "claim_id", "code", "outcome", "reasons", "period", "modality", "release",
-                   "policy_hash", "decision_id", "error", "field")
-ANSWER_SCHEMA = pa.schema([("line", pa.int64()), *((n, pa.string()) for n in _STRING_COLUMNS[:4]),
-                           ("date", pa.date32()), *((n, pa.string()) for n in _STRING_COLUMNS[4:])])
+ANSWER_SCHEMA = DECISION_SCHEMA.append(pa.field("decision_id", pa.string())).append(
+    pa.field("error", pa.string())).append(pa.field("field", pa.string()))
 
 
-def table_answer(d: Decided, ids: list[str]) -> pa.Table:
-    """Every line's row (the batch engine's output columns, ``decision_id``, ``error``, ``field``), in line order."""
+def table_answer(d: Decided, ids: pa.Array) -> pa.Table:
+    """Every line's row (the batch engine's output columns, ``decision_id``, ``error``, ``field``), in line order.
+    Text columns stay dictionaries, as the engine makes them (an Arrow stream sends each batch's dictionary)."""
     decided = d.answered.table()
     n = decided.num_rows
-    cols = {name: _plain(decided[name]) for name in decided.column_names}
-    cols["decision_id"] = pa.array(ids, pa.string())
-    cols["error"] = cols["field"] = pa.nulls(n, pa.string())
-    good = pa.table({f.name: cols[f.name].cast(f.type) for f in ANSWER_SCHEMA}, schema=ANSWER_SCHEMA)
+    good = decided.append_column("decision_id", ids).append_column(
+        "error", pa.nulls(n, pa.string())).append_column("field", pa.nulls(n, pa.string()))
     if not d.errors:
         return good
-    bad = pa.table({f.name: pa.nulls(len(d.errors), f.type) for f in ANSWER_SCHEMA}, schema=ANSWER_SCHEMA)
-    bad = bad.set_column(0, "line", pa.array([e.line for e in d.errors], pa.int64()))
-    bad = bad.set_column(ANSWER_SCHEMA.get_field_index("error"), "error", pa.array([e.message for e in d.errors]))
-    bad = bad.set_column(ANSWER_SCHEMA.get_field_index("field"), "field",
-                         pa.array([e.field for e in d.errors], pa.string()))
-    return pa.concat_tables([good, bad]).sort_by("line")
-
-
-def _plain(col: pa.ChunkedArray) -> pa.Array:
-    arr = col.combine_chunks()
-    return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+    columns = {f.name: pa.nulls(len(d.errors), f.type) for f in ANSWER_SCHEMA}
+    columns["line"] = pa.array([e.line for e in d.errors], pa.int64())
+    columns["error"] = pa.array([e.message for e in d.errors], pa.string())
+    columns["field"] = pa.array([e.field for e in d.errors], pa.string())
+    both = pa.concat_tables([good, pa.table(columns, schema=ANSWER_SCHEMA)]).unify_dictionaries()
+    return both.take(pc.sort_indices(both["line"]))
 
 
 # --- the log and the metrics ---
 
-def answers_for_log(d: Decided, ids: list[str], mask: bool) -> list[Answer]:
+def answers_for_log(d: Decided, ids: pa.Array, mask: bool) -> list[Answer]:
     """One ``Answer`` a decided line, as the decision log's writer takes them (the record, the decision)."""
     numbers = d.enc.numbers
     if not len(numbers):
@@ -427,7 +484,7 @@ def answers_for_log(d: Decided, ids: list[str], mask: bool) -> list[Answer]:
     seconds = d.seconds / max(1, len(numbers) + len(d.errors))
     decisions = d.decisions
     return [Answer(LineResult(n, None, decisions[k], None), i, b"", r, d.started, seconds)
-            for n, k, i, r in zip(numbers.tolist(), d.slot.tolist(), ids, records, strict=True)]
+            for n, k, i, r in zip(numbers.tolist(), d.slot.tolist(), ids.to_pylist(), records, strict=True)]
 
 
 def decision_counts(d: Decided) -> list[tuple[Decision, int]]:
@@ -479,17 +536,17 @@ class Encoder:
         elif fmt == "parquet":
             self.writer = pq.ParquetWriter(self.sink, ANSWER_SCHEMA)
 
-    def piece(self, decider: Decider, d: Decided, ids: list[str]) -> bytes:
+    def piece(self, decider: Decider, d: Decided, ids: pa.Array) -> bytes:
         if self.writer is not None:
             self.writer.write_table(table_answer(d, ids))
             return self.sink.take()
-        rows = json_answer(decider, d, ids)
         if self.fmt == "jsonl":
-            return b"\n".join(rows) + b"\n" if rows else b""
-        if not rows:
+            return json_answer(decider, d, ids, b"\n")
+        text = json_answer(decider, d, ids, b",")[:-1]  # the results of a JSON array: commas between them
+        if not text:
             return b""
         head, self.first = (b"[" if self.first else b","), False
-        return head + b",".join(rows)
+        return head + text
 
     def end(self) -> bytes:
         if self.writer is not None:

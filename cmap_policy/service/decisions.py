@@ -9,9 +9,9 @@ so a handful of decisions serve most traffic, and each one's JSON is kept here b
 
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,20 +27,35 @@ from ..model import Decision, Policy
 
 _KEEP = 100_000  # decisions whose JSON is kept; the interpreter's own cache holds 200,000 slots
 
-# A decision id: this process's random prefix and a counter. Unique across restarts (the prefix is 64 random
-# bits) and cheap on the request path, where a uuid4 per decision would cost more than the decision.
-_PREFIX = secrets.token_hex(8)
-_COUNTER = itertools.count(1)
+# A decision id: this process's random prefix and a counter, in hexadecimal. Unique across restarts (the prefix
+# is 64 random bits) and cheap on the request path, where a uuid4 per decision would cost more than the decision.
+PREFIX = secrets.token_hex(8)
+
+
+class _Counter:
+    """The next decision number; a batch takes a run of them at once."""
+
+    def __init__(self) -> None:
+        self._next = 1
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> int:
+        with self._lock:
+            first = self._next
+            self._next += n
+            return first
+
+
+_NUMBERS = _Counter()
 
 
 def new_decision_id() -> str:
-    return f"{_PREFIX}-{next(_COUNTER):x}"
+    return f"{PREFIX}-{_NUMBERS.take(1):x}"
 
 
-def decision_ids(n: int) -> list[str]:
-    """``n`` new decision ids, for the lines of a batch."""
-    prefix, counter = _PREFIX, _COUNTER
-    return [f"{prefix}-{next(counter):x}" for _ in range(n)]
+def reserve_decision_numbers(n: int) -> int:
+    """The first of ``n`` decision numbers that no other decision of this process gets (ids: ``PREFIX-hex``)."""
+    return _NUMBERS.take(n)
 
 
 def read_json(data: bytes) -> Any:
