@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -15,6 +16,7 @@ from cmap_policy.cli import main
 from cmap_policy.lines import FIELDS
 from cmap_policy.load import load_policy
 from cmap_policy.model import Outcome
+from cmap_policy.reasons import KINDS
 from cmap_policy.service import ServiceConfig
 from cmap_policy.service.openapi import document
 
@@ -96,7 +98,7 @@ def test_batch_answers_every_line_in_order_with_errors_in_place(server: Running)
 def test_batch_takes_a_json_array_too(server: Running) -> None:
     items: list[Any] = [*LINES, 42, {"code": "T1016", "date": "2026-02-30"}]
     with server.client() as c:
-        results = [json.loads(x) for x in c.post("/v1/decide/batch", json=items).text.splitlines()]
+        results = c.post("/v1/decide/batch", json=items).json()
     assert [r["line"] for r in results] == list(range(1, len(items) + 1))
     assert [_without_id(r) for r in results] == _eval(["-", "--input-format", "json"], stdin=json.dumps(items))
     assert results[-1]["field"] == "date" and "error" in results[-2]
@@ -185,6 +187,41 @@ def test_the_openapi_document_is_served_and_kept_in_the_docs(server: Running) ->
     kept = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
     assert kept == served, "run: python -m cmap_policy.service.openapi > docs/openapi.json"
     assert set(served["components"]["schemas"]["ClaimLine"]["properties"]) == set(FIELDS)
+
+
+def _authors_cases() -> dict[str | None, list[dict[str, Any]]]:
+    """The policy authors' test lines (``policy/tests``), by release: they reach every reason of the policy."""
+    by_release: dict[str | None, list[dict[str, Any]]] = {}
+    for path in sorted((ROOT / "policy" / "tests").glob("*.json")):
+        for case in json.loads(path.read_text(encoding="utf-8"))["cases"]:
+            by_release.setdefault(case.get("release"), []).append(case["line"])
+    return by_release
+
+
+def test_real_answers_of_every_outcome_and_reason_kind_fit_the_served_schemas(server: Running) -> None:
+    with server.client() as c:
+        components = c.get("/openapi.json").json()["components"]
+        answers: list[Any] = []
+        for release, lines in _authors_cases().items():
+            params = {"release": release} if release else {}
+            answers.extend(c.post("/v1/decide", params=params, json=line).json() for line in lines)
+            body = "\n".join(json.dumps(line) for line in [*lines, {"code": "T1016"}])
+            answers.extend(json.loads(x) for x in c.post("/v1/decide/batch", params=params, content=body,
+                                                         headers={"content-type": "application/x-ndjson"}).text.split(
+                "\n") if x)
+            answers.extend(c.post("/v1/decide/batch", params=params, json=lines).json())
+
+    def validator(name: str) -> jsonschema.Draft202012Validator:
+        return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": components})
+
+    decided, line_error = validator("Decided"), validator("LineError")
+    for answer in answers:
+        (line_error if "error" in answer else decided).validate(answer)
+    assert {a["outcome"] for a in answers if "outcome" in a} == {o.value for o in Outcome}
+    assert {r["kind"] for a in answers for r in a.get("reasons", [])} == set(KINDS)
+    assert any("error" in a for a in answers)
+    broken = {**answers[0], "outcome": "maybe"}
+    assert not decided.is_valid(broken)  # the schema does check the outcome
 
 
 def test_a_client_cannot_make_new_metric_series_with_field_names(server: Running) -> None:

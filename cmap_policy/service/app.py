@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
+import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -28,10 +31,9 @@ from starlette.routing import Route
 from .. import api
 from ..changes import change_report, release_entry
 from ..errors import LineError, UnknownReleaseError
-from ..guard import JsonLimitError, loads
 from ..lines import check_code, parse_date
-from . import cdshooks
-from .decisions import Answer, jsonl_lines
+from . import batch, cdshooks
+from .decisions import Answer, read_json
 from .log import DEFAULT_FSYNC_INTERVAL_MS, AccessLog, DecisionLog, iso_time
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
@@ -42,8 +44,7 @@ from .reload import reload_once, watch
 from .state import Failure, PolicyHolder, Serving, SignedBundle
 
 JSON = "application/json"
-JSONL = "application/x-ndjson"
-CHUNK = 2000  # batch lines decided, logged and sent together before the event loop serves others
+SPOOL_MEMORY = 8 << 20  # bytes of a batch request's body held in memory before it goes to a temporary file
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -87,6 +88,7 @@ class Service:
         self.openapi = orjson.dumps(document())
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._columnar: tuple[Serving, batch.Columnar] | None = None
 
     # --- lifecycle ---
 
@@ -142,12 +144,11 @@ class Service:
                                else "the policy failed to load; see /health")
         return serving
 
-    async def body(self, request: Request, limit: int) -> bytes:
-        """The request body, refused (413) past ``limit`` bytes and (408) when it takes too long to arrive."""
+    async def _chunks(self, request: Request, limit: int) -> AsyncIterator[bytes]:
+        """The request body's chunks, refused (413) past ``limit`` bytes and (408) when it takes too long."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ProblemError(413, "too-large", f"the body is {declared} bytes; the limit is {limit}")
-        chunks: list[bytes] = []
         size = 0
         try:
             async with asyncio.timeout(self.config.body_timeout):
@@ -155,13 +156,61 @@ class Service:
                     size += len(chunk)
                     if size > limit:
                         raise ProblemError(413, "too-large", f"the body is over the limit of {limit} bytes")
-                    chunks.append(chunk)
+                    yield chunk
         except TimeoutError:
             raise ProblemError(408, "timeout", f"the body did not arrive within {self.config.body_timeout:g} "
                                "seconds") from None
         except ClientDisconnect:
             raise ProblemError(400, "invalid-request", "the client went away before the body arrived") from None
-        return b"".join(chunks)
+
+    async def body(self, request: Request, limit: int) -> bytes:
+        """The request body, held whole (a single line, a CDS Hooks request)."""
+        return b"".join([chunk async for chunk in self._chunks(request, limit)])
+
+    async def spool(self, request: Request, limit: int) -> IO[bytes]:
+        """The request body in a spool: in memory up to SPOOL_MEMORY bytes, then in a temporary file."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 -- the caller closes it
+        try:
+            async for chunk in self._chunks(request, limit):
+                spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return cast(IO[bytes], spool)
+
+    def columnar(self, serving: Serving) -> batch.Columnar:
+        """The batch engine of the policy serving now (made at its first batch request)."""
+        held = self._columnar
+        if held is None or held[0] is not serving:
+            held = self._columnar = (serving, batch.Columnar(serving.decider))
+        return held[1]
+
+    def record_batch(self, decided: batch.Decided, ids: pa.Array, serving: Serving) -> None:
+        """Queue a batch's decision records and count its decisions and errors: done before it is sent (in a
+        worker thread: with ``--log-fsync always`` it returns once the records are on the disk, and a batch
+        that cannot be written ends the answer there, before the batch is sent)."""
+        decision_log = self.decision_log
+        if decision_log is not None:
+            answers = batch.answers_for_log(decided, ids, bool(decision_log.mask))
+            if self.config.log_fsync == "always":
+                synced = threading.Event()
+                errors: list[str | None] = []
+
+                def done(error: str | None) -> None:  # called from the writer thread
+                    errors.append(error)
+                    synced.set()
+
+                decision_log.record_many(answers, "/v1/decide/batch", serving.key_id, done)
+                synced.wait()
+                if errors and errors[0] is not None:
+                    raise ProblemError(503, "log-failed", "the decisions could not be written to the decision log")
+            else:
+                decision_log.record_many(answers, "/v1/decide/batch", serving.key_id)
+        rows = decided.enc.rows
+        self.metrics.decided_counts(batch.decision_counts(decided), [decided.seconds / rows] if rows else [])
+        for err in decided.errors:
+            self.metrics.line_error(err.field)
 
     async def log(self, answers: list[Answer], source: str, serving: Serving) -> None:
         """Queue the decision records; with ``--log-fsync always``, return once they are on the disk (503 if
@@ -221,168 +270,189 @@ def _policy_headers(serving: Serving, release: str | None) -> dict[str, str]:
 
 def _json_body(body: bytes) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        limit = _limit_passed(body)
-        raise ProblemError(400, "invalid-json", limit or f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        return read_json(body)
+    except ValueError as exc:
+        raise ProblemError(400, "invalid-json", str(exc)) from None
 
 
-def _limit_passed(body: bytes) -> str | None:
-    """What ``guard.loads`` says of a body orjson refused, when it is a limit (an integer too long, too deep):
-    orjson's own words for it ("number is infinity when parsed as double") do not name the limit."""
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+async def decide(request: Request) -> Response:
+    service = _service(request)
+    serving = service.serving()
+    release = _release(request, serving)
+    record = _json_body(await service.body(request, service.config.max_body))
+    answer = serving.decider.answer(record, 1, release)
+    if answer.result.error is not None:
+        err = answer.result.error
+        service.metrics.line_error(err.field)
+        raise ProblemError(422, "invalid-line", err.message, field=err.field)
+    await service.log([answer], "/v1/decide", serving)  # queued (or, with --log-fsync always, synced) first
+    assert answer.result.decision is not None
+    service.metrics.decided(answer.result.decision, answer.seconds)
+    return Response(answer.body, media_type=JSON, headers=_policy_headers(serving, release))
+
+
+async def decide_batch(request: Request) -> Response:
+    """The body spooled whole (``batch`` says why), then read, decided and answered a batch at a time off the
+    event loop, so that single lines are served between a batch request's batches."""
+    service = _service(request)
+    serving = service.serving()
+    release = _release(request, serving)
+    spool = await service.spool(request, service.config.max_batch_body)
     try:
-        loads(body.decode("utf-8"))
-    except JsonLimitError as exc:
-        return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return None
+        head = spool.read(64)
+        spool.seek(0)
+        fmt = batch.request_format(request.headers.get("content-type"), head)
+        out = batch.answer_format(request.headers.get("accept"), fmt)
+        reads = await asyncio.to_thread(batch.read_body, fmt, spool, serving.policy, batch.rows_for(out),
+                                        records=service.decision_log is not None)
+    except batch.BodyError as err:
+        spool.close()
+        raise ProblemError(err.status, err.slug, err.detail) from None
+    except BaseException:
+        spool.close()
+        raise
+    pieces = _pieces(service, service.columnar(serving), reads, out, release, serving)
+    return StreamingResponse(_sent(pieces, spool), media_type=batch.MEDIA_TYPES[out],
+                             headers=_policy_headers(serving, release))
+
+
+def _pieces(service: Service, columnar: batch.Columnar, reads: Iterator[batch.Read], fmt: str,
+            release: str | None, serving: Serving) -> Iterator[bytes]:
+    """The answer's bytes a batch at a time (run in a worker thread); each batch logged before it is sent."""
+    encoder = batch.Encoder(fmt)
+    for read in reads:
+        decided = batch.decide(columnar, read, release)
+        ids = batch.decision_ids(decided.enc.rows)
+        service.record_batch(decided, ids, serving)
+        yield encoder.piece(columnar.decider, decided, ids)
+    yield encoder.end()
+
+
+async def _sent(pieces: Iterator[bytes], spool: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            if piece:
+                yield piece
+    finally:
+        with contextlib.suppress(ValueError):  # a client gone while a worker thread still runs the generator
+            pieces.close()  # type: ignore[attr-defined]
+        spool.close()
+
+
+async def code(request: Request) -> Response:
+    serving = _service(request).serving()
+    release = _release(request, serving)
+    date_text = request.query_params.get("date") or None
+    try:
+        date = parse_date(date_text, "date") if date_text is not None else None
+    except LineError as err:
+        raise ProblemError(400, "invalid-request", err.message, field="date") from None
+    try:
+        code = check_code(request.path_params["code"])  # the check of a claim line's code, and its message
+    except LineError as err:
+        raise ProblemError(400, "invalid-request", err.message, field="code") from None
+    report = api.show(code, date=date, release=release, policy=serving.policy)
+    return _json(report.as_dict(), headers=_policy_headers(serving, report.release))
+
+
+async def releases(request: Request) -> Response:
+    serving = _service(request).serving()
+    release = _release(request, serving)
+    policy = serving.policy
+    upto = policy.release(release).ordinal
+    return _json({
+        "latest": policy.latest.id,
+        "policy_hash": policy.hash,
+        "releases": [{"id": r.id, "published": r.published.isoformat(), "effective": r.effective.isoformat(),
+                      "implements": [s.id for s in r.implements], "summary": r.summary}
+                     for r in policy.releases if r.ordinal <= upto],
+    }, headers=_policy_headers(serving, release))
+
+
+async def release_changes(request: Request) -> Response:
+    serving = _service(request).serving()
+    release_id = request.path_params["id"]
+    try:
+        release = serving.policy.release(release_id)
+    except UnknownReleaseError as err:
+        raise ProblemError(404, "unknown-release", str(err), field="id") from None
+    report = change_report(serving.policy, release.id)[0]
+    return _json(release_entry(report, release.ordinal), headers=_policy_headers(serving, release.id))
+
+
+async def health(request: Request) -> Response:
+    service = _service(request)
+    holder = service.holder
+    serving = holder.serving
+    out: dict[str, Any] = {"status": "ok" if serving is not None else
+                           ("loading" if holder.failure is None else "failed")}
+    if serving is not None:
+        out.update({"release": serving.policy.latest.id, "policy_hash": serving.policy.hash,
+                    "root": serving.policy.root, "loaded_at": iso_time(serving.loaded_at)})
+        if serving.key_id is not None:
+            out["key_id"] = serving.key_id
+    out["reloads"] = holder.reloads
+    out["failed_reloads"] = holder.failed_reloads
+    if holder.failure is not None:
+        out["reload_error"] = {"at": iso_time(holder.failure.at), "problems": holder.failure.lines()}
+    if service.decision_log is not None:
+        writer = service.decision_log.writer
+        out["decision_log"] = {"path": str(writer.path), "written": writer.written, "backlog": writer.backlog(),
+                               "error": writer.error, "fsync": writer.fsync, "head": service.decision_log.head()}
+    return _json(out, status=200 if serving is not None else 503)
+
+
+async def metrics(request: Request) -> Response:
+    service = _service(request)
+    writer = service.decision_log.writer if service.decision_log is not None else None
+    body = service.metrics.render(writer.backlog() if writer else 0, writer.written if writer else 0)
+    return Response(body, media_type=METRICS_TYPE)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(_service(request).openapi, media_type=JSON)
+
+
+async def cds_discovery(request: Request) -> Response:
+    return _json(cdshooks.discovery())
+
+
+async def cds_service(request: Request) -> Response:
+    service = _service(request)
+    service_id = request.path_params["service"]
+    if service_id not in cdshooks.SERVICES:
+        raise ProblemError(404, "not-found", f"no CDS service {service_id!r} (see /cds-services)")
+    serving = service.serving()
+    release = _release(request, serving)
+    body = _json_body(await service.body(request, service.config.max_body))
+    base = str(request.base_url).rstrip("/")
+    response, answers = cdshooks.answer(service_id, body, serving, release=release, site_url=service.config.site_url,
+                                        api_base=base)
+    await service.record(answers, f"cds-services/{service_id}", serving)
+    return _json(response)
+
+
+ROUTES = [
+    Route("/v1/decide", decide, methods=["POST"]),
+    Route("/v1/decide/batch", decide_batch, methods=["POST"]),
+    Route("/v1/codes/{code}", code, methods=["GET"]),
+    Route("/v1/releases", releases, methods=["GET"]),
+    Route("/v1/releases/{id}/changes", release_changes, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/cds-services", cds_discovery, methods=["GET"]),
+    Route("/cds-services/{service}", cds_service, methods=["POST"]),
+]
 
 
 def build(service: Service) -> Starlette:
-    cfg = service.config
-
-    async def decide(request: Request) -> Response:
-        serving = service.serving()
-        release = _release(request, serving)
-        record = _json_body(await service.body(request, cfg.max_body))
-        answer = serving.decider.answer(record, 1, release)
-        if answer.result.error is not None:
-            err = answer.result.error
-            service.metrics.line_error(err.field)
-            raise ProblemError(422, "invalid-line", err.message, field=err.field)
-        await service.log([answer], "/v1/decide", serving)
-        assert answer.result.decision is not None
-        service.metrics.decided(answer.result.decision, answer.seconds)
-        return Response(answer.body, media_type=JSON, headers=_policy_headers(serving, release))
-
-    async def decide_batch(request: Request) -> Response:
-        serving = service.serving()
-        release = _release(request, serving)
-        body = await service.body(request, cfg.max_batch_body)
-        decider = serving.decider
-        head = body[:64].lstrip()
-        if head.startswith(b"["):
-            items = _json_body(body)  # an array that does not parse has no lines to number: the request fails
-            if not isinstance(items, list):
-                raise ProblemError(400, "invalid-json", "send a JSON array of line objects, or JSON Lines")
-
-            def answers() -> Any:
-                for number, item in enumerate(items, 1):
-                    yield decider.answer(item, number, release)
-        else:
-            def answers() -> Any:
-                for number, text in jsonl_lines(body):
-                    yield decider.answer_text(text, number, release)
-
-        async def stream() -> AsyncIterator[bytes]:
-            chunk: list[Answer] = []
-            for answer in answers():
-                chunk.append(answer)
-                if len(chunk) >= CHUNK:
-                    yield await _send_chunk(service, chunk, serving)
-                    chunk = []
-                    await asyncio.sleep(0)  # let other requests in between chunks
-            if chunk:
-                yield await _send_chunk(service, chunk, serving)
-
-        return StreamingResponse(stream(), media_type=JSONL, headers=_policy_headers(serving, release))
-
-    async def code(request: Request) -> Response:
-        serving = service.serving()
-        release = _release(request, serving)
-        date_text = request.query_params.get("date") or None
-        try:
-            date = parse_date(date_text, "date") if date_text is not None else None
-        except LineError as err:
-            raise ProblemError(400, "invalid-request", err.message, field="date") from None
-        try:
-            code = check_code(request.path_params["code"])  # the check of a claim line's code, and its message
-        except LineError as err:
-            raise ProblemError(400, "invalid-request", err.message, field="code") from None
-        report = api.show(code, date=date, release=release, policy=serving.policy)
-        return _json(report.as_dict(), headers=_policy_headers(serving, report.release))
-
-    async def releases(request: Request) -> Response:
-        serving = service.serving()
-        release = _release(request, serving)
-        policy = serving.policy
-        upto = policy.release(release).ordinal
-        return _json({
-            "latest": policy.latest.id,
-            "policy_hash": policy.hash,
-            "releases": [{"id": r.id, "published": r.published.isoformat(), "effective": r.effective.isoformat(),
-                          "implements": [s.id for s in r.implements], "summary": r.summary}
-                         for r in policy.releases if r.ordinal <= upto],
-        }, headers=_policy_headers(serving, release))
-
-    async def release_changes(request: Request) -> Response:
-        serving = service.serving()
-        release_id = request.path_params["id"]
-        try:
-            release = serving.policy.release(release_id)
-        except UnknownReleaseError as err:
-            raise ProblemError(404, "unknown-release", str(err), field="id") from None
-        report = change_report(serving.policy, release.id)[0]
-        return _json(release_entry(report, release.ordinal), headers=_policy_headers(serving, release.id))
-
-    async def health(request: Request) -> Response:
-        holder = service.holder
-        serving = holder.serving
-        out: dict[str, Any] = {"status": "ok" if serving is not None else
-                               ("loading" if holder.failure is None else "failed")}
-        if serving is not None:
-            out.update({"release": serving.policy.latest.id, "policy_hash": serving.policy.hash,
-                        "root": serving.policy.root, "loaded_at": iso_time(serving.loaded_at)})
-            if serving.key_id is not None:
-                out["key_id"] = serving.key_id
-        out["reloads"] = holder.reloads
-        out["failed_reloads"] = holder.failed_reloads
-        if holder.failure is not None:
-            out["reload_error"] = {"at": iso_time(holder.failure.at), "problems": holder.failure.lines()}
-        if service.decision_log is not None:
-            writer = service.decision_log.writer
-            out["decision_log"] = {"path": str(writer.path), "written": writer.written, "backlog": writer.backlog(),
-                                   "error": writer.error, "fsync": writer.fsync,
-                                   "head": service.decision_log.head()}
-        return _json(out, status=200 if serving is not None else 503)
-
-    async def metrics(request: Request) -> Response:
-        writer = service.decision_log.writer if service.decision_log is not None else None
-        body = service.metrics.render(writer.backlog() if writer else 0, writer.written if writer else 0)
-        return Response(body, media_type=METRICS_TYPE)
-
-    async def openapi(request: Request) -> Response:
-        return Response(service.openapi, media_type=JSON)
-
-    async def cds_discovery(request: Request) -> Response:
-        return _json(cdshooks.discovery())
-
-    async def cds_service(request: Request) -> Response:
-        service_id = request.path_params["service"]
-        if service_id not in cdshooks.SERVICES:
-            raise ProblemError(404, "not-found", f"no CDS service {service_id!r} (see /cds-services)")
-        serving = service.serving()
-        release = _release(request, serving)
-        body = _json_body(await service.body(request, cfg.max_body))
-        base = str(request.base_url).rstrip("/")
-        response, answers = cdshooks.answer(service_id, body, serving, release=release, site_url=cfg.site_url,
-                                            api_base=base)
-        await service.record(answers, f"cds-services/{service_id}", serving)
-        return _json(response)
-
-    routes = [
-        Route("/v1/decide", decide, methods=["POST"]),
-        Route("/v1/decide/batch", decide_batch, methods=["POST"]),
-        Route("/v1/codes/{code}", code, methods=["GET"]),
-        Route("/v1/releases", releases, methods=["GET"]),
-        Route("/v1/releases/{id}/changes", release_changes, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/cds-services", cds_discovery, methods=["GET"]),
-        Route("/cds-services/{service}", cds_service, methods=["POST"]),
-    ]
+    """The Starlette app of ``service``: the routes, the service's lifespan, the problem-details handlers."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -392,15 +462,10 @@ def build(service: Service) -> Starlette:
         finally:
             await service.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
         ProblemError: _problem_handler, HTTPException: _http_handler, Exception: _internal_handler})
     app.state.service = service
     return app
-
-
-async def _send_chunk(service: Service, chunk: list[Answer], serving: Serving) -> bytes:
-    await service.record(chunk, "/v1/decide/batch", serving)  # queued (or synced) before the chunk is sent
-    return b"\n".join(a.body for a in chunk) + b"\n"
 
 
 async def _problem_handler(request: Request, exc: Exception) -> Response:

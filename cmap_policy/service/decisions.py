@@ -9,33 +9,76 @@ so a handful of decisions serve most traffic, and each one's JSON is kept here b
 
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
+import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from .. import guard
 from ..api import LineResult
 from ..errors import LineError
+from ..guard import MAX_JSON_DEPTH, describe, loads
 from ..interpreter import evaluate
-from ..lines import json_error, parse_at
+from ..lines import parse_at
 from ..model import Decision, Policy
 
 _KEEP = 100_000  # decisions whose JSON is kept; the interpreter's own cache holds 200,000 slots
 
-# A decision id: this process's random prefix and a counter. Unique across restarts (the prefix is 64 random
-# bits) and cheap on the request path, where a uuid4 per decision would cost more than the decision.
-_PREFIX = secrets.token_hex(8)
-_COUNTER = itertools.count(1)
+# A decision id: this process's random prefix and a counter, in hexadecimal. Unique across restarts (the prefix
+# is 64 random bits) and cheap on the request path, where a uuid4 per decision would cost more than the decision.
+PREFIX = secrets.token_hex(8)
+
+
+class _Counter:
+    """The next decision number; a batch takes a run of them at once."""
+
+    def __init__(self) -> None:
+        self._next = 1
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> int:
+        with self._lock:
+            first = self._next
+            self._next += n
+            return first
+
+
+_NUMBERS = _Counter()
 
 
 def new_decision_id() -> str:
-    return f"{_PREFIX}-{next(_COUNTER):x}"
+    return f"{PREFIX}-{_NUMBERS.take(1):x}"
+
+
+def reserve_decision_numbers(n: int) -> int:
+    """The first of ``n`` decision numbers that no other decision of this process gets (ids: ``PREFIX-hex``)."""
+    return _NUMBERS.take(n)
+
+
+def read_json(data: bytes) -> Any:
+    """A JSON document, read by the rules of ``guard.loads`` (``ValueError`` naming what is wrong, where).
+
+    orjson reads what it can, which is most bodies and twice as fast; it refuses what the guard also
+    refuses (integers past 64 bits, which include every one over the guard's digits) but also some of what the
+    guard takes (NaN, numbers past 64 bits), and it nests deeper than the guard allows. So a body with
+    more brackets than the guard's depth, or one orjson refuses, is read by ``guard.loads`` itself.
+    """
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the body is not UTF-8 text (byte {exc.start + 1}, {exc.reason})") from None
+    try:
+        return loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{describe(exc)} (line {exc.lineno}, column {exc.colno})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,28 +133,3 @@ class Decider:
         body = b"".join((head[:-1], b',"decision_id":"', decision_id.encode(), b'",', self.decision_json(decision),
                          b"}"))
         return Answer(result, decision_id, body, record, started, time.perf_counter() - t0)
-
-    def answer_text(self, text: bytes, number: int, release: str | None) -> Answer:
-        """One line of JSON Lines: parsed here, so that a line that is not JSON gets its error in place."""
-        started = time.time()
-        t0 = time.perf_counter()
-        try:
-            record = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            # read again as `eval` reads it (guard.loads): the same message, the limits named (an integer too
-            # long), and what only the standard parser takes (NaN)
-            try:
-                record = guard.loads(text.decode("utf-8"))
-            except json.JSONDecodeError as exc:
-                return self._answer(json_error(exc, number), number, release, None, started, t0)
-            except UnicodeDecodeError:
-                return self._answer(LineError("the line is not UTF-8 text", line=number), number, release, None,
-                                    started, t0)
-        return self._answer(parse_at(record, self.program, number), number, release, record, started, t0)
-
-
-def jsonl_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
-    """(line number, text) of each non-blank line of a JSON Lines body; blank lines are not claim lines."""
-    for number, text in enumerate(body.split(b"\n"), 1):
-        if text.strip():
-            yield number, text

@@ -79,13 +79,18 @@ class Metrics:
         self._seconds.observe(seconds)
 
     def decided_many(self, decisions: Iterable[Decision], seconds: Sequence[float]) -> None:
-        """Count many decisions (a chunk of a batch): tallied first, then one increment per series."""
+        """Count many decisions (a CDS Hooks request's): tallied first, then one increment per series."""
+        self.decided_counts(((d, 1) for d in decisions), seconds)
+
+    def decided_counts(self, counts: Iterable[tuple[Decision, int]], seconds: Sequence[float]) -> None:
+        """Count decisions given as (decision, how many lines had it): a batch's, one increment per series.
+        ``seconds`` are the latencies to observe (a batch observes its time per line once, not once a line)."""
         outcomes: Tally[str] = Tally()
         reasons: Tally[tuple[str, str]] = Tally()
-        for d in decisions:
-            outcomes[d.outcome.value] += 1
+        for d, n in counts:
+            outcomes[d.outcome.value] += n
             for r in d.reasons:
-                reasons[(d.outcome.value, r.code)] += 1
+                reasons[(d.outcome.value, r.code)] += n
         for outcome, n in outcomes.items():
             self.decisions.labels(outcome).inc(n)
         for (outcome, code), n in reasons.items():

@@ -2,17 +2,23 @@
 
 Written out rather than generated from handler signatures: the service has no per-request validation
 layer (the claim line's one check is ``lines.parse_line``), so the document states what ``parse_line``
-accepts and what ``LineResult.as_dict`` returns. The claim line's properties come from ``lines.FIELDS``
-(the same descriptions ``cmap-policy eval --help`` shows); a test checks the schemas against real answers,
-and schemathesis fuzzes the running service from this document.
+accepts and what ``LineResult.as_dict`` returns. Every enumeration comes from where the model defines it,
+never typed here: the claim line's properties from ``lines.FIELDS`` (the same descriptions ``cmap-policy
+eval --help`` shows), outcomes from ``model.Outcome``, reason codes and kinds from ``reasons``, limit kinds
+from the policy's JSON Schema. A test checks real answers of every outcome and reason kind against the
+served document, and schemathesis fuzzes the running service from it.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from ..lines import ALIASES, CLAIM_TYPES, CODE_RE, FIELDS, MAX_MODIFIERS, MODIFIER_RE, POS_RE, RCC_RE
 from ..model import MAX_AGE, MAX_UNITS, Outcome
+from ..reasons import KINDS, REASONS
+from ..resources import schema_dir
 
 _TEXT: dict[str, Any] = {"type": "string", "maxLength": 200}
 # Patterns say what to send (what lines.CHECKS take after trimming and upper-casing); a value that fits the
@@ -53,8 +59,9 @@ _CITATION = {"type": "object", "required": ["source", "title", "url", "secondary
     "source": {"type": "string"}, "title": {"type": "string"}, "url": {"type": "string"},
     "secondary": {"type": "boolean"}, "section": {"type": "string"}, "note": {"type": "string"}}}
 _REASON = {"type": "object", "required": ["code", "kind", "message"], "properties": {
-    "code": {"type": "string", "description": "A stable reason code (the site's reason codes page lists them)."},
-    "kind": {"type": "string", "enum": ["deny", "info"]}, "message": {"type": "string"},
+    "code": {"type": "string", "enum": list(REASONS),
+             "description": "A stable reason code (the site's reason codes page lists them)."},
+    "kind": {"type": "string", "enum": list(KINDS)}, "message": {"type": "string"},
     "carc": {"type": "string", "description": "The X12 claim adjustment reason code a payer would send."},
     "rule": {"type": "string"}, "citation": _ref("Citation")}}
 _DECIDED = {
@@ -67,18 +74,32 @@ _DECIDED = {
         "line": {"type": "integer", "description": "The line's number in the request (1 for a single line)."},
         "claim_id": {"type": "string"}, "line_id": {"type": "string"},
         "code": {"type": "string"}, "date": {"type": "string", "format": "date"},
-        "outcome": {"type": "string", "description": "One of: " + ", ".join(o.value for o in Outcome) + "."},
+        "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
         "reasons": {"type": "array", "items": _ref("Reason")},
         "period": _NULLABLE_TEXT, "modality": _NULLABLE_TEXT,
         "attestations": {"type": "array", "items": {"type": "object", "required": ["id", "text"], "properties": {
             "id": {"type": "string"}, "text": {"type": "string"}}}},
-        "to_confirm": {"type": "array", "items": {"type": "object", "required": ["kind", "guideline"],
-                                                  "properties": {"kind": {"type": "string"},
-                                                                 "guideline": {"type": "string"}}}},
+        "to_confirm": {"type": "array", "items": _ref("ToConfirm")},
         "release": {"type": "string"}, "policy_hash": {"type": "string"},
         "decision_id": {"type": "string"},
     },
 }
+
+
+@functools.cache
+def _limit_kinds() -> list[str]:
+    """The kinds of limit a period may have, as the policy's JSON Schema (its data model) lists them."""
+    schema = json.loads((schema_dir() / "code.schema.json").read_text(encoding="utf-8"))
+    kinds: list[str] = schema["$defs"]["limit"]["properties"]["kind"]["enum"]
+    return kinds
+
+
+def _to_confirm() -> dict[str, Any]:
+    return {"type": "object", "required": ["kind", "guideline"],
+            "description": "A limit of the row that the line does not carry the field for: the provider confirms it.",
+            "properties": {"kind": {"type": "string", "enum": _limit_kinds()}, "guideline": {"type": "string"}}}
+
+
 _LINE_ERROR = {"type": "object", "required": ["line", "error", "field"], "properties": {
     "line": {"type": "integer"}, "error": {"type": "string"}, "field": _NULLABLE_TEXT}}
 _PROBLEM = {
@@ -168,6 +189,15 @@ def _ok(schema: dict[str, Any], description: str, media: str = "application/json
     return {"200": {"description": description, "content": {media: {"schema": schema}}}}
 
 
+_COLUMNAR = ("application/vnd.apache.arrow.stream", "application/vnd.apache.parquet")
+_BATCH_ROW = {"type": "object", "description": "A row of an Arrow or Parquet answer: the batch engine's output "
+                                               "columns, the line's `decision_id`, or its `error` and `field`.",
+              "properties": {"line": {"type": "integer"}, "line_id": _NULLABLE_TEXT, "claim_id": _NULLABLE_TEXT,
+                             "code": _NULLABLE_TEXT, "date": _NULLABLE_TEXT,
+                             "outcome": {"enum": [*(o.value for o in Outcome), None]},
+                             "reasons": {"type": ["string", "null"], "description": "Reason codes, space-separated."},
+                             **{name: _NULLABLE_TEXT for name in ("period", "modality", "release", "policy_hash",
+                                                                  "decision_id", "error", "field")}}}
 _RELEASE_PARAM = {"name": "release", "in": "query", "required": False, "schema": {"type": "string"},
                   "description": "Decide as the table was published in this release (see /v1/releases). "
                                  "Default: the latest."}
@@ -188,15 +218,22 @@ def document() -> dict[str, Any]:
                 "responses": {**_ok(_ref("Decided"), "The decision."), **_problems(400, 401, 408, 413, 422, 503)}}},
             "/v1/decide/batch": {"post": {
                 "summary": "Decide many claim lines, streamed back in order",
-                "description": "JSON Lines (one line object per line) or a JSON array of line objects. The answer "
-                               "is JSON Lines, one result per line in the order sent: a decision, or the line's "
-                               "error in place (lines in = results out).",
+                "description": "JSON Lines (one line object per line), a JSON array of line objects, an Arrow IPC "
+                               "stream or a Parquet file of claim-line columns. The answer comes in the request's "
+                               "format, or in the one `Accept` names: one result per line, in the order sent, a "
+                               "decision or the line's error in place (lines in = results out). A JSON result is "
+                               "`Decided` or `LineError`; an Arrow or Parquet answer has the columns of `BatchRow`.",
                 "operationId": "decideBatch", "parameters": [_RELEASE_PARAM],
                 "requestBody": {"required": True, "content": {
                     "application/x-ndjson": {"schema": {"type": "string"}},
-                    "application/json": {"schema": {"type": "array", "items": _ref("ClaimLine")}}}},
-                "responses": {**_ok({"type": "string"}, "One JSON result per line: `Decided` or `LineError`.",
-                                    "application/x-ndjson"), **_problems(400, 401, 408, 413, 503)}}},
+                    "application/json": {"schema": {"type": "array", "items": _ref("ClaimLine")}},
+                    **{media: {"schema": {"type": "string", "format": "binary"}} for media in _COLUMNAR}}},
+                "responses": {"200": {"description": "One result per line, in order.", "content": {
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "array", "items": {
+                        "oneOf": [_ref("Decided"), _ref("LineError")]}}},
+                    **{media: {"schema": {"type": "string", "format": "binary"}} for media in _COLUMNAR}}},
+                    **_problems(400, 401, 408, 413, 503)}}},
             "/v1/codes/{code}": {"get": {
                 "summary": "A code's rows on the telehealth table", "operationId": "code",
                 "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
@@ -241,7 +278,8 @@ def document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "When the service runs with --token-file."}},
-            "schemas": {"ClaimLine": _claim_line(), "Decided": _DECIDED, "LineError": _LINE_ERROR,
+            "schemas": {"ClaimLine": _claim_line(), "Decided": _DECIDED, "ToConfirm": _to_confirm(),
+                        "LineError": _LINE_ERROR, "BatchRow": _BATCH_ROW,
                         "Reason": _REASON, "Citation": _CITATION, "Problem": _PROBLEM, "CodeReport": _CODE_REPORT,
                         "Releases": _RELEASES, "ReleaseChanges": _RELEASE_CHANGES, "Health": _HEALTH, "Card": _CARD,
                         "CdsRequest": _HOOK_REQUEST,
