@@ -185,6 +185,14 @@ def _problems(*statuses: int) -> dict[str, Any]:
             for s in statuses}
 
 
+def _release_id() -> dict[str, Any]:
+    """A release id as the policy's JSON Schema defines it (``common.schema.json#/$defs/id``)."""
+
+
+    common = json.loads((schema_dir() / "common.schema.json").read_text(encoding="utf-8"))
+    return {k: v for k, v in common["$defs"]["id"].items() if k in ("type", "pattern", "maxLength", "minLength")}
+
+
 def _ok(schema: dict[str, Any], description: str, media: str = "application/json") -> dict[str, Any]:
     return {"200": {"description": description, "content": {media: {"schema": schema}}}}
 
@@ -250,7 +258,7 @@ def document() -> dict[str, Any]:
             "/v1/releases/{id}/changes": {"get": {
                 "summary": "What a release added, ended and changed: the content of its Atom feed entry",
                 "operationId": "releaseChanges",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _release_id()}],
                 "responses": {**_ok(_ref("ReleaseChanges"), "The release's changes, code by code."),
                               **_problems(401, 404, 503)}}},
             "/health": {"get": {
