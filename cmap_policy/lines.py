@@ -134,8 +134,16 @@ def _int(value: Any, field: str, lo: int, hi: int) -> int:
 
 
 def parse_date(value: Any, field: str = "date") -> dt.date:
-    """A date of service: strictly YYYY-MM-DD (a ``datetime.date`` passes as it is)."""
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+    """A date of service: strictly YYYY-MM-DD (a ``datetime.date`` passes as it is).
+
+    A date and time is a date only at midnight with no time zone (what a DataFrame's dates are); any other is
+    checked as the text it writes as JSON (``2026-01-05T10:30:00``), and refused as that text is.
+    """
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None and value.time() == dt.time() and not getattr(value, "nanosecond", 0):
+            return value.date()
+        value = value.isoformat()
+    if isinstance(value, dt.date):
         return value
     text = _text(value, field)
     if not DATE_RE.match(text):

@@ -174,7 +174,7 @@ class Answered:
             "modality": self._column("modality"),
             "release": _constant(self.release, n),
             "policy_hash": _constant(self.policy_hash, n),
-        }, schema=_OUTPUT_SCHEMA)
+        }, schema=OUTPUT_SCHEMA)
 
 
 OUTCOME_VALUES = pa.array(OUTCOMES, pa.string())
@@ -203,14 +203,14 @@ def _constant(text: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()).fill_null(0), pa.array([text]))
 
 
-_OUTPUT_SCHEMA = pa.schema([("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()),
+OUTPUT_SCHEMA = pa.schema([("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()),
                             ("code", TEXT_DICT), ("date", pa.date32()),
                             *((name, TEXT_DICT) for name in ("outcome", "reasons", "period", "modality", "release",
                                                              "policy_hash"))])
 
 
 def _empty_decisions() -> pa.Table:
-    return _OUTPUT_SCHEMA.empty_table()
+    return OUTPUT_SCHEMA.empty_table()
 
 
 # --- the run ---
@@ -435,7 +435,7 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
         raise InputError(f"the batch engine does not read {fmt!r}: it reads {', '.join(INPUTS)}")
 
     summary = Summary()
-    out = writer_for(out_path, ofmt, _OUTPUT_SCHEMA, stream)
+    out = writer_for(out_path, ofmt, OUTPUT_SCHEMA, stream)
     err_out = JsonlWriter(err_path, ERROR_SCHEMA, None if err_path is not None else (errors_stream or sys.stderr))
     bar = progress
     if bar is not None:
