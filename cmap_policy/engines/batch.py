@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..api import file_format
+from ..arguments import expect, expect_choice, expect_count, expect_methods, expect_path, expect_text
 from ..errors import InputError, LineError
 from ..lines import FORMATS_BY_SUFFIX, format_of
 from ..model import Policy
@@ -305,14 +306,32 @@ def run(
     """Decide every line of ``input_path`` into ``output`` (or ``stream`` as JSON Lines when output is None).
 
     Malformed lines go to ``errors_path`` (default: beside ``output``), or to ``errors_stream`` (default:
-    standard error) when there is no output file. Raises ``InputError`` when the input cannot be read.
+    standard error) when there is no output file. Raises ``InputError`` when the input cannot be read, and
+    ``TypeError`` or ``ValueError`` naming a wrong argument before anything is read or written.
     """
+    _check_arguments(locals())
     try:
         return _run(input_path, output, policy=policy, release=release, errors_path=errors_path,
                     input_fmt=input_fmt, output_fmt=output_fmt, progress=progress, threads=threads,
                     stream=stream, errors_stream=errors_stream)
     except pa.ArrowException as err:
         raise InputError(str(err)) from None
+
+
+def _check_arguments(given: dict[str, Any]) -> None:
+    """``run``'s arguments, each of the kind it takes (a caller's ``progress=False`` would otherwise fail in the
+    reader's thread, far from the call)."""
+    expect_path("run", "input_path", given["input_path"])
+    for name in ("output", "errors_path"):
+        expect_path("run", name, given[name], optional=True)
+    expect("run", "policy", given["policy"], Policy, "a Policy (load_policy())")
+    expect_text("run", "release", given["release"], optional=True)
+    expect_choice("run", "input_fmt", given["input_fmt"], INPUTS, optional=True)
+    expect_choice("run", "output_fmt", given["output_fmt"], OUTPUT_FORMATS, optional=True)
+    expect_methods("run", "progress", given["progress"], ("start", "advance", "close"), "a Progress", optional=True)
+    expect_count("run", "threads", given["threads"], optional=True)
+    for name in ("stream", "errors_stream"):
+        expect_methods("run", name, given[name], ("write",), "a text stream", optional=True)
 
 
 _END = object()

@@ -33,9 +33,9 @@ from typing import Literal, overload
 import numpy as np
 import pyarrow as pa
 
-from ..arguments import expect_choice, expect_text
+from ..api import policy_for
+from ..arguments import expect_choice
 from ..errors import InputError
-from ..load.loader import load_policy
 from ..model import Policy
 from .batch import OUTPUT_SCHEMA, Engine
 from .checks import ERROR_SCHEMA
@@ -48,18 +48,6 @@ ROWS_SCHEMA = OUTPUT_SCHEMA.append(pa.field("error", pa.string())).append(pa.fie
 # the columns pandas adds for an index it was not told to keep by name (a named index is a column of the user's)
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 _FUNCTION = "decide_table"
-
-
-def _policy_of(function: str, policy: object, release: object) -> Policy:
-    if not isinstance(policy, Policy):
-        if policy is not None and not isinstance(policy, (str, Path)):
-            raise TypeError(f"{function}: policy must be a Policy, a path to a policy folder or None, not "
-                            f"{type(policy).__name__}")
-        policy = load_policy(policy)
-    expect_text(function, "release", release, optional=True)
-    assert release is None or isinstance(release, str)
-    policy.release(release)  # an unknown release is the caller's error before anything is read
-    return policy
 
 
 def record_batches(data: object, function: str = _FUNCTION) -> Iterator[pa.RecordBatch]:
@@ -141,7 +129,7 @@ def decide_batches(data: object, *, policy: Policy | str | Path | None = None,
     """(decisions, errors) of each chunk of ``data``, in order: the table read and decided a chunk at a time,
     so a stream of any length is decided in the memory of a chunk. Lines are numbered from 1, the table's
     first row, across chunks. The arguments are checked when this is called, before anything is read."""
-    pol = _policy_of("decide_batches", policy, release)
+    pol = policy_for("decide_batches", policy, release)
     return _decided(record_batches(data, "decide_batches"), Engine(pol, release))
 
 
@@ -176,7 +164,7 @@ def decide_table(data: object, *, policy: Policy | str | Path | None = None, rel
     decides as of an earlier release.
     """
     expect_choice(_FUNCTION, "errors", errors, ERRORS)
-    pol = _policy_of(_FUNCTION, policy, release)
+    pol = policy_for(_FUNCTION, policy, release)
     parts = list(_decided(record_batches(data), Engine(pol, release)))
     if errors == "table":
         return (pa.concat_tables([d for d, _ in parts]) if parts else OUTPUT_SCHEMA.empty_table(),
