@@ -71,8 +71,8 @@ def _show(value: Any) -> str:
         return json.dumps(value[:_SHOWN]) + "…"
     if isinstance(value, (str, int, float)) or value is None:
         text = json.dumps(value)  # as the input wrote it: "text", 12.5, true, null
-    elif type(value).__name__ == "Decimal":
-        text = str(value)
+    elif type(value).__name__ == "Decimal":  # as JSON writes the number: 30.50 (a column's scale) as 30.5
+        text = format(value.normalize(), "f") if value.is_finite() and abs(value.adjusted()) < _SHOWN else str(value)
     elif isinstance(value, (list, tuple, dict)):
         text = f"a {'list' if not isinstance(value, dict) else 'JSON object'} ({len(value)} items)"
     else:

@@ -422,17 +422,31 @@ def _plain_type(kind: pa.DataType) -> pa.DataType:
 
 def _plain_layout(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """A column in the plain layouts the checks read (``_plain_type``); as it is when it has none to change, or
-    when Arrow cannot cast it (its values are then refused, line by line, with their type named)."""
+    when Arrow cannot make it plain (its values are then refused, line by line, with their type named)."""
     target = _plain_type(col.type)
     if target == col.type:
         return col
     try:
-        if pa.types.is_run_end_encoded(col.type):
-            col = pa.chunked_array([pc.run_end_decode(c) for c in col.chunks],
-                                   col.type.value_type)
-        return col.cast(target)
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        chunks = [_unviewed(c) for c in col.chunks]
+        plain = (pa.chunked_array(chunks) if chunks else pa.chunked_array([], target)).cast(target)
+        plain.validate(full=True)  # a cast of a view has been seen to make arrays Arrow itself calls invalid
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
         return col
+    return plain
+
+
+def _unviewed(arr: pa.Array) -> pa.Array:
+    """A run-end encoded or list view array's values in the plain layout (pyarrow's cast of a list view to a
+    list makes an invalid array: the lists are built here from the flattened values and their lengths)."""
+    if pa.types.is_run_end_encoded(arr.type):
+        return pc.run_end_decode(arr)
+    large = pa.types.is_large_list_view(arr.type)
+    if not (large or pa.types.is_list_view(arr.type)):
+        return arr
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64 if large else np.int32))
+    build = pa.LargeListArray if large else pa.ListArray
+    return build.from_arrays(offsets, pc.list_flatten(arr), mask=arr.is_null())
 
 
 def _field(name: str, col: pa.ChunkedArray | Refused, modalities: Collection[str], n: int) -> Field:
