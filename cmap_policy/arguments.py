@@ -61,11 +61,9 @@ def expect_methods(function: str, name: str, value: object, methods: tuple[str, 
     """An object with the callable ``methods`` (a stream, a progress bar), or ``None`` when ``optional``."""
     if value is None and optional:
         return
-    missing = [m for m in methods if not callable(getattr(value, m, None))]
-    if missing:
-        raise TypeError(f"{function}: {name} must be {what}" + (" or None" if optional else "")
-                        + f", with {', '.join(m + '()' for m in methods)}; {_kind(value)} has no "
-                        + ", ".join(m + "()" for m in missing))
+    if not all(callable(getattr(value, m, None)) for m in methods):
+        raise TypeError(f"{function}: {name} must be {what} (with {', '.join(m + '()' for m in methods)})"
+                        + (" or None" if optional else "") + f", not {_kind(value)}")
 
 
 def expect_count(function: str, name: str, value: object, *, optional: bool = False) -> None:
