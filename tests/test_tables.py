@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -130,6 +131,16 @@ def test_a_polars_dataframe(bundled: Policy) -> None:
                {"code": "97153", "date": "2026-02-30", "modifiers": ["95"]}]
     assert [_picked(r) for r in rows] == [_as_row(r) for r in _interpreted(bundled, records)]
     assert rows[2]["field"] == "date"
+
+
+def test_a_duckdb_result_of_a_query_over_a_parquet_file(tmp_path: Path, bundled: Policy) -> None:
+    pq.write_table(pa.Table.from_pylist(_records(bundled, 2000, seed=16)), tmp_path / "in.parquet")
+    run(tmp_path / "in.parquet", tmp_path / "out.parquet", policy=bundled)
+    with duckdb.connect() as con:
+        result = con.sql(f"select * from read_parquet('{tmp_path / 'in.parquet'}')")
+        decisions, errors = decide_table(result, policy=bundled, errors="table")
+    assert decisions.to_pylist() == pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert errors.to_pylist() == [json.loads(x) for x in (tmp_path / "out.errors.jsonl").open()]
 
 
 class _Stream:
