@@ -6,6 +6,8 @@ import datetime as dt
 import decimal
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+import cmap_policy
 import cmap_policy.engines.tables as tables
 from cmap_policy import decide_table, eval_lines, load_policy
 from cmap_policy.api import LineResult
@@ -285,3 +288,14 @@ def test_a_reader_is_not_read_before_its_arguments_are_checked(bundled: Policy) 
     with pytest.raises(UnknownReleaseError):
         decide_batches(reader, policy=bundled, release="NO-SUCH-RELEASE")
     assert decide_table(reader, policy=bundled).num_rows == 1  # still whole
+
+
+def test_the_package_imports_pyarrow_only_when_decide_table_is_asked_for() -> None:
+    code = ("import sys, cmap_policy\n"
+            "before = 'pyarrow' in sys.modules\n"
+            "cmap_policy.decide_table\n"
+            "print(before, 'pyarrow' in sys.modules, 'decide_table' in cmap_policy.__all__)\n")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == ["False", "True", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'decide_tables'"):
+        cmap_policy.decide_tables  # noqa: B018
