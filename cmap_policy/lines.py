@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import json
 import re
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,13 +72,23 @@ def _show(value: Any) -> str:
         return json.dumps(value[:_SHOWN]) + "…"
     if isinstance(value, (str, int, float)) or value is None:
         text = json.dumps(value)  # as the input wrote it: "text", 12.5, true, null
-    elif type(value).__name__ == "Decimal":  # as JSON writes the number: 30.50 (a column's scale) as 30.5
-        text = format(value.normalize(), "f") if value.is_finite() and abs(value.adjusted()) < _SHOWN else str(value)
+    elif type(value).__name__ == "Decimal":
+        text = _decimal_text(value)
     elif isinstance(value, (list, tuple, dict)):
         text = f"a {'list' if not isinstance(value, dict) else 'JSON object'} ({len(value)} items)"
     else:
         text = f"a {type(value).__name__} value"
     return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
+def _decimal_text(value: Any) -> str:
+    """A decimal as JSON writes the number (a column's 30.50, of scale 2, as 30.5), so that its error reads as the
+    same value's in a JSON line does. The decimal module is loaded when a Decimal exists: never imported here."""
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(value, decimal.Decimal) and value.is_finite() \
+            and abs(value.adjusted()) < _SHOWN:
+        return format(value.normalize(), "f")
+    return str(value)
 
 
 def _quoted(text: str) -> str:
