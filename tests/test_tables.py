@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import cmap_policy
 import cmap_policy.engines.tables as tables
@@ -28,6 +31,7 @@ from cmap_policy.engines.tables import ROWS_SCHEMA, decide_batches
 from cmap_policy.errors import InputError, UnknownReleaseError
 from cmap_policy.model import Policy
 from cmap_policy.testing.claims import random_records
+from cmap_policy.testing.strategies import claim_records
 
 BASE = {"code": "97153", "date": "2026-01-05", "modifiers": "95"}  # a payable line, changed one field at a time
 
@@ -105,6 +109,33 @@ def test_a_stream_is_decided_chunk_by_chunk_with_the_lines_numbered_across_chunk
     assert all(d.num_rows + e.num_rows < 164 for d, e in parts)
     pieces = pa.concat_tables([tables.in_place(d, e) for d, e in parts]).to_pylist()
     assert pieces == whole
+
+
+def test_a_stream_is_not_read_ahead_of_its_decisions(bundled: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 100)
+    table = pa.Table.from_pylist(_records(bundled, 1000, seed=17))
+    read: list[int] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for i, batch in enumerate(table.to_batches(max_chunksize=100)):
+            read.append(i)
+            yield batch
+
+    chunks = decide_batches(pa.RecordBatchReader.from_batches(table.schema, batches()), policy=bundled)
+    assert read == []  # nothing is read when the call returns
+    for n, (decisions, errors) in enumerate(chunks, 1):
+        assert len(read) <= n + 1  # a chunk decided holds at most the next batch read
+        assert decisions.num_rows + errors.num_rows == 100
+    assert len(read) == 10
+
+
+@given(st.lists(claim_records(), min_size=1, max_size=25))
+def test_drawn_records_as_a_table_get_the_interpreters_answers(records: list[dict[str, Any]]) -> None:
+    policy = load_policy()  # cached: a fixture cannot serve a Hypothesis test
+    names = list(dict.fromkeys(k for r in records for k in r))  # from_pylist would keep the first record's keys only
+    table = pa.table({k: [r.get(k) for r in records] for k in names})
+    rows = decide_table(table, policy=policy).to_pylist()
+    assert [_picked(r) for r in rows] == [_as_row(r) for r in _interpreted(policy, records)]
 
 
 def test_a_pandas_dataframe(bundled: Policy) -> None:
@@ -241,6 +272,8 @@ ARROW_CASES: list[tuple[str, str, pa.Array, Any]] = [
     ("fixed_size_list", "modifiers", pa.array([["95", "GT"]], pa.list_(pa.string(), 2)), ["95", "GT"]),
     ("list, bad modifier", "modifiers", pa.array([["9"]], pa.list_(pa.string())), ["9"]),
     ("empty list", "modifiers", pa.array([[]], pa.list_(pa.string())), []),
+    ("empty list of nulls", "modifiers", pa.array([[]], pa.list_(pa.null())), []),
+    ("list of a null", "modifiers", pa.array([[None]], pa.list_(pa.null())), [None]),
     ("null code", "code", pa.nulls(1), None),
     ("null date", "date", pa.nulls(1), None),
     ("null modifiers", "modifiers", pa.nulls(1), None),

@@ -138,6 +138,8 @@ def _list_keys(col: pa.Array) -> pa.Array | None:
     items = col.values
     if pa.types.is_dictionary(items.type):
         items = items.dictionary_decode()
+    if pa.types.is_null(items.type):  # lists that are all empty (or of nulls only), as Arrow infers ``[]``
+        items = items.cast(pa.string())
     if not (pa.types.is_string(items.type) or pa.types.is_large_string(items.type)
             or pa.types.is_integer(items.type)):
         return None
