@@ -70,7 +70,7 @@ def record_batches(data: object, function: str = _FUNCTION) -> Iterator[pa.Recor
         raise InputError(f"{function}: data cannot be read as a table of claim lines: {_first_line(err)}") from None
     raise TypeError(f"{function}: data must be a table that speaks the Arrow PyCapsule interface (a pyarrow Table "
                     "or RecordBatchReader, a pandas or Polars DataFrame, a DuckDB result), not "
-                    f"{type(data).__name__}")
+                    f"{type(data).__name__} (records go to eval_lines, or to pyarrow.table first)")
 
 
 def _read(reader: pa.RecordBatchReader, function: str) -> Iterator[pa.RecordBatch]:
