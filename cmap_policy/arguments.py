@@ -24,23 +24,18 @@ def expect(function: str, name: str, value: object, types: type | tuple[type, ..
 
 
 def expect_path(function: str, name: str, value: object, *, optional: bool = False) -> None:
-    """A file or folder's path: text or an ``os.PathLike`` (``None`` too when ``optional``); never empty text."""
+    """A file or folder's path: text or an ``os.PathLike`` (``None`` too when ``optional``)."""
     if value is None and optional:
         return
-    what = "a path (str or os.PathLike)" + (" or None" if optional else "")
-    expect(function, name, value, (str, os.PathLike), what)
-    if isinstance(value, str) and not value.strip():
-        raise ValueError(f"{function}: {name} is empty text; it must name a file or folder")
+    expect(function, name, value, (str, os.PathLike), "a path (str or os.PathLike)" + (" or None" if optional else ""))
 
 
 def expect_text(function: str, name: str, value: object, *, optional: bool = False) -> None:
-    """Text that is not blank (or ``None`` when ``optional``)."""
+    """Text (or ``None`` when ``optional``). What the text may say is the callee's to judge: an unknown release
+    is an ``UnknownReleaseError``, a code not on the table an empty report."""
     if value is None and optional:
         return
     expect(function, name, value, str, "text" + (" or None" if optional else ""))
-    assert isinstance(value, str)
-    if not value.strip():
-        raise ValueError(f"{function}: {name} is blank")
 
 
 def expect_choice(function: str, name: str, value: object, choices: Collection[str], *,

@@ -201,7 +201,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """
     expect_path("load_policy", "path", path, optional=True)
     root = Path(path) if path is not None else policy_dir()
-    if not root.is_dir():
+    if (isinstance(path, str) and not path.strip()) or not root.is_dir():  # "" would be the current folder
         raise PolicyError([Problem(str(root), "", "no policy folder here", "io",
                                    "pass the folder that holds program.json, releases.json and codes/")])
     from . import cache
