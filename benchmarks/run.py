@@ -198,7 +198,7 @@ FLOOR = """
 import sys
 import numpy as np, pyarrow as pa, pyarrow.csv as pacsv, pyarrow.parquet as pq
 from pathlib import Path
-from cmap_policy.engines.batch import _OUTPUT_SCHEMA
+from cmap_policy.engines.batch import OUTPUT_SCHEMA
 from cmap_policy.engines.files import ParquetWriter, CsvWriter
 src, out, fmt = Path({src!r}), Path({out!r}), {fmt!r}
 def const(text, n):
@@ -207,18 +207,18 @@ if fmt == "parquet":
     reader = pq.ParquetFile(src, read_dictionary=["code", "modifiers", "pos", "claim_type", "rcc", "provider_type"],
                             pre_buffer=False)
     batches = reader.iter_batches(batch_size=500_000)
-    writer = ParquetWriter(out, _OUTPUT_SCHEMA)
+    writer = ParquetWriter(out, OUTPUT_SCHEMA)
 elif fmt == "jsonl":
     import pyarrow.json as pajson
     table = pajson.read_json(src, parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("date", pa.string())]),
                                                                     unexpected_field_behavior="infer"))
     batches = table.to_batches(max_chunksize=500_000)
-    writer = ParquetWriter(out, _OUTPUT_SCHEMA)
+    writer = ParquetWriter(out, OUTPUT_SCHEMA)
 else:
     batches = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=32 << 20),
                              convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(
                                  ["code", "date", "line_id", "claim_id"], pa.string())))
-    writer = CsvWriter(out, _OUTPUT_SCHEMA)
+    writer = CsvWriter(out, OUTPUT_SCHEMA)
 start = 1
 for rb in batches:
     n = rb.num_rows
@@ -230,7 +230,7 @@ for rb in batches:
         "line": pa.array(np.arange(start, start + n, dtype=np.int64)), "line_id": rb.column("line_id"),
         "claim_id": pa.nulls(n, pa.string()), "code": code.cast(pa.dictionary(pa.int32(), pa.string())),
         "date": day, **{{name: const(name, n) for name in ("outcome", "reasons", "period", "modality", "release",
-                                                         "policy_hash")}}}}, schema=_OUTPUT_SCHEMA))
+                                                         "policy_hash")}}}}, schema=OUTPUT_SCHEMA))
     start += n
 writer.close()
 print(f"{{start - 1}} lines read", file=sys.stderr)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 from cmap_policy import load_policy  # noqa: E402
 from cmap_policy.engines import slots  # noqa: E402
-from cmap_policy.engines.batch import _OUTPUT_SCHEMA, Engine, Summary  # noqa: E402
+from cmap_policy.engines.batch import OUTPUT_SCHEMA, Engine, Summary  # noqa: E402
 from cmap_policy.engines.files import ParquetWriter, read_parquet  # noqa: E402
 from cmap_policy.testing import synthetic_policy, write_tree  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
         setattr(slots, name, timed(label, getattr(slots, name)))
     answer = timed("slots: all of answers", engine.answer)
     _, batches = read_parquet(src)
-    out = ParquetWriter(work / "out.parquet", _OUTPUT_SCHEMA)
+    out = ParquetWriter(work / "out.parquet", OUTPUT_SCHEMA)
     summary = Summary()
     started = time.perf_counter()
     while True:

@@ -7,6 +7,8 @@
     'payable'
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .api import CodeReport, LineResult, eval_lines, show, validate
 from .errors import LineError, PolicyError, Problem
 from .explain import explain
@@ -14,6 +16,9 @@ from .interpreter import evaluate
 from .lines import parse_line
 from .load.loader import load_policy
 from .model import ClaimLine, Decision, Outcome, Period, Policy, Reason
+
+if TYPE_CHECKING:
+    from .engines.tables import decide_table
 
 __all__ = [
     "ClaimLine",
@@ -27,6 +32,7 @@ __all__ = [
     "PolicyError",
     "Problem",
     "Reason",
+    "decide_table",
     "eval_lines",
     "evaluate",
     "explain",
@@ -35,3 +41,13 @@ __all__ = [
     "show",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # decide_table needs pyarrow and numpy, which `import cmap_policy` (and a one-line eval) must not load: its
+    # module is imported when the name is first asked for (PEP 562)
+    if name == "decide_table":
+        from .engines.tables import decide_table
+
+        return decide_table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from . import formats
+from .arguments import expect, expect_choice, expect_path, expect_text
 from .columnar import read_columnar
 from .errors import LineError, PolicyError, Problem
 from .interpreter import Span, evaluate, find_period, spans
@@ -19,8 +20,32 @@ from .model import ClaimLine, Decision, Period, Policy, Program
 from .x12 import read_x12
 
 
-def _policy(policy: Policy | str | Path | None) -> Policy:
-    return policy if isinstance(policy, Policy) else load_policy(policy)
+def policy_for(function: str, policy: object, release: object = None) -> Policy:
+    """What the public functions do with their ``policy`` and ``release`` arguments: the policy given, or the one
+    loaded from its folder (the bundled one for None); an unknown release is an ``UnknownReleaseError`` here,
+    before any line is read. ``TypeError`` or ``ValueError`` names a wrong argument, and ``function``."""
+    if not isinstance(policy, Policy):
+        expect_path(function, "policy", policy, optional=True)
+        policy = load_policy(cast("str | Path | None", policy))
+    expect_text(function, "release", release, optional=True)
+    policy.release(cast("str | None", release))
+    return policy
+
+
+INPUT_FORMATS = formats.INPUTS  # what ``eval_lines`` may be told to read
+
+
+def _check_source(source: object) -> None:
+    """``eval_lines``'s source: a path, a stream, records (a mapping each), or None for standard input."""
+    if source is None or isinstance(source, (str, Path)) or hasattr(source, "read"):
+        return
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raise TypeError("eval_lines: source is bytes; pass a path, a binary stream (io.BytesIO(data)) or records")
+    if isinstance(source, Mapping):
+        raise TypeError("eval_lines: source is one record (a mapping); pass records as a list of mappings")
+    if not isinstance(source, Iterable):
+        raise TypeError("eval_lines: source must be a path, a binary or text stream, records (an iterable of "
+                        f"mappings) or None for standard input, not {type(source).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +97,9 @@ def eval_lines(
     a line at a time). Malformed lines come back as results with ``error`` set; every other line is decided.
     Files and standard input are read as bytes, so a line that is not UTF-8 is that line's error only.
     """
-    pol = _policy(policy)
-    pol.release(release)  # an unknown release is a usage error before any line is read
-    if input_format is not None:
-        formats.checked_input(input_format)
+    _check_source(source)
+    expect_choice("eval_lines", "input_format", input_format, INPUT_FORMATS, optional=True)
+    pol = policy_for("eval_lines", policy, release)  # an unknown release is a usage error before any line is read
     if source is None:
         stdin: IO[bytes] | IO[str] = getattr(sys.stdin, "buffer", sys.stdin)
         yield from _decide(read_lines(stdin, pol.program, _streamed(input_format)), pol, release)
@@ -188,7 +212,12 @@ def _period_dict(p: Period) -> dict[str, Any]:
 def show(code: str, *, date: dt.date | None = None, release: str | None = None,
          policy: Policy | str | Path | None = None) -> CodeReport:
     """The table rows of ``code`` as published in ``release``, and the one in force on ``date`` if given."""
-    pol = _policy(policy)
+    expect_text("show", "code", code)
+    if isinstance(date, dt.datetime):
+        raise TypeError("show: date must be a datetime.date, not a datetime (pass its .date())")
+    if date is not None:
+        expect("show", "date", date, dt.date, "a datetime.date or None")
+    pol = policy_for("show", policy, release)
     rel = pol.release(release)
     code = code.strip().upper()
     view = pol.views[rel.id].get(code)

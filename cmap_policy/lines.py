@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import json
 import re
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -63,12 +64,22 @@ def _show(value: Any) -> str:
     if isinstance(value, (str, int, float)) or value is None:
         text = json.dumps(value)  # as the input wrote it: "text", 12.5, true, null
     elif type(value).__name__ == "Decimal":
-        text = str(value)
+        text = _decimal_text(value)
     elif isinstance(value, (list, tuple, dict)):
         text = f"a {'list' if not isinstance(value, dict) else 'JSON object'} ({len(value)} items)"
     else:
         text = f"a {type(value).__name__} value"
     return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
+def _decimal_text(value: Any) -> str:
+    """A decimal as JSON writes the number (a column's 30.50, of scale 2, as 30.5), so that its error reads as the
+    same value's in a JSON line does. The decimal module is loaded when a Decimal exists: never imported here."""
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(value, decimal.Decimal) and value.is_finite() \
+            and abs(value.adjusted()) < _SHOWN:
+        return format(value.normalize(), "f")
+    return str(value)
 
 
 def _quoted(text: str) -> str:
@@ -130,8 +141,16 @@ def _int(value: Any, field: str, lo: int, hi: int) -> int:
 
 
 def parse_date(value: Any, field: str = "date") -> dt.date:
-    """A date of service: strictly YYYY-MM-DD (a ``datetime.date`` passes as it is)."""
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+    """A date of service: strictly YYYY-MM-DD (a ``datetime.date`` passes as it is).
+
+    A date and time is a date only at midnight with no time zone (what a DataFrame's dates are); any other is
+    checked as the text it writes as JSON (``2026-01-05T10:30:00``), and refused as that text is.
+    """
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None and value.time() == dt.time() and not getattr(value, "nanosecond", 0):
+            return value.date()
+        value = value.isoformat()
+    if isinstance(value, dt.date):
         return value
     text = _text(value, field)
     if not DATE_RE.match(text):

@@ -287,7 +287,12 @@ TYPED: list[tuple[str, pa.Array, list[str | None]]] = [
      [None, None, "not a procedure code", "missing"]),
     ("date", pa.array([2932897 + 5, 20458, None, 0], pa.int32()).cast(pa.date32()),
      ["a date past 9999-12-31", None, "missing", None]),
-    ("date", pa.array([dt.datetime(2026, 1, 5)] * N, pa.timestamp("ms")), ["expected text"] * N),
+    # a timestamp is a date at midnight with no zone (a DataFrame's dates); any other is refused as its text
+    ("date", pa.array([dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 5, 10, 30), None,
+                       dt.datetime(2026, 1, 5, 0, 0, 0, 1000)], pa.timestamp("ms")),
+     [None, "'2026-01-05T10:30:00' is not a date", "missing", "'2026-01-05T00:00:00.001000' is not a date"]),
+    ("date", pa.array([dt.datetime(2026, 1, 5)] * N, pa.timestamp("s", tz="America/New_York")),
+     ["'2026-01-04T19:00:00-05:00' is not a date"] * N),  # the instant, midnight UTC, in the column's zone
     ("member_age", pa.array([decimal.Decimal(27), decimal.Decimal("27.5"), None, decimal.Decimal(900)],
                             pa.decimal128(6, 1)), [None, "whole number", None, "out of range"]),
     ("units", pa.array([[1, 2], None, [], [3]], pa.list_(pa.int64())),

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import formats
+from ..arguments import expect, expect_choice, expect_count, expect_methods, expect_path, expect_text
 from ..errors import InputError, LineError
 from ..model import Policy
 from .checks import ERROR_SCHEMA, TEXT_DICT, Encoded, encode, encode_lines, indices_of
@@ -203,7 +204,7 @@ class Answered:
             "modality": self._column("modality"),
             "release": _constant(self.release, n),
             "policy_hash": _constant(self.policy_hash, n),
-        }, schema=_OUTPUT_SCHEMA)
+        }, schema=OUTPUT_SCHEMA)
 
 
 OUTCOME_VALUES = pa.array(OUTCOMES, pa.string())
@@ -232,14 +233,14 @@ def _constant(text: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()).fill_null(0), pa.array([text]))
 
 
-_OUTPUT_SCHEMA = pa.schema([("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()),
+OUTPUT_SCHEMA = pa.schema([("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()),
                             ("code", TEXT_DICT), ("date", pa.date32()),
                             *((name, TEXT_DICT) for name in ("outcome", "reasons", "period", "modality", "release",
                                                              "policy_hash"))])
 
 
 def _empty_decisions() -> pa.Table:
-    return _OUTPUT_SCHEMA.empty_table()
+    return OUTPUT_SCHEMA.empty_table()
 
 
 # --- the run ---
@@ -332,11 +333,10 @@ def run(
     Malformed lines go to ``errors_path`` (default: beside ``output``), or to ``errors_stream`` (default:
     standard error) when there is no output file. Raises ``InputError`` when the input cannot be read, and
     ``formats.FormatError`` (before anything is written) when an output would overwrite the input or each
-    other. Each output file is written under a temporary name and renamed when whole: a failed run leaves
-    none behind.
+    other, and ``TypeError`` or ``ValueError`` naming a wrong argument before anything is read or written. Each
+    output file is written under a temporary name and renamed when whole: a failed run leaves none behind.
     """
-    _check_run_arguments(policy=policy, progress=progress, threads=threads, stream=stream,
-                         errors_stream=errors_stream)
+    _check_arguments(locals())
     try:
         return _run(input_path, output, policy=policy, release=release, errors_path=errors_path,
                     input_fmt=input_fmt, output_fmt=output_fmt, progress=progress, threads=threads,
@@ -345,18 +345,22 @@ def run(
         raise InputError(str(err)) from None
 
 
-def _check_run_arguments(*, policy: Any, progress: Any, threads: Any, stream: Any, errors_stream: Any) -> None:
-    """Name the wrong argument of ``run`` rather than fail deep inside a pipeline thread."""
-    if not isinstance(policy, Policy):
-        raise TypeError(f"policy must be a Policy (load_policy()), not {type(policy).__name__}")
-    if progress is not None and not all(callable(getattr(progress, m, None)) for m in ("start", "advance", "close")):
-        raise TypeError(f"progress must have start, advance and close methods (or be None), not "
-                        f"{type(progress).__name__}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a whole number of at least 1 (or None), not {threads!r}")
-    for name, value in (("stream", stream), ("errors_stream", errors_stream)):
-        if value is not None and not callable(getattr(value, "write", None)):
-            raise TypeError(f"{name} must be a text stream (or None), not {type(value).__name__}")
+def _check_arguments(given: dict[str, Any]) -> None:
+    """``run``'s arguments, each of the kind it takes (a caller's ``progress=False`` would otherwise fail in the
+    reader's thread, far from the call)."""
+    expect_path("run", "input_path", given["input_path"])
+    for name in ("output", "errors_path"):
+        expect_path("run", name, given[name], optional=True)
+    expect("run", "policy", given["policy"], Policy, "a Policy (load_policy())")
+    expect_text("run", "release", given["release"], optional=True)
+    # a format the engine does not read is an InputError of ``_run`` (the command line says it as it is); one it
+    # cannot write would be written as JSON Lines under another name, so it is refused here
+    expect_text("run", "input_fmt", given["input_fmt"], optional=True)
+    expect_choice("run", "output_fmt", given["output_fmt"], formats.OUTPUTS, optional=True)
+    expect_methods("run", "progress", given["progress"], ("start", "advance", "close"), "a Progress", optional=True)
+    expect_count("run", "threads", given["threads"], optional=True)
+    for name in ("stream", "errors_stream"):
+        expect_methods("run", name, given[name], ("write",), "a text stream", optional=True)
 
 
 _END = object()
@@ -471,7 +475,7 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
     summary = Summary()
     out_tmp = formats.temporary_beside(out_path) if out_path is not None else None
     err_tmp = formats.temporary_beside(err_path) if err_path is not None else None
-    out = writer_for(out_tmp, ofmt, _OUTPUT_SCHEMA, stream)
+    out = writer_for(out_tmp, ofmt, OUTPUT_SCHEMA, stream)
     try:
         err_out: Writer = JsonlWriter(err_tmp, ERROR_SCHEMA, None if err_tmp is not None else (
             errors_stream or sys.stderr))

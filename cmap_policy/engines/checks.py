@@ -136,6 +136,8 @@ def _list_keys(col: pa.Array) -> pa.Array | None:
     items = col.values
     if pa.types.is_dictionary(items.type):
         items = items.dictionary_decode()
+    if pa.types.is_null(items.type):  # lists that are all empty (or of nulls only), as Arrow infers ``[]``
+        items = items.cast(pa.string())
     if not (pa.types.is_string(items.type) or pa.types.is_large_string(items.type)
             or pa.types.is_integer(items.type)):
         return None
@@ -418,6 +420,55 @@ class Encoded:
         return pa.table({name: _typed(cols[name], typ) for name, typ in LINE_COLUMNS})
 
 
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    """The type whose values ``kind`` holds, in Arrow's plain layouts: text and bytes views as text and bytes,
+    list views as lists, run-end encoding as its values, at any depth. Polars hands over its text as views."""
+    if pa.types.is_string_view(kind):
+        return pa.string()
+    if pa.types.is_binary_view(kind):
+        return pa.binary()
+    if pa.types.is_run_end_encoded(kind):
+        return _plain_type(kind.value_type)
+    if pa.types.is_dictionary(kind):
+        return pa.dictionary(kind.index_type, _plain_type(kind.value_type))
+    if pa.types.is_list_view(kind) or pa.types.is_list(kind):
+        return pa.list_(_plain_type(kind.value_type))
+    if pa.types.is_large_list_view(kind) or pa.types.is_large_list(kind):
+        return pa.large_list(_plain_type(kind.value_type))
+    if pa.types.is_fixed_size_list(kind):
+        return pa.list_(_plain_type(kind.value_type), kind.list_size)
+    return kind
+
+
+def _plain_layout(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column in the plain layouts the checks read (``_plain_type``); as it is when it has none to change, or
+    when Arrow cannot make it plain (its values are then refused, line by line, with their type named)."""
+    target = _plain_type(col.type)
+    if target == col.type:
+        return col
+    try:
+        chunks = [_unviewed(c) for c in col.chunks]
+        plain = (pa.chunked_array(chunks) if chunks else pa.chunked_array([], target)).cast(target)
+        plain.validate(full=True)  # a cast of a view has been seen to make arrays Arrow itself calls invalid
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return col
+    return plain
+
+
+def _unviewed(arr: pa.Array) -> pa.Array:
+    """A run-end encoded or list view array's values in the plain layout (pyarrow's cast of a list view to a
+    list makes an invalid array: the lists are built here from the flattened values and their lengths)."""
+    if pa.types.is_run_end_encoded(arr.type):
+        return pc.run_end_decode(arr)
+    large = pa.types.is_large_list_view(arr.type)
+    if not (large or pa.types.is_list_view(arr.type)):
+        return arr
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64 if large else np.int32))
+    build = pa.LargeListArray if large else pa.ListArray
+    return build.from_arrays(offsets, pc.list_flatten(arr), mask=arr.is_null())
+
+
 def _field(name: str, col: pa.ChunkedArray | Refused, modalities: Collection[str], n: int) -> Field:
     values, idx = _distinct(name, col, n)
     results = [check_value(name, v, modalities) for v in values]
@@ -438,7 +489,7 @@ def encode(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]) -
     n = raw.num_rows
     numbers = line_numbers.cast(pa.int64()).to_numpy(zero_copy_only=False)
     sources: dict[str, list[tuple[str, pa.ChunkedArray]]] = {}
-    for name_raw, col in zip(raw.column_names, raw.columns, strict=True):
+    for name_raw, col in zip(raw.column_names, (_plain_layout(c) for c in raw.columns), strict=True):
         name = canonical_field(name_raw)
         if name not in FIELDS:  # parse_line fails every line on an unknown field
             message = f"unknown field (known: {', '.join(FIELDS)})"

@@ -73,6 +73,7 @@ from ..load import loader
 from ..model import Policy
 from .batch import Engine, Summary, default_errors_path
 from .checks import one_array
+from .tables import chunks
 
 DECISION_COLUMNS = ("outcome", "reasons", "period", "modality", "release", "policy_hash")
 # the same on every row of a run: added by Spark as constants rather than sent from Python row by row (the
@@ -122,27 +123,6 @@ def _engine(shipped: _Shipped) -> Engine:
 
 # --- batches through the batch engine, and back to Spark's columns ---
 
-_CHUNK_ROWS = 1 << 18
-
-
-def _chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """Spark's record batches (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows: 10,000 by default, 100,000
-    in a session ``session`` makes) gathered into tables of some 260,000 rows: the engine checks each distinct
-    value once per table, so fewer, larger tables cost less, whatever the session's setting (measured on
-    10 M lines: 4.7 s of the engine's time in tables of 65,536 rows, 3.3 s in tables of 262,144)."""
-    held: list[pa.RecordBatch] = []
-    rows = 0
-    for batch in batches:
-        if batch.num_rows:  # an empty partition sends none, or empty ones
-            held.append(batch)
-            rows += batch.num_rows
-        if rows >= _CHUNK_ROWS:
-            yield pa.Table.from_batches(held)
-            held, rows = [], 0
-    if held:
-        yield pa.Table.from_batches(held)
-
-
 def _decide(engine: Engine, table: pa.Table, columns: list[int]) -> tuple[pa.Table, pa.Table]:
     """(decisions, errors) of the ``columns`` of a table, each numbered by its row in the table (from 0)."""
     return engine.decide_raw(table.select(columns), pa.array(np.arange(table.num_rows, dtype=np.int64)))
@@ -170,7 +150,7 @@ def _evaluate_batches(shipped: _Shipped, fields: list[int], kept: list[int],
                       batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """``evaluate`` in a Python worker: each row's carried columns, decision columns and error columns."""
     engine = _engine(shipped)
-    for table in _chunks(batches):
+    for table in chunks(batches):
         n = table.num_rows
         decisions, errors = _decide(engine, table, fields)
         decided, failed = _holder(decisions["line"], n), _holder(errors["line"], n)
@@ -264,7 +244,7 @@ def _run_batches(shipped: _Shipped, inputs: list[int], row_at: int, file_at: int
     """``run`` in a Python worker: a table's decided rows, its malformed ones, and its summary row."""
     engine = _engine(shipped)
     schema = _run_schema(file_at is not None)
-    for table in _chunks(batches):
+    for table in chunks(batches):
         decisions, errors = _decide(engine, table, inputs)
         rows = one_array(table.column(row_at))
         files = _file_names(one_array(table.column(file_at))) if file_at is not None else None
@@ -412,7 +392,7 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
                    .config("spark.ui.showConsoleProgress", "false")
                    .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile=file:{log4j}"))
     # Arrow batches of 100,000 rows to the Python workers (Spark's default is 10,000): the engine's cost is
-    # per distinct value of a batch, so larger batches cost less per line (``_chunks`` gathers them too)
+    # per distinct value of a batch, so larger batches cost less per line (``tables.chunks`` gathers them too)
     builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..arguments import expect_path
 from ..errors import PolicyError, Problem
 from ..guard import tree_files
 from ..model import (
@@ -211,8 +212,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
     Raises ``PolicyError`` listing every problem found, each with file, line,
     JSON pointer, message and hint.
     """
+    expect_path("load_policy", "path", path, optional=True)
     root = Path(path) if path is not None else policy_dir()
-    if not root.is_dir():
+    if (isinstance(path, str) and not path.strip()) or not root.is_dir():  # "" would be the current folder
         raise PolicyError([Problem(str(root), "", "no policy folder here", "io",
                                    "pass the folder that holds program.json, releases.json and codes/")])
     from . import cache

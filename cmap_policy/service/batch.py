@@ -41,7 +41,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from ..api import LineResult
-from ..engines.batch import _OUTPUT_SCHEMA as DECISION_SCHEMA
+from ..engines.batch import OUTPUT_SCHEMA as DECISION_SCHEMA
 from ..engines.batch import Answered, Engine
 from ..engines.checks import EPOCH, Encoded, encode_lines, first_rows
 from ..engines.files import Batch, lines_table
