@@ -32,6 +32,12 @@ from .model import MAX_AGE, ClaimLine, CodeView, Limit, Period, Policy
 FOREVER = 1 << 62  # a bound no value reaches (units-per-day without a maximum)
 A_DAY = dt.timedelta(days=1)
 PLAIN_DAY = dt.date(2000, 1, 1)  # a day to decide on where no cut-off says which
+EPOCH = dt.date(1970, 1, 1)
+
+
+def day_number(day: dt.date) -> int:
+    """Days since 1970-01-01: how the columns, the site's data and its script name a date."""
+    return (day - EPOCH).days
 
 
 # --- the timeline of a code -------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from ..interpreter import decide
 from ..model import ClaimLine, Decision, Outcome, Period, Policy
 from ..timeline import Reads, cut_offs, one_type_modifiers, stretches
+from ..timeline import day_number as day_number  # the columns' day numbers
 from .checks import EPOCH, Encoded, Field, pick
 from .checks import first_rows as _first_rows
 
@@ -43,10 +44,6 @@ OUTCOMES = tuple(o.value for o in Outcome)
 # release lists, else len(segments) + the code's own index; the limit keys are 0 when no limit of the row
 # reads the field, 1 when the line lacks it, 2 when every limit accepts it, 3 + the value otherwise.
 NOT_READ, MISSING, ACCEPTED, VALUE = 0, 1, 2, 3
-
-
-def day_number(day: dt.date) -> int:
-    return (day - EPOCH).days
 
 
 @dataclass(frozen=True)

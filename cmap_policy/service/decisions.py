@@ -20,12 +20,11 @@ from typing import Any
 import orjson
 
 from ..api import LineResult
+from ..caches import Cache
 from ..errors import LineError
 from ..interpreter import evaluate
 from ..lines import json_error, parse_at
 from ..model import Decision, Policy
-
-_KEEP = 100_000  # decisions whose JSON is kept; the interpreter's own cache holds 200,000 slots
 
 # A decision id: this process's random prefix and a counter. Unique across restarts (the prefix is 64 random
 # bits) and cheap on the request path, where a uuid4 per decision would cost more than the decision.
@@ -56,7 +55,7 @@ class Decider:
         self.policy = policy
         self.program = policy.program
         self.release_ids = frozenset(r.id for r in policy.releases)
-        self._json: dict[int, tuple[Decision, bytes]] = {}
+        self._json: Cache[int, tuple[Decision, bytes]] = Cache("service.decision_json")
 
     def decision_json(self, decision: Decision) -> bytes:
         """``Decision.as_dict`` as JSON members without the braces, made once per decision object."""
@@ -64,10 +63,8 @@ class Decider:
         if hit is not None and hit[0] is decision:
             return hit[1]
         members = orjson.dumps(decision.as_dict())[1:-1]
-        if len(self._json) >= _KEEP:
-            self._json.clear()
         # the decision is kept with its JSON, so its id cannot be reused while the entry lives
-        self._json[id(decision)] = (decision, members)
+        self._json.put(id(decision), (decision, members))
         return members
 
     def answer(self, record: Any, number: int, release: str | None) -> Answer:
