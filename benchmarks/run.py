@@ -43,8 +43,8 @@ sys.path.insert(0, str(HERE))
 
 from baselines import Cedar, Line, PlainPython, Zen  # noqa: E402
 
-from cmap_policy import ClaimLine, load_policy  # noqa: E402
-from cmap_policy.interpreter import _MEMOS, decide, evaluate  # noqa: E402
+from cmap_policy import ClaimLine, caches, load_policy  # noqa: E402
+from cmap_policy.interpreter import decide, evaluate  # noqa: E402
 from cmap_policy.model import Policy  # noqa: E402
 from cmap_policy.testing import synthetic_policy, write_tree  # noqa: E402
 from cmap_policy.testing.feed import claims_table  # noqa: E402
@@ -111,7 +111,7 @@ def latency(policy: Policy, lines: list[ClaimLine], peer_lines: int) -> dict[str
     out: dict[str, dict[str, Any]] = {}
 
     def slots() -> int:
-        return sum(len(m.slots) for m in _MEMOS.values())
+        return caches.sizes()["interpreter.decisions"]
 
     def timed(name: str, fn: Any, items: list[Any], check: list[Any] | None = None) -> None:
         ns = []
@@ -132,7 +132,7 @@ def latency(policy: Policy, lines: list[ClaimLine], peer_lines: int) -> dict[str
     half = len(lines) // 2
     timed("plain", plain.decide, tuples[half:], None)
     out["plain"]["agree"] = sum(plain.decide(t) == w for t, w in zip(tuples, want_answers, strict=False)) / len(want)
-    _MEMOS.clear()
+    caches.clear_all()
     # the cache starts empty, then the stream goes on: the second half is what a running service sees
     timed("interpreter_first", lambda ln: evaluate(policy, ln), lines[:half], list(want))
     timed("interpreter", lambda ln: evaluate(policy, ln), lines[half:])

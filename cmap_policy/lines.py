@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from . import formats, guard
+from .caches import Cache
 from .errors import LineError
 from .guard import MAX_LINE_BYTES, ByteSource, byte_source, decode_line, guarded_lines, physical_lines, too_long
 from .model import MAX_AGE, MAX_UNITS, ClaimLine, Program
@@ -277,8 +278,7 @@ REQUIRED = ("code", "date")
 MISSING = "missing: every line needs a procedure code and a date of service"
 
 
-_CANONICAL: dict[str, str] = {}  # key as given -> its field: a stream of lines repeats a dozen keys millions of times
-_CANONICAL_LIMIT = 4096  # hostile input may bring a new key on every line: past this, keys are worked out afresh
+_CANONICAL: Cache[str, str] = Cache("lines.field_names")  # key as given -> its field (bound: caches.BOUNDS)
 
 
 def canonical_field(name: Any) -> str:
@@ -289,8 +289,8 @@ def canonical_field(name: Any) -> str:
             return known
     key = str(name).strip().lower()
     field = ALIASES.get(key, key)
-    if type(name) is str and len(_CANONICAL) < _CANONICAL_LIMIT:
-        _CANONICAL[name] = field
+    if type(name) is str:
+        _CANONICAL.put(name, field)
     return field
 
 

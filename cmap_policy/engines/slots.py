@@ -1,20 +1,21 @@
 """Many claim lines decided by the interpreter itself: once per distinct slot, then spread back to the rows.
 
-A decision is a pure function of its slot (``interpreter`` keeps one decision per slot): the code's
-row or gap on the date, which dated rules of the program are in force, the modifiers, place of
-service, claim type, modality and revenue code the program reads, and the line fields a row's limits
-read. In a file of millions of lines the distinct slots number in the thousands. So the engines do not
-restate the decision (in SQL or otherwise): they compute each row's slot with vectorised look-ups
-(numpy ``searchsorted`` over integer days, dictionary indices), ask ``interpreter.evaluate`` once per
-distinct slot, and spread the answers back with one ``take``. One definition of the decision, the
-interpreter's, for the interpreter, the batch engine, Spark and the site.
+A decision is a pure function of its slot, which ``timeline`` defines (``timeline.Slots``, on which the
+interpreter memoises): the code's row or gap on the date (``timeline.stretches``), the cut-offs passed
+(``timeline.cut_offs``), the modifiers, place of service, claim type, modality and revenue code the program
+reads, and the line fields a row's limits read (``timeline.Reads``). In a file of millions of lines the
+distinct slots number in the thousands. So the engines do not restate the decision (in SQL or otherwise):
+this module computes the same slot for columns, with vectorised look-ups (numpy ``searchsorted`` over integer
+days, dictionary indices), asks ``interpreter.decide`` once per distinct slot, and spreads the answers back
+with one ``take``. One definition of the decision, the interpreter's, and one of the slot, for the
+interpreter, the batch engine, Spark and the site.
 
 A slot here may be finer than the interpreter's (two slots with the same decision are harmless), never
 coarser: every part of the line that a decision reads is in it.
 
-``SlotPolicy`` holds the policy of one release compiled for the look-ups; ``segments`` is the day line of
-each code cut into spans covered by one row or by none. The Spark engine runs the batch engine itself in
-its workers, so it uses all of this as it is.
+``SlotPolicy`` holds the policy of one release compiled for the look-ups; ``segments`` is the timeline of
+each code in day numbers. The Spark engine runs the batch engine itself in its workers, so it uses all of
+this as it is.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import pyarrow.compute as pc
 
 from ..interpreter import decide
 from ..model import LIMIT_FIELDS, ClaimLine, Decision, Outcome, Period, Policy
+from ..timeline import Reads, cut_offs, one_type_modifiers, stretches
+from ..timeline import day_number as day_number  # the columns' day numbers
 from .checks import EPOCH, Encoded, Field, pick
 from .checks import first_rows as _first_rows
 
@@ -43,79 +46,24 @@ OUTCOMES = tuple(o.value for o in Outcome)
 NOT_READ, MISSING, ACCEPTED, VALUE = 0, 1, 2, 3
 
 
-def day_number(day: dt.date) -> int:
-    return (day - EPOCH).days
-
-
 @dataclass(frozen=True)
 class Segment:
-    """A span [lo, hi] of days of one code, covered by one row (``period``) or by none."""
+    """A span [lo, hi] of days of one code (``timeline.Stretch`` in day numbers), covered by one row or by none,
+    and what that row's limits read (``timeline.Reads``)."""
 
     code: str
     lo: int
     hi: int
     period: Period | None
-    # what the row's limits read (None: no limit of that kind); a value every limit accepts lies in range
-    age_range: tuple[int, int] | None
-    provider_types: frozenset[str] | None
-    max_units: int | None
-    reads_units: bool
-    reads_established: bool
-    reads_rcc: bool
-    several: frozenset[str] = frozenset()  # the kinds of limit the row has more than one of
-
-
-def _segment(code: str, lo: int, hi: int, p: Period | None) -> Segment:
-    if p is None:
-        return Segment(code, lo, hi, None, None, None, None, False, False, False)
-    ages = [(lim.min_age or 0, lim.max_age if lim.max_age is not None else 1 << 30)
-            for lim in p.limits if lim.kind == "age"]
-    types = [frozenset(lim.provider_types) for lim in p.limits if lim.kind == "provider-type"]
-    units = [lim.max_units if lim.max_units is not None else 1 << 62 for lim in p.limits
-             if lim.kind == "units-per-day"]
-    return Segment(
-        code, lo, hi, p,
-        (max(a for a, _ in ages), min(b for _, b in ages)) if ages else None,
-        frozenset.intersection(*types) if types else None,
-        min(units) if units else None,
-        bool(units),
-        any(lim.kind == "established-patient" for lim in p.limits),
-        bool(p.revenue_center_codes),
-        frozenset(k for k in ("age", "provider-type", "units-per-day")
-                  if sum(lim.kind == k for lim in p.limits) > 1),
-    )
+    reads: Reads
 
 
 def segments(policy: Policy, release: str) -> list[Segment]:
-    """Every listed code's day line cut into spans, each covered by one row or by none.
-
-    Spans follow ``interpreter.find_period`` to the letter: a day belongs to the last row starting on
-    or before it, if that row still covers it; the days of a gap share one slot (what a gap decides
-    depends only on the rows around it, which are the same across the gap).
-    """
-    out: list[Segment] = []
-    for code, view in sorted(policy.views[release].items()):
-        periods = view.periods
-        starts = [day_number(p.effective) for p in periods]
-        if starts[0] > DAY_MIN:
-            out.append(_segment(code, DAY_MIN, starts[0] - 1, None))
-        for i, p in enumerate(periods):
-            lo = starts[i]
-            next_start = starts[i + 1] if i + 1 < len(periods) else DAY_MAX + 1
-            hi = min(day_number(p.end) if p.end is not None else DAY_MAX, next_start - 1)
-            if lo <= hi:
-                out.append(_segment(code, lo, hi, p))
-            gap_lo = max(hi + 1, lo)
-            if gap_lo <= next_start - 1:
-                out.append(_segment(code, gap_lo, next_start - 1, None))
-    return out
-
-
-def date_bounds(policy: Policy) -> list[int]:
-    """The days on which a dated rule of the program, or a release's whole-table coverage, changes."""
-    days = {day_number(d) for d in policy.program.date_bounds()}
-    days.update(day_number(d) for d in policy.complete_from.values() if d is not None)
-    return sorted(days)
+    """Every listed code's day line (``timeline.stretches``), in day numbers: each span covered by one row or by
+    none. The days of a gap share one slot (what a gap decides depends only on the rows around it)."""
+    return [Segment(code, day_number(s.first) if s.first is not None else DAY_MIN,
+                    day_number(s.last) if s.last is not None else DAY_MAX, s.period, Reads.of(s.period))
+            for code, view in sorted(policy.views[release].items()) for s in stretches(view)]
 
 
 def _index(values: Sequence[str]) -> dict[str, int]:
@@ -155,31 +103,31 @@ class SlotPolicy:
         codes_of = np.array([self.codes[s.code] for s in self.segments], np.int64)
         # one sorted key per span: code index in the high bits, first day (shifted to be positive) in the low
         self.keys = (codes_of << 32) | (np.array([s.lo for s in self.segments], np.int64) - DAY_MIN)
-        self.bounds = np.array(date_bounds(policy), np.int64)
+        self.bounds = np.array([day_number(d) for d in cut_offs(policy, self.release)], np.int64)
         self.modifiers = _index(sorted(program.modifiers))
-        self.one_type_modifiers = frozenset(m.code for m in program.modifiers.values()
-                                            if set(m.claim_types) != set(program.claim_types))
+        self.one_type_modifiers = one_type_modifiers(policy)
         self.claim_types = _index(sorted(program.claim_types))
         self.places = _index(sorted(program.places_of_service))
         self.modalities = _index(sorted(program.modalities))
         # per span, then one more entry for a code the release does not list (it reads nothing)
-        segs = self.segments
-        self.age_lo = np.array([s.age_range[0] if s.age_range else 0 for s in segs] + [0], np.int64)
-        self.age_hi = np.array([s.age_range[1] if s.age_range else 0 for s in segs] + [0], np.int64)
-        self.reads_age = np.array([s.age_range is not None for s in segs] + [False])
-        self.reads_types = np.array([s.provider_types is not None for s in segs] + [False])
-        self.max_units = np.array([s.max_units if s.max_units is not None else 0 for s in segs] + [0], np.int64)
-        self.reads_units = np.array([s.reads_units for s in segs] + [False])
-        self.reads_est = np.array([s.reads_established for s in segs] + [False])
-        self.reads_rcc = np.array([s.reads_rcc for s in segs] + [False])
+        reads = [s.reads for s in self.segments]
+        ages = [r.age_range for r in reads]
+        self.age_lo = np.array([a[0] if a else 0 for a in ages] + [0], np.int64)
+        self.age_hi = np.array([a[1] if a else 0 for a in ages] + [0], np.int64)
+        self.reads_age = np.array([a is not None for a in ages] + [False])
+        self.reads_types = np.array([bool(r.types) for r in reads] + [False])
+        self.max_units = np.array([r.max_units if r.units else 0 for r in reads] + [0], np.int64)
+        self.reads_units = np.array([bool(r.units) for r in reads] + [False])
+        self.reads_est = np.array([r.est for r in reads] + [False])
+        self.reads_rcc = np.array([r.rcc for r in reads] + [False])
         self.reads_limits = self.reads_age | self.reads_types | self.reads_units | self.reads_est
         # The batch writes reason codes, not messages: a value a row's only limit of its kind refuses decides
         # like any other it refuses. Where a row has several limits of a kind, which ones refuse depends on
         # the value, and the value stays in the slot.
-        self.age_value = np.array([("age" in s.several) for s in segs] + [False])
-        self.type_value = np.array([("provider-type" in s.several) for s in segs] + [False])
-        self.units_value = np.array([("units-per-day" in s.several) for s in segs] + [False])
-        self.unlisted = len(segs)  # the sentinel span of a code the release does not list
+        self.age_value = np.array([("age" in r.several) for r in reads] + [False])
+        self.type_value = np.array([("provider-type" in r.several) for r in reads] + [False])
+        self.units_value = np.array([("units-per-day" in r.several) for r in reads] + [False])
+        self.unlisted = len(self.segments)  # the sentinel span of a code the release does not list
         # per stretch between the program's bounds: whether the limits of the era rules in force read a field
         firsts = [dt.date.min, *(EPOCH + dt.timedelta(days=int(d)) for d in self.bounds)]
         era_kinds = [{lim.kind for r in program.era_rules if r.in_force(day) for lim in r.limits} for day in firsts]
@@ -312,7 +260,7 @@ class SlotPolicy:
 
     def _accepts(self, span: int, value: int, types: Sequence[str | None]) -> bool:
         """Whether every provider-type limit of the span accepts the type ``types[value]``."""
-        allowed = self.segments[span].provider_types if span < self.unlisted else None
+        allowed = self.segments[span].reads.provider_types if span < self.unlisted else None
         return allowed is not None and types[value] is not None and types[value] in allowed
 
     # --- decisions ---

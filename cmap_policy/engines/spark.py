@@ -67,6 +67,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ..caches import Cache
 from ..errors import InputError, PolicyError, Problem
 from ..lines import FIELDS, canonical_field, header_problem
 from ..load import loader
@@ -105,8 +106,7 @@ def _ship(policy: Policy, release: str | None) -> _Shipped:
 
 
 # A Python worker's engines, kept across the tasks it runs (keyed by tree, hash and release; a few at most).
-_ENGINES: dict[tuple[str, str, str | None], Engine] = {}
-_KEEP = 4
+_ENGINES: Cache[tuple[str, str, str | None], Engine] = Cache("spark.engines")
 
 
 def _engine(shipped: _Shipped) -> Engine:
@@ -114,10 +114,8 @@ def _engine(shipped: _Shipped) -> Engine:
     engine = _ENGINES.get(key)
     if engine is None:
         documents = loader.from_data(json.loads(shipped.documents))
-        engine = Engine(loader.build(Path(shipped.root), *documents, known_hash=shipped.hash), shipped.release)
-        while len(_ENGINES) >= _KEEP:
-            del _ENGINES[next(iter(_ENGINES))]  # the oldest
-        _ENGINES[key] = engine
+        engine = _ENGINES.put(key, Engine(loader.build(Path(shipped.root), *documents, known_hash=shipped.hash),
+                                          shipped.release))
     return engine
 
 

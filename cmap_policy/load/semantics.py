@@ -158,61 +158,69 @@ def check_code(doc: JsonDoc, stem: str, known: Known) -> Iterator[Problem]:
     yield from check_citations(doc, data, known)
     periods = data["periods"]
     for i, p in enumerate(periods):
-        base = f"/periods/{i}"
-        eff = _d(p["effective"])
-        if "end" in p and _d(p["end"]) < eff:
-            yield doc.problem(f"{base}/end", f"the period ends {p['end']}, before it takes effect on {p['effective']}",
-                              "meaning:end-before-effective", "the end date is the last date of service it covers")
-        intro = p["introduced_in"]
-        if intro not in known.releases:
-            yield doc.problem(f"{base}/introduced_in", f"unknown release {intro!r}", "meaning:unknown-release",
+        yield from _check_period(doc, f"/periods/{i}", p, known)
+    yield from _check_overlaps(doc, periods, known)
+
+
+def _check_period(doc: JsonDoc, base: str, p: dict[str, Any], known: Known) -> Iterator[Problem]:
+    """One period on its own: its dates, releases, modalities, status and limits."""
+    eff = _d(p["effective"])
+    if "end" in p and _d(p["end"]) < eff:
+        yield doc.problem(f"{base}/end", f"the period ends {p['end']}, before it takes effect on {p['effective']}",
+                          "meaning:end-before-effective", "the end date is the last date of service it covers")
+    intro = p["introduced_in"]
+    if intro not in known.releases:
+        yield doc.problem(f"{base}/introduced_in", f"unknown release {intro!r}", "meaning:unknown-release",
+                          "use a release id from releases.json, or add the release first")
+    ended = p.get("ended_in")
+    if ended is not None:
+        if ended not in known.releases:
+            yield doc.problem(f"{base}/ended_in", f"unknown release {ended!r}", "meaning:unknown-release",
                               "use a release id from releases.json, or add the release first")
-        ended = p.get("ended_in")
-        if ended is not None:
-            if ended not in known.releases:
-                yield doc.problem(f"{base}/ended_in", f"unknown release {ended!r}", "meaning:unknown-release",
-                                  "use a release id from releases.json, or add the release first")
-            elif intro in known.releases and known.releases[ended] < known.releases[intro]:
-                yield doc.problem(f"{base}/ended_in",
-                                  f"release {ended!r} ends the period, but it comes before {intro!r}, which added it",
-                                  "meaning:ended-before-introduced",
-                                  "a period can only be ended by the release that added it or a later one")
-        for field in ("modalities", "undetermined_modalities"):
-            for j, m in enumerate(p.get(field, [])):
-                if m not in known.modalities:
-                    yield doc.problem(f"{base}/{field}/{j}", f"unknown modality {m!r}", "meaning:unknown-modality",
-                                      f"use one of {', '.join(sorted(known.modalities))}")
-        for j, m in enumerate(p.get("undetermined_modalities", [])):
-            if m in p["modalities"]:
-                yield doc.problem(f"{base}/undetermined_modalities/{j}", f"{m!r} is both allowed and undetermined",
-                                  "meaning:undetermined-modality",
-                                  "a modality the sources allow goes in modalities only")
-        if p.get("removed") and "end" not in p:
-            yield doc.problem(f"{base}/removed", "removed says the code leaves the table when the row ends, but the "
-                              "row has no end", "meaning:removed-without-end",
-                              "set end and ended_in, or leave removed out")
-        if p["status"] == "not-permitted" and p.get("undetermined_modalities"):
-            yield doc.problem(f"{base}/undetermined_modalities", "a not-permitted period has no undetermined "
-                              "modality: the code is not permitted via telehealth at all",
-                              "meaning:not-permitted-modalities", "leave undetermined_modalities out")
-        if p["status"] == "not-permitted" and p["modalities"]:
-            yield doc.problem(f"{base}/modalities", "a not-permitted period cannot allow modalities",
-                              "meaning:not-permitted-modalities", "leave modalities empty: []")
-        if p["status"] == "permitted" and not p["modalities"]:
-            yield doc.problem(f"{base}/modalities", "a permitted period must allow at least one modality",
-                              "meaning:no-modalities", "list audio-video, audio-only or both")
-        for j, lim in enumerate(p.get("limits", [])):
-            lp = f"{base}/limits/{j}"
-            for k, m in enumerate(lim.get("modalities", [])):
-                if m not in p["modalities"]:
-                    yield doc.problem(f"{lp}/modalities/{k}", f"the limit names modality {m!r}, which the period "
-                                      "does not allow", "meaning:limit-modality",
-                                      "name only modalities listed in the period")
-            if lim.get("min_age") is not None and lim.get("max_age") is not None and lim["min_age"] > lim["max_age"]:
-                yield doc.problem(f"{lp}/max_age", f"max_age {lim['max_age']} is below min_age {lim['min_age']}",
-                                  "meaning:age-range", "swap the two ages")
-    # At most one period may cover a date in every release: the earliest release that
-    # publishes both periods is the one where they overlap most (ends only shrink later).
+        elif intro in known.releases and known.releases[ended] < known.releases[intro]:
+            yield doc.problem(f"{base}/ended_in",
+                              f"release {ended!r} ends the period, but it comes before {intro!r}, which added it",
+                              "meaning:ended-before-introduced",
+                              "a period can only be ended by the release that added it or a later one")
+    for field in ("modalities", "undetermined_modalities"):
+        for j, m in enumerate(p.get(field, [])):
+            if m not in known.modalities:
+                yield doc.problem(f"{base}/{field}/{j}", f"unknown modality {m!r}", "meaning:unknown-modality",
+                                  f"use one of {', '.join(sorted(known.modalities))}")
+    for j, m in enumerate(p.get("undetermined_modalities", [])):
+        if m in p["modalities"]:
+            yield doc.problem(f"{base}/undetermined_modalities/{j}", f"{m!r} is both allowed and undetermined",
+                              "meaning:undetermined-modality",
+                              "a modality the sources allow goes in modalities only")
+    if p.get("removed") and "end" not in p:
+        yield doc.problem(f"{base}/removed", "removed says the code leaves the table when the row ends, but the "
+                          "row has no end", "meaning:removed-without-end",
+                          "set end and ended_in, or leave removed out")
+    if p["status"] == "not-permitted" and p.get("undetermined_modalities"):
+        yield doc.problem(f"{base}/undetermined_modalities", "a not-permitted period has no undetermined "
+                          "modality: the code is not permitted via telehealth at all",
+                          "meaning:not-permitted-modalities", "leave undetermined_modalities out")
+    if p["status"] == "not-permitted" and p["modalities"]:
+        yield doc.problem(f"{base}/modalities", "a not-permitted period cannot allow modalities",
+                          "meaning:not-permitted-modalities", "leave modalities empty: []")
+    if p["status"] == "permitted" and not p["modalities"]:
+        yield doc.problem(f"{base}/modalities", "a permitted period must allow at least one modality",
+                          "meaning:no-modalities", "list audio-video, audio-only or both")
+    for j, lim in enumerate(p.get("limits", [])):
+        lp = f"{base}/limits/{j}"
+        for k, m in enumerate(lim.get("modalities", [])):
+            if m not in p["modalities"]:
+                yield doc.problem(f"{lp}/modalities/{k}", f"the limit names modality {m!r}, which the period "
+                                  "does not allow", "meaning:limit-modality",
+                                  "name only modalities listed in the period")
+        if lim.get("min_age") is not None and lim.get("max_age") is not None and lim["min_age"] > lim["max_age"]:
+            yield doc.problem(f"{lp}/max_age", f"max_age {lim['max_age']} is below min_age {lim['min_age']}",
+                              "meaning:age-range", "swap the two ages")
+
+
+def _check_overlaps(doc: JsonDoc, periods: list[dict[str, Any]], known: Known) -> Iterator[Problem]:
+    """At most one period may cover a date in every release: the earliest release that publishes both periods
+    is the one where they overlap most (ends only shrink later)."""
     for i in range(len(periods)):
         for j in range(i + 1, len(periods)):
             a, b = periods[i], periods[j]

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ..api import LineResult
+from ..caches import Cache
 from ..errors import LineError
 from ..guard import MAX_JSON_DEPTH, describe, loads
 from ..interpreter import evaluate
@@ -100,7 +101,7 @@ class Decider:
         self.policy = policy
         self.program = policy.program
         self.release_ids = frozenset(r.id for r in policy.releases)
-        self._json: dict[int, tuple[Decision, bytes]] = {}
+        self._json: Cache[int, tuple[Decision, bytes]] = Cache("service.decision_json")
 
     def decision_json(self, decision: Decision) -> bytes:
         """``Decision.as_dict`` as JSON members without the braces, made once per decision object."""
@@ -108,10 +109,8 @@ class Decider:
         if hit is not None and hit[0] is decision:
             return hit[1]
         members = orjson.dumps(decision.as_dict())[1:-1]
-        if len(self._json) >= _KEEP:
-            self._json.clear()
         # the decision is kept with its JSON, so its id cannot be reused while the entry lives
-        self._json[id(decision)] = (decision, members)
+        self._json.put(id(decision), (decision, members))
         return members
 
     def answer(self, record: Any, number: int, release: str | None) -> Answer:

@@ -5,13 +5,14 @@ service, claim type, revenue center code) and answers it in the browser, offline
 (``docs/assets/javascripts/cmap-check.js``) only looks the answer up in the data written here; it never restates a
 rule. One definition of the decision, the interpreter's, for the command line, the engines and the site.
 
-What a decision reads of a line is what ``interpreter._Memo.slot_key`` names: the code's row (or gap) on the date,
+What a decision reads of a line is its slot (``timeline.Slots``): the code's row (or gap) on the date,
 which of the program's dated rules are in force, the modifiers and place of service the program knows, the claim
 type, and the revenue center code when the row lists some and the claim is institutional. So:
 
-* **The date.** Each code's day line is cut into *cells* at its rows' starts and ends, at every date on which a
-  dated rule of the program starts or stops (``Program.date_bounds``) and where the release starts to hold the
-  whole table (``Policy.complete_from``). Every day of a cell decides alike.
+* **The date.** Each code's day line is cut into *cells* (``timeline.cells``) at its rows' starts and ends
+  (``timeline.row_cuts``) and at the cut-offs of the release (``timeline.cut_offs``: every date on which a dated
+  rule of the program starts or stops, and where the release starts to hold the whole table). Every day of a
+  cell decides alike.
 * **The front of the line** (modifiers, place of service, claim type) is read against the program's dated rules
   only, so the fronts are classed once per *interval* between the program's bounds. Two fronts are in one class
   when the interpreter tells them apart nowhere: the same decision for a code no release lists (which shows the
@@ -39,10 +40,11 @@ import datetime as dt
 import itertools
 import json
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from .. import timeline
 from ..errors import LineError
 from ..explain import KIND_WORDS
 from ..interpreter import decide
@@ -67,10 +69,10 @@ from ..lines import (
 )
 from ..model import Citation, ClaimLine, Decision, Outcome, Period, Policy
 from ..reasons import REASONS
+from ..timeline import day_number as day_number  # the site's pages name dates as its data does
 
 CODE_STAND_IN = "{code}"
 RCC_STAND_IN = "{rcc}"
-EPOCH = dt.date(1970, 1, 1)
 DATA_DIR = "assets/check"
 DATA_VERSION = 1
 
@@ -126,11 +128,6 @@ FORM_FIELDS = ("code", "date", "modifiers", "pos", "claim_type", "rcc", "line_id
 
 # The form names the field that is empty (the command line's MISSING names both, for a line of a file).
 FORM_MISSING = {"code": "missing: enter the procedure code", "date": "missing: enter the date of service"}
-
-
-def day_number(day: dt.date) -> int:
-    """Days since 1970-01-01: how the data and the script name a date."""
-    return (day - EPOCH).days
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,27 +222,12 @@ def _key(d: Decision) -> str:
     return json.dumps(d.as_dict(), sort_keys=True)
 
 
-def _first_days(cuts: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """(first day, a day to decide it on) of each cell the cuts make; the first cell runs from always."""
-    ordered = sorted(set(cuts))
-    out: list[tuple[dt.date, dt.date]] = []
-    if not ordered or ordered[0] > dt.date.min:
-        first = (ordered[0] - dt.timedelta(days=1)) if ordered else dt.date(2000, 1, 1)
-        out.append((dt.date.min, first))
-    out += [(d, d) for d in ordered]
-    return out
-
-
-def _cuts(policy: Policy, periods: Sequence[Period]) -> set[dt.date]:
-    cuts = set(policy.program.date_bounds())
-    whole = policy.complete_from.get(policy.latest.id)
-    if whole is not None:
-        cuts.add(whole)
-    for p in periods:
-        cuts.add(p.effective)
-        if p.end is not None and p.end < dt.date.max:
-            cuts.add(p.end + dt.timedelta(days=1))
-    return cuts
+def _cells(policy: Policy, periods: Sequence[Period]) -> list[tuple[dt.date, dt.date, Period | None]]:
+    """(first day, a day to decide it on, the row in force) of each cell of a code with these rows in the latest
+    release; the first cell runs from always (``dt.date.min``)."""
+    cuts = timeline.row_cuts(periods).union(timeline.cut_offs(policy, policy.latest.id))
+    return [(c.first if c.first is not None else dt.date.min, c.day,
+             next((p for p in periods if p.covers(c.day)), None)) for c in timeline.cells(cuts)]
 
 
 @dataclass
@@ -274,12 +256,9 @@ class CheckData:
         taken = set(self.codes)
         assert CODE_STAND_IN not in taken
         # cells of every listed code, then of a code no release lists; each cell: (first day, decided day, period)
-        self.cells: dict[str | None, list[tuple[dt.date, dt.date, Period | None]]] = {}
-        for code in self.codes:
-            periods = policy.views[policy.latest.id][code].periods
-            self.cells[code] = [(start, day, next((p for p in periods if p.covers(day)), None))
-                                for start, day in _first_days(_cuts(policy, periods))]
-        self.cells[None] = [(start, day, None) for start, day in _first_days(_cuts(policy, ()))]
+        self.cells: dict[str | None, list[tuple[dt.date, dt.date, Period | None]]] = {
+            code: _cells(policy, policy.views[policy.latest.id][code].periods) for code in self.codes}
+        self.cells[None] = _cells(policy, ())
         self._merge_classes()
 
     # --- fronts ---

@@ -9,10 +9,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...caches import Cache
 from ...errors import DiffError
-from ...interpreter import evaluate, find_period, known_gap
+from ...interpreter import evaluate
 from ...model import LIMIT_FIELDS, MAX_AGE, ClaimLine, Decision, Limit, Outcome, Period, Program
 from ...reasons import ORDER, REASONS
+from ...timeline import Cell, cells, cut_offs, find_period, known_gap, row_cuts
 from .rows import periods_of
 from .sides import Side
 
@@ -26,7 +28,6 @@ IN_PERSON_POS = ("11", "22", "12", "49", "99")
 UNLISTED_CODES = ("99499", "99199", "T1999", "S9999", "G9999")
 OTHER_RCCS = ("0100", "0101", "0110", "0120")
 OTHER_PROVIDER_TYPE = "other-provider-type"
-FRONT_DAY = dt.date(2000, 1, 1)  # a day for a line whose date nothing reads
 # --- decisions: the exhaustive comparison ------------------------------------------------------------------------
 
 
@@ -77,14 +78,6 @@ def _front_bounds(p: Program, mods: Iterable[str] | None = None, pos: str | None
             for g in place.guidance:
                 add(g.effective, g.end)
     return out
-
-
-def _days(cuts: Iterable[dt.date]) -> list[dt.date]:
-    """A day in each interval the cuts make (the first interval runs from always)."""
-    ordered = sorted(cuts)
-    if not ordered:
-        return [FRONT_DAY]
-    return [ordered[0] - dt.timedelta(days=1) if ordered[0] > dt.date.min else ordered[0], *ordered]
 
 
 @dataclass(frozen=True)
@@ -144,7 +137,7 @@ def _modifier_classes(pa: Program, pb: Program) -> list[str]:
     return list(reps.values())
 
 
-_FRONTS: dict[tuple[Any, ...], tuple[Front, ...]] = {}
+_FRONTS: Cache[tuple[Any, ...], tuple[Front, ...]] = Cache("diff.fronts")
 
 
 def fronts(base: Side, head: Side) -> tuple[Front, ...]:
@@ -169,7 +162,7 @@ def fronts(base: Side, head: Side) -> tuple[Front, ...]:
                        c[2] is not None, c[3] is not None))
     # a front's line-level reasons depend on the date (a modifier's dates in its code set, billing guidance):
     # two fronts are alike when both sides tell them apart the same way on every interval of dated rules
-    days = _days(_front_bounds(pa, every_place=True) | _front_bounds(pb, every_place=True))
+    days = [c.day for c in cells(_front_bounds(pa, every_place=True) | _front_bounds(pb, every_place=True))]
     seen: dict[tuple[Any, ...], Front] = {}
     for claim_type, mods, modality, pos in candidates:
         # a front changes only where its own modifiers and place of service do: decide it once per own
@@ -188,9 +181,7 @@ def fronts(base: Side, head: Side) -> tuple[Front, ...]:
         if not fa[0] and not fb[0]:
             continue  # not telehealth on either side, whatever the code and date: it cannot flip
         seen.setdefault((claim_type, tuple(sigs)), Front(mods, pos, modality, claim_type, fa, fb))
-    result = tuple(seen.values())
-    _FRONTS[key] = result
-    return result
+    return _FRONTS.put(key, tuple(seen.values()))
 
 
 @dataclass(frozen=True)
@@ -284,34 +275,12 @@ def _state(side: Side, code: str, day: dt.date) -> tuple[Any, ...]:
     return ps, att, rules
 
 
-def _next_day(day: dt.date) -> dt.date | None:
-    return None if day == dt.date.max else day + dt.timedelta(days=1)
-
-
-def _cells(code: str, base: Side, head: Side) -> list[tuple[dt.date | None, dt.date | None, dt.date]]:
-    """(first day or None, last day or None, representative day) of each date interval for ``code``."""
-    cuts: set[dt.date] = set()
-    for p in [*periods_of(base, code), *periods_of(head, code)]:
-        cuts.add(p.effective)
-        if p.end is not None and (nxt := _next_day(p.end)) is not None:
-            cuts.add(nxt)
+def _cells(code: str, base: Side, head: Side) -> list[Cell]:
+    """The date cells of ``code`` on either side: cut at both sides' rows and both releases' cut-offs."""
+    cuts = row_cuts([*periods_of(base, code), *periods_of(head, code)])
     for side in (base, head):
-        # the program's dated rules (attestations among them), and where the release holds the whole table
-        cuts.update(side.policy.program.date_bounds())
-        whole = side.policy.complete_from.get(side.release)
-        if whole is not None:
-            cuts.add(whole)
-    ordered = sorted(cuts)
-    if not ordered:
-        return [(None, None, FRONT_DAY)]
-    cells: list[tuple[dt.date | None, dt.date | None, dt.date]] = []
-    if ordered[0] > dt.date.min:
-        before = ordered[0] - dt.timedelta(days=1)
-        cells.append((None, before, before))
-    for i, start in enumerate(ordered):
-        last = ordered[i + 1] - dt.timedelta(days=1) if i + 1 < len(ordered) else None
-        cells.append((start, last, start))
-    return cells
+        cuts.update(cut_offs(side.policy, side.release))
+    return cells(cuts)
 
 
 def line_record(line: ClaimLine) -> dict[str, Any]:
@@ -352,7 +321,7 @@ class _CodeDiff:
 
     code: str
     shown: str
-    cells: list[tuple[dt.date | None, dt.date | None, dt.date]]
+    cells: list[Cell]
     changes: dict[tuple[str, str, str], dict[int, dict[tuple[Signature, Signature], ClaimLine]]] = field(
         default_factory=dict)
 
@@ -404,7 +373,8 @@ def _diff_code(code: str, shown: str, base: Side, head: Side, fronts_: Sequence[
     variants = _variants(code, base, head, fronts_)
     labels = [front_label(f) for f in fronts_]
     keys = [(fronts_[v.front].claim_type, v.rcc_label, labels[v.front]) for v in variants]
-    for ci, (_start, _end, day) in enumerate(result.cells):
+    for ci, cell in enumerate(result.cells):
+        day = cell.day
         sa, sb = _state(base, code, day), _state(head, code, day)
         if same_program and sa == sb and not exhaustive:
             continue
@@ -438,7 +408,7 @@ def _merge(cd: _CodeDiff) -> list[dict[str, Any]]:
             groups.append(group)
         claim_type, rcc, modality = key
         for first, last, _ in groups:
-            start, end = cd.cells[first][0], cd.cells[last][1]
+            start, end = cd.cells[first].first, cd.cells[last].last
             out.append({
                 "code": cd.shown,
                 "claim_type": claim_type,

@@ -176,11 +176,7 @@ def import_table(
     when the result would not load, or with ``dry_run``. Raises ``TableError`` when
     the table or the request cannot be used at all.
     """
-    root = Path(policy) if policy is not None else working_policy_dir()
-    if is_installed_copy(root):
-        raise TableError(INSTALLED_COPY)
-    if not (root / "program.json").is_file() or not (root / "releases.json").is_file():
-        raise TableError(f"{root}: not a policy folder (it needs program.json and releases.json; codes/ may be empty)")
+    root = _policy_root(policy)
     colmap = parse_column_map(columns) if columns is not None and not isinstance(columns, Mapping) else \
         {norm_heading(k): v for k, v in (columns or {}).items()}
     raw = read_table(table, fmt=fmt, name=name, columns=colmap, sheet=sheet)
@@ -190,7 +186,6 @@ def import_table(
         raise TableError(f"coverage {coverage!r} is not complete or partial")
     after, target = _prepare(before, release, date, source, secondary, category, cpt_descriptions, raw.name, result,
                              source_url, covers_from, coverage)
-    corrections: dict[str, list[Correction]] = {}
 
     parsed = parse_table(raw, after.program, colmap)
     result.rows_read = sum(1 for _, cells in raw.rows if any(cell_text(c) for c in cells))
@@ -208,51 +203,10 @@ def import_table(
     by_code: dict[str, list[TableRow]] = {}
     for r in parsed.rows:
         by_code.setdefault(r.code, []).append(r)
-    skipped = set(parsed.bad_codes)
-    planned: dict[str, dict[str, Any] | None] = {}
-    for code in sorted(set(docs) | set(by_code)):
-        if code in skipped:
-            continue
-        doc = docs.get(code)
-        new_doc, errs, warns, fixed = merge_code(doc, code, by_code.get(code, []), target)
-        corrections[code] = fixed
-        result.warnings.extend(warns)
-        if errs:
-            result.errors.extend(errs)
-            skipped.add(code)
-        elif doc is None or new_doc is None or canonical_text(new_doc) != canonical_text(doc):
-            planned[code] = new_doc
-    result.skipped_codes = sorted(c for c in skipped if c in docs or c in by_code)
-    result.unchanged_codes = sum(1 for c in set(docs) | set(by_code) if c not in planned and c not in skipped)
-    if any(d is not None and d["category"] == DEFAULT_CATEGORY[0] for d in planned.values()) and \
-            DEFAULT_CATEGORY[0] not in {c["id"] for c in after.program["categories"]}:
-        after.program["categories"].append({"id": DEFAULT_CATEGORY[0], "name": DEFAULT_CATEGORY[1]})
-        result.created.append(f"program.json: added category {DEFAULT_CATEGORY[0]} for new codes without one "
-                              "(give --category or a Category column to choose)")
-    if source is None and not secondary and any(
-            s["id"] == target.source and s["secondary"] for s in after.program["sources"]) and any(
-            p["introduced_in"] == release and p["citation"]["source"] == target.source
-            for d in planned.values() if d is not None for p in d["periods"]):
-        result.warnings.append(RowProblem(None, None, f"new rows cite {target.source}, the release's source, which "
-                                          "is secondary; if this table is the official one, give --source ID (a new "
-                                          "id is added to program.json as the official table)"))
-    for code, new_doc in planned.items():
-        if code not in docs:
-            assert new_doc is not None
-            result.changes.append(Change(code, "new-code", "new code: " + "; ".join(
-                describe_period(p) for p in new_doc["periods"])))
-        elif new_doc is None:
-            result.changes.append(Change(code, "removed-code", f"removed: release {release} had added it and the "
-                                         "table no longer has it"))
-        else:
-            result.changes.extend(period_changes(code, docs[code]["periods"], new_doc["periods"],
-                                                 corrections.get(code, ())))
-    rel = next(r for r in after.releases["releases"] if r["id"] == release)
-    # corrections this release made on an earlier import stay: the rows they dated are no longer unknown
-    fixed_all = {(c["code"], c["was"]): c for c in rel.get("corrections", [])}
-    fixed_all.update({(c.code, c.was): c.as_dict() for code in sorted(planned) for c in corrections.get(code, ())})
-    if fixed_all:
-        rel["corrections"] = [fixed_all[k] for k in sorted(fixed_all)]
+    planned, corrections = _plan(docs, by_code, set(parsed.bad_codes), target, result)
+    _check_category_and_source(after, planned, target, release, result, official=source is None and not secondary)
+    _describe_changes(planned, docs, release, corrections, result)
+    _record_corrections(after, release, planned, corrections)
     program_changed = canonical_text(after.program) != canonical_text(before.program)
     releases_changed = canonical_text(after.releases) != canonical_text(before.releases)
     result.files = ((["program.json"] if program_changed else []) + (["releases.json"] if releases_changed else [])
@@ -268,20 +222,103 @@ def import_table(
     result.policy_problems = _validate(root, texts, paths, planned, by_code)
     if result.policy_problems or dry_run:
         return result
-    # program.json and releases.json first: a new release or source is harmless on its own, a code
-    # that names a release not yet written is not.
+    _write(root, texts, planned, program_changed, releases_changed)
+    result.written = True
+    return result
+
+
+def _policy_root(policy: str | Path | None) -> Path:
+    """The policy folder to import into (default: the working one); never the installed copy."""
+    root = Path(policy) if policy is not None else working_policy_dir()
+    if is_installed_copy(root):
+        raise TableError(INSTALLED_COPY)
+    if not (root / "program.json").is_file() or not (root / "releases.json").is_file():
+        raise TableError(f"{root}: not a policy folder (it needs program.json and releases.json; codes/ may be empty)")
+    return root
+
+
+def _plan(docs: dict[str, dict[str, Any]], by_code: dict[str, list[TableRow]], skipped: set[str], target: Target,
+          result: ImportResult) -> tuple[dict[str, dict[str, Any] | None], dict[str, list[Correction]]]:
+    """(each code's new document, None to delete it, where it changes; each code's corrections of unknown starts).
+
+    A code whose rows cannot be merged is skipped, with its errors in ``result``."""
+    planned: dict[str, dict[str, Any] | None] = {}
+    corrections: dict[str, list[Correction]] = {}
+    for code in sorted(set(docs) | set(by_code)):
+        if code in skipped:
+            continue
+        doc = docs.get(code)
+        new_doc, errs, warns, fixed = merge_code(doc, code, by_code.get(code, []), target)
+        corrections[code] = fixed
+        result.warnings.extend(warns)
+        if errs:
+            result.errors.extend(errs)
+            skipped.add(code)
+        elif doc is None or new_doc is None or canonical_text(new_doc) != canonical_text(doc):
+            planned[code] = new_doc
+    result.skipped_codes = sorted(c for c in skipped if c in docs or c in by_code)
+    result.unchanged_codes = sum(1 for c in set(docs) | set(by_code) if c not in planned and c not in skipped)
+    return planned, corrections
+
+
+def _check_category_and_source(after: _Files, planned: dict[str, dict[str, Any] | None], target: Target,
+                               release: str, result: ImportResult, *, official: bool) -> None:
+    """Add the default category if a new code needs it; warn when an official import cites a secondary source."""
+    if any(d is not None and d["category"] == DEFAULT_CATEGORY[0] for d in planned.values()) and \
+            DEFAULT_CATEGORY[0] not in {c["id"] for c in after.program["categories"]}:
+        after.program["categories"].append({"id": DEFAULT_CATEGORY[0], "name": DEFAULT_CATEGORY[1]})
+        result.created.append(f"program.json: added category {DEFAULT_CATEGORY[0]} for new codes without one "
+                              "(give --category or a Category column to choose)")
+    if official and any(
+            s["id"] == target.source and s["secondary"] for s in after.program["sources"]) and any(
+            p["introduced_in"] == release and p["citation"]["source"] == target.source
+            for d in planned.values() if d is not None for p in d["periods"]):
+        result.warnings.append(RowProblem(None, None, f"new rows cite {target.source}, the release's source, which "
+                                          "is secondary; if this table is the official one, give --source ID (a new "
+                                          "id is added to program.json as the official table)"))
+
+
+def _describe_changes(planned: dict[str, dict[str, Any] | None], docs: dict[str, dict[str, Any]], release: str,
+                      corrections: dict[str, list[Correction]], result: ImportResult) -> None:
+    for code, new_doc in planned.items():
+        if code not in docs:
+            assert new_doc is not None
+            result.changes.append(Change(code, "new-code", "new code: " + "; ".join(
+                describe_period(p) for p in new_doc["periods"])))
+        elif new_doc is None:
+            result.changes.append(Change(code, "removed-code", f"removed: release {release} had added it and the "
+                                         "table no longer has it"))
+        else:
+            result.changes.extend(period_changes(code, docs[code]["periods"], new_doc["periods"],
+                                                 corrections.get(code, ())))
+
+
+def _record_corrections(after: _Files, release: str, planned: dict[str, dict[str, Any] | None],
+                        corrections: dict[str, list[Correction]]) -> None:
+    """The release records each row start it corrected."""
+    rel = next(r for r in after.releases["releases"] if r["id"] == release)
+    # corrections this release made on an earlier import stay: the rows they dated are no longer unknown
+    fixed_all = {(c["code"], c["was"]): c for c in rel.get("corrections", [])}
+    fixed_all.update({(c.code, c.was): c.as_dict() for code in sorted(planned) for c in corrections.get(code, ())})
+    if fixed_all:
+        rel["corrections"] = [fixed_all[k] for k in sorted(fixed_all)]
+
+
+def _write(root: Path, texts: dict[str, str], planned: dict[str, dict[str, Any] | None], program_changed: bool,
+           releases_changed: bool) -> None:
+    """Write the checked texts. program.json and releases.json first: a new release or source is harmless on its
+    own, a code that names a release not yet written is not."""
     if program_changed:
         _write_atomic(root / "program.json", texts["program.json"])
     if releases_changed:
         _write_atomic(root / "releases.json", texts["releases.json"])
+    codes_dir = root / "codes"
     codes_dir.mkdir(exist_ok=True)
     for code, doc in planned.items():
         if doc is None:
             (codes_dir / f"{code}.json").unlink()
         else:
             _write_atomic(codes_dir / f"{code}.json", texts[f"codes/{code}.json"])
-    result.written = True
-    return result
 
 
 @dataclass

@@ -7,7 +7,7 @@ import datetime as dt
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...load.canonical import normalize
@@ -145,108 +145,148 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
     Periods the release itself added (by an earlier import into the same release)
     are redone from the table.
     """
-    errors: list[RowProblem] = []
-    warnings: list[RowProblem] = []
     original = doc["periods"] if doc else []
-    own = [p for p in original if p["introduced_in"] == t.release]
+    m = _Merge(code, t, [p for p in original if p["introduced_in"] == t.release], _history(original, t.release))
+    corrections = _correct_starts(m.base, rows, t) if t.corrects_starts else []
+    m.base.sort(key=lambda p: p["effective"])
+    m.at = {p["effective"]: p for p in m.base}
+    for row in sorted(rows, key=lambda r: r.effective):
+        m.row(row)
+    m.end_missing_rows()
+    periods = sorted([*m.base, *(p for _, p in m.new)], key=lambda p: p["effective"])
+    m.check_overlaps(periods)
+    if not periods:
+        return None, m.errors, m.warnings, corrections
+    if doc is not None:
+        out = copy.deepcopy(doc)
+        out["periods"] = [ordered(p, PERIOD_KEYS) for p in periods]
+        return ordered(out, CODE_KEYS), m.errors, m.warnings, corrections
+    return _new_document(code, rows, periods, t), m.errors, m.warnings, corrections
+
+
+def _history(original: Sequence[dict[str, Any]], release: str) -> list[dict[str, Any]]:
+    """Copies of the periods earlier releases published, as they were before ``release`` ended any of them."""
     base: list[dict[str, Any]] = []
     for p in original:
-        if p["introduced_in"] == t.release:
+        if p["introduced_in"] == release:
             continue
         q = copy.deepcopy(p)
-        if q.get("ended_in") == t.release:
+        if q.get("ended_in") == release:
             q.pop("end", None)
             q.pop("ended_in", None)
             q.pop("removed", None)
         base.append(q)
-    corrections = _correct_starts(base, rows, t) if t.corrects_starts else []
-    base.sort(key=lambda p: p["effective"])
-    at = {p["effective"]: p for p in base}
-    new: list[tuple[TableRow | None, dict[str, Any]]] = []
-    used: set[str] = set()
-    e = t.effective
-    one_day = dt.timedelta(days=1)
+    return base
 
-    def cut(b: dict[str, Any], day: dt.date, removed: bool = False) -> None:
-        b["end"], b["ended_in"] = day.isoformat(), t.release
+
+_ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclass
+class _Merge:
+    """One code's merge in progress: the published periods (``base``, ended in place), the new ones, the problems."""
+
+    code: str
+    t: Target
+    own: list[dict[str, Any]]  # the periods this release added by an earlier import: redone from the table
+    base: list[dict[str, Any]]
+    at: dict[str, dict[str, Any]] = field(default_factory=dict)  # base by effective date
+    new: list[tuple[TableRow | None, dict[str, Any]]] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)  # effective dates of base periods the table has a row for
+    errors: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowProblem] = field(default_factory=list)
+
+    def cut(self, b: dict[str, Any], day: dt.date, removed: bool = False) -> None:
+        b["end"], b["ended_in"] = day.isoformat(), self.t.release
         if removed:
             b["removed"] = True
 
-    for row in sorted(rows, key=lambda r: r.effective):
-        b = at.get(row.effective.isoformat())
+    def row(self, row: TableRow) -> None:
+        """One row of the table against the published period that starts the same day, if any."""
+        code, t = self.code, self.t
+        b = self.at.get(row.effective.isoformat())
         if b is None:
-            new.append((row, _new_period(row, row.effective, row.end, t, own)))
-            continue
-        used.add(b["effective"])
+            self.new.append((row, _new_period(row, row.effective, row.end, t, self.own)))
+            return
+        self.used.add(b["effective"])
         b_end = to_date(b["end"]) if "end" in b else None
         since = f"{code}'s row from {b['effective']} (release {b['introduced_in']})"
         if _same_content(b, row):
-            if row.end == b_end:
-                continue
-            if b_end is None:
-                assert row.end is not None
-                cut(b, row.end, row.removed)
-            elif row.end is None or row.end > b_end:
-                note = (f"Continues the row from {b['effective']}, which release {b['ended_in']} ended on {b_end}; "
-                        f"the table of release {t.release} extends it.")
-                new.append((row, _new_period(row, b_end + one_day, row.end, t, own, note)))
-            else:
-                errors.append(RowProblem(row.number, None, f"ends {row.end}, but {since} already ends {b_end} "
-                                         f"(release {b['ended_in']}); a later release cannot move an end date "
-                                         f"earlier: edit codes/{code}.json by hand", code))
-            continue
-        start = max(row.effective, e)
+            self.same_row(row, b, b_end, since)
+            return
+        start = max(row.effective, t.effective)
         if b_end is not None and b_end < start:
-            warnings.append(RowProblem(row.number, None, f"differs from {since}, which ended {b_end}, before this "
-                                       "release takes effect: the published history is kept", code))
-            continue
+            self.warnings.append(RowProblem(row.number, None, f"differs from {since}, which ended {b_end}, before "
+                                            "this release takes effect: the published history is kept", code))
+            return
         if start <= to_date(b["effective"]) or b_end is not None:
-            errors.append(RowProblem(row.number, None, f"changes {since}, which "
-                                     + ("starts on or after the release takes effect" if b_end is None else
-                                        f"release {b.get('ended_in')} set to end {b_end}")
-                                     + f"; the release cannot end it the day before {start}: edit codes/{code}.json "
-                                     "by hand, or import into the release that added the row", code))
-            continue
-        cut(b, start - one_day)
+            self.errors.append(RowProblem(row.number, None, f"changes {since}, which "
+                                          + ("starts on or after the release takes effect" if b_end is None else
+                                             f"release {b.get('ended_in')} set to end {b_end}")
+                                          + f"; the release cannot end it the day before {start}: edit "
+                                          f"codes/{code}.json by hand, or import into the release that added the row",
+                                          code))
+            return
+        self.cut(b, start - _ONE_DAY)
         note = "" if start == row.effective else (
             f"The table dates the row from {row.effective}; it changed in release {t.release}, so this period starts "
             f"on the release's effective date and the earlier one ends the day before.")
-        new.append((row, _new_period(row, start, row.end, t, own, note)))
+        self.new.append((row, _new_period(row, start, row.end, t, self.own, note)))
 
-    starts = sorted(to_date(p["effective"]) for _, p in new)
-    for b in base:
-        if b["effective"] in used:
-            continue
-        b_end = to_date(b["end"]) if "end" in b else None
-        if b_end is not None and b_end < e:
-            continue  # history the table no longer shows
-        if not t.complete:
-            continue  # a partial source does not say the rows it leaves out ended
-        b_eff = to_date(b["effective"])
-        nxt = next((s for s in starts if s > b_eff), None)
-        day = e - one_day if nxt is None else min(e - one_day, nxt - one_day)
-        if day < b_eff or b_end is not None:
-            why = (f"starts on or after the release takes effect ({e})" if day < b_eff else
-                   f"release {b.get('ended_in')} set it to end {b_end}, after this release takes effect")
-            errors.append(RowProblem(None, None, f"{code}'s row from {b['effective']} (release {b['introduced_in']}) "
-                                     f"is not in the table, but {why}, so the release cannot end it the day before: "
-                                     f"edit codes/{code}.json by hand", code))
-            continue
-        cut(b, day, removed=nxt is None)  # the whole table no longer lists the code: it left the table
+    def same_row(self, row: TableRow, b: dict[str, Any], b_end: dt.date | None, since: str) -> None:
+        """A row that says what the published period says: only its end may differ."""
+        if row.end == b_end:
+            return
+        if b_end is None:
+            assert row.end is not None
+            self.cut(b, row.end, row.removed)
+        elif row.end is None or row.end > b_end:
+            note = (f"Continues the row from {b['effective']}, which release {b['ended_in']} ended on {b_end}; "
+                    f"the table of release {self.t.release} extends it.")
+            self.new.append((row, _new_period(row, b_end + _ONE_DAY, row.end, self.t, self.own, note)))
+        else:
+            self.errors.append(RowProblem(row.number, None, f"ends {row.end}, but {since} already ends {b_end} "
+                                          f"(release {b['ended_in']}); a later release cannot move an end date "
+                                          f"earlier: edit codes/{self.code}.json by hand", self.code))
 
-    periods = sorted([*base, *(p for _, p in new)], key=lambda p: p["effective"])
-    for a, b in itertools.pairwise(periods):
-        if "end" not in a or to_date(a["end"]) >= to_date(b["effective"]):
-            culprit = next((r for r, p in new if p is b or p is a), None)
-            errors.append(RowProblem(culprit.number if culprit else None, None,
-                                     f"{code}: the rows from {a['effective']} ({describe_period(a)}) and from "
-                                     f"{b['effective']} would overlap; edit codes/{code}.json by hand", code))
-    if not periods:
-        return None, errors, warnings, corrections
-    if doc is not None:
-        out = copy.deepcopy(doc)
-        out["periods"] = [ordered(p, PERIOD_KEYS) for p in periods]
-        return ordered(out, CODE_KEYS), errors, warnings, corrections
+    def end_missing_rows(self) -> None:
+        """A published period the whole table no longer has ends the day before the release (or the next row)."""
+        code, e = self.code, self.t.effective
+        starts = sorted(to_date(p["effective"]) for _, p in self.new)
+        for b in self.base:
+            if b["effective"] in self.used:
+                continue
+            b_end = to_date(b["end"]) if "end" in b else None
+            if b_end is not None and b_end < e:
+                continue  # history the table no longer shows
+            if not self.t.complete:
+                continue  # a partial source does not say the rows it leaves out ended
+            b_eff = to_date(b["effective"])
+            nxt = next((s for s in starts if s > b_eff), None)
+            day = e - _ONE_DAY if nxt is None else min(e - _ONE_DAY, nxt - _ONE_DAY)
+            if day < b_eff or b_end is not None:
+                why = (f"starts on or after the release takes effect ({e})" if day < b_eff else
+                       f"release {b.get('ended_in')} set it to end {b_end}, after this release takes effect")
+                self.errors.append(RowProblem(None, None, f"{code}'s row from {b['effective']} (release "
+                                              f"{b['introduced_in']}) is not in the table, but {why}, so the release "
+                                              f"cannot end it the day before: edit codes/{code}.json by hand", code))
+                continue
+            self.cut(b, day, removed=nxt is None)  # the whole table no longer lists the code: it left the table
+
+    def check_overlaps(self, periods: Sequence[dict[str, Any]]) -> None:
+        code = self.code
+        for a, b in itertools.pairwise(periods):
+            if "end" not in a or to_date(a["end"]) >= to_date(b["effective"]):
+                culprit = next((r for r, p in self.new if p is b or p is a), None)
+                self.errors.append(RowProblem(culprit.number if culprit else None, None,
+                                              f"{code}: the rows from {a['effective']} ({describe_period(a)}) and "
+                                              f"from {b['effective']} would overlap; edit codes/{code}.json by hand",
+                                              code))
+
+
+def _new_document(code: str, rows: Sequence[TableRow], periods: Sequence[dict[str, Any]],
+                  t: Target) -> dict[str, Any]:
+    """The document of a code the policy did not have, from its first row."""
     first = sorted(rows, key=lambda r: r.effective)[0]
     system = first.system or ("CPT" if code[0].isdigit() else "HCPCS")
     description = first.description.strip()
@@ -254,10 +294,9 @@ def merge_code(doc: dict[str, Any] | None, code: str, rows: Sequence[TableRow], 
         description = _placeholder(code)
     if len(description) < 3:
         description = f"{code}: no description in the table; write a short one"
-    new_doc = {"$schema": "../../schema/code.schema.json", "code": code, "system": system,
-               "description": description[:200], "category": first.category or t.category,
-               "periods": [ordered(p, PERIOD_KEYS) for p in periods]}
-    return new_doc, errors, warnings, corrections
+    return {"$schema": "../../schema/code.schema.json", "code": code, "system": system,
+            "description": description[:200], "category": first.category or t.category,
+            "periods": [ordered(p, PERIOD_KEYS) for p in periods]}
 
 
 def period_changes(code: str, before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]],
