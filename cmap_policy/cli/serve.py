@@ -273,7 +273,8 @@ def verify_command(files: tuple[str, ...], head: str | None) -> None:
         click.echo(f"note: {note}", err=True)
     for finding in report.findings:
         click.echo(str(finding))
-    last = f"; head seq {report.head.seq}, hash {report.head.hash}" if report.head is not None else ""
+    head_seq = f"seq {report.head.seq}, " if report.head is not None and report.head.seq is not None else ""
+    last = f"; head {head_seq}hash {report.head.hash}" if report.head is not None else ""
     verdict = ("tampered with" if report.tampered else "torn at the end (no tampering found)" if report.torn
                else "intact")
     click.echo(f"{report.records} record(s) in {report.files} file(s): {verdict}{last}", err=True)

@@ -177,7 +177,8 @@ def _entry(name: str, number: int, raw: bytes) -> Entry:
     seq = record.get("seq")
     start = record.get("log") == "start"
     previous = record.get("previous")
-    return Entry(name, number, digest, record["prev"], seq if isinstance(seq, int) else None, start,
+    whole = isinstance(seq, int) and not isinstance(seq, bool)
+    return Entry(name, number, digest, record["prev"], seq if whole else None, start,
                  previous if isinstance(previous, str) else None)
 
 
