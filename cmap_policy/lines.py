@@ -148,7 +148,9 @@ def parse_date(value: Any, field: str = "date") -> dt.date:
     checked as the text it writes as JSON (``2026-01-05T10:30:00``), and refused as that text is.
     """
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None and value.time() == dt.time() and not getattr(value, "nanosecond", 0):
+        # read field by field: pandas' NaT is a datetime whose time() raises (and whose fields are NaN)
+        clock = (value.hour, value.minute, value.second, value.microsecond, getattr(value, "nanosecond", 0))
+        if value.tzinfo is None and clock == (0, 0, 0, 0, 0):
             return value.date()
         value = value.isoformat()
     if isinstance(value, dt.date):

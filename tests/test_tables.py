@@ -297,6 +297,18 @@ def test_the_arrow_cases_cover_decisions_and_errors(bundled: Policy) -> None:
     assert len({(a["outcome"], a["reasons"], a["period"]) for a in answers if a["error"] is None}) >= 3
 
 
+def test_a_date_and_time_from_records_is_checked_as_a_table_checks_it(bundled: Policy) -> None:
+    """eval_lines on records holds Python values: a datetime is read as a timestamp column's value is."""
+    moments = [pd.Timestamp("2026-01-05"), dt.datetime(2026, 1, 5, 10, 30), pd.NaT,
+               pd.Timestamp("2026-01-05 00:00:00.000000001")]
+    got = [next(eval_lines([{**BASE, "date": m}], policy=bundled)) for m in moments]
+    assert got[0].decision is not None and got[0].decision.outcome.value == "payable"
+    assert [r.error.message if r.error else None for r in got[1:]] == [
+        "'2026-01-05T10:30:00' is not a date in the form YYYY-MM-DD",
+        "'NaT' is not a date in the form YYYY-MM-DD",
+        "'2026-01-05T00:00:00.000000001' is not a date in the form YYYY-MM-DD"]
+
+
 # --- the arguments ---
 
 @pytest.mark.parametrize(("kwargs", "error", "named"), [

@@ -234,9 +234,9 @@ def _constant(text: str, n: int) -> pa.Array:
 
 
 OUTPUT_SCHEMA = pa.schema([("line", pa.int64()), ("line_id", pa.string()), ("claim_id", pa.string()),
-                            ("code", TEXT_DICT), ("date", pa.date32()),
-                            *((name, TEXT_DICT) for name in ("outcome", "reasons", "period", "modality", "release",
-                                                             "policy_hash"))])
+                           ("code", TEXT_DICT), ("date", pa.date32()),
+                           *((name, TEXT_DICT) for name in ("outcome", "reasons", "period", "modality", "release",
+                                                            "policy_hash"))])
 
 
 def _empty_decisions() -> pa.Table:
