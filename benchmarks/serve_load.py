@@ -9,12 +9,16 @@ it with an asyncio client of raw keep-alive HTTP/1.1 connections (each waits for
 request, so latency is measured per request). It prints:
 
 1. single-line `POST /v1/decide`: decisions/s and p50/p99 latency, at the client's concurrency;
-2. `POST /v1/decide/batch` of `--batch-lines` lines (JSON Lines): lines/s;
+2. `POST /v1/decide/batch` of `--batch-lines` lines (JSON Lines of `random_records`): lines/s;
 3. the same decisions by an in-process loop (`Decider.answer`, what the service does per line, no HTTP);
-4. a hot reload during load (single lines and batches together): a code's row is ended in the policy tree
+4. `POST /v1/decide/batch` of `--big-lines` lines of the batch engine's benchmark feed (`testing.feed`), as a
+   JSON Lines body answered in JSON Lines and as an Arrow IPC stream answered in Arrow, each beside the
+   in-process engine on the same lines (`Engine.check` and `Engine.answer`, the output table made, no HTTP,
+   no log) and beside the service's own batch road in process (the same code as the endpoint, no HTTP);
+5. a hot reload during load (single lines and batches together): a code's row is ended in the policy tree
    while requests run; every request must be answered (none lost), no response may mix policy hashes, and
    after a SIGTERM the decision log must hold exactly one record per answered decision (counted);
-5. the load average before and after.
+6. the load average before and after.
 
 The client runs on the same machine and takes CPU from the server: on 2 cores the figures are the service
 and its client together. Figures go to standard output and, as JSON, to benchmarks/results/serve-<time>.json.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -41,10 +46,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.ipc as ipc  # noqa: E402
+
+from cmap_policy.engines.batch import Engine  # noqa: E402
 from cmap_policy.load import load_policy  # noqa: E402
+from cmap_policy.service import batch  # noqa: E402
 from cmap_policy.service.decisions import Decider  # noqa: E402
 from cmap_policy.testing import synthetic_policy, write_tree  # noqa: E402
 from cmap_policy.testing.claims import random_records  # noqa: E402
+from cmap_policy.testing.feed import claims_table  # noqa: E402
 
 
 def free_port() -> int:
@@ -59,9 +71,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def request(method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> bytes:
+def request(method: str, path: str, body: bytes = b"", content_type: str = "application/json",
+            accept: str | None = None) -> bytes:
     head = (f"{method} {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: {content_type}\r\n"
-            f"content-length: {len(body)}\r\n\r\n")
+            + (f"accept: {accept}\r\n" if accept else "") + f"content-length: {len(body)}\r\n\r\n")
     return head.encode() + body
 
 
@@ -177,7 +190,7 @@ async def batches(port: int, body: bytes, n_lines: int, count: int) -> dict[str,
             "p50_request_ms": percentile(tally.latencies, 0.5) * 1000}
 
 
-def in_process(policy_dir: Path, records: list[dict[str, Any]], batch_lines: list[bytes]) -> dict[str, Any]:
+def in_process(policy_dir: Path, records: list[dict[str, Any]], batch_body: bytes) -> dict[str, Any]:
     decider = Decider(load_policy(policy_dir))
     for rec in records[:2000]:  # warm the interpreter's and the JSON caches, as the service's are
         decider.answer(rec, 1, None)
@@ -185,10 +198,82 @@ def in_process(policy_dir: Path, records: list[dict[str, Any]], batch_lines: lis
     for rec in records:
         decider.answer(rec, 1, None)
     single = len(records) / (time.perf_counter() - t0)
+    road = road_in_process(decider, batch_body, "jsonl")
+    return {"single_decisions_per_s": single, "batch_lines_per_s": road["lines_per_s"]}
+
+
+def road_in_process(decider: Decider, body: bytes, fmt: str) -> dict[str, Any]:
+    """The service's batch road without HTTP: the body read, decided and answered as the endpoint does (a warm
+    run first, as a running service's caches are), the log aside."""
+    columnar = batch.Columnar(decider)
+
+    def run() -> tuple[int, int]:
+        encoder, lines, size = batch.Encoder(fmt), 0, 0
+        for read in batch.read_body(fmt, io.BytesIO(body), decider.policy, batch.rows_for(fmt), records=False):
+            decided = batch.decide(columnar, read, None)
+            lines += decided.enc.rows + len(decided.errors)
+            size += len(encoder.piece(decider, decided, batch.decision_ids(decided.enc.rows)))
+        return lines, size + len(encoder.end())
+
+    run()
     t0 = time.perf_counter()
-    out = [decider.answer_text(text, n, None).body for n, text in enumerate(batch_lines, 1)]
-    batch = len(out) / (time.perf_counter() - t0)
-    return {"single_decisions_per_s": single, "batch_lines_per_s": batch}
+    lines, size = run()
+    elapsed = time.perf_counter() - t0
+    return {"lines": lines, "seconds": elapsed, "lines_per_s": lines / elapsed, "answer_bytes": size}
+
+
+def engine_in_process(policy_dir: Path, table: pa.Table) -> dict[str, Any]:
+    """The batch engine on the same lines: checked, decided and its output table made, in the road's batches."""
+    policy = load_policy(policy_dir)
+    engine = Engine(policy)
+
+    def run() -> int:
+        rows = 0
+        for start in range(0, table.num_rows, batch.COLUMN_ROWS):
+            part = table.slice(start, batch.COLUMN_ROWS)
+            enc, errors = engine.check(part, pa.array(np.arange(start + 1, start + part.num_rows + 1)))
+            rows += engine.answer(enc).table().num_rows + errors.num_rows
+        return rows
+
+    run()
+    t0 = time.perf_counter()
+    rows = run()
+    elapsed = time.perf_counter() - t0
+    return {"lines": rows, "seconds": elapsed, "lines_per_s": rows / elapsed}
+
+
+def feed_bodies(policy_dir: Path, n: int) -> tuple[pa.Table, bytes, bytes]:
+    """``n`` lines of the batch engine's benchmark feed: the table, as JSON Lines, and as an Arrow IPC stream."""
+    table = claims_table(load_policy(policy_dir), n, np.random.default_rng(7))
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=65_536)
+    out = io.BytesIO()
+    pajson_lines(table, out)
+    return table, out.getvalue(), sink.getvalue()
+
+
+def pajson_lines(table: pa.Table, out: io.BytesIO) -> None:
+    """The table as JSON Lines, nulls left out, dates as text (what a client would send)."""
+    for rb in table.to_batches(100_000):
+        for row in rb.to_pylist():
+            out.write(json.dumps({k: (v.isoformat() if isinstance(v, dt.date) else v)
+                                  for k, v in row.items() if v is not None}).encode() + b"\n")
+
+
+async def big_request(port: int, body: bytes, content_type: str, accept: str) -> dict[str, Any]:
+    """One batch request of a large body; the answer counted (JSON Lines by its lines, Arrow by its rows)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
+    t0 = time.perf_counter()
+    writer.write(request("POST", "/v1/decide/batch", body, content_type, accept))
+    status, answer = await read_response(reader)
+    elapsed = time.perf_counter() - t0
+    writer.close()
+    if status != 200:
+        raise SystemExit(f"the batch request failed ({status}): {answer[:500]!r}")
+    lines = answer.count(b"\n") if accept == batch.JSONL else ipc.open_stream(answer).read_all().num_rows
+    return {"lines": lines, "seconds": elapsed, "lines_per_s": lines / elapsed, "body_bytes": len(body),
+            "answer_bytes": len(answer)}
 
 
 async def reload_under_load(port: int, root: Path, bodies: list[bytes], batch_body: bytes, seconds: float,
@@ -224,9 +309,10 @@ async def reload_under_load(port: int, root: Path, bodies: list[bytes], batch_bo
             "hashes_seen": sorted(single_tally.hashes | batch_tally.hashes)}
 
 
-def start_server(policy_dir: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(policy_dir: Path, log: Path | None, port: int, *, watch: bool = True) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "cmap_policy", "serve", "--policy", str(policy_dir), "--port", str(port),
-           "--log", str(log), "--no-access-log", "--log-max-bytes", str(1 << 40)]
+           "--no-access-log", "--max-batch-body", str(4 << 30), "--watch" if watch else "--no-watch",
+           *(["--log", str(log), "--log-max-bytes", str(1 << 40)] if log is not None else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -249,6 +335,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16, help="client connections for single lines")
     ap.add_argument("--batch-lines", type=int, default=100_000, help="lines per batch request")
     ap.add_argument("--batches", type=int, default=10, help="batch requests")
+    ap.add_argument("--big-lines", type=int, default=1_000_000,
+                    help="lines of the large JSON Lines and Arrow requests (default 1,000,000)")
     args = ap.parse_args()
 
     load_start = os.getloadavg()
@@ -281,7 +369,8 @@ def main() -> None:
         reload["log_duplicates"] = len(logged) - len(set(logged))
         result["reload"] = reload
         result["warm_up_decisions"] = warm
-        result["in_process"] = in_process(root, [json.loads(b) for b in bodies], batch_lines)
+        result["in_process"] = in_process(root, [json.loads(b) for b in bodies], batch_body)
+        result["big"] = big_requests(root, args.big_lines)
     result["load_average"] = {"start": load_start, "end": os.getloadavg()}
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     result["command"] = " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]])
@@ -290,6 +379,26 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nraw figures: {out.relative_to(HERE.parent)}")
+
+
+def big_requests(root: Path, n: int) -> dict[str, Any]:
+    """The large JSON Lines and Arrow requests on a server of their own (decision log off), each beside the
+    in-process engine and the in-process road on the same lines."""
+    table, jsonl, arrow = feed_bodies(root, n)
+    out: dict[str, Any] = {"lines_per_request": n, "engine": engine_in_process(root, table)}
+    decider = Decider(load_policy(root))
+    out["road_jsonl"] = road_in_process(decider, jsonl, "jsonl")
+    out["road_arrow"] = road_in_process(decider, arrow, "arrow")
+    port = free_port()
+    proc = start_server(root, None, port, watch=False)
+    try:
+        for name, body, media in (("jsonl", jsonl, batch.JSONL), ("arrow", arrow, batch.ARROW)):
+            asyncio.run(big_request(port, body, media, media))  # warm the service's engine, as a busy one is
+            out[f"http_{name}"] = asyncio.run(big_request(port, body, media, media))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    return out
 
 
 def report(r: dict[str, Any]) -> None:
@@ -301,7 +410,8 @@ def report(r: dict[str, Any]) -> None:
         ("the same lines, in-process loop (Decider.answer)", f"{p['single_decisions_per_s']:,.0f} decisions/s"),
         (f"POST /v1/decide/batch, {b['lines_per_request']:,} lines a request",
          f"{b['lines_per_s']:,.0f} lines/s ({b['requests']} requests, p50 {b['p50_request_ms']:.0f} ms a request)"),
-        ("the same lines, in-process loop (Decider.answer_text)", f"{p['batch_lines_per_s']:,.0f} lines/s"),
+        ("the same lines, the batch road in process (no HTTP)", f"{p['batch_lines_per_s']:,.0f} lines/s"),
+        *big_rows(r["big"]),
         ("hot reload under load",
          f"{rl['answered_decisions']:,} decisions answered, {rl['failed_requests']} requests failed, "
          f"{rl['mixed_responses']} responses mixing policies, hashes seen {len(rl['hashes_seen'])}, "
@@ -314,6 +424,21 @@ def report(r: dict[str, Any]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def big_rows(g: dict[str, Any]) -> list[tuple[str, str]]:
+    n = f"{g['lines_per_request']:,}"
+    return [
+        (f"POST /v1/decide/batch, {n} lines, JSON Lines in and out",
+         f"{g['http_jsonl']['lines_per_s']:,.0f} lines/s ({g['http_jsonl']['body_bytes'] / 1e6:,.0f} MB in, "
+         f"{g['http_jsonl']['answer_bytes'] / 1e6:,.0f} MB out)"),
+        ("  the same, the batch road in process (no HTTP)", f"{g['road_jsonl']['lines_per_s']:,.0f} lines/s"),
+        (f"POST /v1/decide/batch, {n} lines, Arrow IPC in and out",
+         f"{g['http_arrow']['lines_per_s']:,.0f} lines/s ({g['http_arrow']['body_bytes'] / 1e6:,.0f} MB in, "
+         f"{g['http_arrow']['answer_bytes'] / 1e6:,.0f} MB out)"),
+        ("  the same, the batch road in process (no HTTP)", f"{g['road_arrow']['lines_per_s']:,.0f} lines/s"),
+        ("  the same lines, the batch engine in process", f"{g['engine']['lines_per_s']:,.0f} lines/s"),
+    ]
 
 
 if __name__ == "__main__":
