@@ -54,13 +54,15 @@ CHUNK = 1_000_000
 
 # --- data ---
 
-def make_data(policy: Policy, n: int, folder: Path, csv: bool = True) -> tuple[Path, Path | None]:
-    """n lines as Parquet (typed columns) and, if ``csv``, as CSV, written a chunk at a time."""
-    parquet, csv_path = folder / f"lines-{n}.parquet", folder / f"lines-{n}.csv"
-    if parquet.exists() and (csv_path.exists() or not csv):
-        return parquet, csv_path if csv else None
+def make_data(policy: Policy, n: int, folder: Path, csv: bool = True) -> tuple[Path, Path | None, Path | None]:
+    """n lines as Parquet (typed columns) and, if ``csv``, as CSV and as JSON Lines (the same lines, text as
+    text and numbers as numbers, as an exporter writes them), written a chunk at a time."""
+    parquet, csv_path, jsonl = folder / f"lines-{n}.parquet", folder / f"lines-{n}.csv", folder / f"lines-{n}.jsonl"
+    if parquet.exists() and ((csv_path.exists() and jsonl.exists()) or not csv):
+        return parquet, csv_path if csv else None, jsonl if csv else None
     rng = np.random.default_rng(20260101)
     pw = cw = None
+    jw = jsonl.open("w", encoding="utf-8") if csv else None
     for start in range(0, n, CHUNK):
         t = claims_table(policy, min(CHUNK, n - start), rng, first_line=start + 1)
         pw = pw or pq.ParquetWriter(parquet, t.schema)
@@ -70,11 +72,16 @@ def make_data(policy: Policy, n: int, folder: Path, csv: bool = True) -> tuple[P
             cw = cw or pacsv.CSVWriter(str(csv_path), text.schema,
                                        write_options=pacsv.WriteOptions(quoting_style="none"))
             cw.write_table(text)
+            assert jw is not None
+            for row in text.to_pylist():
+                jw.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
     assert pw is not None
     pw.close()
     if cw is not None:
         cw.close()
-    return parquet, csv_path if csv else None
+    if jw is not None:
+        jw.close()
+    return parquet, csv_path if csv else None, jsonl if csv else None
 
 
 def claim_lines(table: pa.Table) -> list[ClaimLine]:
@@ -200,6 +207,12 @@ if fmt == "parquet":
     reader = pq.ParquetFile(src, read_dictionary=["code", "modifiers", "pos", "claim_type", "rcc", "provider_type"],
                             pre_buffer=False)
     batches = reader.iter_batches(batch_size=500_000)
+    writer = ParquetWriter(out, _OUTPUT_SCHEMA)
+elif fmt == "jsonl":
+    import pyarrow.json as pajson
+    table = pajson.read_json(src, parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("date", pa.string())]),
+                                                                    unexpected_field_behavior="infer"))
+    batches = table.to_batches(max_chunksize=500_000)
     writer = ParquetWriter(out, _OUTPUT_SCHEMA)
 else:
     batches = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=32 << 20),
@@ -386,7 +399,7 @@ def main() -> None:
     print(f"policy: SYNTHETIC, {len(policy.codes)} codes; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
     n_latency = 2 * int(args.latency_lines)
-    first_parquet, _ = make_data(policy, max(min(sizes), n_latency), work, csv=min(sizes) <= args.csv_max)
+    first_parquet, _, _ = make_data(policy, max(min(sizes), n_latency), work, csv=min(sizes) <= args.csv_max)
     # the first lines only: the file may hold a hundred million
     first = next(pq.ParquetFile(first_parquet).iter_batches(batch_size=n_latency))
     sample = claim_lines(pa.Table.from_batches([first]))
@@ -400,7 +413,7 @@ def main() -> None:
     batch(warm, work / "warm-up.parquet", policy_dir)
     spark_ok = args.spark_max > 0 and _has_spark()
     for n in sizes:
-        parquet, csv_path = make_data(policy, n, work, csv=n <= args.csv_max)
+        parquet, csv_path, jsonl_path = make_data(policy, n, work, csv=n <= args.csv_max)
         row: dict[str, Any] = {}
         print(f"batch {n:,} lines ...", file=sys.stderr)
         row["floor_parquet"] = floor(parquet, work / "floor.parquet", "parquet")
@@ -410,6 +423,9 @@ def main() -> None:
         if csv_path is not None:
             row["floor_csv"] = floor(csv_path, work / "floor.csv", "csv")
             row["batch_csv"] = batch(csv_path, work / "out.csv", policy_dir)
+        if jsonl_path is not None:  # JSON Lines in, Parquet out, beside pyarrow reading it and writing the columns
+            row["floor_jsonl"] = floor(jsonl_path, work / "floor.parquet", "jsonl")
+            row["batch_jsonl"] = batch(jsonl_path, work / "out-jsonl.parquet", policy_dir)
         if n <= args.plain_batch_max:
             row["plain_parquet"] = batch_plain(parquet, work / "plain.parquet", policy_dir)
             result.setdefault("same_answers", {})[str(n)] = same_answers(work / "out.parquet",
@@ -421,8 +437,8 @@ def main() -> None:
         for r in row.values():
             r["lines_per_s"] = n / r["seconds"]
         result["batch"][str(n)] = row
-        for f in (work / "out.parquet", work / "seq.parquet", work / "floor.parquet", work / "out.csv",
-                  work / "floor.csv", work / "plain.parquet"):
+        for f in (work / "out.parquet", work / "out-jsonl.parquet", work / "seq.parquet", work / "floor.parquet",
+                  work / "out.csv", work / "floor.csv", work / "plain.parquet"):
             f.unlink(missing_ok=True)
         shutil.rmtree(work / "spark-out", ignore_errors=True)
         shutil.rmtree(work / "spark-floor", ignore_errors=True)
@@ -449,6 +465,8 @@ BATCH_NAMES = (
     ("floor_parquet", "floor: pyarrow reads the input and writes the same columns, Parquet"),
     ("batch_csv", "batch engine, CSV → CSV"),
     ("floor_csv", "floor: pyarrow reads the input and writes the same columns, CSV"),
+    ("batch_jsonl", "batch engine, JSON Lines → Parquet"),
+    ("floor_jsonl", "floor: pyarrow reads the JSON Lines and writes the same columns, Parquet"),
     ("plain_parquet", "plain Python loop, Parquet → Parquet"),
     ("spark_parquet", "Spark engine, local[2], Parquet → Parquet"),
     ("floor_spark", "Spark's floor, local[2]: read, through a Python worker unchanged, write"),
@@ -484,7 +502,8 @@ def render(r: dict[str, Any]) -> str:
                 continue
             b = row[key]
             ratios = [f"{b['lines_per_s'] / plain['lines_per_s']:.1f}× plain"] if plain else []
-            fmt = "csv" if key.endswith("csv") else "spark" if key.startswith("spark") else "parquet"
+            fmt = ("csv" if key.endswith("csv") else "jsonl" if key.endswith("jsonl") else
+                   "spark" if key.startswith("spark") else "parquet")
             fl = row.get(f"floor_{fmt}")
             if fl is not None and not key.startswith("floor"):
                 ratios.append(f"{b['seconds'] / fl['seconds']:.2f}× the floor's time")

@@ -2,6 +2,7 @@
 
     python benchmarks/serve_load.py                      # the figures for docs/performance.md (a few minutes)
     python benchmarks/serve_load.py --seconds 2 --batch-lines 2000 --batches 2    # a quick run
+    python benchmarks/serve_load.py --log-fsync always     # the cost of a decision log synced before each answer
 
 It starts `cmap-policy serve` in its own process on a SYNTHETIC policy of 400 codes (the size of a real
 state's table; `cmap_policy.testing.synthetic_policy`), with `--log` on and the access log off, and drives
@@ -18,7 +19,8 @@ request, so latency is measured per request). It prints:
 5. a hot reload during load (single lines and batches together): a code's row is ended in the policy tree
    while requests run; every request must be answered (none lost), no response may mix policy hashes, and
    after a SIGTERM the decision log must hold exactly one record per answered decision (counted);
-6. the load average before and after.
+6. the decision log's hash chain checked after the run (`cmap-policy log verify`);
+7. the load average before and after.
 
 The client runs on the same machine and takes CPU from the server: on 2 cores the figures are the service
 and its client together. Figures go to standard output and, as JSON, to benchmarks/results/serve-<time>.json.
@@ -51,8 +53,10 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.ipc as ipc  # noqa: E402
 
 from cmap_policy.engines.batch import Engine  # noqa: E402
+from cmap_policy.formats import MEDIA_TYPE_OF  # noqa: E402
 from cmap_policy.load import load_policy  # noqa: E402
 from cmap_policy.service import batch  # noqa: E402
+from cmap_policy.service.chain import verify  # noqa: E402
 from cmap_policy.service.decisions import Decider  # noqa: E402
 from cmap_policy.testing import synthetic_policy, write_tree  # noqa: E402
 from cmap_policy.testing.claims import random_records  # noqa: E402
@@ -271,7 +275,7 @@ async def big_request(port: int, body: bytes, content_type: str, accept: str) ->
     writer.close()
     if status != 200:
         raise SystemExit(f"the batch request failed ({status}): {answer[:500]!r}")
-    lines = answer.count(b"\n") if accept == batch.JSONL else ipc.open_stream(answer).read_all().num_rows
+    lines = answer.count(b"\n") if accept == MEDIA_TYPE_OF["jsonl"] else ipc.open_stream(answer).read_all().num_rows
     return {"lines": lines, "seconds": elapsed, "lines_per_s": lines / elapsed, "body_bytes": len(body),
             "answer_bytes": len(answer)}
 
@@ -309,10 +313,11 @@ async def reload_under_load(port: int, root: Path, bodies: list[bytes], batch_bo
             "hashes_seen": sorted(single_tally.hashes | batch_tally.hashes)}
 
 
-def start_server(policy_dir: Path, log: Path | None, port: int, *, watch: bool = True) -> subprocess.Popen[bytes]:
+def start_server(policy_dir: Path, log: Path | None, port: int, fsync: str = "never", *,
+                 watch: bool = True) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "cmap_policy", "serve", "--policy", str(policy_dir), "--port", str(port),
            "--no-access-log", "--max-batch-body", str(4 << 30), "--watch" if watch else "--no-watch",
-           *(["--log", str(log), "--log-max-bytes", str(1 << 40)] if log is not None else [])]
+           *(["--log", str(log), "--log-max-bytes", str(1 << 40), "--log-fsync", fsync] if log is not None else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -337,6 +342,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=10, help="batch requests")
     ap.add_argument("--big-lines", type=int, default=1_000_000,
                     help="lines of the large JSON Lines and Arrow requests (default 1,000,000)")
+    ap.add_argument("--log-fsync", choices=["never", "interval", "always"], default="never",
+                    help="the server's --log-fsync (default never)")
     args = ap.parse_args()
 
     load_start = os.getloadavg()
@@ -349,7 +356,7 @@ def main() -> None:
         batch_body = b"\n".join(batch_lines) + b"\n"
         log = Path(tmp) / "decisions.jsonl"
         port = free_port()
-        proc = start_server(root, log, port)
+        proc = start_server(root, log, port, args.log_fsync)
         try:
             result: dict[str, Any] = {}
             asyncio.run(singles(port, bodies, min(2.0, args.seconds), args.concurrency))  # warm up
@@ -360,7 +367,10 @@ def main() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
-        logged = [json.loads(x)["decision_id"] for x in log.read_text().splitlines()]
+        records = [json.loads(x) for x in log.read_text().splitlines()]
+        logged = [r["decision_id"] for r in records if "decision_id" in r]  # not the chain's start records
+        chain = verify([log])
+        result["log_chain"] = {"records": chain.records, "findings": [str(f) for f in chain.findings]}
         ids = reload.pop("ids")
         warm = len(logged) - result["single"]["decisions"] - result["batch"]["lines"] - len(ids)  # + bad lines
         reload_ids = set(ids)
@@ -374,6 +384,7 @@ def main() -> None:
     result["load_average"] = {"start": load_start, "end": os.getloadavg()}
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     result["command"] = " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]])
+    result["log_fsync"] = args.log_fsync
     report(result)
     out = HERE / "results" / f"serve-{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H%M%SZ')}.json"
     out.parent.mkdir(exist_ok=True)
@@ -392,7 +403,8 @@ def big_requests(root: Path, n: int) -> dict[str, Any]:
     port = free_port()
     proc = start_server(root, None, port, watch=False)
     try:
-        for name, body, media in (("jsonl", jsonl, batch.JSONL), ("arrow", arrow, batch.ARROW)):
+        for name, body in (("jsonl", jsonl), ("arrow", arrow)):
+            media = MEDIA_TYPE_OF[name]
             asyncio.run(big_request(port, body, media, media))  # warm the service's engine, as a busy one is
             out[f"http_{name}"] = asyncio.run(big_request(port, body, media, media))
     finally:
@@ -404,7 +416,7 @@ def big_requests(root: Path, n: int) -> dict[str, Any]:
 def report(r: dict[str, Any]) -> None:
     s, b, p, rl = r["single"], r["batch"], r["in_process"], r["reload"]
     rows = [
-        ("single-line POST /v1/decide, decision log on",
+        (f"single-line POST /v1/decide, decision log on (--log-fsync {r['log_fsync']})",
          f"{s['decisions_per_s']:,.0f} decisions/s, p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms "
          f"({s['concurrency']} connections, {s['failed']} failed)"),
         ("the same lines, in-process loop (Decider.answer)", f"{p['single_decisions_per_s']:,.0f} decisions/s"),
@@ -419,6 +431,8 @@ def report(r: dict[str, Any]) -> None:
         ("decision log after SIGTERM",
          f"{rl['log_records_for_answered']:,} records for {rl['answered_decisions']:,} answered decisions, "
          f"{rl['log_duplicates']} duplicates, {r['warm_up_decisions']:,} records for warm-up decisions"),
+        ("decision log's hash chain (log verify)",
+         f"{r['log_chain']['records']:,} records, {len(r['log_chain']['findings'])} findings"),
         ("load average (1, 5, 15 min)", f"start {r['load_average']['start']}, end {r['load_average']['end']}"),
     ]
     width = max(len(k) for k, _ in rows)

@@ -59,7 +59,7 @@ def main() -> None:
     if src is None:
         from run import make_data
 
-        src, _ = make_data(policy, int(args.lines), work, csv=False)
+        src, _, _ = make_data(policy, int(args.lines), work, csv=False)
     print(f"{src.name}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
     engine = Engine(policy)

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from . import formats
+from .columnar import read_columnar
 from .errors import LineError, PolicyError, Problem
 from .interpreter import Span, evaluate, find_period, spans
-from .lines import format_of, lines_from_records, read_lines
+from .lines import lines_from_records, read_lines
 from .load.loader import load_policy
-from .model import ClaimLine, Decision, Period, Policy
-from .x12 import looks_like_x12, read_x12
+from .model import ClaimLine, Decision, Period, Policy, Program
+from .x12 import read_x12
 
 
 def _policy(policy: Policy | str | Path | None) -> Policy:
@@ -65,31 +67,49 @@ def eval_lines(
 ) -> Iterator[LineResult]:
     """Decide every line of ``source``: a file path, a binary or text stream, records, or stdin when None.
 
-    Malformed lines come back as results with ``error`` set; every other line is decided. Files and
-    standard input are read as bytes, so a line that is not UTF-8 is that line's error only.
+    A path's format is ``input_format``, else its suffix, else what its first bytes show (``formats.of_file``);
+    a stream's is ``input_format`` or guessed from its first lines (JSON, JSON Lines or CSV: the formats read
+    a line at a time). Malformed lines come back as results with ``error`` set; every other line is decided.
+    Files and standard input are read as bytes, so a line that is not UTF-8 is that line's error only.
     """
     pol = _policy(policy)
     pol.release(release)  # an unknown release is a usage error before any line is read
+    if input_format is not None:
+        formats.checked_input(input_format)
     if source is None:
         stdin: IO[bytes] | IO[str] = getattr(sys.stdin, "buffer", sys.stdin)
-        yield from _decide(read_lines(stdin, pol.program, input_format), pol, release)
+        yield from _decide(read_lines(stdin, pol.program, _streamed(input_format)), pol, release)
     elif isinstance(source, (str, Path)):
-        path = Path(source)
-        fmt = input_format or file_format(path)
-        if fmt == "x12":
-            yield from _decide(read_x12(path, pol.program), pol, release)
-            return
-        with path.open("rb") as stream:
-            yield from _decide(read_lines(stream, pol.program, fmt), pol, release)
+        yield from _decide(read_file(Path(source), pol.program, input_format), pol, release)
     elif hasattr(source, "read"):
-        yield from _decide(read_lines(cast(IO[bytes], source), pol.program, input_format), pol, release)
+        stream = cast(IO[bytes], source)
+        yield from _decide(read_lines(stream, pol.program, _streamed(input_format)), pol, release)
     else:
         yield from _decide(lines_from_records(source, pol.program), pol, release)
 
 
+def _streamed(fmt: str | None) -> str | None:
+    if fmt is not None and fmt not in formats.STREAMED:
+        raise formats.FormatError(f"a stream is read as {', '.join(formats.STREAMED)}; a {fmt} file is read from "
+                                  "its path")
+    return fmt
+
+
+def read_file(path: Path, program: Program, fmt: str | None = None) -> Iterator[tuple[int, ClaimLine | LineError]]:
+    """Every line of the claims file at ``path`` in any format of ``formats.INPUTS``, as the interpreter reads it."""
+    fmt = formats.of_file(path, fmt) or "jsonl"  # an empty file of no known suffix: no lines
+    if fmt == "x12":
+        yield from read_x12(path, program)
+    elif fmt in ("parquet", "arrow"):
+        yield from read_columnar(path, fmt, program)
+    else:
+        with path.open("rb") as stream:
+            yield from read_lines(stream, program, fmt)
+
+
 def file_format(path: str | Path) -> str | None:
-    """The format of a claims file: by its extension, else x12 when it starts with an ISA header, else None."""
-    return format_of(path) or ("x12" if looks_like_x12(path) else None)
+    """The format of a claims file: by its suffix, else by its first bytes (``formats.of_file``)."""
+    return formats.of_file(path)
 
 
 def _decide(parsed: Iterable[tuple[int, ClaimLine | LineError]], policy: Policy,

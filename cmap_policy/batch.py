@@ -1,7 +1,5 @@
-"""Moved to ``cmap_policy.engines.batch``; this name stays for code that imported it here."""
+"""The old path of ``cmap_policy.engines.batch``, kept as a plain re-export for code that imported it here."""
 
-import sys
+from .engines.batch import Answered, Engine, Progress, Summary, pipeline, run
 
-from .engines import batch
-
-sys.modules[__name__] = batch
+__all__ = ["Answered", "Engine", "Progress", "Summary", "pipeline", "run"]

@@ -15,6 +15,7 @@ here so the whole family reads at a glance::
     ├── LineError              one malformed claim line (also a ValueError)
     ├── InputError             input that cannot be read as claim lines at all
     ├── FileRefusedError       a file of a tree that is not read: outside the tree, not a regular file, too large
+    ├── BundleError            a signed policy bundle that is not used: unreadable, refused, or not verified
     ├── TableError             a spreadsheet that cannot be imported or exported
     ├── DiffError              a side of a diff that cannot be read
     ├── EditError              an edit command that cannot be applied
@@ -165,3 +166,14 @@ class EditError(CmapPolicyError):
 
 class FmtError(CmapPolicyError):
     """A file could not be formatted; the message names the file and what to do."""
+
+
+class BundleError(CmapPolicyError):
+    """A policy bundle that is not used: it cannot be read, a member is refused (a link, a path outside the
+    bundle, too large), the signature does not verify, or a file is missing, extra or altered. ``member``
+    names the file concerned when there is one; nothing of an unverified bundle is ever parsed as policy."""
+
+    def __init__(self, message: str, member: str | None = None) -> None:
+        self.message = message
+        self.member = member
+        super().__init__(f"{member}: {message}" if member else message)

@@ -95,7 +95,7 @@ def loads(text: str) -> Any:
             return json.loads(text)
         return json.loads(text, parse_int=_int)
     except _LongNumber:
-        raise JsonLimitError(f"a number has more than {MAX_NUMBER_DIGITS:,} digits", text,
+        raise JsonLimitError(f"integer too long: more than {MAX_NUMBER_DIGITS:,} digits (the limit)", text,
                              _long_number_at(text)) from None
     except RecursionError:  # a backstop: the depth was measured above
         raise JsonLimitError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", text, 0) from None
@@ -168,29 +168,38 @@ def inside(path: Path, root: Path) -> Path:
 def read_tree_file(path: Path, root: Path, limit: int = MAX_TREE_FILE_BYTES) -> bytes:
     """The bytes of ``path``, a regular file inside ``root`` of at most ``limit`` bytes.
 
-    Links are resolved first and the result must lie inside ``root``; the file is checked before it is
-    opened (so a device is never opened) and again on the open descriptor (so a file swapped in between
-    is caught), and at most ``limit + 1`` bytes are read. ``FileRefusedError`` says why a file is not
-    read; ``OSError`` is left to the caller (a missing file, no permission).
+    Links are resolved first and the result must lie inside ``root``; then ``read_regular`` reads it.
+    ``FileRefusedError`` says why a file is not read; ``OSError`` is left to the caller (a missing file,
+    no permission).
     """
-    real = inside(path, root)
-    mode = os.stat(real).st_mode
+    return read_regular(inside(path, root), limit)
+
+
+def read_regular(path: Path, limit: int, what: str = "a policy file") -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes (``what`` names it in the refusal).
+
+    ``path`` must have its links resolved already: a link is not followed (O_NOFOLLOW), so one swapped in
+    after the resolution is an error rather than a way out.
+    The file is checked before it is opened (so a device is never opened) and again on the open descriptor
+    (so a file swapped in between is caught), and at most ``limit + 1`` bytes are read.
+    """
+    mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
         raise FileRefusedError(f"{_kind(mode)}, not a regular file: not read")
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(real, flags)
+    fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise FileRefusedError(f"{_kind(st.st_mode)}, not a regular file: not read")
         if st.st_size > limit:
-            raise FileRefusedError(_too_large(st.st_size, limit))
+            raise FileRefusedError(too_large(st.st_size, limit, what))
         chunks = list(_read_upto(fd, limit + 1))
     finally:
         os.close(fd)
     data = b"".join(chunks)
     if len(data) > limit:
-        raise FileRefusedError(_too_large(len(data), limit))
+        raise FileRefusedError(too_large(len(data), limit, what))
     return data
 
 
@@ -203,8 +212,8 @@ def _read_upto(fd: int, n: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _too_large(size: int, limit: int) -> str:
-    return f"{size:,} bytes, more than the {limit:,} a policy file may have: not read"
+def too_large(size: int, limit: int, what: str = "a policy file") -> str:
+    return f"{size:,} bytes, more than the {limit:,} {what} may have: not read"
 
 
 def tree_files(folder: Path, pattern: str, recursive: bool = False) -> list[Path]:

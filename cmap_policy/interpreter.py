@@ -336,7 +336,16 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
                 if unknown:
                     to_confirm.append(lim)
 
-    # 5. The outcome: any denial denies; else anything the data cannot decide leaves the line undetermined;
+    # 5. Where no row decides the line, what sources say of every line of the modality on the date, whatever
+    #    its code (the years before the pandemic, a bulletin's conditions): a denial where the source and the
+    #    line's fields suffice, else the category's fact. A row, from the official table above all, outranks them.
+    if period is None or (modality is not None and modality in period.undetermined_modalities):
+        era_reasons, era_confirm = era_rule_reasons(policy, line, modality)
+        given = {r.code for r in reasons}  # a row's limit and an era's may refuse the same field: one reason
+        reasons += [r for r in era_reasons if r.code not in given]
+        to_confirm += era_confirm
+
+    # 6. The outcome: any denial denies; else anything the data cannot decide leaves the line undetermined;
     #    else it is payable (warnings say what to put on the claim, and change nothing).
     attestations = tuple(a for a in program.attestations if a.applies(day, modality))
     reasons.sort(key=lambda r: ORDER[r.code])
@@ -353,6 +362,32 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
                                f"({_row_span(period)}).", _rule(view, period), period.citation))
         reasons.sort(key=lambda r: ORDER[r.code])
     return Decision(outcome, tuple(reasons), period, modality, attestations, rel.id, policy.hash, tuple(to_confirm))
+
+
+def era_rule_reasons(policy: Policy, line: ClaimLine, modality: str | None) -> tuple[list[Reason], list[Limit]]:
+    """The reasons of the program's era rules in force for a line no row decides, and the limits it lacks the
+    fields for.
+
+    A ``deny`` rule denies; an ``undetermined`` rule names a category without its codes, so the line stays
+    undetermined with the category's fact. Either rule's limits deny a line whose own fields break them.
+    """
+    reasons: list[Reason] = []
+    confirm: list[Limit] = []
+    for rule in policy.program.era_rules_on(line.date, modality):
+        where = _program_rule(policy, f"/era_rules/{rule.id}")
+        if rule.verdict == "deny":
+            reasons.append(_reason("NOT_PAID_IN_ERA", rule.text, where, rule.citation))
+        denied = False
+        for lim in rule.limits:
+            denial, unknown = _limit_reasons(lim, line, where, rule.citation)
+            if denial is not None:
+                reasons.append(denial)
+                denied = True
+            if unknown:
+                confirm.append(lim)
+        if rule.verdict == "undetermined" and not denied:
+            reasons.append(_reason("ERA_UNDETERMINED", rule.text, where, rule.citation))
+    return reasons, confirm
 
 
 def _possible_modalities(program: Program) -> tuple[str, ...]:
@@ -383,6 +418,10 @@ class _Memo:
         bounds = {d.toordinal() for d in policy.program.date_bounds()}
         bounds.update(d.toordinal() for d in policy.complete_from.values() if d is not None)
         self.date_bounds = sorted(bounds)
+        # per stretch between the bounds: what the limits of the era rules in force then read of a line
+        firsts = [dt.date.min, *(dt.date.fromordinal(d) for d in self.date_bounds)]
+        self.era_reads = [_Reads.of_limits(tuple(lim for r in policy.program.era_rules if r.in_force(day)
+                                                 for lim in r.limits), False) for day in firsts]
         self.program_modifiers = policy.program.modifiers
         self.program_places = policy.program.places_of_service
         claim_types = set(policy.program.claim_types)
@@ -421,7 +460,8 @@ class _Memo:
         modifiers, reads_type = found
         # the claim type is read by a modifier used on one claim type only, and by a row's revenue codes
         claim_type = line.claim_type if reads_type or reads.rcc else None
-        return (release, line.code, i, covered, bisect_right(self.date_bounds, day), modifiers,
+        stretch = bisect_right(self.date_bounds, day)
+        return (release, line.code, i, covered, stretch, *self.era_reads[stretch].key(line), modifiers,
                 line.pos if line.pos in self.program_places else None, claim_type,
                 line.rcc if reads.rcc and line.claim_type == "institutional" else None, line.modality,
                 *reads.key(line))
@@ -443,12 +483,16 @@ class _Reads:
 
     @classmethod
     def of(cls, p: Period) -> _Reads:
+        return cls.of_limits(p.limits, bool(p.revenue_center_codes))
+
+    @classmethod
+    def of_limits(cls, limits: tuple[Limit, ...], rcc: bool) -> _Reads:
         return cls(tuple((lim.min_age if lim.min_age is not None else 0, lim.max_age if lim.max_age is not None
-                          else MAX_AGE) for lim in p.limits if lim.kind == "age"),
-                   tuple(frozenset(lim.provider_types) for lim in p.limits if lim.kind == "provider-type"),
-                   tuple(lim.max_units if lim.max_units is not None else 1 << 62 for lim in p.limits
+                          else MAX_AGE) for lim in limits if lim.kind == "age"),
+                   tuple(frozenset(lim.provider_types) for lim in limits if lim.kind == "provider-type"),
+                   tuple(lim.max_units if lim.max_units is not None else 1 << 62 for lim in limits
                          if lim.kind == "units-per-day"),
-                   any(lim.kind == "established-patient" for lim in p.limits), bool(p.revenue_center_codes))
+                   any(lim.kind == "established-patient" for lim in limits), rcc)
 
     def key(self, line: ClaimLine) -> tuple[object, object, object, object]:
         age, ptype, units = line.member_age, line.provider_type, line.units

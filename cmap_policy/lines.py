@@ -8,6 +8,7 @@ it gives a claim line or a ``LineError``, never another exception.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -15,10 +16,9 @@ import json
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
-from . import guard
+from . import formats, guard
 from .errors import LineError
 from .guard import MAX_LINE_BYTES, ByteSource, byte_source, decode_line, guarded_lines, physical_lines, too_long
 from .model import MAX_AGE, MAX_UNITS, ClaimLine, Program
@@ -30,15 +30,6 @@ POS_RE = re.compile(r"^[0-9]{2}$")
 RCC_RE = re.compile(r"^[0-9]{4}$")
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 CLAIM_TYPES = ("professional", "institutional")
-
-# The one map from a file's extension to the format of its claim lines, for every reader and writer.
-FORMATS_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
-                     ".pq": "parquet", ".837": "x12", ".x12": "x12", ".edi": "x12"}
-
-
-def format_of(path: str | Path) -> str | None:
-    """The format ``path``'s extension names (json, jsonl, csv, parquet, x12), or None."""
-    return FORMATS_BY_SUFFIX.get(Path(str(path)).suffix.lower())
 
 FIELDS = {
     "code": "procedure code (CPT or HCPCS Level II), required",
@@ -86,6 +77,11 @@ def _quoted(text: str) -> str:
 
 
 def _text(value: Any, field: str) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):  # a binary column (Parquet, Arrow): text as UTF-8
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise LineError("the text is not UTF-8", field=field) from None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise LineError(f"expected text, got {_show(value)}", field=field)
     if isinstance(value, int):
@@ -288,6 +284,9 @@ def parse_line(data: Mapping[str, Any], program: Program) -> ClaimLine:
         name = canonical_field(key)
         if name not in FIELDS:
             raise LineError(f"unknown field (known: {', '.join(FIELDS)})", field=str(key))
+        if isinstance(value, (bytes, bytearray)):  # a binary column's text (Parquet, Arrow), as the engines read it
+            with contextlib.suppress(UnicodeDecodeError):  # if not UTF-8, the field's check names it
+                value = bytes(value).decode("utf-8")
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         fields[name] = value
@@ -517,26 +516,6 @@ def _document(raw: bytes, program: Program) -> Iterator[Parsed]:
         yield i, parse_at(item, program, i)
 
 
-def sniff(head: str) -> str:
-    """Guess the format from the first characters: json, jsonl or csv.
-
-    ``[`` starts a JSON document; ``{`` starts JSON Lines when the first line is a whole JSON value, and
-    otherwise may be either (a document spread over lines, or JSON Lines whose first line is broken):
-    ``read_lines`` then tells them apart by reading on.
-    """
-    stripped = head.lstrip().removeprefix("\ufeff").lstrip()
-    if stripped.startswith("["):
-        return "json"
-    if stripped.startswith("{"):
-        first = stripped.split("\n", 1)[0].strip()
-        try:
-            guard.loads(first)
-            return "jsonl"
-        except (json.JSONDecodeError, RecursionError):
-            return "json"
-    return "csv"
-
-
 def _first_line(src: ByteSource) -> bytes:
     """The first line that is not blank (at most MAX_LINE_BYTES of it), put back with what came before it."""
     seen = b""
@@ -548,42 +527,59 @@ def _first_line(src: ByteSource) -> bytes:
             return chunk
 
 
-def read_lines(stream: IO[bytes] | IO[str], program: Program, fmt: str | None = None) -> Iterator[Parsed]:
-    """Parse every line of ``stream`` (binary, or text); ``fmt`` is json, jsonl or csv (default: guessed)."""
+def read_lines(stream: IO[bytes] | IO[str] | ByteSource, program: Program, fmt: str | None = None) -> Iterator[Parsed]:
+    """Parse every line of ``stream`` (binary, or text); ``fmt`` is json, jsonl or csv (default: ``guess_format``)."""
     src = byte_source(stream)
     if fmt is None:
-        first = _first_line(src)
-        fmt = sniff(first.decode("utf-8", "replace"))
-        if fmt == "json" and not first.lstrip().startswith(b"["):
-            yield from _document_or_lines(src, program)
-            return
+        fmt = guess_format(src)
+    if fmt not in formats.STREAMED:
+        raise formats.FormatError(f"{fmt} is not read from a stream: give the file's path")
     if fmt == "json":
         yield from read_json_document(src, program)
     elif fmt == "jsonl":
         yield from read_jsonl(src, program)
-    elif fmt == "csv":
-        yield from read_csv(src, program)
     else:
-        raise ValueError(f"unknown input format {fmt!r}")
+        yield from read_csv(src, program)
 
 
-def _document_or_lines(src: ByteSource, program: Program) -> Iterator[Parsed]:
-    """Input that starts with ``{`` on a line that is not a whole JSON value: one JSON document spread over
-    lines, or JSON Lines whose first line is broken. It is a document if it parses as one; else, if some
-    line is a whole JSON value, JSON Lines (the broken lines reported, every other decided); else the
-    document's error. Only a document that fits MAX_DOCUMENT_BYTES is tried: anything longer is JSON Lines.
+def guess_format(src: ByteSource) -> str:
+    """The format of a stream, from its first bytes (``formats.sniff``) and, for JSON, its first lines; what is
+    read to tell is put back.
+
+    A first line that is a whole JSON value followed by more lines is JSON Lines, whatever it holds (an array
+    there is that line's error, not a document swallowing every line after it). ``{`` on a first line that is
+    not a whole JSON value is a JSON document spread over lines if the input parses as one; else JSON Lines
+    when some line is a whole JSON value (its broken lines reported, every other decided); else the document's
+    error. Only a document that fits MAX_DOCUMENT_BYTES is tried: anything longer is JSON Lines.
     """
-    head = src.read(MAX_DOCUMENT_BYTES + 1)
-    if len(head) <= MAX_DOCUMENT_BYTES:
-        parsed = list(_document(head, program))
-        if not (len(parsed) == 1 and isinstance(parsed[0][1], LineError)):
-            yield from parsed
-            return
-        if not any(_is_json(raw) for raw in head.splitlines()):
-            yield from parsed
-            return
-    src.unread(head)
-    yield from read_jsonl(src, program)
+    first = _first_line(src)
+    fmt = formats.sniff(first) or "jsonl"  # nothing but blank lines: no claim lines, whatever the format
+    if fmt == "json" and _is_json(first) and _more_after(src):
+        return "jsonl"
+    if fmt == "jsonl" and not _is_json(first):
+        head = src.read(MAX_DOCUMENT_BYTES + 1)
+        src.unread(head)
+        if len(head) > MAX_DOCUMENT_BYTES:
+            return "jsonl"
+        if _is_json(head) or not any(_is_json(raw) for raw in head.splitlines()):
+            return "json"
+        return "jsonl"
+    return fmt
+
+
+def _more_after(src: ByteSource) -> bool:
+    """Whether a second line that is not blank follows the first (which ``_first_line`` put back, with any blank
+    lines before it); everything read is put back."""
+    read = b""
+    inked = 0
+    while inked < 2:
+        chunk = src.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            break
+        read += chunk
+        inked += bool(chunk.decode("utf-8", "replace").strip())
+    src.unread(read)
+    return inked >= 2
 
 
 def _is_json(raw: bytes) -> bool:

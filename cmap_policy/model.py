@@ -162,6 +162,16 @@ class Category:
 
 
 @dataclass(frozen=True, slots=True)
+class Undecidable:
+    """A question the sources raise that no claim line can answer, and why: said once, shown on the site."""
+
+    id: str
+    what: str  # a few words, for the site's coverage banner
+    why: str
+    citation: Citation | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Program:
     id: str
     name: str
@@ -177,6 +187,11 @@ class Program:
     attestations: tuple[Attestation, ...]
     official_table: Citation | None = None  # where the official table is: what decides when the data cannot
     citation: Citation | None = None  # where the program's telehealth policy is published (the page the table is on)
+    era_rules: tuple[EraRule, ...] = ()  # what sources say of a stretch of dates for every code (see EraRule)
+    undecidable: tuple[Undecidable, ...] = ()  # what a claim line cannot decide, and why
+
+    def era_rules_on(self, day: Date, modality: str | None) -> tuple[EraRule, ...]:
+        return tuple(r for r in self.era_rules if r.applies(day, modality))
 
     def date_bounds(self) -> tuple[Date, ...]:
         """Every date on which something the program says about a line starts or stops applying."""
@@ -190,6 +205,8 @@ class Program:
 
         for a in self.attestations:
             add(a.effective, a.end)
+        for r in self.era_rules:
+            add(r.effective, r.end)
         for m in self.modifiers.values():
             add(m.effective, m.end)
         for p in self.places_of_service.values():
@@ -225,6 +242,8 @@ class Release:
     covers_from: Date | None = None
     dates_known: bool = True  # False: no source gives the dates; published and effective are lower bounds
     corrections: tuple[StartCorrection, ...] = ()
+    # the authors' own paragraphs for the release's Important Message draft, kept word for word
+    notice_paragraphs: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -259,6 +278,42 @@ class Limit:
         if self.citation is not None:
             out["citation"] = self.citation.as_dict()
         return out
+
+
+LIMIT_FIELDS = {"age": "member_age", "provider-type": "provider_type", "established-patient": "established_patient",
+                "units-per-day": "units"}  # the kind of a limit -> the claim line's field it reads
+
+UNSPECIFIED = "unspecified"  # an era rule's stand-in for a line that does not say how it was delivered
+
+
+@dataclass(frozen=True, slots=True)
+class EraRule:
+    """What a source says of every line of a modality in a stretch of dates, whatever its code.
+
+    Sources on the years before the pandemic and on its bulletins speak of categories ("live video was
+    not paid", "telephone only for case management of members 18 and under", "e-consults in four
+    settings") without naming codes. A rule speaks only where no row decides the line (a row, the
+    official table's above all, outranks it). A rule of verdict ``deny`` denies every such line; a rule
+    of verdict ``undetermined`` names a category no code of which can be recognised, so it says why the
+    line is undetermined; its ``limits`` deny what the line's own fields rule out (an adult's telephone
+    line) and are listed to confirm when the line lacks the field.
+    """
+
+    id: str
+    verdict: str  # "deny" | "undetermined"
+    text: str
+    citation: Citation
+    modalities: tuple[str, ...]  # modality ids, or UNSPECIFIED for a line that does not say
+    effective: Date | None = None  # None: since always
+    end: Date | None = None
+    category: str | None = None  # the category of codes it speaks of, when a source names one
+    limits: tuple[Limit, ...] = ()
+
+    def in_force(self, day: Date) -> bool:
+        return (self.effective is None or self.effective <= day) and (self.end is None or day <= self.end)
+
+    def applies(self, day: Date, modality: str | None) -> bool:
+        return self.in_force(day) and (modality if modality is not None else UNSPECIFIED) in self.modalities
 
 
 @dataclass(frozen=True, slots=True)

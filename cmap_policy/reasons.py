@@ -54,6 +54,13 @@ _ALL = (
     ReasonType("DATE_NOT_IN_DATA", "undetermined", None,
                "The code is in this data, but no public source it holds covers the date of service (for "
                "example, a row's real start date is not known): the official table decides."),
+    ReasonType("NOT_PAID_IN_ERA", "deny", "204",
+               "No row decides the line, and a source says lines delivered this way were not paid on the date of "
+               "service, whatever the code (for example live video before the COVID-19 emergency)."),
+    ReasonType("ERA_UNDETERMINED", "undetermined", None,
+               "No row decides the line, and a source names a category of services payable this way on the date "
+               "of service without naming its codes: the line cannot be recognised from its code, so the official "
+               "table or the bulletin decides."),
     ReasonType("CONFLICTING_MODIFIERS", "deny", "4",
                "The line's modifiers (or stated modality) signal more than one telehealth modality.", "line"),
     ReasonType("MODIFIER_NOT_IN_EFFECT", "deny", "182",

@@ -1,9 +1,9 @@
-"""Moved to ``cmap_policy.site.write``; ``python -m cmap_policy.site_write`` still runs it."""
+"""The old path of ``cmap_policy.site.write``, kept as a plain re-export; ``python -m cmap_policy.site_write`` still
+runs it."""
 
-import sys
+from .site.write import main, write_site_sources
 
-from .site import write
+__all__ = ["main", "write_site_sources"]
 
 if __name__ == "__main__":
-    raise SystemExit(write.main())
-sys.modules[__name__] = write
+    raise SystemExit(main())

@@ -1,7 +1,5 @@
-"""Moved to ``cmap_policy.engines.spark``; this name stays for code that imported it here."""
+"""The old path of ``cmap_policy.engines.spark``, kept as a plain re-export for code that imported it here."""
 
-import sys
+from .engines.spark import active_session, evaluate, read_input, run, session, split
 
-from .engines import spark
-
-sys.modules[__name__] = spark
+__all__ = ["active_session", "evaluate", "read_input", "run", "session", "split"]

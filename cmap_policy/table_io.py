@@ -1,7 +1,39 @@
-"""Moved to ``cmap_policy.authoring.table``; this name stays for code that imported it here."""
+"""The old path of ``cmap_policy.authoring.table``, kept as a plain re-export for code that imported it here."""
 
-import sys
+from .authoring.table import (
+    COLUMNS,
+    FORMATS,
+    Change,
+    Column,
+    ImportResult,
+    ParsedTable,
+    RawTable,
+    RowProblem,
+    TableError,
+    TableRow,
+    export_table,
+    import_table,
+    parse_column_map,
+    parse_table,
+    read_table,
+    table_rows,
+)
 
-from .authoring import table
-
-sys.modules[__name__] = table
+__all__ = [
+    "COLUMNS",
+    "FORMATS",
+    "Change",
+    "Column",
+    "ImportResult",
+    "ParsedTable",
+    "RawTable",
+    "RowProblem",
+    "TableError",
+    "TableRow",
+    "export_table",
+    "import_table",
+    "parse_column_map",
+    "parse_table",
+    "read_table",
+    "table_rows",
+]

@@ -46,16 +46,6 @@ from .model import ClaimLine, Program
 Parsed = tuple[int, "ClaimLine | LineError"]
 
 
-def looks_like_x12(path: str | Path) -> bool:
-    """True when the file starts (after blanks) with an ISA segment."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
-        return False
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"ISA")
-
-
 @dataclass
 class _Line:
     position: int
@@ -189,6 +179,8 @@ def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
         yield 1, LineError("reading X12 needs pyx12: pip install 'cmap-policy[batch]'", line=1, field="interchange")
         return
 
+    if not text.strip("\ufeff \t\r\n\x00"):
+        return  # an empty file holds no claim lines (the command line says so), as an empty CSV file
     if not text.startswith("ISA"):
         yield 1, LineError("segment 1: the interchange does not begin with an ISA segment", line=1, field="ISA")
         return
@@ -197,6 +189,11 @@ def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
         yield 1, LineError(f"segment 1 (ISA): {problem}; no segment of the interchange could be read", line=1,
                            field="ISA")
         return
+    term = text[ISA_LENGTH - 1]
+    if term not in text[ISA_LENGTH:].rstrip(" \t\r\n"):
+        yield from _terminator_never_recurs(text)
+        return
+    text = _closed(text)
     text, empty = _strip_empty_segments(text)
     for position, message in empty:
         yield position, LineError(f"segment {position}: {message}", line=position, field="segment")
@@ -210,6 +207,38 @@ def parse_x12(text: str, program: Program) -> Iterator[Parsed]:
                    "last segment terminator)")
             yield position, LineError(f"segment {position} ({seg_id}): a service line that was not read: {why}",
                                       line=position, field="code")
+
+
+def _closed(text: str) -> str:
+    """The interchange with its last segment terminated: many writers leave the last terminator off, and the
+    segments before it are whole, so the reader is not told of a fault that loses nothing."""
+    term = text[ISA_LENGTH - 1]
+    body = text if term.isspace() else text.rstrip(" \t\r\n")
+    return body if body.endswith(term) else body + term
+
+
+_USUAL_TERMINATORS = ("~", "\n", "'", "!")
+
+
+def _terminator_never_recurs(text: str) -> Iterator[Parsed]:
+    """An ISA whose segment terminator (character 106) is never used after it: no later segment can be found
+    by it. Each service segment a usual terminator would find is reported as not read, so that no line of the
+    file is lost without a word; with none found, the interchange is one error."""
+    term, sep = text[ISA_LENGTH - 1], text[3]
+    why = (f"the segment terminator {term!r} that the ISA names (character {ISA_LENGTH}) never appears after the "
+           "ISA, so no segment after it can be read")
+    best: list[tuple[int, str]] = []
+    for guess in _USUAL_TERMINATORS:
+        segments = [seg.strip() for seg in text[ISA_LENGTH:].split(guess) if seg.strip()]
+        found = [(position, seg.split(sep, 1)[0]) for position, seg in enumerate(segments, 2)
+                 if seg.split(sep, 1)[0] in ("SV1", "SV2")]
+        if len(found) > len(best):
+            best = found
+    if not best:
+        yield 1, LineError(f"segment 1 (ISA): {why}", line=1, field="ISA")
+    for position, seg_id in best:
+        yield position, LineError(f"segment {position} ({seg_id}): a service line that was not read: {why}",
+                                  line=position, field="code")
 
 
 class _Walker:

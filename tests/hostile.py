@@ -49,8 +49,7 @@ def batch_reads(data: bytes, program: Program, fmt: str, block_bytes: int | None
     """Line number -> outcome, by the batch engine's reader and column checks (``files`` and ``checks``)."""
     import pyarrow as pa
 
-    from cmap_policy.engines import checks, files
-    from cmap_policy.engines.checks import normalize
+    from cmap_policy.engines import checks, files, jsonl
 
     out: dict[int, Outcome] = {}
 
@@ -63,21 +62,23 @@ def batch_reads(data: bytes, program: Program, fmt: str, block_bytes: int | None
         path.write_bytes(data)
         if fmt == "csv":
             _, batches = files.read_csv(path, block_bytes)
-        elif fmt == "jsonl":
-            _, batches = files.read_jsonl_batches(path, _Policy(program), batch_rows=7)  # type: ignore[arg-type]
+        elif fmt == "jsonl":  # small blocks: lines cut across blocks, Arrow's ranges and the one-by-one reader mixed
+            _, batches = jsonl.read_jsonl_batches(path, _Policy(program), block_bytes or 512)  # type: ignore[arg-type]
         else:
             raise ValueError(fmt)
         for batch in batches:
             for err in batch.errors:
                 assert err.line is not None
                 put(err.line, ("error", err.field, err.message))
-            lines: pa.Table | None = batch.lines
-            if batch.raw is not None and batch.raw.num_rows:
-                assert batch.line_numbers is not None
-                lines, errors = normalize(batch.raw, batch.line_numbers, tuple(program.modalities))
+            tables: list[pa.Table] = [batch.lines] if batch.lines is not None else []
+            raws = [(batch.raw, batch.line_numbers)] if batch.raw is not None and batch.raw.num_rows else []
+            for raw, numbers in [*raws, *((t, pa.array(n)) for t, n in batch.parts)]:
+                assert numbers is not None
+                encoded, errors = checks.encode(raw, numbers, tuple(program.modalities))
+                tables.append(encoded.lines())
                 for row in errors.to_pylist():
                     put(row["line"], ("error", row["field"], row["error"]))
-            for row in (lines.to_pylist() if lines is not None else []):
+            for row in (r for table in tables for r in table.to_pylist()):
                 mods = tuple(m for m in (row["mod1"], row["mod2"], row["mod3"], row["mod4"]) if m is not None)
                 day = (checks.EPOCH + dt.timedelta(days=row["day"])).isoformat()  # the engine's day numbers
                 put(row["line_no"], ("ok", (row["code"], day, mods, row["pos"], row["claim_type"], row["rcc"],

@@ -53,9 +53,9 @@ def test_engine_python_keeps_the_interpreter_output(tmp_path: Path) -> None:
     assert isinstance(first["reasons"][0], dict) and "message" in first["reasons"][0]
 
 
-def test_engine_duckdb_writes_json_lines_to_stdout(tmp_path: Path) -> None:
+def test_engine_batch_writes_json_lines_to_stdout(tmp_path: Path) -> None:
     src = _csv(tmp_path / "in.csv", 30)
-    result = CliRunner().invoke(main, ["eval", str(src), "--engine", "duckdb"])
+    result = CliRunner().invoke(main, ["eval", str(src), "--engine", "batch"])
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(x) for x in result.stdout.splitlines()]
     assert [r["line"] for r in rows] == list(range(2, 32))
@@ -65,8 +65,8 @@ def test_engine_duckdb_writes_json_lines_to_stdout(tmp_path: Path) -> None:
 def test_usage_errors(tmp_path: Path) -> None:
     src = _csv(tmp_path / "in.csv", 5)
     runner = CliRunner()
-    assert runner.invoke(main, ["eval", "--engine", "duckdb", "--code", "T1016", "--date", "2026-01-05"]
+    assert runner.invoke(main, ["eval", "--engine", "batch", "--code", "T1016", "--date", "2026-01-05"]
                          ).exit_code == 2
-    assert runner.invoke(main, ["eval", str(src), "--engine", "duckdb", "--format", "table"]).exit_code == 2
-    result = runner.invoke(main, ["eval", str(src), "-o", str(tmp_path / "out.xlsx"), "--engine", "duckdb"])
+    assert runner.invoke(main, ["eval", str(src), "--engine", "batch", "--format", "table"]).exit_code == 2
+    result = runner.invoke(main, ["eval", str(src), "-o", str(tmp_path / "out.xlsx"), "--engine", "batch"])
     assert result.exit_code == 2 and "output format" in result.stderr

@@ -21,7 +21,7 @@ from cmap_policy.engines.files import lines_table
 from cmap_policy.model import Policy
 from cmap_policy.testing import synthetic_policy, write_tree
 from cmap_policy.testing.claims import random_records
-from cmap_policy.testing.strategies import claim_records, policy_trees
+from cmap_policy.testing.strategies import claim_records, hostile_jsonl, policy_trees
 
 FIELDS = ("line_id", "claim_id", "code", "date", "modifiers", "pos", "claim_type", "rcc", "modality", "member_age",
           "provider_type", "units", "established_patient")
@@ -86,7 +86,7 @@ def test_generated_policies_and_lines_agree_with_the_interpreter(data: st.DataOb
         except LineError:
             continue
     engine = Engine(policy, release)
-    got = engine.decide_lines(lines_table(parsed, policy)).to_pylist()
+    got = engine.decide_lines(lines_table(parsed)).to_pylist()
     assert [g["line"] for g in got] == [i for i, _ in parsed]
     for (_, line), g in zip(parsed, got, strict=True):
         assert _got(g) == _expected(evaluate(policy, line, release=release)), line
@@ -270,3 +270,62 @@ def test_an_unknown_column_fails_every_line(tmp_path: Path, bundled: Policy) -> 
     errors = [json.loads(x) for x in (tmp_path / "out.errors.jsonl").open()]
     assert summary.decided == 0 and [e["field"] for e in errors] == ["colour", "colour"]
 
+
+
+def _mixed_jsonl(records: list[dict[str, Any]], hostile: list[bytes], seed: int) -> bytes:
+    """Good lines (some values as numbers, some as text, keys in other cases and aliases) among hostile ones."""
+    import random
+
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    for rec in records:
+        rec = dict(rec)
+        if rng.random() < 0.1 and rec.get("pos"):
+            rec["pos"] = int(rec["pos"])  # a number where other lines have text: Arrow refuses the range
+        if rng.random() < 0.05:
+            rec["Date_Of_Service"] = rec.pop("date")
+        out.append(json.dumps(rec).encode())
+        if hostile and rng.random() < 0.05:
+            out.append(rng.choice(hostile))
+    return b"\n".join(out) + b"\n"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(hostile_jsonl(), min_size=1, max_size=4), st.integers(0, 3), st.sampled_from([300, 5_000, 1 << 20]))
+def test_json_lines_read_in_bulk_agree_with_the_interpreter(hostile: list[bytes], seed: int, block: int) -> None:
+    """Blocks of every size (a few lines to all of them), clean and hostile lines, values of other types than the
+    lines around them: the bulk reader gives the interpreter's lines, numbers and errors."""
+    from cmap_policy.engines import jsonl
+
+    policy = load_policy()
+    lines = [ln for h in hostile for ln in h.split(b"\n")]
+    data = _mixed_jsonl(list(random_records(policy, 400, seed=seed, messy=0.05)), lines, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.jsonl"
+        src.write_bytes(data)
+        old = jsonl.JSONL_BLOCK_BYTES, jsonl._JSONL_SPLIT_LINES
+        jsonl.JSONL_BLOCK_BYTES, jsonl._JSONL_SPLIT_LINES = block, 4
+        try:
+            _compare_file(policy, src, Path(tmp) / "out.parquet")
+        finally:
+            jsonl.JSONL_BLOCK_BYTES, jsonl._JSONL_SPLIT_LINES = old
+
+
+def test_clean_json_lines_are_read_by_arrow_not_line_by_line(tmp_path: Path, bundled: Policy,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bulk road is taken: a clean file's lines never go through the one-line reader."""
+    from cmap_policy.engines import jsonl
+
+    calls: list[int] = []
+    real = jsonl.jsonl_line  # type: ignore[attr-defined]
+
+    def counted(raw: bytes | None, number: int, program: Any) -> Any:
+        calls.append(number)
+        return real(raw, number, program)
+
+    monkeypatch.setattr(jsonl, "jsonl_line", counted)
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in random_records(bundled, 3000, seed=2)), encoding="utf-8")
+    decided, errors = _compare_file(bundled, src, tmp_path / "out.parquet")
+    assert decided + errors == 3000
+    assert calls == []

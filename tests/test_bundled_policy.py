@@ -14,6 +14,7 @@ from cmap_policy.api import validate
 from cmap_policy.cli import main
 from cmap_policy.testing import PolicyTree, bundled_tree
 
+LATER_BULLETINS = ("PB-2020-17", "PB-2020-28", "PB-2020-38", "PB-2020-44", "PB-2020-90")
 PANDEMIC_CODES = ("H2019", "T1017", "S9484", "S9485", "H2012", "97153", "H2014", "T1016", "90846")
 TABLE_READING = {  # code: modalities in the secondary reading of the table dated 2025-12-26
     "90791": ["audio-video"], "H0031": ["audio-video"], "H0046": ["audio-video"], "H2014": ["audio-video"],
@@ -73,7 +74,8 @@ def test_third_party_readings_are_marked_secondary(tree: PolicyTree) -> None:
     secondary = {s["id"]: s["secondary"] for s in tree.program["sources"]}
     # Read through a third party's summary or copy, not from DSS's own text.
     for sid in ("TABLE-2025-12-26", "PB-2020-14", "PB-2020-14-AUDIO", "PB-2020-09-10", "PB-2020-LATER", "EO-7F-7G",
-                "EO-7DD-7FF", "PB-2023-38", "PB-2024-81", "CCHP-CT-FQHC", "CCHP-CT-DEF", "ECONSULT-2020",
+                "EO-7DD-7FF", "EO-7DD-PROVIDERS", "BEFORE-2020-PHONE", "BEFORE-2020-VIDEO", "CCHP-CT-2021", "PA-20-2",
+                "PA-21-9", "ASD-GUIDE", "PB-2023-38", "PB-2024-81", "CCHP-CT-FQHC", "CCHP-CT-DEF", "ECONSULT-2020",
                 "MODIFIERS-CAREPARTNERS", "MODIFIERS-FCSO", "MOD-FQ-DATE", "CPT-95"):
         assert secondary[sid] is True, sid
     for sid in ("CGS-17b-245e", "CGS-17b-245g", "CGS-17b-259b", "CMAP-TH-PAGE", "CMAP-TABLE", "CMS-POS", "CPT-93"):
@@ -101,18 +103,29 @@ def test_the_sources_of_the_public_facts_are_all_there(tree: PolicyTree) -> None
 
 def test_release_history(policy: Policy) -> None:
     rels = [(r.id, r.published.isoformat(), r.effective.isoformat(), r.coverage) for r in policy.releases]
-    assert rels == [("PB-2020-09-10", "2020-03-13", "2020-03-13", "partial"),
+    assert rels == [("ECONSULT-2020", "2020-01-01", "2020-01-01", "partial"),
+                    ("PB-2020-09-10", "2020-03-13", "2020-03-13", "partial"),
                     ("PB-2020-14", "2020-03-19", "2020-03-18", "partial"),
-                    ("PB-2020-LATER", "2020-03-19", "2020-03-19", "partial"),
+                    *((bulletin, "2020-03-19", "2020-03-19", "partial") for bulletin in LATER_BULLETINS),
+                    ("EO-7DD-7FF", "2020-04-22", "2020-04-22", "partial"),
+                    ("PA-20-2", "2020-07-31", "2020-07-31", "partial"),
+                    ("PA-21-9", "2021-05-10", "2021-05-10", "partial"),
                     ("PB-2023-38", "2023-05-12", "2023-05-12", "partial"),
                     ("PB-2024-81", "2024-12-01", "2025-01-01", "partial"),
                     ("TABLE-2025-12-26", "2025-12-26", "2025-12-26", "partial")]
     # No public source holds the whole table, so no release denies a code merely for being absent.
     assert all(v is None for v in policy.complete_from.values())
     # No public source names the codes of PB 2020-09, the later pandemic bulletins or PB 2024-81: no rows.
-    for rel in ("PB-2020-09-10", "PB-2020-LATER", "PB-2024-81", "PB-2023-38"):
+    # Nor those of the statutes and executive orders, nor the e-consult codes of 2019.
+    for rel in ("ECONSULT-2020", "PB-2020-09-10", *LATER_BULLETINS, "EO-7DD-7FF", "PA-20-2", "PA-21-9", "PB-2024-81",
+                "PB-2023-38"):
         assert not any(p.introduced_in == rel for c in policy.codes.values() for p in c.periods), rel
-    assert not policy.release("PB-2020-LATER").dates_known
+    # Each later pandemic bulletin is a release of its own, its date unknown and its code list not public.
+    for bulletin in LATER_BULLETINS:
+        release = policy.release(bulletin)
+        assert not release.dates_known and "Code list not public" in release.summary, bulletin
+        assert sorted(s.id for s in release.implements) == ["CCHP-CT-2021", "PB-2020-LATER"]
+    assert policy.release("PB-2020-14").dates_known
 
 
 def test_codes_and_modalities_as_the_sources_name_them(policy: Policy) -> None:
@@ -204,7 +217,9 @@ def test_pb_2020_14_codes_by_audio_video_in_2021_are_payable_and_then_the_source
     after = evaluate(policy, _line(code, "2023-05-12", "95"))
     assert after.undetermined and after.reason_codes == ("DATE_NOT_IN_DATA",)
     phone = evaluate(policy, _line(code, "2022-06-01", "93"))
-    assert phone.undetermined and phone.reason_codes == ("MODALITY_UNDETERMINED",)
+    # undetermined, with what the sources say of audio-only then (Public Act 21-9, PB 2020-14, PB 20-44)
+    assert phone.undetermined and phone.reason_codes == ("ERA_UNDETERMINED", "MODALITY_UNDETERMINED")
+    assert phone.reasons[0].citation is not None and phone.reasons[0].citation.source.id == "PA-21-9"
 
 
 def test_done_when_lines_give_what_the_sources_support(policy: Policy) -> None:
@@ -275,3 +290,34 @@ def test_show_says_what_the_data_covers() -> None:
     assert "NOT on the CMAP telehealth table" not in res.output
     gaps = CliRunner().invoke(main, ["show", "97153", "--date", "2024-06-01"])
     assert "no public source" in gaps.output
+
+
+def test_modifiers_that_are_not_telehealth_change_nothing_for_the_autism_codes(policy: Policy) -> None:
+    # The ABA guide: 97156 with U2 (the child present) is in person only, like 97156; H0032 with TS is absent
+    # from the table as read, like H0032: neither U2 nor TS is a telehealth modifier, so neither changes a decision.
+    day = dt.date(2026, 1, 5)
+    for code, extra, outcome, reasons in (("97156", "U2", "not_payable", ("NOT_PERMITTED_VIA_TELEHEALTH",)),
+                                          ("H0032", "TS", "undetermined", ("CODE_NOT_IN_DATA",))):
+        plain = evaluate(policy, ClaimLine(code, day, modifiers=("95",), pos="12"))
+        marked = evaluate(policy, ClaimLine(code, day, modifiers=(extra, "95"), pos="12"))
+        assert (marked.outcome.value, marked.reason_codes) == (plain.outcome.value, plain.reason_codes) \
+            == (outcome, reasons), code
+
+
+def test_era_rules_deny_only_where_the_line_says_enough(policy: Policy) -> None:
+    rules = {r.id: r for r in policy.program.era_rules}
+    # the only rule that denies every line it reads: live video before the emergency
+    assert [r.id for r in rules.values() if r.verdict == "deny"] == ["BEFORE_PANDEMIC_VIDEO"]
+    assert rules["BEFORE_PANDEMIC_VIDEO"].end == dt.date(2020, 3, 12)
+    # the rest deny only through a limit the line's own fields break (age, established patient)
+    limited = {r.id: [lim.kind for lim in r.limits] for r in rules.values() if r.limits}
+    assert limited == {"BEFORE_PANDEMIC_TELEPHONE": ["age"], "PB_2020_14_AUDIO_ONLY": ["established-patient"]}
+    for r in rules.values():
+        assert r.citation.source.secondary and r.citation.source.url.startswith("https://"), r.id
+    # e-consults: a category without codes, on the site and in the explanation, never a denial
+    assert {r.id for r in rules.values() if r.category == "e-consult"} == {"BEFORE_2020_ECONSULT",
+                                                                          "ECONSULT_NOT_PAYABLE_2020"}
+    child = evaluate(policy, ClaimLine("T1016", dt.date(2019, 6, 3), modality="audio-only", member_age=12))
+    adult = evaluate(policy, ClaimLine("T1016", dt.date(2019, 6, 3), modality="audio-only", member_age=19))
+    assert child.undetermined and "ERA_UNDETERMINED" in child.reason_codes
+    assert not adult.payable and not adult.undetermined and "AGE_OUTSIDE_LIMIT" in adult.reason_codes

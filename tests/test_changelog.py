@@ -1,4 +1,4 @@
-"""cmap-policy changelog: per release, the rows added, ended and changed, as data and as an Important Message."""
+"""cmap-policy changelog: per release, the rows added, ended and changed, as data and as Markdown."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from cmap_policy.resources import policy_dir
 
 def test_the_bundled_history_release_by_release() -> None:
     report = change_report(load_policy())
-    assert [r["release"] for r in report] == ["PB-2020-09-10", "PB-2020-14", "PB-2020-LATER", "PB-2023-38",
-                                              "PB-2024-81", "TABLE-2025-12-26"]
+    later = ["PB-2020-17", "PB-2020-28", "PB-2020-38", "PB-2020-44", "PB-2020-90"]
+    assert [r["release"] for r in report] == ["ECONSULT-2020", "PB-2020-09-10", "PB-2020-14", *later, "EO-7DD-7FF",
+                                              "PA-20-2", "PA-21-9", "PB-2023-38", "PB-2024-81", "TABLE-2025-12-26"]
     by_id = {r["release"]: r for r in report}
     pandemic = by_id["PB-2020-14"]
     assert pandemic["counts"] == {"added": 9, "changed": 0, "ended": 0}
@@ -30,12 +31,14 @@ def test_the_bundled_history_release_by_release() -> None:
     assert ended["counts"] == {"added": 0, "changed": 0, "ended": 9}
     assert {r["end"] for r in ended["changes"]} == {"2023-05-11"}
     assert {r["ended_in"] for r in ended["changes"]} == {"PB-2023-38"}
-    assert by_id["PB-2024-81"]["changes"] == []
+    # the releases no public source names codes for: the timeline from before 2020, with no rows
+    for rel in ["ECONSULT-2020", "PB-2020-09-10", *later, "EO-7DD-7FF", "PA-20-2", "PA-21-9", "PB-2024-81"]:
+        assert by_id[rel]["changes"] == [], rel
     table = by_id["TABLE-2025-12-26"]
     assert table["counts"]["added"] == 7
     # the reading shows each row in force, not since when: named with its start unknown, not "added from"
     assert all(r["start_known"] is False and r["effective"] == "2025-12-26" for r in table["changes"])
-    assert all(r["coverage"] == "partial" for r in report) and not by_id["PB-2020-LATER"]["dates_known"]
+    assert all(r["coverage"] == "partial" for r in report) and not any(by_id[r]["dates_known"] for r in later)
     row = next(r for r in table["changes"] if r["code"] == "97156")
     assert row["status"] == "not-permitted" and row["citation"]["secondary"] is True
     assert table["implements"][0]["id"] == "TABLE-2025-12-26"
@@ -47,10 +50,14 @@ def test_one_release_only() -> None:
     assert len(report) == 1 and report[0]["release"] == "PB-2023-38"
 
 
-def test_markdown_reads_like_an_important_message() -> None:
+def test_markdown_names_each_release_for_what_it_is() -> None:
     text = render_markdown(change_report(load_policy()))
-    assert text.index("release TABLE-2025-12-26") < text.index("release PB-2020-14")  # newest first
-    assert "## Important Message: CMAP telehealth table update, release PB-2023-38" in text
+    # newest first; a reading of the table by a third party is named so, not after an id this data made up
+    reading = "## Secondary reading: A third party's reading of the CMAP Telehealth Table dated 12-26-25"
+    assert text.index(reading) < text.index("## Provider bulletin PB-2020-14")
+    assert "## Provider bulletin PB-2023-38, as summarised by a secondary source" in text
+    assert "## Provider bulletin PB-2020-44, as summarised by a secondary source (dates not known)" in text
+    assert "## Important Message" not in text  # no release here implements one of DSS's Important Messages
     assert "**Effective for dates of service on and after:** 2023-05-12" in text
     assert "### Rows ended" in text and "### Codes added to the telehealth table" in text
     assert "| 97153 | Autism behavior treatment" in text

@@ -164,8 +164,9 @@ def test_a_source_that_denies_a_place_of_service_denies(fixture_policy: Policy) 
 
 def test_codes_and_modifiers_exist_from_their_dates(policy: Policy) -> None:
     d = evaluate(policy, line("97153", "2021-06-01", "93"))
-    assert codes(d) == ["MODIFIER_NOT_IN_EFFECT", "MODALITY_UNDETERMINED"] and d.outcome is Outcome.NOT_PAYABLE
-    assert d.reasons[0].carc == "182" and "2022-01-01" in d.reasons[0].message
+    assert codes(d) == ["ERA_UNDETERMINED", "MODIFIER_NOT_IN_EFFECT", "MODALITY_UNDETERMINED"]
+    assert d.outcome is Outcome.NOT_PAYABLE
+    assert d.reasons[1].carc == "182" and "2022-01-01" in d.reasons[1].message
     pos = evaluate(policy, line("97153", "2021-06-01", "95", pos="10"))
     assert codes(pos) == ["POS_NOT_IN_EFFECT"] and pos.reasons[0].carc == "58"
     assert evaluate(policy, line("97153", "2022-01-01", "95", pos="10")).payable
@@ -173,7 +174,9 @@ def test_codes_and_modifiers_exist_from_their_dates(policy: Policy) -> None:
 
 def test_pandemic_audio_only_is_undetermined_not_assumed(policy: Policy) -> None:
     d = evaluate(policy, line("97153", "2022-06-01", "93", established_patient=False))
-    assert codes(d) == ["MODALITY_UNDETERMINED"] and d.outcome is Outcome.UNDETERMINED
+    # with what the sources say of audio-only in 2022 (Public Act 21-9; PB 2020-14's limited services)
+    assert codes(d) == ["ERA_UNDETERMINED", "MODALITY_UNDETERMINED"] and d.outcome is Outcome.UNDETERMINED
+    assert "Public Act 21-9" in d.reasons[0].message and d.reasons[0].carc is None
     assert d.period is not None and d.period.undetermined_modalities == ("audio-only",)
     assert d.to_confirm == ()
     video = evaluate(policy, line("97153", "2021-06-01", "95", established_patient=False))
@@ -274,3 +277,26 @@ def test_every_reason_code_is_exercised_here() -> None:
     text = Path(__file__).read_text(encoding="utf-8")
     missing = [code for code in REASONS if f'"{code}"' not in text]
     assert missing == []
+
+
+def test_era_rules_speak_of_every_code_on_their_dates(policy: Policy) -> None:
+    # before the emergency, live video was not paid, whatever the code (listed or not)
+    for code in ("97153", "99213"):
+        d = evaluate(policy, line(code, "2020-03-12", "GT"))
+        assert "NOT_PAID_IN_ERA" in codes(d) and d.outcome is Outcome.NOT_PAYABLE, code
+        assert next(r for r in d.reasons if r.code == "NOT_PAID_IN_ERA").carc == "204"
+    assert codes(evaluate(policy, line("99213", "2020-03-13", "GT"))) == ["CODE_NOT_IN_DATA"]
+    # a category without codes (e-consults in 2019) explains an undetermined line and denies nothing
+    d = evaluate(policy, line("99451", "2019-06-03", "GQ"))
+    assert codes(d) == ["CODE_NOT_IN_DATA", "ERA_UNDETERMINED"] and "e-consults" in d.reasons[1].message
+    # a telephone line before the emergency: the age on the line decides what it can
+    assert codes(evaluate(policy, line("99213", "2019-06-03", modality="audio-only", member_age=19))) == [
+        "CODE_NOT_IN_DATA", "AGE_OUTSIDE_LIMIT"]
+    young = evaluate(policy, line("99213", "2019-06-03", modality="audio-only"))
+    assert codes(young) == ["CODE_NOT_IN_DATA", "ERA_UNDETERMINED"] and [lim.kind for lim in young.to_confirm] == [
+        "age"]
+    # PB 2020-14 and Executive Order 7G: audio-only for established patients only, until 2020-04-23
+    assert codes(evaluate(policy, line("99213", "2020-04-23", modality="audio-only", established_patient=False))) \
+        == ["CODE_NOT_IN_DATA", "ESTABLISHED_PATIENT_REQUIRED"]
+    assert codes(evaluate(policy, line("99213", "2020-04-24", modality="audio-only", established_patient=False))) \
+        == ["CODE_NOT_IN_DATA", "ERA_UNDETERMINED"]

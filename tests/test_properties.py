@@ -35,7 +35,7 @@ from cmap_policy.errors import PolicyError
 from cmap_policy.interpreter import decide, evaluate
 from cmap_policy.lines import parse_line
 from cmap_policy.load.loader import load_policy
-from cmap_policy.model import ClaimLine, Decision, Outcome, Policy
+from cmap_policy.model import ClaimLine, Decision, Outcome, Policy, Reason
 from cmap_policy.reasons import REASONS
 from cmap_policy.resources import examples_dir, schema_dir
 from cmap_policy.testing import PolicyTree, bundled_tree, read_tree, write_tree
@@ -169,8 +169,9 @@ def whole_table_on(published: PolicyTree, day: dt.date) -> bool:
 DENY = {"NOT_ON_TELEHEALTH_TABLE", "NOT_PERMITTED_VIA_TELEHEALTH", "OUTSIDE_EFFECTIVE_DATES", "CONFLICTING_MODIFIERS",
         "MODIFIER_NOT_IN_EFFECT", "MODIFIER_NOT_FOR_CLAIM_TYPE", "POS_NOT_IN_EFFECT", "POS_NOT_ACCEPTED",
         "MODALITY_NOT_ALLOWED", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT", "PROVIDER_TYPE_NOT_ALLOWED",
-        "ESTABLISHED_PATIENT_REQUIRED", "UNITS_OVER_LIMIT"}
-SILENT = {"CODE_NOT_IN_DATA", "DATE_NOT_IN_DATA", "MODALITY_NOT_INDICATED", "MODALITY_UNDETERMINED"}
+        "ESTABLISHED_PATIENT_REQUIRED", "UNITS_OVER_LIMIT", "NOT_PAID_IN_ERA"}
+SILENT = {"CODE_NOT_IN_DATA", "DATE_NOT_IN_DATA", "MODALITY_NOT_INDICATED", "MODALITY_UNDETERMINED",
+          "ERA_UNDETERMINED"}
 WARN = {"POS_GUIDANCE", "MODIFIER_EXPECTED"}
 
 
@@ -245,22 +246,18 @@ def oracle(published: PolicyTree, line: ClaimLine) -> Expected:
         r["RCC_REQUIRED"] = institutional and line.rcc is None
         r["RCC_NOT_ALLOWED"] = institutional and line.rcc is not None and line.rcc not in rccs
         for lim in period.get("limits", []):
-            if lim.get("modalities") and modality not in lim["modalities"]:
-                continue
-            kind = lim["kind"]
-            value = {"age": line.member_age, "provider-type": line.provider_type,
-                     "established-patient": line.established_patient, "units-per-day": line.units}[kind]
-            if value is None:
-                to_confirm.append(kind)
-            elif kind == "age":
-                r["AGE_OUTSIDE_LIMIT"] |= (("min_age" in lim and line.member_age < lim["min_age"])
-                                           or ("max_age" in lim and line.member_age > lim["max_age"]))
-            elif kind == "provider-type":
-                r["PROVIDER_TYPE_NOT_ALLOWED"] |= line.provider_type not in lim["provider_types"]
-            elif kind == "established-patient":
-                r["ESTABLISHED_PATIENT_REQUIRED"] |= line.established_patient is False
-            else:
-                r["UNITS_OVER_LIMIT"] |= line.units > lim["max_units"]
+            if not lim.get("modalities") or modality in lim["modalities"]:
+                _check_limit(lim, line, r, to_confirm)
+    # the era rules, where no row decides the line: a deny rule denies; an undetermined one leaves the line
+    # undetermined, unless one of its limits denies it
+    decided_by_row = period is not None and (modality is None or modality not in period.get(
+        "undetermined_modalities", []))
+    for rule in prog.get("era_rules", []):
+        if decided_by_row or not in_force(rule, day) or (modality or "unspecified") not in rule["modalities"]:
+            continue
+        r["NOT_PAID_IN_ERA"] |= rule["verdict"] == "deny"
+        refused = [_check_limit(lim, line, r, to_confirm) for lim in rule.get("limits", [])]
+        r["ERA_UNDETERMINED"] |= rule["verdict"] == "undetermined" and not any(refused)
     denied = any(r[c] for c in DENY)
     unknown = any(r[c] for c in SILENT)
     r["ON_TELEHEALTH_TABLE"] = not denied and not unknown
@@ -272,7 +269,36 @@ def oracle(published: PolicyTree, line: ClaimLine) -> Expected:
     return Expected(outcome, r, pid, modality, sorted(to_confirm), attest, wrong_type, gone)
 
 
+def _check_limit(lim: dict[str, Any], line: ClaimLine, r: dict[str, bool], to_confirm: list[str]) -> bool:
+    """Mark the reason of a limit the line breaks (returning True), or the limit to confirm when it lacks the field."""
+    kind = lim["kind"]
+    value = {"age": line.member_age, "provider-type": line.provider_type,
+             "established-patient": line.established_patient, "units-per-day": line.units}[kind]
+    if value is None:
+        to_confirm.append(kind)
+        return False
+    if kind == "age":
+        refused = (("min_age" in lim and line.member_age < lim["min_age"])
+                   or ("max_age" in lim and line.member_age > lim["max_age"]))
+        r["AGE_OUTSIDE_LIMIT"] |= refused
+    elif kind == "provider-type":
+        refused = line.provider_type not in lim["provider_types"]
+        r["PROVIDER_TYPE_NOT_ALLOWED"] |= refused
+    elif kind == "established-patient":
+        refused = line.established_patient is False
+        r["ESTABLISHED_PATIENT_REQUIRED"] |= refused
+    else:
+        refused = line.units > lim["max_units"]
+        r["UNITS_OVER_LIMIT"] |= refused
+    return bool(refused)
+
+
 LINE_LEVEL = {code for code, r in REASONS.items() if r.scope == "line"}
+
+
+def _from_an_era_rule(reason: Reason) -> bool:
+    """A reason an era rule gave: what a source says of every code on the date, not of this code's rows."""
+    return reason.rule is not None and "/era_rules/" in reason.rule
 
 
 # --- scenarios: a policy, a release and many claim lines ----------------------------------------------------------
@@ -392,7 +418,7 @@ def test_unlisted_code_is_never_payable_and_a_partial_release_never_denies_it_fo
             assert d.outcome is Outcome.NOT_PAYABLE and "NOT_ON_TELEHEALTH_TABLE" in d.reason_codes, _show(line, d)
         else:
             assert "CODE_NOT_IN_DATA" in d.reason_codes and "NOT_ON_TELEHEALTH_TABLE" not in d.reason_codes
-            table_denials = {r.code for r in d.reasons if r.kind == "deny"} - LINE_LEVEL
+            table_denials = {r.code for r in d.reasons if r.kind == "deny" and not _from_an_era_rule(r)} - LINE_LEVEL
             assert not table_denials, _show(line, d)
             assert d.outcome is (Outcome.NOT_PAYABLE if d.reasons and any(r.kind == "deny" for r in d.reasons)
                                  else Outcome.UNDETERMINED), _show(line, d)

@@ -22,10 +22,11 @@ LINE = {"code": "T1016", "date": "2026-01-05", "modifiers": ["93"], "member_age"
 
 
 def _records(*paths: Path) -> list[dict[str, Any]]:
+    """The decision records of a log (each file's start record is the chain's, not a decision)."""
     out: list[dict[str, Any]] = []
     for path in paths:
         if path.exists():
-            out.extend(json.loads(x) for x in path.read_text(encoding="utf-8").splitlines())
+            out.extend(r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if "log" not in r)
     return out
 
 
@@ -137,7 +138,8 @@ def test_replay_reports_every_changed_decision_against_another_policy(tmp_path: 
     same = CliRunner().invoke(main, ["log", "replay", str(log)])
     assert same.exit_code == 0 and same.stdout == "" and "0 changed" in same.stderr
     text = CliRunner().invoke(main, ["log", "replay", str(log), "--policy", str(root)])
-    assert f"{log}:2 {ids[1]}" in text.stdout and "after   not_payable [OUTSIDE_EFFECTIVE_DATES]" in text.stdout
+    # line 3: line 1 is the log's start record, line 2 the first decision
+    assert f"{log}:3 {ids[1]}" in text.stdout and "after   not_payable [OUTSIDE_EFFECTIVE_DATES]" in text.stdout
 
 
 def test_replay_reports_records_it_cannot_read_and_exits_1(tmp_path: Path) -> None:

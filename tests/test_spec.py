@@ -22,13 +22,14 @@ from .helpers import line
 
 DEMO = examples_dir() / "demo-policy"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
-# The reasons the bundled CMAP data cannot produce: it has no RCCs, no age, provider-type or units limits,
-# and every modifier is valid on both claim types (see ../docs/testing.md).
+# The reasons the bundled CMAP data cannot produce: it has no RCCs, no provider-type or units limits (its age
+# and established-patient limits are those of the era rules), and every modifier is valid on both claim types
+# (see ../docs/testing.md).
 # No public source holds the whole table, denies a place of service, or states an RCC or a limit for CMAP:
 # so no bundled line can get these reasons (the DEMO policy reaches each).
 CMAP_UNREACHABLE = {"NOT_ON_TELEHEALTH_TABLE", "OUTSIDE_EFFECTIVE_DATES", "POS_NOT_ACCEPTED",
-                    "MODIFIER_NOT_FOR_CLAIM_TYPE", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "AGE_OUTSIDE_LIMIT",
-                    "PROVIDER_TYPE_NOT_ALLOWED", "ESTABLISHED_PATIENT_REQUIRED", "UNITS_OVER_LIMIT"}
+                    "MODIFIER_NOT_FOR_CLAIM_TYPE", "RCC_REQUIRED", "RCC_NOT_ALLOWED", "PROVIDER_TYPE_NOT_ALLOWED",
+                    "UNITS_OVER_LIMIT"}
 
 
 def _case(name: str = "a case", **line: Any) -> dict[str, Any]:
@@ -69,9 +70,9 @@ def test_bundled_period_coverage_counts_every_release_view() -> None:
     expected = {(rel.id, p.id) for rel in policy.releases for cv in policy.views[rel.id].values() for p in cv.periods}
     report = spec.test(policy=policy)
     assert set(report.coverage.periods) == expected
-    # a pandemic period is in the views of the five releases from PB-2020-14 on, so it is five items, not one
+    # a pandemic period is in the views of the twelve releases from PB-2020-14 on, so it is twelve items
     in_views = [r.id for r in policy.releases if "T1016" in policy.views[r.id]]
-    assert len(in_views) == 5
+    assert len(in_views) == 12
     assert sum(1 for _, pid in report.coverage.periods if pid == "T1016@2020-03-18") == len(in_views)
 
 
@@ -97,7 +98,7 @@ def test_cli_last_line_and_exit_code() -> None:
     match = SUMMARY.match(last)
     assert match is not None, last
     assert int(match.group(1)) == _cases_in(policy_dir() / "tests") and match.group(2) == "0"
-    assert "periods 52/52 (100.0%)" in result.stdout
+    assert "periods 115/115 (100.0%)" in result.stdout
 
 
 def test_cli_json_format_is_one_document() -> None:
@@ -138,7 +139,7 @@ def test_reason_order_does_not_matter_and_period_is_optional(tmp_path: Path) -> 
 
 
 def test_period_null_expects_no_period(tmp_path: Path) -> None:
-    path = _write_cases(tmp_path / "tests", _case(date="2019-01-01", modifiers=["95"], expect={
+    path = _write_cases(tmp_path / "tests", _case(date="2020-03-14", modifiers=["95"], expect={
         "outcome": "undetermined", "reasons": ["DATE_NOT_IN_DATA"], "period": "T1016@2020-03-18"}))
     report = spec.test(path)
     assert report.results[0].diff == ({"field": "period", "expected": "T1016@2020-03-18", "actual": None},)

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from cmap_policy import ClaimLine, LineError, eval_lines, evaluate, load_policy
+from cmap_policy import ClaimLine, LineError, eval_lines, evaluate, formats, load_policy
 from cmap_policy.cli import main
-from cmap_policy.engines.batch import input_format, run
+from cmap_policy.engines.batch import run
 from cmap_policy.model import Decision, Policy
-from cmap_policy.x12 import looks_like_x12, read_x12
+from cmap_policy.x12 import read_x12
 
 DATA = Path(__file__).parent / "data" / "x12"
 
@@ -117,10 +117,9 @@ def test_malformed_interchanges_name_the_segment_and_position(policy: Policy) ->
 
 
 def test_x12_is_sniffed_by_its_isa_header() -> None:
-    assert looks_like_x12(DATA / "imsweb_837p_5010_x12_valid.txt")
-    assert input_format(DATA / "imsweb_837p_5010_x12_valid.txt") == "x12"
-    assert input_format(DATA / "telehealth_837p_modifiers.837") == "x12"
-    assert not looks_like_x12(DATA / "SOURCES.md")
+    assert formats.of_file(DATA / "imsweb_837p_5010_x12_valid.txt") == "x12"
+    assert formats.of_file(DATA / "telehealth_837p_modifiers.837") == "x12"
+    assert formats.of_file(DATA / "SOURCES.md") == "csv"  # text of no known kind is read as CSV
 
 
 def test_the_batch_engine_decides_x12_as_the_interpreter_does(tmp_path: Path, policy: Policy) -> None:

@@ -1,93 +1,23 @@
-"""``changelog``: what each release added, ended and changed, as data and as an Important Message.
+"""``changelog``: what each release added, ended and changed, as data and as Markdown.
 
-The data is one report per release, like the change files that ship with the
-NCCI edits: one record per row of the table that the release touched, with its
-dates and citation. A row is a period of a code. A release *adds* the periods
-it introduces and *ends* the periods it gives an end date; when it ends a
-period and starts a new one for the same code on the next day (what
-``cmap-policy code set`` writes), the two are reported as one *changed* row
-that lists the fields that differ.
+The data is ``cmap_policy.changes`` (one report per release), which the site's feeds, the notice drafts and the
+service show too; its names are kept here for the programs that import them from this module. This module
+loads the working policy for the command and writes the report as Markdown.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..changes import ACTIONS, change_report, change_text, modalities_text, release_changes, release_entry
 from ..load.loader import load_policy
-from ..model import Code, Period, Policy, Release
+
+__all__ = ["ACTIONS", "change_report", "change_text", "changelog", "release_changes", "release_entry",
+           "render_markdown"]
+from ..model import Policy
 from ..resources import working_policy_dir
-from .diff.rows import BOOKKEEPING
-
-ACTIONS = ("added", "changed", "ended")
-
-
-def _row(action: str, code: Code, p: Period) -> dict[str, Any]:
-    return {"action": action, "code": code.code, "system": code.system, "description": code.description,
-            "category": code.category, **p.as_dict()}
-
-
-def _release_dict(rel: Release) -> dict[str, Any]:
-    return {
-        "release": rel.id,
-        "published": rel.published.isoformat(),
-        "effective": rel.effective.isoformat(),
-        "dates_known": rel.dates_known,
-        "coverage": rel.coverage,
-        "covers_from": rel.covers_from.isoformat() if rel.covers_from else None,
-        "summary": rel.summary,
-        "implements": [{"id": s.id, "title": s.title, "url": s.url, "kind": s.kind, "secondary": s.secondary}
-                       for s in rel.implements],
-        "corrections": [{"code": c.code, "was": c.was.isoformat(), "now": c.now.isoformat(),
-                         "introduced_in": c.introduced_in} for c in rel.corrections],
-    }
-
-
-def release_changes(policy: Policy, rel: Release) -> list[dict[str, Any]]:
-    """The rows ``rel`` added, ended or changed, by code."""
-    rows: list[dict[str, Any]] = []
-    for code in policy.codes.values():
-        added = [p for p in code.periods if p.introduced_in == rel.id]
-        ended = [p for p in code.periods if p.ended_in == rel.id]
-        replaced: set[int] = set()
-        for old in ended:
-            assert old.end is not None  # ended_in goes with end (schema)
-            nxt = old.end + dt.timedelta(days=1)
-            new = next((p for p in added if p.effective == nxt), None)
-            if new is None:
-                rows.append(_row("ended", code, old))
-                continue
-            replaced.add(id(new))
-            before, after = old.as_dict(), new.as_dict()
-            row = _row("changed", code, new)
-            row["previous"] = before
-            row["changes"] = [{"field": k, "before": before[k], "after": after[k]}
-                              for k in after if k not in BOOKKEEPING and before[k] != after[k]]
-            rows.append(row)
-        rows.extend(_row("added", code, p) for p in added if id(p) not in replaced)
-    rows.sort(key=lambda r: (ACTIONS.index(r["action"]), r["code"], r["effective"]))
-    return rows
-
-
-def change_report(policy: Policy, release: str | None = None) -> list[dict[str, Any]]:
-    """One report per release, oldest first (or only ``release``): the release and the rows it touched.
-
-    Each report is ``{"release", "published", "effective", "summary", "implements", "counts", "changes"}``;
-    each change is a row with ``action`` (added, changed, ended), the code, the period's fields and its
-    ``citation``; a changed row also has ``previous`` (the period it replaces) and ``changes``
-    (``field``, ``before``, ``after``).
-    """
-    releases = policy.releases if release is None else (policy.release(release),)
-    out = []
-    for rel in releases:
-        rows = release_changes(policy, rel)
-        report = _release_dict(rel)
-        report["counts"] = {a: sum(1 for r in rows if r["action"] == a) for a in ACTIONS}
-        report["changes"] = rows
-        out.append(report)
-    return out
 
 
 def changelog(release: str | None = None, *, policy: Policy | str | Path | None = None) -> list[dict[str, Any]]:
@@ -97,7 +27,7 @@ def changelog(release: str | None = None, *, policy: Policy | str | Path | None 
     return change_report(pol, release)
 
 
-# --- Markdown, in the style of a CMAP Important Message -------------------------------------------------------------
+# --- Markdown, laid out as DSS's notices are (each release named for what it is) ----------------------------
 
 
 def _esc(text: str) -> str:
@@ -120,14 +50,6 @@ def _code_link(code: str) -> str:
     return f"[{code}](codes/{code}.md)"
 
 
-def _modalities(row: dict[str, Any]) -> str:
-    if row["status"] != "permitted":
-        return "not permitted via telehealth"
-    silent = f" (sources silent on {', '.join(row['undetermined_modalities'])})" \
-        if row.get("undetermined_modalities") else ""
-    return " or ".join(row["modalities"]) + silent
-
-
 def _change_text(ch: dict[str, Any]) -> str:
     def shown(v: Any) -> str:
         if isinstance(v, list):
@@ -145,6 +67,39 @@ def _change_text(ch: dict[str, Any]) -> str:
     return f"{ch['field']}: {shown(ch['before'])} → {shown(ch['after'])}"
 
 
+# What a release is, by the kind of the sources it implements (the first kind found, in this order): a release
+# is named for what it is, never as one of DSS's Important Messages unless it implements one.
+RELEASE_KINDS = (
+    ("official-table", "Telehealth table version"),
+    ("bulletin", "Provider bulletin"),
+    ("executive-order", "Executive order"),
+    ("secondary-reading", "Secondary reading"),
+)
+
+
+def release_name(rep: dict[str, Any]) -> str:
+    """A release's name as a reader sees it: what it is (bulletin, table version, secondary reading), its id or
+    for a secondary reading what it read, and whether its dates are known; e.g. "Provider bulletin PB-2023-38"."""
+    kinds = [s["kind"] for s in rep["implements"]]
+    kind, what = next(((k, name) for k, name in RELEASE_KINDS if k in kinds), ("", "Release"))
+    if kind == "secondary-reading":
+        # its id is this data's own: the reading's title says what it read
+        name = f"{what}: {next(s['title'] for s in rep['implements'] if s['kind'] == kind)}"
+    else:
+        name = f"{what} {rep['release']}"
+        if all(s["secondary"] for s in rep["implements"]):
+            name += ", as summarised by a secondary source"
+    return name if rep["dates_known"] else name + " (dates not known)"
+
+
+def release_line(rep: dict[str, Any]) -> str:
+    """One line that says what a release did: its date and the rows it added, changed and ended."""
+    counts = rep["counts"]
+    did = ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a]) or "no row changed"
+    when = f"effective {rep['effective']}" if rep["dates_known"] else f"not before {rep['published']}"
+    return f"{when}: {did}"
+
+
 def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> list[str]:
     rows = rep["changes"]
     if rep["dates_known"]:
@@ -156,7 +111,7 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
         coverage = f"**Holds:** the whole table, for dates of service from {rep['covers_from']}  "
     else:
         coverage = "**Holds:** only the rows it names; what it does not name is as earlier releases had it  "
-    out = [f"## Important Message: CMAP telehealth table update, release {rep['release']}", "",
+    out = [f"## {release_name(rep)}", "",
            *dates, coverage,
            "**Implements:** " + "; ".join(f"[{s['title']}]({s['url']}) ({s['id']})"
                                           + (" (secondary source)" if s["secondary"] else "")
@@ -184,7 +139,7 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
                 f"| Procedure code | Description | {since} | End date | Telehealth | Revenue center codes | "
                 "Policy guideline | Source |", "|---|---|---|---|---|---|---|---|"]
         out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end'] or ''} | "
-                f"{_modalities(r)} | {', '.join(r['revenue_center_codes'])} | {_esc(r['guideline'])} | "
+                f"{modalities_text(r)} | {', '.join(r['revenue_center_codes'])} | {_esc(r['guideline'])} | "
                 f"{_source(r['citation'])} |" for r in table_rows]
         out.append("")
 
@@ -201,7 +156,7 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
                 "Source |", "|---|---|---|---|---|---|---|"]
         out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | "
                 f"{_esc('; '.join(_change_text(c) for c in r['changes']) or 'dates and source only')} | "
-                f"{_modalities(r)} | {_esc(r['guideline'])} | {_source(r['citation'])} |" for r in changed]
+                f"{modalities_text(r)} | {_esc(r['guideline'])} | {_source(r['citation'])} |" for r in changed]
         out.append("")
     if ended:
         removed = any(r["removed"] for r in ended)
@@ -215,7 +170,7 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
                 "| Procedure code | Description | Row effective | End date | Telehealth | Source |",
                 "|---|---|---|---|---|---|"]
         out += [f"| {code_text(r['code'])} | {_esc(r['description'])} | {r['effective']} | {r['end']}"
-                f"{', removed from the table' if r['removed'] else ''} | {_modalities(r)} | "
+                f"{', removed from the table' if r['removed'] else ''} | {modalities_text(r)} | "
                 f"{_source(r['citation'])} |" for r in ended]
         out.append("")
     c = rep["counts"]
@@ -224,7 +179,7 @@ def _release_markdown(rep: dict[str, Any], code_text: Callable[[str], str]) -> l
 
 
 def render_markdown(report: list[dict[str, Any]], *, link_codes: bool = False) -> str:
-    """The change report as Markdown, newest release first, each in the style of an Important Message.
+    """The change report as Markdown, newest release first, each laid out as DSS's notices are.
 
     ``link_codes`` makes each code a link to its page, for the site's changelog page.
     """

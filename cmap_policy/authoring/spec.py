@@ -319,7 +319,7 @@ def reachable_reasons(policy: Policy) -> dict[str, str]:
     program = policy.program
     periods = [p for view in policy.views.values() for cv in view.values() for p in cv.periods]
     permitted = [p for p in periods if p.permitted]
-    limits = [lim for p in permitted for lim in p.limits]
+    limits = [*(lim for p in permitted for lim in p.limits), *(lim for r in program.era_rules for lim in r.limits)]
     signalled = {m.modality for m in program.modifiers.values() if m.modality is not None and m.marks_telehealth}
     claim_types = set(program.claim_types) | set(CLAIM_TYPES)
     why: dict[str, str] = {}
@@ -347,6 +347,9 @@ def reachable_reasons(policy: Policy) -> dict[str, str]:
         why["DATE_NOT_IN_DATA"] = "every release holds the whole table on every date"
     elif not gaps:
         why["DATE_NOT_IN_DATA"] = "every listed code has a period on every date"
+    for verdict, code in (("deny", "NOT_PAID_IN_ERA"), ("undetermined", "ERA_UNDETERMINED")):
+        if not any(r.verdict == verdict for r in program.era_rules):
+            why[code] = f"no era rule has verdict {verdict}"
     telehealth_mods = [m for m in program.modifiers.values() if m.marks_telehealth]
     dated = [m for m in telehealth_mods if m.effective is not None or m.end is not None]
     if not dated:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fmt": ("authoring", "fmt_command"),
     "diff": ("authoring", "diff_command"),
     "changelog": ("authoring", "changelog_command"),
+    "notice": ("authoring", "notice_command"),
     "release": ("authoring", "release_group"),
     "code": ("authoring", "code_group"),
     "import": ("table", "import_command"),
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synthetic": ("table", "synthetic_command"),
     "serve": ("serve", "serve_command"),
     "log": ("serve", "log_group"),
+    "bundle": ("bundle", "bundle_group"),
 }
 
 

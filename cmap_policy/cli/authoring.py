@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from ..authoring.changelog import changelog, render_markdown
-from ..authoring.diff import diff
+from ..authoring.diff import diff, diff_sides
 from ..authoring.edit import code_add, code_end, code_set, release_new
 from ..authoring.fmt import fmt, shown
 from ..errors import DiffError, EditError, FmtError, PolicyError, UnknownReleaseError
@@ -26,6 +27,8 @@ from .options import (
     policy_option,
     report_policy_error,
 )
+
+T = TypeVar("T")
 
 
 @click.command("fmt")
@@ -64,7 +67,12 @@ def fmt_command(check: bool, path: str | None) -> None:
                 "whose git repository revisions are read from. Default: the policy/ folder of the git checkout you "
                 "are in (whatever the install mode).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when some claim line's decision changes.")
-def diff_command(base: str, head: str | None, out_format: str, policy_path: str | None, exit_code: bool) -> None:
+@click.option("--claims", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Instead, decide every line of FILE (any format the batch engine reads) under BASE and HEAD and "
+                   "report the lines whose decision changes: by transition and code, reasons that appear or go "
+                   "away, example lines, and billed amounts from an `amount` column.")
+def diff_command(base: str, head: str | None, out_format: str, policy_path: str | None, exit_code: bool,
+                 claims: str | None) -> None:
     """Show what changes from BASE to HEAD: releases, rows and every claim line whose decision flips.
 
     BASE and HEAD are each a policy folder, a git revision of this repository (read with
@@ -75,7 +83,17 @@ def diff_command(base: str, head: str | None, out_format: str, policy_path: str 
         cmap-policy diff main                      # this branch against main
         cmap-policy diff origin/main --format md   # what the pull-request check posts
         cmap-policy diff PB-2020-14 PB-2023-38     # what a release changed
+        cmap-policy diff main --claims claims.csv  # what it does to these claim lines
     """
+    if claims is not None:
+        try:
+            sides = diff_sides(base, head, policy=policy_path)
+        except DiffError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_ERRORS)
+        from .engines import run_impact
+
+        run_impact(claims, *sides, out_format=out_format, exit_code=exit_code)
     try:
         result = diff(base, head, policy=policy_path)
     except DiffError as err:
@@ -89,6 +107,17 @@ def diff_command(base: str, head: str | None, out_format: str, policy_path: str 
         sys.exit(EXIT_ERRORS)
 
 
+def _of_working_policy(make: Callable[[], T], release_hint: str) -> T:
+    """``make()``: a policy that does not load is reported (exit 1), an unknown release is a usage error."""
+    try:
+        return make()
+    except PolicyError as err:
+        report_policy_error(err)
+        sys.exit(EXIT_ERRORS)
+    except UnknownReleaseError as err:
+        raise click.BadParameter(str(err), param_hint=release_hint) from None
+
+
 @click.command("changelog")
 @click.option("--release", default=None, metavar="ID", help="Only this release. Default: every release.")
 @click.option("--format", "out_format", type=click.Choice(["md", "json"]), default="md", show_default=True,
@@ -96,17 +125,32 @@ def diff_command(base: str, head: str | None, out_format: str, policy_path: str 
 @policy_option(WORKING_POLICY_HELP)
 def changelog_command(release: str | None, out_format: str, policy_path: str | None) -> None:
     """What each release added, ended and changed, with dates and citations."""
-    try:
-        report = changelog(release, policy=policy_path)
-    except PolicyError as err:
-        report_policy_error(err)
-        sys.exit(EXIT_ERRORS)
-    except UnknownReleaseError as err:
-        raise click.BadParameter(str(err), param_hint="--release") from None
+    report = _of_working_policy(lambda: changelog(release, policy=policy_path), "--release")
     if out_format == "json":
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         click.echo(render_markdown(report), nl=False)
+
+
+@click.command("notice")
+@click.argument("release", metavar="RELEASE")
+@click.option("--format", "out_format", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
+              help="md: Markdown; html: a standalone page to print or mail; json: the draft's parts.")
+@policy_option(WORKING_POLICY_HELP)
+def notice_command(release: str, out_format: str, policy_path: str | None) -> None:
+    """Draft the Important Message for RELEASE: a draft for DSS's author, never DSS's own notice.
+
+    What changes for providers, code by code, in plain words; what they must do; the sources; and the
+    release's notice_paragraphs (releases.json), word for word.
+    """
+    from ..authoring.notice import draft_notice, render_html
+    from ..authoring.notice import render_markdown as notice_markdown
+
+    notice = _of_working_policy(lambda: draft_notice(release, policy=policy_path), "RELEASE")
+    if out_format == "json":
+        click.echo(json.dumps(notice.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_html(notice) if out_format == "html" else notice_markdown(notice), nl=False)
 
 
 def _done(result: Any) -> None:

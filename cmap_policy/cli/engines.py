@@ -7,14 +7,17 @@ for the interpreter's runs too (``finish``), so that every path says the same th
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from .. import formats
 from ..errors import InputError, LineError
-from ..model import Policy
+from ..model import Outcome, Policy
 from .options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, fail
 
 
@@ -86,9 +89,10 @@ def _without_pandas() -> None:
         sys.meta_path.insert(0, _NoPandas())
 
 
-def run_batch(input_file: str, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
-              input_format: str | None) -> NoReturn:
-    """``cmap-policy eval INPUT -o OUTPUT`` on the batch engine."""
+def run_batch(input_file: str | Path, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
+              input_format: str, label: str | None = None) -> NoReturn:
+    """``cmap-policy eval INPUT -o OUTPUT`` on the batch engine; ``input_format`` is decided by the caller
+    (``formats``), and ``label`` is what messages call the input (standard input is read from a copy)."""
     _without_pandas()
     try:
         from ..engines import batch
@@ -96,22 +100,21 @@ def run_batch(input_file: str, output: str, *, policy: Policy, release: str | No
         raise click.UsageError(f"the batch engine needs {err.name}: pip install 'cmap-policy[batch]', "
                                "or use --engine python") from None
     to_stdout = output == "-"
-    fmt = input_format or batch.input_format(input_file)
-    if fmt is None:
-        fail(f"cannot tell the format of {Path(input_file).name}: name it .csv, .jsonl, .parquet or .837, "
-             "or give --input-format", EXIT_USAGE)
-    if not to_stdout and batch.output_format(output) is None:
-        fail(f"cannot tell the output format of {output}: name it .csv, .jsonl or .parquet", EXIT_USAGE)
+    if not to_stdout and formats.output_of(output) is None:
+        fail(f"cannot tell the output format of {output}: name it "
+             f"{', '.join(formats.SUFFIX_OF[f] for f in formats.OUTPUTS)}", EXIT_USAGE)
     try:
         summary = batch.run(input_file, None if to_stdout else output, policy=policy, release=release,
-                            errors_path=errors_file, input_fmt=fmt,
+                            errors_path=errors_file, input_fmt=input_format,
                             stream=sys.stdout if to_stdout else None,
                             errors_stream=sys.stderr,
                             progress=ProgressBar() if sys.stderr.isatty() else None)
+    except formats.FormatError as err:
+        fail(str(err), EXIT_USAGE)
     except (OSError, InputError) as err:
         fail(f"cannot read or write: {err}")
-    where = errors_file or (str(batch.default_errors_path(Path(output))) if not to_stdout else "standard error")
-    _finish(summary, input_file, where)
+    where = errors_file or (str(formats.errors_path_for(output)) if not to_stdout else "standard error")
+    _finish(summary, label or str(input_file), where)
 
 
 def run_spark(input_file: str | None, output: str, *, policy: Policy, release: str | None, errors_file: str | None,
@@ -131,6 +134,12 @@ def run_spark(input_file: str | None, output: str, *, policy: Policy, release: s
     if not spark.is_uri(input_file) and not Path(input_file).exists():
         fail(f"no such file or directory: {input_file}")
     errors_at = errors_file or spark.errors_path_for(output)
+    try:
+        formats.refuse_overlap({"INPUT": input_file if not spark.is_uri(input_file) else None},
+                               {"-o": output if not spark.is_uri(output) else None,
+                                "--errors": errors_at if not spark.is_uri(errors_at) else None})
+    except formats.FormatError as err:
+        fail(str(err), EXIT_USAGE)
     for path in (output, errors_at):
         reason = spark.why_not_overwrite(path)
         if reason is not None:
@@ -149,3 +158,76 @@ def run_spark(input_file: str | None, output: str, *, policy: Policy, release: s
         if started_here and (session.sparkContext.master or "").startswith("local"):
             session.stop()
     _finish(summary, input_file, errors_at)
+
+
+def run_impact(claims: str, base: Any, head: Any, *, out_format: str, exit_code: bool) -> NoReturn:
+    """``cmap-policy diff BASE [HEAD] --claims FILE``: the impact report of two sides (``authoring.diff.Side``)."""
+    _without_pandas()
+    try:
+        from ..engines import impact
+    except ImportError as err:
+        raise click.UsageError(f"--claims runs the batch engine, which needs {err.name}: "
+                               "pip install 'cmap-policy[batch]'") from None
+    if not Path(claims).is_file():
+        fail(f"no such file: {claims}")
+    try:
+        report = impact.impact(claims, base.policy, head.policy, base_release=base.release,
+                               head_release=head.release, base_label=base.label, head_label=head.label)
+    except (OSError, InputError) as err:
+        fail(f"cannot read {claims}: {err}")
+    show_impact(report, out_format)
+    errors = report.tally.errors or report.tally.header
+    sys.exit(EXIT_ERRORS if errors or (exit_code and report.changed) else EXIT_OK)
+
+
+def show_impact(report: Any, out_format: str) -> None:
+    """Print an impact report (``engines.impact.ImpactReport``) as JSON or Markdown."""
+    if out_format == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(report.to_markdown(), nl=False)
+
+
+def run_replay_impact(paths: list[Path], policy: Policy, *, release: str | None, out_format: str) -> NoReturn:
+    """``cmap-policy log replay FILE... --format md|json``: the impact report of the logged decisions against
+    ``policy``, the lines decided again by the batch engine."""
+    _without_pandas()
+    try:
+        from ..engines.impact import Logged, replay_impact
+        from ..service.replay import Tally, Unreplayable, logged_lines
+    except ImportError as err:
+        raise click.UsageError(f"this report needs {err.name}: pip install 'cmap-policy[batch,serve]'") from None
+    outcomes = {o.value for o in Outcome}
+    tally = Tally()
+    current, base, last = "", 0, 0
+
+    def numbered(file: str, number: int) -> int:  # line numbers count on through the files, in the order given
+        nonlocal current, base, last
+        if file != current:
+            current, base = file, last
+        last = base + number
+        return last
+
+    def items() -> Iterator[Logged]:
+        for item in logged_lines(paths, policy.program, tally):
+            if isinstance(item, Unreplayable):
+                click.echo(f"error: {item}", err=True)
+                continue
+            rec = item.record
+            reasons = rec.get("reasons")
+            if rec.get("outcome") not in outcomes or not isinstance(reasons, list) \
+                    or not all(isinstance(r, str) for r in reasons):
+                tally.unreplayable += 1
+                click.echo(f"error: {item.file}:{item.number}: the record has no outcome and list of reason codes",
+                           err=True)
+                continue
+            yield Logged(numbered(item.file, item.number), item.line, rec["outcome"], tuple(reasons),
+                         str(rec.get("release")), str(rec.get("policy_hash")))
+
+    try:
+        report = replay_impact(items(), policy, release=release, file=", ".join(p.name for p in paths))
+    except InputError as err:
+        fail(str(err))
+    report.tally.errors = tally.unreplayable
+    show_impact(report, out_format)
+    sys.exit(EXIT_ERRORS if tally.unreplayable else EXIT_OK)

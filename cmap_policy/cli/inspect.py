@@ -9,7 +9,7 @@ import sys
 import click
 
 from .. import api
-from ..model import Period
+from ..model import Period, Policy
 from ..resources import working_policy_dir
 from .options import EXIT_ERRORS, check_release, date_option, load_or_exit, policy_option, release_option
 
@@ -67,6 +67,18 @@ def _span_text(start: dt.date | None, end: dt.date | None) -> str:
     return f"{start} to {end}" if end else f"from {start}"
 
 
+def _era_lines(policy: Policy, start: dt.date | None, end: dt.date | None) -> list[str]:
+    """What sources say of every code on some of a gap's dates (the program's era rules), for the gap."""
+    out = []
+    for r in policy.program.era_rules:
+        if (r.end is None or start is None or r.end >= start) and (r.effective is None or end is None
+                                                                     or r.effective <= end):
+            how = " or ".join(policy.program.modalities[m].name if m in policy.program.modalities
+                              else "a line that does not say how" for m in r.modalities)
+            out.append(f"    {_span_text(r.effective, r.end)}, any code, {how}: {r.text} [{r.id}]")
+    return out
+
+
 def render_show(report: api.CodeReport) -> str:
     policy = report.policy
     c = policy.codes.get(report.code)
@@ -103,6 +115,7 @@ def render_show(report: api.CodeReport) -> str:
                         "not on the table (the source of the row before says the code left it)" if left else
                         "not on the table (the release holds the whole table then)")
                 lines.append(f"  {_span_text(span.start, span.end)}: {what}")
+                lines += _era_lines(policy, span.start, span.end)
                 continue
             start = str(p.effective) if p.start_known else \
                 f"{p.effective} (in force by then; its real start is not known)"

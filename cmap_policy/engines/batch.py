@@ -1,33 +1,29 @@
 """The batch engine: decide files of millions of claim lines, with the interpreter's own decisions.
 
-A file is read in batches (pyarrow: Parquet row groups, CSV byte blocks, JSON
-Lines chunks), so memory stays flat however large the input is. Each batch is
-checked as ``lines.parse_line`` checks a line -- by the same Python code, run
-once per distinct value of each column and spread back to the rows with Arrow
-dictionary arrays (``checks.normalize``) -- and then decided slot by slot
-(``slots.SlotPolicy``): each row's slot is computed with vectorised look-ups,
-``interpreter.evaluate`` decides each distinct slot once, and the answers are
-spread back to the rows. Lines that fail a check go to the errors output with
-their line number, field and reason; every other line is decided; so lines in =
-decisions out + errors out.
+A file is read in batches (pyarrow: Parquet row groups, Arrow IPC record batches, CSV and JSON Lines
+byte blocks, X12 and JSON documents as the interpreter reads them), so memory stays flat however large
+the input is. Each batch is checked as ``lines.parse_line`` checks a line -- by the same Python code,
+run once per distinct value of each column and spread back to the rows with Arrow dictionary arrays
+(``checks.encode``) -- and then decided slot by slot (``slots.SlotPolicy``): each row's slot is computed
+with vectorised look-ups, ``interpreter.decide`` decides each distinct slot once, and the answers are
+spread back to the rows. Lines that fail a check go to the errors output with their line number, field
+and reason; every other line is decided; so lines in = decisions out + errors out.
 
-Why this shape: a decision is a pure function of its slot, and a file of
-millions of lines has thousands of distinct slots, so deciding with the
-reference interpreter costs next to nothing and there is no second definition
-of the decision to keep in step with it. pyarrow reads and writes Parquet and
-CSV in C++, numpy does the per-row look-ups; Python touches batches and
-distinct values, never lines (except JSON Lines and X12 input, whose values are
-typed per line: ``lines.parse_line`` checks those one by one). pyarrow and
-numpy are imported here only, so the one-line path never loads them.
+Why this shape: a decision is a pure function of its slot, and a file of millions of lines has thousands
+of distinct slots, so deciding with the reference interpreter costs next to nothing and there is no
+second definition of the decision to keep in step with it. pyarrow reads and writes Parquet, Arrow, CSV
+and JSON Lines in C++, numpy does the per-row look-ups; Python touches batches and distinct values, never
+lines (except the few lines a bulk reader hands to the interpreter's own reader, and X12, whose values
+are typed per line). pyarrow and numpy are imported by the engines only, so the one-line path never
+loads them.
 
-Line numbers: Parquet rows count from 1; CSV lines count records from the
-header (line 1), which are the file's line numbers unless it has blank lines
-or quoted line breaks; JSON Lines and X12 keep the interpreter's numbers (the
-physical line, the segment position).
+Line numbers: Parquet and Arrow rows count from 1; CSV and JSON Lines lines are the file's physical
+lines (a CSV header is line 1; blank lines are skipped and counted); X12 lines are segment positions.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -42,30 +38,46 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..api import file_format
+from .. import formats
 from ..errors import InputError, LineError
-from ..lines import FORMATS_BY_SUFFIX, format_of
 from ..model import Policy
 from .checks import ERROR_SCHEMA, TEXT_DICT, Encoded, encode, encode_lines, indices_of
-from .files import Batch, JsonlWriter, read_csv, read_jsonl_batches, read_parquet, read_x12_batches, writer_for
+from .files import (
+    Batch,
+    JsonlWriter,
+    Writer,
+    read_arrow,
+    read_csv,
+    read_json_batches,
+    read_parquet,
+    read_x12_batches,
+    writer_for,
+)
+from .jsonl import read_jsonl_batches
 from .slots import OUTCOMES, SlotPolicy
 
 S = TypeVar("S")
 T = TypeVar("T")
-INPUTS = ("csv", "jsonl", "parquet", "x12")  # what the batch engine reads
-OUTPUT_FORMATS = ("csv", "jsonl", "parquet")  # and writes
 
 
-def input_format(path: str | Path) -> str | None:
-    """The format of ``path`` if the batch engine reads it: by extension, else x12 by its ISA header, else None."""
-    fmt = file_format(path)
-    return fmt if fmt in INPUTS else None
+def _read_parquet(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    return read_parquet(path)
 
 
-def output_format(path: str | Path) -> str | None:
-    """The format ``path``'s extension names, if the batch engine writes it."""
-    fmt = format_of(path)
-    return fmt if fmt in OUTPUT_FORMATS else None
+def _read_csv(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    return read_csv(path)
+
+
+# each format of ``formats.INPUTS`` and its reader: (the progress bar's total, the batches)
+READERS: dict[str, Callable[[Path, Policy], tuple[int, Iterator[Batch]]]] = {
+    "parquet": _read_parquet, "csv": _read_csv, "jsonl": read_jsonl_batches, "json": read_json_batches,
+    "arrow": read_arrow, "x12": read_x12_batches,
+}
+
+
+def read_batches(src: Path, fmt: str, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    """(the size to show progress against, the batches) of a file in one of ``formats.INPUTS``."""
+    return READERS[formats.checked_input(fmt)](src, policy)
 
 
 # --- deciding a batch ---
@@ -127,6 +139,23 @@ class Engine:
     def check(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[Encoded, pa.Table]:
         """(the good lines, errors) of a batch of raw columns as read from a file, with each row's line number."""
         return encode(raw, line_numbers, tuple(self.policy.program.modalities))
+
+    def check_batch(self, batch: Batch) -> tuple[Encoded | None, pa.Table]:
+        """(the good lines, every error in line order) of a batch as a reader gives it: raw columns (a file's
+        block, and any ``parts`` of it read apart), and lines the interpreter's reader read one by one."""
+        errors = [_errors_table(batch.errors)]
+        pieces = [(batch.raw, batch.line_numbers)] if batch.raw is not None and batch.raw.num_rows else []
+        pieces += [(table, pa.array(numbers)) for table, numbers in batch.parts]
+        enc: Encoded | None = None
+        for raw, numbers in pieces:
+            assert numbers is not None
+            checked, errs = self.check(raw, numbers)
+            errors.append(errs)
+            enc = checked if enc is None else enc.concat(checked)
+        if batch.lines is not None and batch.lines.num_rows:
+            checked = encode_lines(batch.lines)
+            enc = checked if enc is None else enc.concat(checked)
+        return enc, pa.concat_tables(errors).sort_by("line")
 
     def decide_raw(self, raw: pa.Table, line_numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
         """(decisions, errors) for a batch of raw columns as read from a file, with each row's line number."""
@@ -280,12 +309,8 @@ def _errors_table(errors: list[LineError]) -> pa.Table:
 
 
 def default_errors_path(output: Path) -> Path:
-    name = output.name
-    for suffix in (s for s, f in FORMATS_BY_SUFFIX.items() if f in OUTPUT_FORMATS):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return output.with_name(name + ".errors.jsonl")
+    """Where a run writing ``output`` writes its errors when not told (``formats.errors_path_for``)."""
+    return formats.errors_path_for(output)
 
 
 def run(
@@ -305,14 +330,33 @@ def run(
     """Decide every line of ``input_path`` into ``output`` (or ``stream`` as JSON Lines when output is None).
 
     Malformed lines go to ``errors_path`` (default: beside ``output``), or to ``errors_stream`` (default:
-    standard error) when there is no output file. Raises ``InputError`` when the input cannot be read.
+    standard error) when there is no output file. Raises ``InputError`` when the input cannot be read, and
+    ``formats.FormatError`` (before anything is written) when an output would overwrite the input or each
+    other. Each output file is written under a temporary name and renamed when whole: a failed run leaves
+    none behind.
     """
+    _check_run_arguments(policy=policy, progress=progress, threads=threads, stream=stream,
+                         errors_stream=errors_stream)
     try:
         return _run(input_path, output, policy=policy, release=release, errors_path=errors_path,
                     input_fmt=input_fmt, output_fmt=output_fmt, progress=progress, threads=threads,
                     stream=stream, errors_stream=errors_stream)
     except pa.ArrowException as err:
         raise InputError(str(err)) from None
+
+
+def _check_run_arguments(*, policy: Any, progress: Any, threads: Any, stream: Any, errors_stream: Any) -> None:
+    """Name the wrong argument of ``run`` rather than fail deep inside a pipeline thread."""
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a Policy (load_policy()), not {type(policy).__name__}")
+    if progress is not None and not all(callable(getattr(progress, m, None)) for m in ("start", "advance", "close")):
+        raise TypeError(f"progress must have start, advance and close methods (or be None), not "
+                        f"{type(progress).__name__}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a whole number of at least 1 (or None), not {threads!r}")
+    for name, value in (("stream", stream), ("errors_stream", errors_stream)):
+        if value is not None and not callable(getattr(value, "write", None)):
+            raise TypeError(f"{name} must be a text stream (or None), not {type(value).__name__}")
 
 
 _END = object()
@@ -413,33 +457,30 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
          threads: int | None, stream: IO[str] | None, errors_stream: IO[str] | None) -> Summary:
     started = time.perf_counter()
     src = Path(input_path)
-    fmt = input_fmt or input_format(src)
-    if fmt is None:
-        raise InputError(f"cannot tell the format of {src.name}: name it .csv, .jsonl, .parquet or .837")
+    fmt = formats.of_file(src, input_fmt) or "jsonl"  # an empty file of no known suffix: no lines
     out_path = Path(output) if output is not None else None
-    ofmt = output_fmt or (output_format(out_path) if out_path is not None else "jsonl")
-    if ofmt is None:
-        raise InputError(f"cannot tell the output format of {out_path}: name it .csv, .jsonl or .parquet")
+    ofmt = output_fmt or (formats.output_of(out_path) if out_path is not None else "jsonl")
+    if ofmt is None or ofmt not in formats.OUTPUTS:
+        raise formats.FormatError(f"cannot tell the output format of {out_path}: name it "
+                                  f"{', '.join(formats.SUFFIX_OF[f] for f in formats.OUTPUTS)}")
     err_path = Path(errors_path) if errors_path is not None else (
         default_errors_path(out_path) if out_path is not None else None)
+    formats.refuse_overlap({"the input": src}, {"the output": out_path, "the errors file": err_path})
     engine = Engine(policy, release, threads)
-    if fmt == "parquet":
-        total, batches = read_parquet(src)
-    elif fmt == "csv":
-        total, batches = read_csv(src)
-    elif fmt == "jsonl":
-        total, batches = read_jsonl_batches(src, policy)
-    elif fmt == "x12":
-        total, batches = read_x12_batches(src, policy)
-    else:
-        raise InputError(f"the batch engine does not read {fmt!r}: it reads {', '.join(INPUTS)}")
-
+    total, batches = read_batches(src, fmt, policy)
     summary = Summary()
-    out = writer_for(out_path, ofmt, _OUTPUT_SCHEMA, stream)
-    err_out = JsonlWriter(err_path, ERROR_SCHEMA, None if err_path is not None else (errors_stream or sys.stderr))
+    out_tmp = formats.temporary_beside(out_path) if out_path is not None else None
+    err_tmp = formats.temporary_beside(err_path) if err_path is not None else None
+    out = writer_for(out_tmp, ofmt, _OUTPUT_SCHEMA, stream)
+    try:
+        err_out: Writer = JsonlWriter(err_tmp, ERROR_SCHEMA, None if err_tmp is not None else (
+            errors_stream or sys.stderr))
+    except BaseException:
+        out.abandon()
+        raise
     bar = progress
     if bar is not None:
-        bar.start(total, "bytes" if fmt in ("csv", "jsonl", "x12") else "lines")
+        bar.start(total, "bytes" if fmt in ("csv", "jsonl", "json", "x12") else "lines")
 
     # Three stages, each in its own thread (``pipeline``): the reader reads and checks a batch, the decider
     # finds each line's decision, the writer makes the output table, counts it and writes it. The checks
@@ -448,14 +489,8 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
     def check(batch: Batch) -> tuple[Encoded | None, pa.Table, int]:
         if batch.header is not None:
             summary.header = batch.header.error
-        read_errors = _errors_table(batch.errors)
-        if batch.raw is not None and batch.raw.num_rows:
-            assert batch.line_numbers is not None
-            enc, errors = engine.check(batch.raw, batch.line_numbers)
-            return enc, pa.concat_tables([read_errors, errors]).sort_by("line"), batch.progress
-        if batch.lines is not None and batch.lines.num_rows:
-            return encode_lines(batch.lines), read_errors.sort_by("line"), batch.progress
-        return None, read_errors.sort_by("line"), batch.progress
+        enc, errors = engine.check_batch(batch)
+        return enc, errors, batch.progress
 
     def decide(checked: tuple[Encoded | None, pa.Table, int]) -> tuple[Answered | None, pa.Table, int]:
         enc, errors, progressed = checked
@@ -478,10 +513,17 @@ def _run(input_path: str | Path, output: str | Path | None, *, policy: Policy, r
                 write(decide(check(batch)))
         else:
             pipeline((check(batch) for batch in batches), decide, write)
+    except BaseException:
+        out.abandon()
+        err_out.abandon()
+        raise
     finally:
-        out.close()
-        err_out.close()
         if bar is not None:
             bar.close()
+    out.close()
+    err_out.close()
+    for tmp, final in ((out_tmp, out_path), (err_tmp, err_path)):
+        if tmp is not None and final is not None:
+            os.replace(tmp, final)
     summary.elapsed = time.perf_counter() - started
     return summary

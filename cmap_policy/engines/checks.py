@@ -25,28 +25,26 @@ EPOCH = dt.date(1970, 1, 1)  # day numbers count from here, as Arrow's date32 do
 
 # What a checked batch of claim lines holds, as the engines read it. ``day`` is days since 1970-01-01;
 # ``mod1``..``mod4`` are the line's modifiers in order (NULL when absent); ``claim_type`` is never NULL.
-LINE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("line_no", "BIGINT"),
-    ("line_id", "VARCHAR"),
-    ("claim_id", "VARCHAR"),
-    ("code", "VARCHAR"),
-    ("day", "INTEGER"),
-    ("mod1", "VARCHAR"),
-    ("mod2", "VARCHAR"),
-    ("mod3", "VARCHAR"),
-    ("mod4", "VARCHAR"),
-    ("pos", "VARCHAR"),
-    ("claim_type", "VARCHAR"),
-    ("rcc", "VARCHAR"),
-    ("modality", "VARCHAR"),
-    ("member_age", "INTEGER"),
-    ("provider_type", "VARCHAR"),
-    ("units", "INTEGER"),
-    ("established_patient", "BOOLEAN"),
+LINE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("line_no", pa.int64()),
+    ("line_id", pa.string()),
+    ("claim_id", pa.string()),
+    ("code", pa.string()),
+    ("day", pa.int32()),
+    ("mod1", pa.string()),
+    ("mod2", pa.string()),
+    ("mod3", pa.string()),
+    ("mod4", pa.string()),
+    ("pos", pa.string()),
+    ("claim_type", pa.string()),
+    ("rcc", pa.string()),
+    ("modality", pa.string()),
+    ("member_age", pa.int32()),
+    ("provider_type", pa.string()),
+    ("units", pa.int32()),
+    ("established_patient", pa.bool_()),
 )
 ERROR_SCHEMA = pa.schema([("line", pa.int64()), ("field", pa.string()), ("error", pa.string())])
-ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_()}
-FREE_TEXT = ("provider_type", "line_id", "claim_id")  # trimmed text, checked in Arrow: any text passes
 # (field, stage) in the order parse_line meets them: the first failing one names the line's error. Stage 0 is
 # a required field that is missing, which parse_line reports before it checks any value.
 PRECEDENCE = (*((name, 0) for name in REQUIRED), *((name, 1) for name in CHECKS))
@@ -382,6 +380,26 @@ class Encoded:
     def rows(self) -> int:
         return len(self.numbers)
 
+    def concat(self, other: Encoded) -> Encoded:
+        """These lines and ``other``'s, in the order of their line numbers (a JSON Lines block read partly by
+        Arrow and partly line by line is one batch again)."""
+        if not other.rows:
+            return self
+        if not self.rows:
+            return other
+        numbers = np.concatenate([self.numbers, other.numbers])
+        order = np.argsort(numbers, kind="stable")
+        fields = {}
+        for name, mine in self.fields.items():
+            theirs = other.fields[name]
+            idx = np.concatenate([mine.idx.astype(np.int64), theirs.idx.astype(np.int64) + len(mine.values)])
+            fields[name] = Field([*mine.values, *theirs.values], idx[order], [*mine.errors, *theirs.errors],
+                                 [*mine.stages, *theirs.stages])
+        keep = pa.array(order)
+        free = {name: pa.concat_arrays([self.free[name].cast(pa.string()),
+                                        other.free[name].cast(pa.string())]).take(keep) for name in self.free}
+        return Encoded(numbers[order], fields, free)
+
     def lines(self) -> pa.Table:
         """The lines as ``LINE_COLUMNS`` (the JSON Lines, X12 and Spark engines' shape; and for tests)."""
         f = self.fields
@@ -521,23 +539,16 @@ def first_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return slot, firsts
 
 
-def normalize(raw: pa.Table, line_numbers: pa.Array, modalities: Collection[str]) -> tuple[pa.Table, pa.Table]:
-    """(lines with LINE_COLUMNS, errors) for a batch of columns as read from a file."""
-    encoded, errors = encode(raw, line_numbers, modalities)
-    return encoded.lines(), errors
-
-
 def _empty() -> Encoded:
     return encode_lines(_empty_lines())
 
 
-def _typed(arr: pa.Array, sql_type: str) -> pa.Array:
-    target = ARROW_TYPES[sql_type]
+def _typed(arr: pa.Array, target: pa.DataType) -> pa.Array:
     if pa.types.is_dictionary(arr.type) and target == pa.string():
         return arr
     return arr if arr.type == target else arr.cast(target)
 
 
 def _empty_lines() -> pa.Table:
-    return pa.schema([(name, ARROW_TYPES[typ]) for name, typ in LINE_COLUMNS]).empty_table()
+    return pa.schema(list(LINE_COLUMNS)).empty_table()
 

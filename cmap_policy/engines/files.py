@@ -7,6 +7,7 @@ each row's line number and the errors found while reading.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -17,8 +18,10 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
+from ..columnar import arrow_batches
 from ..errors import LineError
 from ..guard import MAX_LINE_BYTES, byte_source, physical_lines, too_long
 from ..lines import (
@@ -30,12 +33,12 @@ from ..lines import (
     csv_values,
     header_problem,
     quotes_close,
-    read_jsonl,
+    read_json_document,
     width_error,
 )
 from ..model import ClaimLine, Policy
 from ..x12 import read_x12
-from .checks import ARROW_TYPES, EPOCH, FIELDS_CHECKED, LINE_COLUMNS, TEXT_DICT
+from .checks import EPOCH, FIELDS_CHECKED, LINE_COLUMNS, TEXT_DICT
 
 # rows a batch: with the pipeline's five batches in flight (one in each stage, one in each queue), 500,000-row
 # batches keep a run under 0.75 GB at any size; 1,000,000-row batches were no faster and passed 1 GB
@@ -55,6 +58,7 @@ class Batch:
     errors: list[LineError] = field(default_factory=list)
     progress: int = 0  # bytes or rows consumed, for the progress bar
     header: HeaderProblem | None = None  # a CSV header's or Parquet schema's problem, once, in its own batch
+    parts: list[tuple[pa.Table, np.ndarray]] = field(default_factory=list)  # more raw columns, with line numbers
 
 
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterator[Batch]]:
@@ -309,7 +313,7 @@ def _arrow_rows(block: bytes, header: list[str], numbers: np.ndarray) -> tuple[p
     return table, np.delete(numbers, bad), errors, seen
 
 
-def lines_table(items: Iterable[tuple[int, ClaimLine]], policy: Policy) -> pa.Table:
+def lines_table(items: Iterable[tuple[int, ClaimLine]]) -> pa.Table:
     """Checked claim lines as a table of ``checks.LINE_COLUMNS``."""
     cols: dict[str, list[Any]] = {name: [] for name, _ in LINE_COLUMNS}
     for number, ln in items:
@@ -329,7 +333,7 @@ def lines_table(items: Iterable[tuple[int, ClaimLine]], policy: Policy) -> pa.Ta
         cols["provider_type"].append(ln.provider_type)
         cols["units"].append(ln.units)
         cols["established_patient"].append(ln.established_patient)
-    return pa.table({name: pa.array(cols[name], type=ARROW_TYPES[typ]) for name, typ in LINE_COLUMNS})
+    return pa.table({name: pa.array(cols[name], type=typ) for name, typ in LINE_COLUMNS})
 
 
 def _parsed_batches(parsed: Iterator[tuple[int, ClaimLine | LineError]], policy: Policy,
@@ -341,7 +345,7 @@ def _parsed_batches(parsed: Iterator[tuple[int, ClaimLine | LineError]], policy:
     def flush() -> Batch:
         nonlocal last
         now = progress()
-        b = Batch(lines=lines_table(good, policy), errors=list(errors), progress=now - last)
+        b = Batch(lines=lines_table(good), errors=list(errors), progress=now - last)
         last = now
         good.clear()
         errors.clear()
@@ -357,15 +361,6 @@ def _parsed_batches(parsed: Iterator[tuple[int, ClaimLine | LineError]], policy:
     yield flush()
 
 
-def read_jsonl_batches(path: Path, policy: Policy, batch_rows: int = 200_000) -> tuple[int, Iterator[Batch]]:
-    total = path.stat().st_size
-
-    def gen() -> Iterator[Batch]:
-        with path.open("rb") as raw:  # read as bytes, by the interpreter's reader: a bad byte is its line's error
-            yield from _parsed_batches(read_jsonl(raw, policy.program), policy, raw.tell, batch_rows)
-    return total, gen()
-
-
 def read_x12_batches(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
     total = path.stat().st_size
 
@@ -374,14 +369,55 @@ def read_x12_batches(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
     return total, gen()
 
 
+def read_json_batches(path: Path, policy: Policy) -> tuple[int, Iterator[Batch]]:
+    """A JSON document (an array of lines) in batches, read as the interpreter reads it (one document is at
+    most ``lines.MAX_DOCUMENT_BYTES``: its lines are typed one by one, and few)."""
+    total = path.stat().st_size
+
+    def gen() -> Iterator[Batch]:
+        with path.open("rb") as f:
+            yield from _parsed_batches(read_json_document(f, policy.program), policy, lambda: total, BATCH_ROWS)
+    return total, gen()
+
+
+def read_arrow(path: Path, policy: Policy, batch_rows: int = BATCH_ROWS) -> tuple[int, Iterator[Batch]]:
+    """An Arrow IPC file or stream (``.arrow``, ``.feather``) in batches of raw columns, checked as Parquet's are.
+    (A stream does not say how many rows it holds: the progress bar counts lines with no total.)"""
+    total = 0
+
+    def gen() -> Iterator[Batch]:
+        start = 1
+        problem_said = False
+        for rb in arrow_batches(path, "arrow", batch_rows):
+            if not problem_said:
+                problem_said = True
+                problem = header_problem(rb.schema.names, None)
+                if problem is not None:
+                    yield Batch(header=problem)
+            n = rb.num_rows
+            yield Batch(raw=pa.Table.from_batches([rb]),
+                        line_numbers=pa.array(np.arange(start, start + n, dtype=np.int64)), progress=n)
+            start += n
+    return total, gen()
+
+
 # --- writing ---
 
 class Writer:
+    path: Path | None = None
+
     def write(self, table: pa.Table) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def abandon(self) -> None:
+        """Close after a failure, and remove the file (a half-written output is never left behind)."""
+        with contextlib.suppress(Exception):  # closing a half-written file may fail too; the file goes either way
+            self.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class ParquetWriter(Writer):
@@ -393,6 +429,7 @@ class ParquetWriter(Writer):
     decisions), while a reader filters such a column through its dictionary page anyway."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         plain = [f.name for f in schema if not pa.types.is_dictionary(f.type)]
         numbers = {f.name: "DELTA_BINARY_PACKED" for f in schema if f.name == "line" and pa.types.is_int64(f.type)}
@@ -408,6 +445,7 @@ class ParquetWriter(Writer):
 
 class CsvWriter(Writer):
     def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
         self.w = pacsv.CSVWriter(str(path), schema)
 
     def write(self, table: pa.Table) -> None:
@@ -423,6 +461,7 @@ class JsonlWriter(Writer):
             assert path is not None
             stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 -- closed in close()
             self.own = True
+            self.path = path
         else:
             self.own = False
         self.f = stream
@@ -445,10 +484,27 @@ class JsonlWriter(Writer):
             self.f.flush()
 
 
+class ArrowWriter(Writer):
+    """An Arrow IPC file (``.arrow``, ``.feather``): the decision columns as they are, for readers that map it."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.w = pa.ipc.new_file(str(path), schema)
+
+    def write(self, table: pa.Table) -> None:
+        self.w.write_table(table)
+
+    def close(self) -> None:
+        self.w.close()
+
+
 def writer_for(path: Path | None, fmt: str, schema: pa.Schema, stream: IO[str] | None = None) -> Writer:
-    if fmt == "parquet" and path is not None:
-        return ParquetWriter(path, schema)
-    if fmt == "csv" and path is not None:
-        return CsvWriter(path, schema)
+    """The writer of ``fmt`` (``formats.OUTPUTS``) to ``path``; JSON Lines to ``stream`` when there is no path."""
+    if path is not None and fmt in _WRITERS:
+        return _WRITERS[fmt](path, schema)
     return JsonlWriter(path, schema, stream)
+
+
+_WRITERS: dict[str, Callable[[Path, pa.Schema], Writer]] = {
+    "parquet": ParquetWriter, "csv": CsvWriter, "arrow": ArrowWriter}
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..interpreter import decide
-from ..model import ClaimLine, Decision, Outcome, Period, Policy
+from ..model import LIMIT_FIELDS, ClaimLine, Decision, Outcome, Period, Policy
 from .checks import EPOCH, Encoded, Field, pick
 from .checks import first_rows as _first_rows
 
@@ -180,6 +180,11 @@ class SlotPolicy:
         self.type_value = np.array([("provider-type" in s.several) for s in segs] + [False])
         self.units_value = np.array([("units-per-day" in s.several) for s in segs] + [False])
         self.unlisted = len(segs)  # the sentinel span of a code the release does not list
+        # per stretch between the program's bounds: whether the limits of the era rules in force read a field
+        firsts = [dt.date.min, *(EPOCH + dt.timedelta(days=int(d)) for d in self.bounds)]
+        era_kinds = [{lim.kind for r in program.era_rules if r.in_force(day) for lim in r.limits} for day in firsts]
+        self.era_reads = [(name, np.array([kind in kinds for kinds in era_kinds]))
+                          for kind, name in LIMIT_FIELDS.items() if any(kind in kinds for kinds in era_kinds)]
         self.generation = 0  # counts fresh starts of the cache
         self._start_afresh()
 
@@ -190,7 +195,7 @@ class SlotPolicy:
         self.decided: list[Answer] = []
         # numbers for the values that are not the policy's own (codes it does not list, revenue codes,
         # provider types, lists of modifiers), so that a slot's parts mean the same in every batch
-        self._ids: dict[str, dict[Any, int]] = {"code": {}, "mods": {}, "rcc": {}, "type": {}}
+        self._ids: dict[str, dict[Any, int]] = {"code": {}, "mods": {}, "rcc": {}, "type": {}, "era": {}}
         self.generation += 1
 
     def _ids_of(self, kind: str, values: Sequence[Any]) -> np.ndarray:
@@ -242,10 +247,25 @@ class SlotPolicy:
             (_looked_up(f["modality"], self.modalities), len(self.modalities) + 1),
             (rcc_read * rcc_ids[rcc.idx], _bound(rcc_ids)),
         ]
+        parts.extend(self._era_keys(enc, bound[date.idx]))
         rows = np.flatnonzero(self.reads_limits[seg])
         if len(rows):
             parts.extend((key, None) for key in self._limit_keys(enc, seg, rows))
         return parts, seg
+
+    def _era_keys(self, enc: Encoded, stretch: np.ndarray) -> list[tuple[np.ndarray, int | None]]:
+        """What the limits of the era rules in force on each row's date read of it: the field's value itself
+        (finer than the interpreter needs, never coarser), MISSING, or NOT_READ where no era rule reads it."""
+        out: list[tuple[np.ndarray, int | None]] = []
+        ids = self._ids["era"]
+        for name, reads in self.era_reads:
+            read = reads[stretch]
+            if read.any():
+                col = enc.fields[name]
+                nums = np.array([MISSING if v is None else VALUE + ids.setdefault((name, v), len(ids))
+                                 for v in col.values], np.int64)
+                out.append((read * nums[col.idx], None))
+        return out
 
     def _limit_keys(self, enc: Encoded, seg: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
         """What the limits of each row's span read of it (for the rows whose span has limits; 0 elsewhere)."""
@@ -342,14 +362,6 @@ def _looked_up(field: Field, index: dict[str, int]) -> np.ndarray:
     """Each row's value as its small integer in ``index`` (0 for a value not in it, or null)."""
     out: np.ndarray = np.array([index.get(v, 0) if v is not None else 0 for v in field.values], np.int64)[field.idx]
     return out
-
-
-def claim_line(rec: dict[str, Any]) -> ClaimLine:
-    """The claim line of one row of a checked batch (``checks.LINE_COLUMNS``)."""
-    mods = tuple(m for m in (rec["mod1"], rec["mod2"], rec["mod3"], rec["mod4"]) if m is not None)
-    return ClaimLine(rec["code"], EPOCH + dt.timedelta(days=rec["day"]), mods, rec["pos"], rec["claim_type"],
-                     rec["rcc"], rec["modality"], rec["member_age"], rec["provider_type"], rec["units"],
-                     rec["established_patient"], rec["line_id"], rec["claim_id"])
 
 
 # --- vectorised helpers ---

@@ -18,6 +18,7 @@ from ..model import (
     ClaimType,
     Code,
     CodeView,
+    EraRule,
     Guidance,
     Limit,
     Modality,
@@ -30,6 +31,7 @@ from ..model import (
     Source,
     StartCorrection,
     Statute,
+    Undecidable,
 )
 from ..resources import policy_dir, schema_dir
 from . import schema, semantics
@@ -121,7 +123,18 @@ def _program(data: dict[str, Any]) -> Program:
                            for a in sorted(data["attestations"], key=lambda a: a["id"])),
         official_table=_cite(prog["official_table"], sources) if "official_table" in prog else None,
         citation=_cite(prog["citation"], sources) if "citation" in prog else None,
+        # in date order: ``show`` and the site list them as a timeline
+        era_rules=tuple(sorted((_era_rule(r, sources) for r in data.get("era_rules", ())),
+                               key=lambda r: (r.effective or dt.date.min, r.end or dt.date.max, r.id))),
+        undecidable=tuple(Undecidable(u["id"], u["what"], u["why"], _cite(u["citation"], sources)
+                                      if "citation" in u else None) for u in data.get("undecidable", ())),
     )
+
+
+def _era_rule(raw: dict[str, Any], sources: dict[str, Source]) -> EraRule:
+    return EraRule(raw["id"], raw["verdict"], raw["text"], _cite(raw["citation"], sources),
+                   tuple(sorted(raw["modalities"])), _date(raw.get("effective")), _date(raw.get("end")),
+                   raw.get("category"), tuple(_limit(lim, sources) for lim in raw.get("limits", ())))
 
 
 def _guidance(raw: dict[str, Any], sources: dict[str, Source]) -> Guidance:
@@ -279,7 +292,8 @@ def build(root: Path, program_doc: JsonDoc, releases_doc: JsonDoc, code_docs: li
                 (_date(r.get("covers_from")) or dt.date.fromisoformat(r["effective"]))
                 if r["coverage"] == "complete" else None, r.get("dates_known", True),
                 tuple(StartCorrection(c["code"], dt.date.fromisoformat(c["was"]), dt.date.fromisoformat(c["now"]),
-                                      c["introduced_in"]) for c in r.get("corrections", ())))
+                                      c["introduced_in"]) for c in r.get("corrections", ())),
+                tuple(r.get("notice_paragraphs", ())))
         for i, r in enumerate(releases_doc.data["releases"])
     )
     sources = dict(program.sources)

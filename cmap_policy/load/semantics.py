@@ -57,6 +57,18 @@ def check_citations(doc: JsonDoc, value: Any, known: Known, pointer: str = "") -
             yield from check_citations(doc, v, known, f"{pointer}/{i}")
 
 
+def _overlapping_era_rules(doc: JsonDoc, rules: list[dict[str, Any]]) -> Iterator[Problem]:
+    """Two era rules for one modality on one day would give a line the same reason twice: one rule a day."""
+    lo, hi = dt.date.min.isoformat(), dt.date.max.isoformat()
+    for i, a in enumerate(rules):
+        for b in rules[:i]:
+            shared = sorted(set(a["modalities"]) & set(b["modalities"]))
+            if shared and a.get("effective", lo) <= b.get("end", hi) and b.get("effective", lo) <= a.get("end", hi):
+                yield doc.problem(f"/era_rules/{i}", f"era rule {a['id']!r} and {b['id']!r} both speak of "
+                                  f"{', '.join(shared)} on the same dates", "meaning:era-rule-overlap",
+                                  "end one rule the day before the other starts, or say both in one rule")
+
+
 def check_program(doc: JsonDoc) -> Iterator[Problem]:
     data = doc.data
     yield from _duplicates(doc, data["sources"], "id", "/sources", "source id")
@@ -67,6 +79,14 @@ def check_program(doc: JsonDoc) -> Iterator[Problem]:
     yield from _duplicates(doc, data["categories"], "id", "/categories", "category")
     yield from _duplicates(doc, data["attestations"], "id", "/attestations", "attestation")
     yield from _duplicates(doc, data["statutes"], "id", "/statutes", "statute")
+    yield from _duplicates(doc, data.get("era_rules", []), "id", "/era_rules", "era rule")
+    yield from _duplicates(doc, data.get("undecidable", []), "id", "/undecidable", "undecidable question")
+    yield from _overlapping_era_rules(doc, data.get("era_rules", []))
+    categories = {c["id"] for c in data["categories"]}
+    for i, rule in enumerate(data.get("era_rules", [])):
+        if "category" in rule and rule["category"] not in categories:
+            yield doc.problem(f"/era_rules/{i}/category", f"unknown category {rule['category']!r}",
+                              "meaning:unknown-category", f"use one of {', '.join(sorted(categories))}")
     modalities = {m["id"] for m in data["modalities"]}
     for i, mod in enumerate(data["modifiers"]):
         if mod["modality"] is not None and mod["modality"] not in modalities:
@@ -79,6 +99,7 @@ def check_program(doc: JsonDoc) -> Iterator[Problem]:
                               "meaning:unknown-source", "add the source to sources, or use one of its ids")
     dated = [(f"/attestations/{i}", att) for i, att in enumerate(data["attestations"])]
     dated += [(f"/modifiers/{i}", mod) for i, mod in enumerate(data["modifiers"])]
+    dated += [(f"/era_rules/{i}", rule) for i, rule in enumerate(data.get("era_rules", []))]
     for i, pos in enumerate(data["places_of_service"]):
         dated.append((f"/places_of_service/{i}", pos))
         dated += [(f"/places_of_service/{i}/guidance/{j}", g) for j, g in enumerate(pos.get("guidance", []))]

@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -27,19 +28,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import api
+from .. import api, formats
+from ..changes import change_report, release_entry
 from ..errors import LineError, UnknownReleaseError
-from ..lines import parse_date
+from ..lines import check_code, parse_date
 from . import batch, cdshooks
 from .decisions import Answer, read_json
-from .log import AccessLog, DecisionLog, iso_time
+from .log import DEFAULT_FSYNC_INTERVAL_MS, AccessLog, DecisionLog, iso_time
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .openapi import document
 from .problems import MEDIA_TYPE as PROBLEM_TYPE
-from .problems import ProblemError, from_error, problem_body
+from .problems import ProblemError, from_error, problem_body, shown
 from .reload import reload_once, watch
-from .state import Failure, PolicyHolder, Serving
+from .state import Failure, PolicyHolder, Serving, SignedBundle
 
 JSON = "application/json"
 SPOOL_MEMORY = 8 << 20  # bytes of a batch request's body held in memory before it goes to a temporary file
@@ -68,6 +70,10 @@ class ServiceConfig:
     site_url: str | None = None  # the published site, for links to a code's page
     access_log: bool = True
     access_stream: IO[bytes] | None = field(default=None, repr=False)  # default: standard error
+    bundle: SignedBundle | None = None  # serve this signed bundle (verified first) instead of a folder
+    log_fsync: str = "never"  # never, interval or always (docs/reliability.md says what each promises)
+    log_fsync_interval: float = DEFAULT_FSYNC_INTERVAL_MS / 1000  # seconds, for interval
+    tls: bool = False  # served over TLS: answers carry Strict-Transport-Security
 
 
 class Service:
@@ -75,7 +81,7 @@ class Service:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.holder = PolicyHolder(config.policy)
+        self.holder = PolicyHolder(config.policy, config.bundle)
         self.metrics = Metrics()
         self.decision_log: DecisionLog | None = None
         self.access_log: AccessLog | None = None
@@ -89,7 +95,8 @@ class Service:
     async def start(self) -> None:
         c = self.config
         if c.log is not None:
-            self.decision_log = DecisionLog(c.log, mask=c.log_mask, max_bytes=c.log_max_bytes, backups=c.log_backups)
+            self.decision_log = DecisionLog(c.log, mask=c.log_mask, max_bytes=c.log_max_bytes, backups=c.log_backups,
+                                            fsync=c.log_fsync, fsync_interval=c.log_fsync_interval)
         if c.access_log:
             self.access_log = AccessLog(c.access_stream)
         # the first load runs in the background: /health says "loading" until it is done
@@ -97,7 +104,7 @@ class Service:
 
     async def _first_load(self) -> None:
         await reload_once(self.holder, self._loaded)
-        root = self.config.policy
+        root = self.config.bundle.path if self.config.bundle is not None else self.config.policy
         if self.config.watch and root is not None:
             await watch(self.holder, root, self._stop, self._loaded)
 
@@ -109,8 +116,9 @@ class Service:
             return
         self.metrics.reload_result(None, counted=reload)
         p = result.policy
-        self.metrics.serving(p.latest.id, p.hash, p.root, result.loaded_at)
-        log.info("serving release %s, policy hash %s", p.latest.id, p.hash[:12])
+        self.metrics.serving(p.latest.id, p.hash, p.root, result.loaded_at, result.key_id)
+        signed = f", signed by key {result.key_id}" if result.key_id else ""
+        log.info("serving release %s, policy hash %s%s", p.latest.id, p.hash[:12], signed)
 
     async def stop(self) -> None:
         """After uvicorn has finished the in-flight requests: stop watching, flush and close the logs."""
@@ -121,6 +129,9 @@ class Service:
                 await task
         if self.decision_log is not None:
             await asyncio.to_thread(self.decision_log.close)
+            head = self.decision_log.head()
+            # the last hash, kept outside the log itself: `cmap-policy log verify --head` checks the end against it
+            log.info("decision log closed at seq %d, head hash %s", head["seq"], head["hash"])
         if self.access_log is not None:
             await asyncio.to_thread(self.access_log.close)
 
@@ -175,20 +186,55 @@ class Service:
             held = self._columnar = (serving, batch.Columnar(serving.decider))
         return held[1]
 
-    def record_batch(self, decided: batch.Decided, ids: pa.Array) -> None:
-        """Queue a batch's decision records and count its decisions and errors: done before it is sent."""
-        if self.decision_log is not None:
-            self.decision_log.record_many(batch.answers_for_log(decided, ids, bool(self.decision_log.mask)),
-                                          "/v1/decide/batch")
+    def record_batch(self, decided: batch.Decided, ids: pa.Array, serving: Serving) -> None:
+        """Queue a batch's decision records and count its decisions and errors: done before it is sent (in a
+        worker thread: with ``--log-fsync always`` it returns once the records are on the disk, and a batch
+        that cannot be written ends the answer there, before the batch is sent)."""
+        decision_log = self.decision_log
+        if decision_log is not None:
+            answers = batch.answers_for_log(decided, ids, bool(decision_log.mask))
+            if self.config.log_fsync == "always":
+                synced = threading.Event()
+                errors: list[str | None] = []
+
+                def done(error: str | None) -> None:  # called from the writer thread
+                    errors.append(error)
+                    synced.set()
+
+                decision_log.record_many(answers, "/v1/decide/batch", serving.key_id, done)
+                synced.wait()
+                if errors and errors[0] is not None:
+                    raise ProblemError(503, "log-failed", "the decisions could not be written to the decision log")
+            else:
+                decision_log.record_many(answers, "/v1/decide/batch", serving.key_id)
         rows = decided.enc.rows
         self.metrics.decided_counts(batch.decision_counts(decided), [decided.seconds / rows] if rows else [])
         for err in decided.errors:
             self.metrics.line_error(err.field)
 
-    def record(self, answers: list[Answer], source: str) -> None:
-        """Queue the decision records and count the decisions: done before the answers are sent."""
-        if self.decision_log is not None:
-            self.decision_log.record_many(answers, source)
+    async def log(self, answers: list[Answer], source: str, serving: Serving) -> None:
+        """Queue the decision records; with ``--log-fsync always``, return once they are on the disk (503 if
+        they cannot be written: an answer is never sent for a decision the log does not hold)."""
+        decision_log = self.decision_log
+        if decision_log is None:
+            return
+        if self.config.log_fsync != "always":
+            decision_log.record_many(answers, source, serving.key_id)
+            return
+        loop = asyncio.get_running_loop()
+        synced: asyncio.Future[str | None] = loop.create_future()
+
+        def done(error: str | None) -> None:  # called from the writer thread
+            loop.call_soon_threadsafe(_settle, synced, error)
+
+        decision_log.record_many(answers, source, serving.key_id, done)
+        if await synced is not None:
+            raise ProblemError(503, "log-failed", "the decision could not be written to the decision log; "
+                               "see /health")
+
+    async def record(self, answers: list[Answer], source: str, serving: Serving) -> None:
+        """Log the decision records and count the decisions: done before the answers are sent."""
+        await self.log(answers, source, serving)
         decided = [a.result.decision for a in answers if a.result.decision is not None]
         self.metrics.decided_many(decided, [a.seconds for a in answers if a.result.decision is not None])
         for a in answers:
@@ -210,8 +256,16 @@ def _json(data: Any, status: int = 200, media_type: str = JSON, headers: dict[st
     return Response(orjson.dumps(data), status_code=status, media_type=media_type, headers=headers)
 
 
+def _settle(future: asyncio.Future[str | None], error: str | None) -> None:
+    if not future.done():
+        future.set_result(error)
+
+
 def _policy_headers(serving: Serving, release: str | None) -> dict[str, str]:
-    return {"x-policy-release": release or serving.policy.latest.id, "x-policy-hash": serving.policy.hash}
+    headers = {"x-policy-release": release or serving.policy.latest.id, "x-policy-hash": serving.policy.hash}
+    if serving.key_id is not None:
+        headers["x-policy-key-id"] = serving.key_id
+    return headers
 
 
 def _json_body(body: bytes) -> Any:
@@ -236,8 +290,7 @@ async def decide(request: Request) -> Response:
         err = answer.result.error
         service.metrics.line_error(err.field)
         raise ProblemError(422, "invalid-line", err.message, field=err.field)
-    if service.decision_log is not None:
-        service.decision_log.record(answer, "/v1/decide")
+    await service.log([answer], "/v1/decide", serving)  # queued (or, with --log-fsync always, synced) first
     assert answer.result.decision is not None
     service.metrics.decided(answer.result.decision, answer.seconds)
     return Response(answer.body, media_type=JSON, headers=_policy_headers(serving, release))
@@ -263,19 +316,19 @@ async def decide_batch(request: Request) -> Response:
     except BaseException:
         spool.close()
         raise
-    pieces = _pieces(service, service.columnar(serving), reads, out, release)
-    return StreamingResponse(_sent(pieces, spool), media_type=batch.MEDIA_TYPES[out],
+    pieces = _pieces(service, service.columnar(serving), reads, out, release, serving)
+    return StreamingResponse(_sent(pieces, spool), media_type=formats.MEDIA_TYPE_OF[out],
                              headers=_policy_headers(serving, release))
 
 
 def _pieces(service: Service, columnar: batch.Columnar, reads: Iterator[batch.Read], fmt: str,
-            release: str | None) -> Iterator[bytes]:
+            release: str | None, serving: Serving) -> Iterator[bytes]:
     """The answer's bytes a batch at a time (run in a worker thread); each batch logged before it is sent."""
     encoder = batch.Encoder(fmt)
     for read in reads:
         decided = batch.decide(columnar, read, release)
         ids = batch.decision_ids(decided.enc.rows)
-        service.record_batch(decided, ids)
+        service.record_batch(decided, ids, serving)
         yield encoder.piece(columnar.decider, decided, ids)
     yield encoder.end()
 
@@ -299,7 +352,11 @@ async def code(request: Request) -> Response:
         date = parse_date(date_text, "date") if date_text is not None else None
     except LineError as err:
         raise ProblemError(400, "invalid-request", err.message, field="date") from None
-    report = api.show(request.path_params["code"], date=date, release=release, policy=serving.policy)
+    try:
+        code = check_code(request.path_params["code"])  # the check of a claim line's code, and its message
+    except LineError as err:
+        raise ProblemError(400, "invalid-request", err.message, field="code") from None
+    report = api.show(code, date=date, release=release, policy=serving.policy)
     return _json(report.as_dict(), headers=_policy_headers(serving, report.release))
 
 
@@ -317,6 +374,17 @@ async def releases(request: Request) -> Response:
     }, headers=_policy_headers(serving, release))
 
 
+async def release_changes(request: Request) -> Response:
+    serving = _service(request).serving()
+    release_id = request.path_params["id"]
+    try:
+        release = serving.policy.release(release_id)
+    except UnknownReleaseError as err:
+        raise ProblemError(404, "unknown-release", str(err), field="id") from None
+    report = change_report(serving.policy, release.id)[0]
+    return _json(release_entry(report, release.ordinal), headers=_policy_headers(serving, release.id))
+
+
 async def health(request: Request) -> Response:
     service = _service(request)
     holder = service.holder
@@ -326,6 +394,8 @@ async def health(request: Request) -> Response:
     if serving is not None:
         out.update({"release": serving.policy.latest.id, "policy_hash": serving.policy.hash,
                     "root": serving.policy.root, "loaded_at": iso_time(serving.loaded_at)})
+        if serving.key_id is not None:
+            out["key_id"] = serving.key_id
     out["reloads"] = holder.reloads
     out["failed_reloads"] = holder.failed_reloads
     if holder.failure is not None:
@@ -333,7 +403,7 @@ async def health(request: Request) -> Response:
     if service.decision_log is not None:
         writer = service.decision_log.writer
         out["decision_log"] = {"path": str(writer.path), "written": writer.written, "backlog": writer.backlog(),
-                               "error": writer.error}
+                               "error": writer.error, "fsync": writer.fsync, "head": service.decision_log.head()}
     return _json(out, status=200 if serving is not None else 503)
 
 
@@ -363,7 +433,7 @@ async def cds_service(request: Request) -> Response:
     base = str(request.base_url).rstrip("/")
     response, answers = cdshooks.answer(service_id, body, serving, release=release, site_url=service.config.site_url,
                                         api_base=base)
-    service.record(answers, f"cds-services/{service_id}")
+    await service.record(answers, f"cds-services/{service_id}", serving)
     return _json(response)
 
 
@@ -372,6 +442,7 @@ ROUTES = [
     Route("/v1/decide/batch", decide_batch, methods=["POST"]),
     Route("/v1/codes/{code}", code, methods=["GET"]),
     Route("/v1/releases", releases, methods=["GET"]),
+    Route("/v1/releases/{id}/changes", release_changes, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
@@ -410,8 +481,9 @@ _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed"}
 async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = _HTTP_SLUGS.get(exc.status_code, "invalid-request")
-    detail = {404: f"no such path: {request.url.path} (see /openapi.json)",
-              405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+    path = shown(request.url.path)
+    detail = {404: f"no such path: {path} (see /openapi.json)",
+              405: f"{request.method} is not allowed on {path}"}.get(exc.status_code, str(exc.detail))
     return Response(problem_body(exc.status_code, slug, detail, instance=request.url.path),
                     status_code=exc.status_code, media_type=PROBLEM_TYPE, headers=exc.headers)
 
@@ -422,14 +494,28 @@ async def _internal_handler(request: Request, exc: Exception) -> Response:
                                  instance=request.url.path), status_code=500, media_type=PROBLEM_TYPE)
 
 
+# The headers OWASP's REST Security Cheat Sheet asks of a JSON API, on every answer: no sniffing a JSON body as
+# something a browser would run, no framing, no content loaded by it, and no copy kept by any cache (a decision
+# is about a member's claim, and the policy it was decided by can change under a hot reload).
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+)
+HSTS = (b"strict-transport-security", b"max-age=31536000")  # only over TLS (RFC 6797: ignored over plain HTTP)
+
+
 class Gate:
-    """Plain ASGI middleware: the bearer token, the access log and the request metrics."""
+    """Plain ASGI middleware: the bearer token, the security headers, the access log and the request metrics."""
 
     def __init__(self, app: Starlette, service: Service) -> None:
         self.app = app
         self.service = service
         token = service.config.token
         self.expected = f"Bearer {token}".encode() if token else None
+        self.headers = SECURITY_HEADERS + ((HSTS,) if service.config.tls else ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -444,6 +530,7 @@ class Gate:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *self.headers]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)

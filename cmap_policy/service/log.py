@@ -19,6 +19,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -27,10 +28,22 @@ import orjson
 
 from ..errors import InputError
 from ..lines import canonical_field
+from . import chain
 from .decisions import Answer
 
 _STOP = object()
 _BATCH = 4096  # records written between two looks at the queue
+FSYNC_MODES = ("never", "interval", "always")
+DEFAULT_FSYNC_INTERVAL_MS = 100  # `interval`: at most this long between a record's write and its fsync
+
+Done = Callable[[str | None], None]  # told, from the writer thread, when records are durable (or the error)
+
+
+class _Waiter:
+    __slots__ = ("done",)
+
+    def __init__(self, done: Done) -> None:
+        self.done = done
 
 
 def iso_time(seconds: float) -> str:
@@ -39,84 +52,149 @@ def iso_time(seconds: float) -> str:
 
 
 class JsonLinesWriter:
-    """A thread that renders queued items to JSON Lines in a file (rotated by size) or a stream."""
+    """A thread that renders queued items to JSON Lines in a file (rotated by size) or a stream.
+
+    ``fsync`` says when the file is synced to the disk: ``never`` (at close only; the OS writes it back in
+    its own time), ``interval`` (a group commit at most ``interval`` seconds after a write) or ``always``
+    (after every group of records written, before any waiter of that group is told). ``start`` renders the
+    first record of each file the writer opens, given the name of the file before it (after a rotation) or
+    None (when the writer opens its file at start-up). ``link`` turns each rendered record into the line
+    written, once the file it goes to is chosen (after any rotation): the decision log's hash chain.
+    """
 
     def __init__(self, render: Callable[[Any], bytes], *, path: Path | None = None, stream: IO[bytes] | None = None,
-                 max_bytes: int = 0, backups: int = 5, name: str = "jsonl-writer") -> None:
+                 max_bytes: int = 0, backups: int = 5, name: str = "jsonl-writer", fsync: str = "never",
+                 interval: float = DEFAULT_FSYNC_INTERVAL_MS / 1000,
+                 start: Callable[[str | None], bytes] | None = None,
+                 link: Callable[[bytes], bytes] | None = None) -> None:
         if (path is None) == (stream is None):
             raise ValueError("give a path or a stream")
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
         self._render = render
         self.path = path
         self.max_bytes = max_bytes
         self.backups = max(1, backups)
+        self.fsync = fsync
+        self.interval = interval
+        self._start = start
+        self._link = link
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.written = 0  # records written (read by the metrics)
         self.rotations = 0
+        self.syncs = 0
         self.error: str | None = None  # the last write error, reported by /health
+        self.failures = 0  # write and sync errors so far: a waiter is told of one in its own group only
         self._own = stream is None
-        self._file: IO[bytes] = stream if stream is not None else self._open()
+        self._file: IO[bytes] = stream if stream is not None else self._open(None)
         self._size = self._file.tell() if self._own else 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def _open(self) -> IO[bytes]:
+    def _open(self, previous: str | None) -> IO[bytes]:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return open(self.path, "ab")
+        stream = open(self.path, "ab")  # noqa: SIM115 (kept open; closed by close or _rotate)
+        if self._start is not None:
+            stream.write(self._start(previous))
+            stream.flush()
+        if self.fsync != "never":  # the new file's name and first record survive a power cut
+            os.fsync(stream.fileno())
+            _sync_folder(self.path.parent)
+        return stream
 
     def put(self, item: Any) -> None:
         """Queue one item; it is written after every item queued before it."""
         self._queue.put(item)
 
-    def put_many(self, items: list[Any]) -> None:
-        """Queue many items at once (a chunk of a batch), in order."""
+    def put_many(self, items: list[Any], done: Done | None = None) -> None:
+        """Queue many items at once (a chunk of a batch), in order; ``done`` is told once they are durable
+        as the fsync mode makes them (written to the OS for never and interval, synced for always)."""
         self._queue.put(items)
+        if done is not None:
+            self._queue.put(_Waiter(done))
 
     def backlog(self) -> int:
         return self._queue.qsize()
 
+    def _next(self, dirty: bool, synced_at: float) -> Any:
+        """The next queued item; with unsynced data in interval mode, a wait no longer than the interval."""
+        if self.fsync == "interval" and dirty:
+            try:
+                return self._queue.get(timeout=max(0.0, synced_at + self.interval - time.monotonic()))
+            except queue.Empty:
+                return None
+        return self._queue.get()
+
     def _run(self) -> None:
         stop = False
+        dirty = False
+        synced_at = time.monotonic()
         while not stop:
-            items = [self._queue.get()]
+            first = self._next(dirty, synced_at)
+            items = [] if first is None else [first]
             try:
-                while len(items) < _BATCH:
+                while items and len(items) < _BATCH:
                     items.append(self._queue.get_nowait())
             except queue.Empty:
                 pass
+            waiters: list[_Waiter] = []
+            failures = self.failures
             for item in items:
                 if item is _STOP:
                     stop = True
+                elif isinstance(item, _Waiter):
+                    waiters.append(item)
                 elif isinstance(item, list):
                     for one in item:
                         self._write(self._render(one))
                 else:
                     self._write(self._render(item))
+            dirty = dirty or bool(items)
             try:
                 self._file.flush()
+                if self._own and dirty and (self.fsync == "always" or (
+                        self.fsync == "interval" and time.monotonic() - synced_at >= self.interval)):
+                    os.fsync(self._file.fileno())
+                    self.syncs += 1
+                    dirty = False
+                    synced_at = time.monotonic()
             except OSError as err:
-                self.error = str(err)
+                self._failed(err)
+            for waiter in waiters:
+                waiter.done(self.error if self.failures != failures else None)
+
+    def _failed(self, err: OSError) -> None:
+        self.error = str(err)
+        self.failures += 1
 
     def _write(self, data: bytes) -> None:
         try:
-            if self._own and self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
+            size = len(data) + (chain.LINK_BYTES if self._link is not None else 0)
+            if self._own and self.max_bytes and self._size and self._size + size > self.max_bytes:
                 self._rotate()
+            if self._link is not None:
+                data = self._link(data)
             self._file.write(data)
             self._size += len(data)
             self.written += 1
         except OSError as err:
-            self.error = str(err)
+            self._failed(err)
 
     def _rotate(self) -> None:
         assert self.path is not None
+        if self.fsync != "never":
+            self._file.flush()
+            os.fsync(self._file.fileno())
         self._file.close()
         for i in range(self.backups - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{i}")
             if older.exists():
                 os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = self._open()
-        self._size = 0
+        rotated = self.path.with_name(f"{self.path.name}.1")
+        os.replace(self.path, rotated)
+        self._file = self._open(rotated.name)
+        self._size = self._file.tell()
         self.rotations += 1
 
     def close(self) -> None:
@@ -134,25 +212,61 @@ class JsonLinesWriter:
             self.error = str(err)
 
 
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a file created or renamed in it is still there after a power cut."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the file's own fsync still holds
+        pass
+    finally:
+        os.close(fd)
+
+
 class DecisionLog:
-    """One JSON Lines record per decision: what was asked, what was decided, against which policy."""
+    """One JSON Lines record per decision: what was asked, what was decided, against which policy.
+
+    The records form a hash chain (``chain``): the writer thread links each record to the one before as it
+    renders it, so records queued from many requests, one at a time or a batch at once, are chained in the
+    order they are written.
+    """
 
     def __init__(self, path: Path, *, mask: Collection[str] = (), max_bytes: int = 100 * 1024 * 1024,
-                 backups: int = 5) -> None:
+                 backups: int = 5, fsync: str = "never",
+                 fsync_interval: float = DEFAULT_FSYNC_INTERVAL_MS / 1000) -> None:
         self.mask = frozenset(mask)
+        self.resumed = chain.resume(path, path.with_name(f"{path.name}.1"))
+        self.chain = self.resumed.chain
         self.writer = JsonLinesWriter(self._render, path=path, max_bytes=max_bytes, backups=backups,
-                                      name="decision-log")
+                                      name="decision-log", fsync=fsync, interval=fsync_interval, start=self._start,
+                                      link=self.chain.link)
 
-    def record(self, answer: Answer, source: str) -> None:
+    def head(self) -> dict[str, Any]:
+        """The last record written: its ``seq`` and hash (for ``cmap-policy log verify --head``)."""
+        seq, last_hash = self.chain.head
+        return {"seq": seq, "hash": last_hash}
+
+    def _start(self, previous: str | None) -> bytes:
+        record: dict[str, Any] = {"log": "start", "time": iso_time(time.time()),
+                                  "previous": previous if previous is not None else self.resumed.previous}
+        if previous is None and self.resumed.dropped is not None:
+            record["dropped_torn_tail"] = self.resumed.dropped
+        return self.chain.link(orjson.dumps(record))
+
+    def record(self, answer: Answer, source: str, key_id: str | None = None) -> None:
         """Queue the record of a decided line (an undecided line is not a decision and is not logged)."""
         if answer.decision_id is not None:
-            self.writer.put((answer, source))
+            self.writer.put((answer, source, key_id))
 
-    def record_many(self, answers: list[Answer], source: str) -> None:
-        self.writer.put_many([(a, source) for a in answers if a.decision_id is not None])
+    def record_many(self, answers: list[Answer], source: str, key_id: str | None = None,
+                    done: Done | None = None) -> None:
+        self.writer.put_many([(a, source, key_id) for a in answers if a.decision_id is not None], done)
 
-    def _render(self, item: tuple[Answer, str]) -> bytes:
-        answer, source = item
+    def _render(self, item: tuple[Answer, str, str | None]) -> bytes:
+        answer, source, key_id = item
         decision = answer.result.decision
         assert decision is not None
         record: dict[str, Any] = {
@@ -167,12 +281,14 @@ class DecisionLog:
             "policy_hash": decision.policy_hash,
             "latency_ms": round(answer.seconds * 1000, 4),
         }
+        if key_id is not None:
+            record["key_id"] = key_id
         if self.mask and isinstance(answer.record, dict):
             kept = {k: v for k, v in answer.record.items() if canonical_field(k) not in self.mask}
             if len(kept) != len(answer.record):
                 record["input"] = kept
                 record["masked"] = sorted(canonical_field(k) for k in answer.record if k not in kept)
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(record)  # linked into the chain by the writer, once it has chosen the file
 
     def close(self) -> None:
         self.writer.close()
@@ -193,13 +309,23 @@ class AccessLog:
 
 
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, record) for each line of a decision log; a line that is not a record gives its error."""
+    """(line number, record) for each decision record of a log; a line that is not one gives its error.
+
+    The chain's own records (each file's start record) are not decisions and are passed over; a torn last
+    line (a power cut mid-write) is reported as torn, and every whole record before it is read.
+    """
     try:
         stream = open(path, "rb")  # noqa: SIM115 (closed below)
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror}") from None
     with stream:
-        for number, text in enumerate(stream, 1):
+        for number, (text, too_long) in enumerate(chain.lines(stream), 1):
+            if too_long:
+                yield number, f"a line longer than {chain.MAX_RECORD_BYTES:,} bytes: not a decision record"
+                continue
+            if not text.endswith(b"\n"):
+                yield number, "torn: the last line is incomplete (a power cut or a crash mid-write); not replayed"
+                continue
             if not text.strip():
                 continue
             try:
@@ -207,6 +333,8 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
             except orjson.JSONDecodeError as exc:
                 yield number, f"not valid JSON: {exc.msg}"
                 continue
+            if isinstance(record, dict) and "log" in record and "input" not in record:
+                continue  # a record of the chain itself (a file's start), not a decision
             if not isinstance(record, dict) or not isinstance(record.get("input"), dict):
                 yield number, "not a decision record (an object with an input line)"
                 continue

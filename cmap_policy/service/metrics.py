@@ -46,6 +46,8 @@ class Metrics:
                                  ["route", "status"], registry=r)
         self.policy = Gauge("cmap_policy_policy_info", "The policy in service (1 for the loaded one).",
                             ["release", "policy_hash", "root"], registry=r)
+        self.signer = Gauge("cmap_policy_policy_signer_info", "The key that signed the bundle in service (1 for "
+                            "it; no series when a folder is served).", ["key_id"], registry=r)
         self.policy_loaded = Gauge("cmap_policy_policy_loaded_timestamp_seconds", "When the policy in service "
                                    "was loaded.", registry=r)
         self.reloads = Counter("cmap_policy_reloads", "Policy trees loaded and swapped in after a change.",
@@ -117,10 +119,13 @@ class Metrics:
             child = self._reason[(outcome, code)] = self.reasons.labels(outcome, code)
         return child
 
-    def serving(self, release: str, policy_hash: str, root: str, loaded_at: float) -> None:
+    def serving(self, release: str, policy_hash: str, root: str, loaded_at: float, key_id: str | None = None) -> None:
         self.policy.clear()
         self.policy.labels(release, policy_hash, root).set(1)
         self.policy_loaded.set(loaded_at)
+        self.signer.clear()
+        if key_id is not None:
+            self.signer.labels(key_id).set(1)
 
     def reload_result(self, problems: Sequence[str] | None, *, counted: bool) -> None:
         """After a load: None when it succeeded, else the problems of the tree that failed; ``counted`` when it

@@ -130,6 +130,23 @@ _RELEASES = {"type": "object", "required": ["latest", "policy_hash", "releases"]
                                                            "implements": {"type": "array",
                                                                           "items": {"type": "string"}},
                                                            "summary": {"type": "string"}}}}}}
+_CHANGE = {"type": "object", "required": ["code", "action", "effective", "end", "modalities", "text"], "properties": {
+    "code": {"type": "string"}, "description": {"type": "string"},
+    "action": {"type": "string", "enum": ["added", "changed", "ended"]},
+    "effective": {"type": "string", "format": "date"}, "end": _NULLABLE_TEXT, "status": {"type": "string"},
+    "modalities": {"type": "array", "items": {"type": "string"}}, "removed": {"type": "boolean"},
+    "text": {"type": "string"}}}
+_RELEASE_CHANGES = {
+    "type": "object", "required": ["release", "title", "published", "effective", "summary", "sources", "changes"],
+    "description": "What the site's Atom feed entry of the release holds (cmap_policy.changes.release_entry).",
+    "properties": {"release": {"type": "string"}, "ordinal": {"type": "integer"}, "title": {"type": "string"},
+                   "published": {"type": "string", "format": "date"},
+                   "effective": {"type": "string", "format": "date"}, "dates_known": {"type": "boolean"},
+                   "summary": {"type": "string"},
+                   "sources": {"type": "array", "items": {"type": "object", "properties": {
+                       "id": {"type": "string"}, "title": {"type": "string"}, "url": {"type": "string"},
+                       "secondary": {"type": "boolean"}}}},
+                   "changes": {"type": "array", "items": _CHANGE}}}
 _HEALTH = {"type": "object", "required": ["status"], "properties": {
     "status": {"type": "string", "enum": ["ok", "loading", "failed"]},
     "release": {"type": "string"}, "policy_hash": {"type": "string"}, "root": {"type": "string"},
@@ -161,7 +178,7 @@ _DISCOVERY = {"type": "object", "required": ["services"], "properties": {"servic
 
 def _problems(*statuses: int) -> dict[str, Any]:
     what = {400: "The request is not valid (the problem names the field).", 401: "No valid bearer token.",
-            404: "No such service.", 408: "The body took too long to arrive.", 413: "The body is too large.",
+            404: "No such service or release.", 408: "The body took too long to arrive.", 413: "The body is too large.",
             422: "The claim line is not valid (the problem names the field).",
             503: "No policy is loaded yet (see /health)."}
     return {str(s): {"description": what[s], "content": {"application/problem+json": {"schema": _ref("Problem")}}}
@@ -230,6 +247,12 @@ def document() -> dict[str, Any]:
                 "parameters": [_RELEASE_PARAM],
                 "responses": {**_ok(_ref("Releases"), "The releases, up to `release` when given."),
                               **_problems(400, 401, 503)}}},
+            "/v1/releases/{id}/changes": {"get": {
+                "summary": "What a release added, ended and changed: the content of its Atom feed entry",
+                "operationId": "releaseChanges",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {**_ok(_ref("ReleaseChanges"), "The release's changes, code by code."),
+                              **_problems(401, 404, 503)}}},
             "/health": {"get": {
                 "summary": "Ready once a policy is loaded", "operationId": "health", "security": [{}],
                 "responses": {**_ok(_ref("Health"), "A policy is loaded and serving (`reload_error` says when "
@@ -258,7 +281,8 @@ def document() -> dict[str, Any]:
             "schemas": {"ClaimLine": _claim_line(), "Decided": _DECIDED, "ToConfirm": _to_confirm(),
                         "LineError": _LINE_ERROR, "BatchRow": _BATCH_ROW,
                         "Reason": _REASON, "Citation": _CITATION, "Problem": _PROBLEM, "CodeReport": _CODE_REPORT,
-                        "Releases": _RELEASES, "Health": _HEALTH, "Card": _CARD, "CdsRequest": _HOOK_REQUEST,
+                        "Releases": _RELEASES, "ReleaseChanges": _RELEASE_CHANGES, "Health": _HEALTH, "Card": _CARD,
+                        "CdsRequest": _HOOK_REQUEST,
                         "CdsResponse": _HOOK_RESPONSE, "CdsDiscovery": _DISCOVERY},
         },
     }

@@ -28,6 +28,7 @@ TITLES = {
     "timeout": "The request took too long",
     "unsupported-media-type": "Unsupported media type",
     "not-ready": "No policy is loaded yet",
+    "log-failed": "The decision could not be written to the decision log",
     "internal": "Internal error",
 }
 
@@ -45,11 +46,19 @@ class ProblemError(Exception):
         self.errors = errors
 
 
+MAX_SHOWN = 200  # characters of a request's path a problem repeats: a path can be as long as the client likes
+
+
+def shown(path: str) -> str:
+    """A request path as a problem repeats it: its first MAX_SHOWN characters, and … when there was more."""
+    return path if len(path) <= MAX_SHOWN else path[:MAX_SHOWN] + "…"
+
+
 def problem_body(status: int, slug: str, detail: str, *, instance: str = "", field: str | None = None,
                  errors: list[dict[str, Any]] | None = None) -> bytes:
     body: dict[str, Any] = {"type": PROBLEM_TYPE + slug, "title": TITLES[slug], "status": status, "detail": detail}
     if instance:
-        body["instance"] = instance
+        body["instance"] = shown(instance)
     if field is not None:
         body["field"] = field
         body["errors"] = errors if errors is not None else [{"field": field, "detail": detail}]

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import LineError
 from ..interpreter import evaluate
 from ..lines import parse_line
-from ..model import Policy
+from ..model import ClaimLine, Policy, Program
 from .log import read_records
 
 
@@ -62,11 +62,18 @@ def _compared(outcome: Any, reasons: Any, period: Any, release: Any, policy_hash
             "policy_hash": policy_hash}
 
 
-def replay(paths: Iterable[Path], policy: Policy, *, release: str | None = None,
-           tally: Tally | None = None) -> Iterator[Change | Unreplayable]:
-    """Every changed decision and every record that cannot be replayed, in the order of the files."""
-    tally = tally if tally is not None else Tally()
-    program = policy.program
+@dataclass(frozen=True, slots=True)
+class LoggedLine:
+    """A record of a decision log whose input line reads again."""
+
+    file: str
+    number: int
+    line: ClaimLine
+    record: dict[str, Any]
+
+
+def logged_lines(paths: Iterable[Path], program: Program, tally: Tally) -> Iterator[LoggedLine | Unreplayable]:
+    """Every record of the logs, in order: its line read again by ``parse_line``, or why it cannot be."""
     for path in paths:
         for number, record in read_records(path):
             if isinstance(record, str):
@@ -79,15 +86,27 @@ def replay(paths: Iterable[Path], policy: Policy, *, release: str | None = None,
                 tally.unreplayable += 1
                 yield Unreplayable(str(path), number, f"the logged line no longer reads: {err}")
                 continue
-            decision = evaluate(policy, line, release=release)
-            tally.replayed += 1
-            tally.releases.add(decision.release)
-            after = _compared(decision.outcome.value, decision.reason_codes, decision.period.id if decision.period
-                              else None, decision.release, decision.policy_hash)
-            before = _compared(record.get("outcome"), record.get("reasons") or [], record.get("period"),
-                               record.get("release"), record.get("policy_hash"))
-            if [before[k] for k in ("outcome", "reasons", "period")] != [after[k] for k in
-                                                                          ("outcome", "reasons", "period")]:
-                tally.changed += 1
-                yield Change(str(path), number, record.get("decision_id"), record["input"], before, after,
-                             tuple(record.get("masked") or ()))
+            yield LoggedLine(str(path), number, line, record)
+
+
+def replay(paths: Iterable[Path], policy: Policy, *, release: str | None = None,
+           tally: Tally | None = None) -> Iterator[Change | Unreplayable]:
+    """Every changed decision and every record that cannot be replayed, in the order of the files."""
+    tally = tally if tally is not None else Tally()
+    for item in logged_lines(paths, policy.program, tally):
+        if isinstance(item, Unreplayable):
+            yield item
+            continue
+        record = item.record
+        decision = evaluate(policy, item.line, release=release)
+        tally.replayed += 1
+        tally.releases.add(decision.release)
+        after = _compared(decision.outcome.value, decision.reason_codes, decision.period.id if decision.period
+                          else None, decision.release, decision.policy_hash)
+        before = _compared(record.get("outcome"), record.get("reasons") or [], record.get("period"),
+                           record.get("release"), record.get("policy_hash"))
+        if [before[k] for k in ("outcome", "reasons", "period")] != [after[k] for k in
+                                                                      ("outcome", "reasons", "period")]:
+            tally.changed += 1
+            yield Change(item.file, item.number, record.get("decision_id"), record["input"], before, after,
+                         tuple(record.get("masked") or ()))

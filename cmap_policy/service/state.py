@@ -4,6 +4,10 @@ A handler reads ``PolicyHolder.serving`` once and decides every line of its requ
 ``Serving``; a reload builds a new ``Serving`` off the request path and replaces the attribute in one
 assignment, which no request can see half done. A tree that fails to load leaves the old one serving and
 is kept as ``failure``, with its problems, for ``/health`` and ``/metrics``.
+
+With a signed bundle (``serve --bundle FILE --verify-key KEY``) the policy comes from the bundle only once
+its signature and every file verify; a bundle that does not verify is a failure like a tree that does not
+load, so the old policy keeps serving and ``/health`` says why. The ``Serving`` keeps the signer's key id.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..errors import PolicyError, Problem
+from ..errors import BundleError, PolicyError, Problem
 from ..load import load_policy
 from ..model import Policy
 from .decisions import Decider
@@ -23,6 +28,7 @@ class Serving:
     policy: Policy
     decider: Decider
     loaded_at: float
+    key_id: str | None = None  # the key that signed the bundle served; None for a policy folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,21 +41,41 @@ class Failure:
         return [str(p).split("\n", 1)[0] for p in self.problems]
 
 
-def load(root: Path | None) -> Serving | Failure:
-    """Load and check the tree at ``root`` (default: the bundled policy). Blocking: run it off the event loop."""
+@dataclass(frozen=True, slots=True)
+class SignedBundle:
+    """A bundle to serve and the public key (an ``Ed25519PublicKey``) it must verify against."""
+
+    path: Path
+    key: Any
+
+
+def load(root: Path | None, bundle: SignedBundle | None = None) -> Serving | Failure:
+    """Load and check the tree at ``root`` (default: the bundled policy), or the bundle once it verifies.
+    Blocking: run it off the event loop."""
+    key_id = None
     try:
-        policy = load_policy(root)
+        if bundle is not None:
+            from ..bundle import load as load_bundle  # cryptography is imported only to serve a bundle
+
+            loaded = load_bundle(bundle.path, bundle.key)
+            policy, key_id = loaded.policy, loaded.key_id
+        else:
+            policy = load_policy(root)
     except PolicyError as err:
         return Failure(time.time(), tuple(err.problems))
+    except BundleError as err:
+        return Failure(time.time(), (Problem(str(bundle.path) if bundle else "", "", f"not verified: {err}",
+                                             "bundle"),))
     except OSError as err:  # the folder vanished or cannot be read mid-change
         where = str(root) if root is not None else "the bundled policy"
         return Failure(time.time(), (Problem(where, "", f"cannot read the policy: {err.strerror}", "io"),))
-    return Serving(policy, Decider(policy), time.time())
+    return Serving(policy, Decider(policy), time.time(), key_id)
 
 
 class PolicyHolder:
-    def __init__(self, root: Path | None) -> None:
+    def __init__(self, root: Path | None, bundle: SignedBundle | None = None) -> None:
         self.root = root
+        self.bundle = bundle
         self.serving: Serving | None = None
         self.failure: Failure | None = None  # the last load, when it failed; None after a good one
         self.reloads = 0

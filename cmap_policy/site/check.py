@@ -41,25 +41,29 @@ import json
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..errors import LineError
 from ..explain import KIND_WORDS
 from ..interpreter import decide
 from ..lines import (
+    ALIASES,
     CLAIM_TYPES,
     CODE_RE,
     DATE_RE,
+    FIELDS,
     MAX_MODIFIERS,
     MISSING,
     MODIFIER_RE,
     POS_RE,
     RCC_RE,
+    check_claim_type,
     check_code,
     check_modifiers,
     check_pos,
     check_rcc,
     parse_date,
+    parse_line,
 )
 from ..model import Citation, ClaimLine, Decision, Outcome, Period, Policy
 from ..reasons import REASONS
@@ -78,6 +82,50 @@ OUTCOME_WORDS = {
                                 "Telehealth Table decides",
     Outcome.NOT_TELEHEALTH.value: "Not a telehealth line: the telehealth table does not apply",
 }
+
+# What a biller does next, in plain words: the first reason of a decision (in its order) that has a step here
+# gives it, else its outcome does. The script fills {allowed} with the modifiers of the ways the row allows and
+# {telehealth} with the modifiers that mark a line as telehealth: words about the answer, not a rule.
+NEXT_STEPS = {
+    "MODALITY_NOT_ALLOWED": "Bill {allowed} if the visit was by {allowed_ways}; delivered the way this line says, "
+                            "it is not payable via telehealth.",
+    "NOT_PERMITTED_VIA_TELEHEALTH": "Do not bill it as telehealth: on this date the table lists it as not "
+                                    "permitted that way. Delivered in person, bill it without telehealth modifiers.",
+    "OUTSIDE_EFFECTIVE_DATES": "Do not bill it as telehealth for this date of service: the table did not list it "
+                               "then. Check the date, or bill an in-person visit without telehealth modifiers.",
+    "NOT_ON_TELEHEALTH_TABLE": "Do not bill it as telehealth: the table does not list it on this date. Delivered "
+                               "in person, bill it without telehealth modifiers.",
+    "CONFLICTING_MODIFIERS": "Keep only the modifier of the way the visit was delivered, and check again.",
+    "MODIFIER_NOT_IN_EFFECT": "Use a modifier in effect on the date of service (the billing page gives their "
+                              "dates), and check again.",
+    "MODIFIER_NOT_FOR_CLAIM_TYPE": "Use the modifier this claim type takes (see the billing page), and check again.",
+    "POS_NOT_IN_EFFECT": "Use a place of service in effect on the date of service, and check again.",
+    "POS_NOT_ACCEPTED": "Use a place of service accepted on the date of service (see the billing page), and "
+                        "check again.",
+    "RCC_REQUIRED": "Add one of the revenue center codes the row lists, and check again.",
+    "RCC_NOT_ALLOWED": "Use one of the revenue center codes the row lists, and check again.",
+    "MODALITY_NOT_INDICATED": "Tick the modifier of the way the visit was delivered ({telehealth}), and check again.",
+    "MODALITY_UNDETERMINED": "Look the code up on the official CMAP Telehealth Table for this way of delivery "
+                             "before billing; {allowed} is listed for {allowed_ways}. This is not a denial.",
+    "CODE_NOT_IN_DATA": "Look the code up on the official CMAP Telehealth Table for the date of service before "
+                        "billing. This is not a denial.",
+    "DATE_NOT_IN_DATA": "Look the code up on the official CMAP Telehealth Table for the date of service before "
+                        "billing. This is not a denial.",
+    "MODIFIER_EXPECTED": "Bill it with the modifier of the way the visit was delivered ({telehealth}).",
+    Outcome.PAYABLE.value: "Bill the line as checked, and keep in the record what the provider must also meet "
+                           "(below).",
+    Outcome.NOT_PAYABLE.value: "Do not bill this line via telehealth as it stands.",
+    Outcome.UNDETERMINED.value: "Look the code up on the official CMAP Telehealth Table before billing. This is "
+                                "not a denial.",
+    Outcome.NOT_TELEHEALTH.value: "If the visit was by telehealth, tick the modifier you will bill ({telehealth}) "
+                                  "and check again; in person, the telehealth table does not apply.",
+}
+
+# The fields of a line the data decides by (the form's), and those a file may carry only to be copied through.
+FORM_FIELDS = ("code", "date", "modifiers", "pos", "claim_type", "rcc", "line_id", "claim_id")
+
+# The form names the field that is empty (the command line's MISSING names both, for a line of a file).
+FORM_MISSING = {"code": "missing: enter the procedure code", "date": "missing: enter the date of service"}
 
 
 def day_number(day: dt.date) -> int:
@@ -361,8 +409,12 @@ class CheckData:
         common = {
             "kind": "common", "version": DATA_VERSION,
             "release": rel.id, "published": rel.published.isoformat(), "policy_hash": self.policy.hash,
+            "program": program.name,
             "codes": self.codes,
-            "modifiers": [{"code": m, "meaning": program.modifiers[m].meaning} for m in self.modifiers],
+            "modifiers": [{"code": m, "meaning": program.modifiers[m].meaning,
+                           "modality": program.modifiers[m].modality if program.modifiers[m].marks_telehealth
+                           else None, "telehealth": program.modifiers[m].marks_telehealth}
+                          for m in self.modifiers],
             "max_modifiers": MAX_MODIFIERS,
             "places": [{"code": p.code, "name": p.name} for p in program.places_of_service.values()],
             "claim_types": [{"id": ct, "name": program.claim_types[ct].name if ct in program.claim_types else ct}
@@ -375,7 +427,10 @@ class CheckData:
             "attestations": [[a.id, a.text] for a in program.attestations],
             "reason_kinds": {r.code: [r.kind, r.carc or ""] for r in REASONS.values()},
             "stand_in": {"code": CODE_STAND_IN, "rcc": RCC_STAND_IN},
-            "messages": check_messages(),
+            "messages": check_messages(), "next_steps": NEXT_STEPS,
+            # how a line of a claim file is read (cmap-decide.js): the command line's field names and aliases,
+            # and the fields that change a decision but that this data does not decide by
+            "fields": list(FIELDS), "aliases": ALIASES, "unread_fields": [f for f in FIELDS if f not in FORM_FIELDS],
             "patterns": {"code": CODE_RE.pattern, "modifier": MODIFIER_RE.pattern, "pos": POS_RE.pattern,
                          "rcc": RCC_RE.pattern, "date": DATE_RE.pattern},
             "unlisted": unlisted,
@@ -411,12 +466,16 @@ def check_messages() -> dict[str, str]:
     many = ["AA"] * (MAX_MODIFIERS + 1)
     return {
         "missing": MISSING,
+        "missing_code": FORM_MISSING["code"],
+        "missing_date": FORM_MISSING["date"],
         "code": _message(check_code, "@", "'@'"),
         "date": _message(parse_date, "@", "'@'"),
         "calendar": _message(parse_date, "2021-02-30", "2021-02-30"),
         "modifier": _message(check_modifiers, "@", "'@'"),
         "modifiers": _message(check_modifiers, many, str(len(many))),
         "pos": _message(check_pos, "@", "'@'"),
+        "claim_type": _message(check_claim_type, "@", "'@'"),
+        "unknown": _message(lambda key: parse_line({key: "x"}, cast(Any, None)), "@", "'@'"),
         "rcc": _message(check_rcc, "@", "'@'"),
     }
 

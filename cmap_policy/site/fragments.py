@@ -66,23 +66,31 @@ def billing_note(policy: Policy, page: str) -> str:
 
 
 def decision_md(ex: Example, policy: Policy) -> str:
+    """A decided example line in a biller's words; its reason codes and the command that decides it are folded
+    under "Details for integrators"."""
     d = ex.decision
-    reasons = "\n".join(f"- **{r.code}**" + (f" (CARC {r.carc})" if r.carc else "")
-                        + (" (cannot decide)" if r.kind == "undetermined" else "") + f": {md(r.message)}"
+    reasons = "\n".join(f"- {md(r.message)}" + (f" (claim adjustment reason code {r.carc})" if r.carc else "")
+                        + (" (the official table decides)" if r.kind == "undetermined" else "")
                         for r in d.reasons)
-    out = f"""Claim line: {md(describe_line(ex.line))}.
+    codes = ", ".join(f"`{r.code}`" for r in d.reasons)
+    out = f"""<p class="cmap-verdict">{outcome_html(d.outcome)}</p>
 
-```sh
-{cli_command(ex.line)}
-```
-
-<p class="cmap-verdict">{outcome_html(d.outcome)}</p>
+Claim line: {md(describe_line(ex.line))}.
 
 {reasons}
 """
     if d.to_confirm:
         out += "\nConfirm before billing (the line does not show it):\n\n" + "\n".join(
             f"- {md(lim.guideline)}" for lim in d.to_confirm) + "\n"
+    out += f"""
+??? info "Details for integrators"
+
+    Reason codes: {codes}. The same on the command line:
+
+    ```sh
+    {cli_command(ex.line)}
+    ```
+"""
     return out
 
 

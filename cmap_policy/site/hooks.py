@@ -18,7 +18,7 @@ from mkdocs.structure.pages import Page
 
 from cmap_policy.load import load_policy
 from cmap_policy.model import Policy
-from cmap_policy.site import generate_pages, hand_written, repo_links, site_meta, site_nav
+from cmap_policy.site import for_billers, generate_pages, hand_written, repo_links, site_meta, site_nav
 
 _state: dict[str, Any] = {}
 
@@ -55,7 +55,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """A hand-written page under docs/ may link to files of the repository (../cmap_policy/batch.py):
     name them instead, as the contributing guide does, so the strict build passes and no link leads off
-    the site. Generated pages are left alone."""
+    the site. Generated pages are left alone. Search offers the billers' pages only (``site.for_billers``)."""
+    if not for_billers(page.file.src_uri, _state["pages"]):
+        page.meta["search"] = {**page.meta.get("search", {}), "exclude": True}
     if page.file.generated_by is not None:
         return markdown
     return repo_links(markdown, f"docs/{page.file.src_uri}", _state["written"], _state["schemas"])

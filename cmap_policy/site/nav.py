@@ -51,6 +51,13 @@ def contributing_page(text: str | None, docs_pages: Collection[str] = (), schema
     return "---\ntitle: Contributing\n---\n\n" + body
 
 
+def for_billers(path: str, pages: Mapping[str, Any]) -> bool:
+    """Whether site search offers the page: the billers' pages, not the authors' and engineers' (the schema and
+    CLI references, the contributing guide, the hand-written engineering pages), which would rank among a
+    biller's results for words like "date" or "modifier"."""
+    return path in pages and not path.startswith("authors/")
+
+
 def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str] = ()) -> list[Any]:
     """The navigation: the generated pages in reading order, then any other page under docs/.
 
@@ -63,6 +70,7 @@ def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str]
         {"Contributing": "authors/contributing.md"},
         {"Schema reference": ["authors/schema/index.md", *schemas]},
         {"CLI reference": "authors/cli.md"},
+        {"Notice drafts": [f"notices/{r.id}.md" for r in reversed(policy.releases)]},
     ]
     # Bare paths: MkDocs titles each page from its own first heading.
     engineering = [p for p in sorted(extra_docs) if p not in pages]
@@ -70,6 +78,7 @@ def site_nav(policy: Policy, pages: Mapping[str, Any], extra_docs: Sequence[str]
         authors.append({"Engineering": engineering})
     return [
         {"Home": "index.md"},
+        {"Check a claim": "claims.md"},
         {"Table": [{"Today's table": "table.md"}, {"Full history": "history.md"}, {"Downloads": "downloads.md"}]},
         {"Codes": ["codes/index.md", *codes]},
         {"Billing": [{"Modifiers and places of service": "modifiers.md"}, {"Reason codes": "reasons.md"},

@@ -9,8 +9,10 @@ move to another generator that reads the same mkdocs.yml needs only a script tha
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,14 @@ from ..load.faq import Faq, load_faqs
 from ..model import Period, Policy, Release
 from ..resources import schema_dir
 from . import svg
-from .check import check_files
+from .check import FORM_FIELDS, check_files
 from .examples import CodeExamples, code_examples
+from .feeds import code_feed_path, feed_files, notice_pages, subscribe_links
 from .fragments import billing_note, cap, cite_md, decision_md, md, rel_link
 from .nav import contributing_page
 from .reference import (
     DOWNLOAD_STEM,
+    EPOCH_STEM,
     HISTORY_STEM,
     changelog_page,
     cli_page,
@@ -43,9 +47,19 @@ from .table import (
     href,
     rows_in_force,
     source_kind,
+    table_epochs,
     table_html,
 )
-from .widgets import check_form, coverage_banner, row_allows, row_dates, status_box, status_on
+from .widgets import (
+    check_form,
+    claims_form,
+    coverage_banner,
+    row_allows,
+    row_dates,
+    status_box,
+    status_on,
+    timeline_text,
+)
 
 Pages = dict[str, "str | bytes"]
 
@@ -98,16 +112,16 @@ title: Home
 
 # {md(policy.program.name)}: telehealth
 
+## Check a claim line {{#check-a-claim-line}}
+
+{check_form(policy, "index.md", directory_urls)}
+
 **Only procedure codes on the CMAP Telehealth Table are payable via telehealth**, in the modalities the
 table allows, for dates of service between its effective and end dates. This site is generated from the
 policy data of release **{rel.id}** (published {rel.published}); the engine that decides claim lines reads
 the same data.
 
 {coverage_banner(policy, "index.md", directory_urls)}
-
-## Check a claim line {{#check-a-claim-line}}
-
-{check_form(policy, "index.md", directory_urls)}
 
 <div class="grid cards" markdown>
 
@@ -180,9 +194,9 @@ hide:
 
 The rows in force on the date of service you pick (your today, at first), as published in release **{rel.id}**
 ({rel.published}). Without JavaScript the page shows the rows in force on {today}, when it was built. Click a
-column heading to sort; click a code for its history, example claim lines and its FAQs. Download: this table
-([CSV]({DOWNLOAD_STEM}.csv) · [Excel]({DOWNLOAD_STEM}.xlsx) · [JSON]({DOWNLOAD_STEM}.json), as of {today}) or the
-full history ([CSV]({HISTORY_STEM}.csv) · [Excel]({HISTORY_STEM}.xlsx) · [JSON]({HISTORY_STEM}.json)).
+column heading to sort; click a code for its history, example claim lines and its FAQs.
+
+{_table_downloads(policy, today)}
 
 {coverage_banner(policy, "table.md", directory_urls)}
 
@@ -192,6 +206,40 @@ full history ([CSV]({HISTORY_STEM}.csv) · [Excel]({HISTORY_STEM}.xlsx) · [JSON
 one of them. {billing_note(policy, "table.md")} Rows marked *secondary source* come from a third party's reading
 of the table: check them against the official table. Ended rows are on the [full history](history.md).
 """
+
+
+def _claims_page(policy: Policy) -> str:
+    fields = ", ".join(f"`{f}`" for f in FORM_FIELDS)
+    return f"""---
+title: Check a whole claim
+---
+
+# Check a whole claim
+
+Paste the lines of a claim, or drop a CSV or JSON Lines file of up to 100,000 lines: every line is decided in
+this page, with the answers the claim-line checker gives (release **{policy.latest.id}**), and nothing leaves
+your computer. You get the number of lines of each outcome, the lines that could not be read and why, and the
+decisions as a CSV file in the columns of `cmap-policy eval -o decisions.csv`.
+
+A CSV file starts with a header line naming its columns: {fields}. A line that states its modality, the
+member's age, the provider type, units or whether the patient is established is not decided here (those
+change the decision, and only the command line reads them): it is listed with the lines not decided. An X12 837
+file is read by the command line: `cmap-policy eval claims.837`.
+
+{claims_form()}
+"""
+
+
+def _table_downloads(policy: Policy, today: dt.date) -> str:
+    """Download links of the table on the date picked: the script points them at that date's export."""
+    epochs = json.dumps([d.isoformat() for d in table_epochs(policy)], separators=(",", ":"))
+    links = " · ".join(f'<a href="{DOWNLOAD_STEM}.{fmt}" data-cmap-download="{fmt}">{name}</a>'
+                       for fmt, name in (("csv", "CSV"), ("xlsx", "Excel"), ("json", "JSON")))
+    history = " · ".join(f'<a href="{HISTORY_STEM}.{fmt}">{name}</a>'
+                         for fmt, name in (("csv", "CSV"), ("xlsx", "Excel"), ("json", "JSON")))
+    return (f'<p class="cmap-downloads" data-cmap-epochs="{escape(epochs)}" data-cmap-base="{EPOCH_STEM}">'
+            f'Download this table ({links}, the rows in force on <span class="cmap-download-date">{today}</span>) '
+            f"or the full history ({history}).</p>")
 
 
 def _history_page(policy: Policy, today: dt.date, rows: Sequence[Row], directory_urls: bool) -> str:
@@ -262,6 +310,7 @@ def _code_page(policy: Policy, code: str, today: dt.date, faqs: Sequence[Faq], d
     table_link = href(page, "table.md", directory_urls) + f"?q={code}"
     sections = [f"""---
 title: "{code}: {c.description.replace('"', "'")}"
+code_feed: {code_feed_path(code)}
 ---
 
 # {code}: {md(c.description)}
@@ -269,6 +318,8 @@ title: "{code}: {c.description.replace('"', "'")}"
 {status_box(policy, code, today)}
 
 {c.system} code · {md(category)} · <a href="{table_link}">show in the table</a>
+
+{subscribe_links(code)}
 
 {coverage_banner(policy, page, directory_urls)}
 """]
@@ -283,6 +334,8 @@ title: "{code}: {c.description.replace('"', "'")}"
 <figure class="cmap-figure" data-search-exclude>
 {svg.timeline_svg(policy, code, span, today, title=f"Periods of {code} on the telehealth table")}
 </figure>
+
+{timeline_text(policy, code)}
 """)
     for p in reversed(periods):
         key, label = source_kind(p.citation.source)
@@ -357,6 +410,7 @@ def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None
     pages: Pages = {
         "index.md": _home(policy, today, current, directory_urls),
         "table.md": _table_page(policy, today, current, directory_urls),
+        "claims.md": _claims_page(policy),
         "history.md": _history_page(policy, today, history, directory_urls),
         "codes/index.md": _codes_index(policy, today),
         "modifiers.md": modifiers_page(policy),
@@ -376,5 +430,9 @@ def generate_pages(policy: Policy, *, today: dt.date, faqs: Sequence[Faq] | None
     for fmt in ("csv", "xlsx", "json"):
         pages[f"{DOWNLOAD_STEM}.{fmt}"] = export_current(policy, today, fmt)
         pages[f"{HISTORY_STEM}.{fmt}"] = export_history(policy, fmt)
+        for day in table_epochs(policy):
+            pages[f"{EPOCH_STEM}{day}.{fmt}"] = export_current(policy, day, fmt)
     pages.update(check_files(policy))
+    pages.update(feed_files(policy, directory_urls=directory_urls))
+    pages.update(notice_pages(policy))
     return pages

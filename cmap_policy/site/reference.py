@@ -8,17 +8,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from html import escape as html_escape
 
-from ..authoring.changelog import change_report, render_markdown
+from ..authoring.changelog import change_report, release_entry, release_line, release_name, render_markdown
 from ..load.faq import Faq
 from ..model import Outcome, Policy
 from ..reasons import CARC_SOURCE, REASONS
 from .examples import reason_examples
+from .feeds import since_block, subscribe_links
 from .fragments import billing_note, cite_md, dates, decision_md, kind_html, md, outcome_html, rel_link
 from .table import MODALITY_LABELS, Row, all_rows
+from .widgets import UNDECIDABLE_ANCHOR
 
 DOWNLOAD_STEM = "downloads/cmap-telehealth-table"
 HISTORY_STEM = "downloads/cmap-telehealth-table-history"
+# the table as in force from each day its rows change: the table page's downloads follow the date picked
+EPOCH_STEM = "downloads/on/cmap-telehealth-table-"
 
 
 def modifiers_page(policy: Policy) -> str:
@@ -153,24 +158,28 @@ def faq_page(policy: Policy, faqs: Sequence[Faq]) -> str:
 
 
 def changelog_page(policy: Policy) -> str:
-    body = render_markdown(change_report(policy), link_codes=True)
-    body = re.sub(r"\A\s*# [^\n]*\n", "", body)  # the page has its own title
-    return "---\ntitle: Changelog\n---\n\n# Changelog\n\n" + ensure_release_anchors(policy, body)
-
-
-def ensure_release_anchors(policy: Policy, body: str) -> str:
-    """Other pages link to #<release id in lower case>: give the first heading naming each release that id."""
-    lines = body.splitlines()
-    for rel in policy.releases:
-        anchor = rel.id.lower()
-        if f"{{#{anchor}}}" in body or f'id="{anchor}"' in body:
-            continue
-        named = re.compile(rf"(?<![\w-]){re.escape(rel.id)}(?![\w-])")
-        for i, line in enumerate(lines):
-            if line.startswith("## ") and "{#" not in line and named.search(line):
-                lines[i] = f"{line} {{#{anchor}}}"
-                break
-    return "\n".join(lines) + "\n"
+    """Every release, newest first, each folded under a summary line (its name, date and what it did), with a link
+    to its draft notice: the page stays short on a phone, and a link to a release (#<its id in lower case>) opens
+    it (cmap-page.js). Above them, the feeds to subscribe to and the "what changed since" box."""
+    report = change_report(policy)
+    intro = render_markdown([], link_codes=True)
+    intro = re.sub(r"\A\s*# [^\n]*\n", "", intro)  # the page has its own title
+    sections = []
+    for rep in reversed(report):
+        body = render_markdown([rep], link_codes=True)
+        body = body[body.index("\n## "):].split("\n", 2)[2]  # the release's own part, under the summary instead
+        summary = (f'<summary><strong>{html_escape(release_name(rep))}</strong> '
+                   f'<span class="cmap-release-line">{html_escape(release_line(rep))}</span></summary>')
+        notice = f"[Draft Important Message for {rep['release']}](notices/{rep['release']}.md)"
+        sections.append(f'<details class="cmap-release" id="{rep["release"].lower()}" markdown>\n{summary}\n\n'
+                        f"{notice}\n\n{body.strip()}\n\n</details>\n")
+    entries = [release_entry(rep, i) for i, rep in enumerate(report)]
+    return ("---\ntitle: Changelog\nhide:\n  - toc\n---\n\n# Changelog\n\n" + subscribe_links() + "\n\n"
+            + intro.strip() + "\n\n"
+            + "## What changed since your last visit {#since}\n\n" + since_block(entries) + "\n\n"
+            '<p class="cmap-since-nojs">Add <code>?since=YYYY-MM-DD</code> to this page\'s address to see, code by '
+            "code, what changed after that date (with JavaScript; your last visit is remembered in this browser "
+            "only, and nothing is sent anywhere).</p>\n\n## Every release {#releases}\n\n" + "\n".join(sections))
 
 
 def sources_page(policy: Policy) -> str:
@@ -190,7 +199,43 @@ def sources_page(policy: Policy) -> str:
             out += [md(s.note), ""]
     out += ["## Statutes", ""]
     out += [f"- **{md(st.citation)}**: {md(st.requirement)}" for st in prog.statutes]
-    return "\n".join(out) + "\n"
+    out += ["", *_era_rules_md(policy), *_undecidable_md(policy)]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _era_rules_md(policy: Policy) -> list[str]:
+    """What sources say of every code in a stretch of dates: what a decision on those dates cites."""
+    rules = policy.program.era_rules
+    if not rules:
+        return []
+    out = ["## What the sources say of every code, by era {#eras}", "",
+           "Some sources speak of a stretch of dates and a way of delivery, whatever the code: a decision cites them "
+           "by the rule's id. *Denies* means every such line is not payable; *names a category* means the source "
+           "names a category of services without its codes, so a line no row decides is undetermined, with this "
+           "text; a condition on the line's own fields (age, established patient) denies a line that breaks it.", "",
+           "| Rule | Dates of service | Delivered by | What the source says | Source |", "|---|---|---|---|---|"]
+    for r in rules:
+        when = dates(r.effective, r.end) if r.effective else f"up to {r.end}" if r.end else "always"
+        how = ", ".join(MODALITY_LABELS.get(m, "not stated on the line") for m in r.modalities)
+        verdict = "Denies." if r.verdict == "deny" else "Names a category."
+        limits = "".join(f" Condition: {md(lim.guideline)}" for lim in r.limits)
+        out.append(f"| `{r.id}` | {when} | {how} | {verdict} {md(r.text)}{limits} | "
+                   f"{cite_md(r.citation, 'sources.md')} |")
+    return [*out, ""]
+
+
+def _undecidable_md(policy: Policy) -> list[str]:
+    """The written list of what a claim line cannot decide, and why (the coverage banner names each)."""
+    items = policy.program.undecidable
+    if not items:
+        return []
+    out = [f"## What a claim line cannot decide {{#{UNDECIDABLE_ANCHOR}}}", "",
+           "The sources raise these questions, but no claim line answers them: a line they touch is undetermined, "
+           "or its decision lists them as conditions to meet.", ""]
+    for u in items:
+        source = f" Source: {cite_md(u.citation, 'sources.md')}." if u.citation is not None else ""
+        out += [f"- **{md(u.what)}.** {md(u.why)}{source}"]
+    return [*out, ""]
 
 
 def downloads_page(policy: Policy, today: dt.date, rows: Sequence[Row]) -> str:

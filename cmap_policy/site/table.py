@@ -16,6 +16,7 @@ from html import escape
 
 from ..authoring.table import export_table
 from ..interpreter import spans
+from ..lines import CODE_RE
 from ..model import Code, Period, Policy, Source
 
 
@@ -220,13 +221,16 @@ def table_html(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: d
                   else '<th scope="col"><abbr title="Revenue center codes (institutional claims)">RCCs</abbr></th>'
                   if name == "RCCs" else f'<th scope="col">{name}</th>' for name in head)
     body = "".join(_row_html(policy, r, opts, today) for r in rows)
-    empty = ('<p class="cmap-empty" hidden>No row matches. Where this data holds the whole table, a code that is '
-             'not on it is not payable via telehealth; where it holds only the rows public sources name, the '
-             'official table decides.</p>')
+    # The script replaces this with the one sentence that applies to the date and the code searched for.
+    empty = ('<p class="cmap-empty" role="status" hidden>No row matches. Where this data holds the whole table, a '
+             'code that is not on it is not payable via telehealth; where it holds only the rows public sources '
+             'name, the official table decides.</p>')
     gaps = escape(json.dumps(_unknown_gaps(policy, rows), separators=(",", ":")))
+    whole = policy.complete_from.get(policy.latest.id)
     # A section, not a div: site search skips an element marked data-search-exclude only up to the first
     # closing tag of its own name, and the block holds divs but no section.
-    return (f'<section class="cmap-table-block" data-search-exclude data-cmap-gaps="{gaps}">'
+    return (f'<section class="cmap-table-block" data-search-exclude data-cmap-gaps="{gaps}" '
+            f'data-cmap-whole="{whole or ""}" data-cmap-code-pattern="{escape(CODE_RE.pattern)}">'
             f'{_filters(policy, rows, opts, today)}'
             f'<div class="cmap-table-scroll"><table class="cmap-table" id="{opts.table_id}" '
             f'data-cmap-unit="{opts.unit}" data-cmap-mode="{"history" if opts.history else "date"}">'
@@ -238,6 +242,14 @@ def table_html(policy: Policy, rows: Sequence[Row], opts: TableOptions, today: d
 def export_current(policy: Policy, today: dt.date, fmt: str) -> bytes:
     """The table in force on ``today`` as ``fmt`` (csv, xlsx, json): the same export as ``cmap-policy export``."""
     return export_table(policy, date=today, fmt=fmt)
+
+
+def table_epochs(policy: Policy) -> list[dt.date]:
+    """The days on which the rows in force change (and the day before the first): between two of them every
+    day has the same table, so one export per epoch lets the table page's downloads follow any date."""
+    days = {d for cv in policy.views[policy.latest.id].values() for p in cv.periods
+            for d in (p.effective, p.end + dt.timedelta(days=1) if p.end else None) if d is not None}
+    return ([min(days) - dt.timedelta(days=1)] if days else []) + sorted(days)
 
 
 def export_history(policy: Policy, fmt: str) -> bytes:

@@ -14,10 +14,11 @@ from html import escape
 from ..interpreter import Span, spans
 from ..lines import CLAIM_TYPES, MAX_MODIFIERS
 from ..model import Period, Policy
-from .check import day_number
+from .check import OUTCOME_WORDS, day_number
 from .table import MODALITY_LABELS, href
 
 CHECK_ID = "check"
+UNDECIDABLE_ANCHOR = "undecidable"  # the sources page's list of what a claim line cannot decide
 
 
 def _modality_words(policy: Policy, modalities: tuple[str, ...]) -> str:
@@ -63,8 +64,14 @@ def coverage_banner(policy: Policy, page: str, directory_urls: bool) -> str:
         links.append(f'<a href="{escape(program.citation.source.url)}">{escape(program.citation.source.title)}</a>')
     where = (" The official table is the authority: " + " on ".join(links) + ".") if links else ""
     sources = href(page, "sources.md", directory_urls)
+    cannot = ""
+    if program.undecidable:
+        why = href(page, "sources.md", directory_urls, UNDECIDABLE_ANCHOR)
+        cannot = ("<p><strong>What it cannot decide</strong>, because the sources name a category or an era but "
+                  "not its codes, or nothing a claim line shows: "
+                  + "; ".join(escape(u.what) for u in program.undecidable) + f'. <a href="{why}">Why</a>.</p>')
     return (f'<div class="cmap-coverage" role="note" aria-label="What this data covers"><p>{covers}{where} '
-            f'<a href="{sources}">Sources</a>.</p></div>')
+            f'<a href="{sources}">Sources</a>.</p>{cannot}</div>')
 
 
 def check_form(policy: Policy, page: str, directory_urls: bool, code: str | None = None) -> str:
@@ -102,20 +109,24 @@ def check_form(policy: Policy, page: str, directory_urls: bool, code: str | None
         f'<form class="cmap-check" id="{fid}" data-cmap-check{code_attr} novalidate hidden data-search-exclude '
         f'aria-labelledby="{fid}-title" data-reasons-href="{href(page, "reasons.md", directory_urls)}" '
         f'data-sources-href="{href(page, "sources.md", directory_urls)}">'
-        f'<p class="cmap-check-title" id="{fid}-title"><strong>Check a claim line</strong> against release '
-        f'{escape(policy.latest.id)}: any date of service, decided as <code>cmap-policy eval</code> decides it.</p>'
+        f'<p class="cmap-check-title" id="{fid}-title"><strong>Check a claim line</strong> for any date of '
+        f'service, against release {escape(policy.latest.id)}.</p>'
         '<div class="cmap-check-grid">'
         f'<div class="cmap-field"><label for="{fid}-code">Procedure code</label>'
         f'<input id="{fid}-code" name="code" list="{fid}-codes" autocomplete="off" spellcheck="false" '
         f'autocapitalize="characters" required{value} {described("code")}>{err("code")}</div>'
         f'<datalist id="{fid}-codes">{codes}</datalist>'
         f'<div class="cmap-field"><label for="{fid}-date">Date of service</label>'
-        f'<input id="{fid}-date" name="date" type="date" required {described("date")}>{err("date")}</div>'
+        # text, not type=date: a date field empties itself on an impossible day, and the reader must see what
+        # was typed beside the message that names it
+        f'<input id="{fid}-date" name="date" inputmode="numeric" autocomplete="off" placeholder="YYYY-MM-DD" '
+        f'required {described("date", "hint")}><p class="cmap-hint" id="{fid}-date-hint">YYYY-MM-DD or '
+        f'MM/DD/YYYY.</p>{err("date")}</div>'
         f'<div class="cmap-field"><label for="{fid}-pos">Place of service</label>'
         f'<input id="{fid}-pos" name="pos" list="{fid}-places" inputmode="numeric" autocomplete="off" '
         f'{described("pos")}>{err("pos")}</div>'
         f'<datalist id="{fid}-places">{places}</datalist>'
-        f'<div class="cmap-field"><label for="{fid}-ct">Claim type</label>'
+        f'<div class="cmap-field cmap-field-ct"><label for="{fid}-ct">Claim type</label>'
         f'<select id="{fid}-ct" name="claim_type">{types}</select></div>'
         f'<div class="cmap-field"><label for="{fid}-rcc">Revenue center code</label>'
         f'<input id="{fid}-rcc" name="rcc" inputmode="numeric" autocomplete="off" {described("rcc", "hint")}>'
@@ -180,10 +191,26 @@ def _status_at(stretches: list[tuple[int | None, str, str, str]], day: dt.date) 
     return current
 
 
+def _undated(title: str) -> str:
+    return title.replace(" on {date}", "").replace(" for {date}", "")
+
+
 def status_on(policy: Policy, code: str, day: dt.date) -> tuple[str, str]:
     """(state, title) of ``code`` on ``day``, the title without its date."""
     _, state, title, _ = _status_at(status_spans(policy, code), day)
-    return state, title.replace(" on {date}", "").replace(" for {date}", "")
+    return state, _undated(title)
+
+
+def timeline_text(policy: Policy, code: str) -> str:
+    """What the code's timeline draws, as a list: a phone shows it instead of the picture, whose text would be
+    scaled down past reading."""
+    items = []
+    for s in spans(policy, code):
+        state, title, _ = _span_state(policy, s)
+        when = (f"Until {s.end}" if s.start is None else f"From {s.start}" if s.end is None
+                else f"{s.start} to {s.end}") if s.start is not None or s.end is not None else "Always"
+        items.append(f'<li class="cmap-status-{state}"><strong>{escape(when)}</strong>: {escape(_undated(title))}</li>')
+    return f'<ol class="cmap-timeline-text" aria-label="Periods of {escape(code)}, as a list">{"".join(items)}</ol>'
 
 
 def status_box(policy: Policy, code: str, today: dt.date) -> str:
@@ -198,3 +225,27 @@ def status_box(policy: Policy, code: str, today: dt.date) -> str:
             f'<p class="cmap-status-detail">{escape(detail.replace("{date}", str(today)))}</p>'
             f'<p class="cmap-status-pick" hidden><label>Date of service <input type="date" '
             f'value="{today}"></label></p></div>')
+
+
+# --- a whole claim at once ------------------------------------------------------------------------------
+
+def claims_form() -> str:
+    """Paste claim lines or drop a file; ``cmap-claims.js`` decides every line in a worker, in the page."""
+    words = escape(json.dumps(OUTCOME_WORDS, separators=(",", ":")))
+    example = "code,date,modifiers,pos&#10;T1016,2026-01-05,93,11&#10;97153,2026-01-05,93,11"
+    return (
+        f'<form class="cmap-claims" data-cmap-claims data-outcome-words="{words}" hidden novalidate '
+        'data-search-exclude aria-labelledby="claims-title">'
+        '<p id="claims-title"><strong>Check every line of a claim</strong>, in this page: nothing is uploaded.</p>'
+        '<div class="cmap-field"><label for="claims-text">Claim lines: CSV with a header line, or JSON Lines'
+        f'</label><textarea id="claims-text" rows="7" spellcheck="false" placeholder="{example}"></textarea></div>'
+        '<div class="cmap-claims-drop"><label for="claims-file">Or choose a file (CSV or JSON Lines), or drop '
+        'it here</label> <input type="file" id="claims-file" accept=".csv,.jsonl,.ndjson,.txt,text/csv"></div>'
+        '<div class="cmap-check-actions"><button type="submit" class="md-button md-button--primary">Check every '
+        "line</button></div>"
+        '<p class="cmap-claims-status" role="status" aria-live="polite"></p>'
+        '<div class="cmap-claims-result" hidden></div></form>'
+        '<noscript data-search-exclude><p class="cmap-noscript">Checking a claim file here needs JavaScript. The '
+        "command line gives the same answers: <code>cmap-policy eval claims.csv -o decisions.csv</code>.</p>"
+        "</noscript>"
+    )

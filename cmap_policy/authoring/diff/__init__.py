@@ -37,7 +37,7 @@ program entries and releases added, ended or changed), ``decisions`` (the exhaus
 from ...errors import DiffError
 from .decisions import NO_DECISION_CHANGES, decision_changes, line_class, signature, signature_dict
 from .markdown import render_markdown
-from .result import PolicyDiff, diff
+from .result import PolicyDiff, diff, diff_sides
 from .rows import code_changes, program_changes, release_changes, row_changes
 from .sides import Side, load_revision, resolve
 
@@ -49,6 +49,7 @@ __all__ = [
     "code_changes",
     "decision_changes",
     "diff",
+    "diff_sides",
     "line_class",
     "load_revision",
     "program_changes",

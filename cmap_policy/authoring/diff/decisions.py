@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import DiffError
 from ...interpreter import evaluate, find_period, known_gap
-from ...model import MAX_AGE, ClaimLine, Decision, Limit, Outcome, Period, Program
+from ...model import LIMIT_FIELDS, MAX_AGE, ClaimLine, Decision, Limit, Outcome, Period, Program
 from ...reasons import ORDER, REASONS
 from .rows import periods_of
 from .sides import Side
@@ -52,6 +52,7 @@ def _program_key(program: Program) -> tuple[Any, ...]:
         tuple(sorted((m.id, m.coverage) for m in program.modalities.values())),
         tuple(sorted(program.claim_types)),
         tuple(sorted((a.id, a.effective, a.end, a.modalities) for a in program.attestations)),
+        tuple((r.id, r.verdict, r.modalities, r.effective, r.end, _limits_key(r.limits)) for r in program.era_rules),
     )
 
 
@@ -209,8 +210,6 @@ class Variant:
                          modality=f.modality, **extra)
 
 
-LIMIT_FIELDS = {"age": "member_age", "provider-type": "provider_type", "established-patient": "established_patient",
-                "units-per-day": "units"}
 
 
 def _field_values(limits: Iterable[Limit]) -> dict[str, list[Any]]:
@@ -243,7 +242,8 @@ def _variants(code: str, base: Side, head: Side, fronts_: Sequence[Front]) -> li
     periods = [*periods_of(base, code), *periods_of(head, code)]
     rccs = sorted({r for p in periods for r in p.revenue_center_codes})
     other_rcc = next(r for r in OTHER_RCCS if r not in rccs)
-    fields = _field_values(lim for p in periods for lim in p.limits)
+    eras = [lim for side in (base, head) for r in side.policy.program.era_rules for lim in r.limits]
+    fields = _field_values([*(lim for p in periods for lim in p.limits), *eras])
     out: list[Variant] = []
     for i, f in enumerate(fronts_):
         # the interpreter reads the RCC of institutional lines only (and only for codes with RCCs)
@@ -258,10 +258,13 @@ def _variants(code: str, base: Side, head: Side, fronts_: Sequence[Front]) -> li
     return out
 
 
+def _limits_key(limits: Iterable[Limit]) -> tuple[Any, ...]:
+    return tuple(sorted((lim.kind, lim.modalities, lim.min_age, lim.max_age, lim.provider_types, lim.max_units)
+                        for lim in limits))
+
+
 def _period_key(p: Period) -> tuple[Any, ...]:
-    limits = tuple(sorted((lim.kind, lim.modalities, lim.min_age, lim.max_age, lim.provider_types, lim.max_units)
-                          for lim in p.limits))
-    return (p.permitted, p.modalities, p.undetermined_modalities, p.revenue_center_codes, limits)
+    return (p.permitted, p.modalities, p.undetermined_modalities, p.revenue_center_codes, _limits_key(p.limits))
 
 
 def _state(side: Side, code: str, day: dt.date) -> tuple[Any, ...]:

@@ -62,18 +62,24 @@ class PolicyDiff:
         return render_markdown(self)
 
 
+def diff_sides(base: str | Path | Policy | Side, head: str | Path | Policy | Side | None = None, *,
+               policy: str | Path | None = None) -> tuple[Side, Side]:
+    """BASE and HEAD read as ``diff`` reads them (the working policy loaded once, when either needs it)."""
+    working: Policy | None = None
+    if head is None or (isinstance(base, str) and not Path(base).is_dir()):
+        folder = Path(policy) if policy is not None else working_policy_dir()
+        working = load_folder(folder, "working") if folder.is_dir() else None
+    return (resolve(base, policy=policy, what="BASE", working=working),
+            resolve(head, policy=policy, what="HEAD", working=working))
+
+
 def diff(base: str | Path | Policy | Side, head: str | Path | Policy | Side | None = None, *,
          policy: str | Path | None = None, exhaustive: bool = False) -> PolicyDiff:
     """Compare two policies: folders, git revisions of this repository, or release ids of the working policy.
 
     ``head`` defaults to the working tree (``policy``, default the repository's policy folder).
     """
-    working: Policy | None = None
-    if head is None or (isinstance(base, str) and not Path(base).is_dir()):
-        folder = Path(policy) if policy is not None else working_policy_dir()
-        working = load_folder(folder, "working") if folder.is_dir() else None
-    b = resolve(base, policy=policy, what="BASE", working=working)
-    h = resolve(head, policy=policy, what="HEAD", working=working)
+    b, h = diff_sides(base, head, policy=policy)
     return PolicyDiff(b, h, release_changes(b, h), program_changes(b, h), code_changes(b, h), row_changes(b, h),
                       decision_changes(b, h, exhaustive=exhaustive))
 

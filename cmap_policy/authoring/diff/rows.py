@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from ...changes import BOOKKEEPING
 from ...model import Period, Policy, Program
 from .sides import Side
 
@@ -20,11 +21,6 @@ def periods_of(side: Side, code: str) -> tuple[Period, ...]:
     return view.periods if view is not None else ()
 
 
-# Fields that say when and by which release, not what a row says: not "changes" when one row replaces another.
-# What a row that takes over from another does not change by itself: its own dates, whether its start is known
-# (the new row starts on a date its source gives) and how it ends (the old row ends the day before).
-BOOKKEEPING = ("code", "period", "effective", "start_known", "end", "introduced_in", "ended_in", "removed",
-               "dates_note")
 
 
 def _replaced(periods: dict[dt.date, dict[str, Any]], day: dt.date) -> dict[str, Any] | None:
@@ -121,8 +117,9 @@ def release_changes(base: Side, head: Side) -> list[dict[str, Any]]:
     out = []
     for rid, rel in new.items():
         was = old.get(rid)
-        if was is not None and (was.published, was.effective, was.summary, was.implements) == (
-                rel.published, rel.effective, rel.summary, rel.implements):
+        if was is not None and (was.published, was.effective, was.summary, was.implements,
+                                was.notice_paragraphs) == (rel.published, rel.effective, rel.summary, rel.implements,
+                                                           rel.notice_paragraphs):
             continue
         out.append({"action": "added" if was is None else "changed", "id": rid,
                     "published": rel.published.isoformat(), "effective": rel.effective.isoformat(),

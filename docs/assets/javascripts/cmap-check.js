@@ -62,20 +62,30 @@
   var dayNumber = window.cmap.dayNumber;
   var today = window.cmap.today;
 
-  /** The index of the last item whose first day (null: since always) is on or before ``day``. */
-  function lastStartingBy(items, day) {
-    var lo = 0, hi = items.length - 1, found = 0;
-    while (lo <= hi) {
-      var mid = (lo + hi) >> 1;
-      var start = items[mid][0];
-      if (start === null || start <= day) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
-    }
-    return found;
-  }
-
   // --- reading the line ------------------------------------------------------------------------------
 
   function say(template, value) { return template.replace("{value}", value); }
+
+  function pad2(n) { return (n.length < 2 ? "0" : "") + n; }
+
+  /** A typed date as YYYY-MM-DD: typed so, or as a biller types it (MM/DD/YYYY, or MMDDYYYY as a date field's
+   * keys give it); null when it is neither. Whether it is a real day is for dayNumber to say. */
+  function isoDate(text) {
+    var m = /^(\d{4})-(\d{1,2})-(\d{1,2})$/.exec(text);
+    if (m) return m[1] + "-" + pad2(m[2]) + "-" + pad2(m[3]);
+    m = /^(\d{1,2})\/(\d{1,2})\/(\d{4})$/.exec(text) || /^(\d{2})(\d{2})(\d{4})$/.exec(text);
+    return m ? m[3] + "-" + pad2(m[1]) + "-" + pad2(m[2]) : null;
+  }
+
+  /** Why a date of the right form is no day: the month, or how many days the month has. */
+  function impossible(iso) {
+    var y = +iso.slice(0, 4), mo = +iso.slice(5, 7);
+    if (mo < 1 || mo > 12) return ": there is no month " + mo;
+    var days = new Date(Date.UTC(2000, mo, 0)).getUTCDate();
+    if (mo === 2) days = (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)) ? 29 : 28;
+    var month = new Date(Date.UTC(2000, mo - 1, 1)).toLocaleString("en-US", { month: "long", timeZone: "UTC" });
+    return ": " + month + " " + y + " has " + days + " days";
+  }
   function quoted(value) { return "'" + value + "'"; }
 
   /** The form's fields as a claim line, read as `cmap-policy eval` reads them; or the errors, by field. */
@@ -85,13 +95,15 @@
     var msg = data.messages;
     var get = function (name) { var el = form.elements[name]; return el ? el.value.trim() : ""; };
     var code = get("code").toUpperCase();
-    if (!code) errors.code = msg.missing;
+    if (!code) errors.code = msg.missing_code;
     else if (!new RegExp(patterns.code).test(code)) errors.code = say(msg.code, quoted(code));
-    var date = get("date");
+    var typed = get("date");
+    var date = isoDate(typed);
     var day = null;
-    if (!date) errors.date = msg.missing;
-    else if (!new RegExp(patterns.date).test(date)) errors.date = say(msg.date, quoted(date));
-    else if ((day = dayNumber(date)) === null) errors.date = say(msg.calendar, date);
+    if (!typed) errors.date = msg.missing_date;
+    else if (date === null || !new RegExp(patterns.date).test(date)) errors.date = say(msg.date, quoted(typed))
+      + " (or MM/DD/YYYY)";
+    else if ((day = dayNumber(date)) === null) errors.date = say(msg.calendar, quoted(typed)) + impossible(date);
     var known = data.modifiers.map(function (m) { return m.code; });
     var ticked = {};
     Array.prototype.forEach.call(form.querySelectorAll('input[name="mod"]'), function (box) {
@@ -126,63 +138,10 @@
     };
   }
 
-  // --- looking the answer up -------------------------------------------------------------------------
+  // --- looking the answer up: cmap-decide.js, shared with the claim file's worker ---------------------
 
-  /** A pooled value (reasons, citations): numbered in the common file's pool first, then in the chunk's. */
-  function pooled(base, own, i) {
-    if (base === own) return own[i];
-    return i < base.length ? base[i] : own[i - base.length];
-  }
-
-  function answer(data, chunk, line) {
-    var cell = chunk.cells[lastStartingBy(chunk.cells, line.day)];
-    var places = data.places.map(function (p) { return p.code; });
-    var posIndex = line.pos === null ? 0 : places.indexOf(line.pos) + 1;  // a place the program does not know: none
-    var ctIndex = data.claim_types.map(function (c) { return c.id; }).indexOf(line.claim_type);
-    var front = (ctIndex * (places.length + 1) + posIndex) * (1 << data.modifiers.length) + line.mask;
-    var map = data.front_maps[data.interval_fronts[cell[1]]];
-    var w = data.front_width;
-    var found = cell[3][parseInt(map.substr(front * w, w), 36)];
-    var rccStandIn = null;
-    if (cell[2] !== null) {
-      var k = line.rcc === null ? 0 : cell[2].indexOf(line.rcc) + 1;
-      if (line.rcc !== null && k === 0) { k = cell[2].length + 1; rccStandIn = line.rcc; }
-      found = found[k];
-    }
-    return expand(data, chunk, chunk.decisions[found], line.code, rccStandIn);
-  }
-
-  function expand(data, chunk, d, code, rcc) {
-    var base = data.unlisted;
-    function fill(text) {
-      var out = text.split(data.stand_in.code).join(code);
-      return rcc === null ? out : out.split(data.stand_in.rcc).join(rcc);
-    }
-    function citation(i) {
-      if (i < 0) return null;
-      var c = pooled(base.citations, chunk.citations, i);
-      var s = data.sources[c[0]];
-      return { source: c[0], title: s[0], url: s[1], secondary: s[2], section: c[1], note: c[2] };
-    }
-    var reasons = d.slice(5).map(function (i) {
-      var r = pooled(base.reasons, chunk.reasons, i);
-      var kind = data.reason_kinds[r[0]];
-      return { code: r[0], kind: kind[0], carc: kind[1] || null, message: fill(r[1]), rule: r[2] ? fill(r[2]) : null,
-               citation: citation(r[3]) };
-    });
-    var modality = d[2] < 0 ? null : data.modalities[d[2]];
-    return {
-      outcome: data.outcomes[d[0]],
-      period: d[1] < 0 ? null : chunk.periods[d[1]],
-      modality: modality ? modality[0] : null,
-      modality_name: modality ? modality[1] : null,
-      attestations: d[3].map(function (i) { return { id: data.attestations[i][0], text: data.attestations[i][1] }; }),
-      to_confirm: d[4].map(function (c) { return { kind: c[0], guideline: c[1] }; }),
-      reasons: reasons,
-      release: data.release,
-      policy_hash: data.policy_hash
-    };
-  }
+  var lastStartingBy = window.cmapDecide.lastStartingBy;
+  var answer = window.cmapDecide.answer;
 
   // --- showing it ------------------------------------------------------------------------------------
 
@@ -217,82 +176,129 @@
     return parts.join(" ");
   }
 
-  function rowText(data, p) {
-    var start = p.start_known ? "from " + p.effective : "in force by " + p.effective + " (its real start is not known)";
-    var span = start + (p.end ? " to " + p.end : ", no end date");
+  function modalityNames(data) {
     var names = {};
     data.modalities.forEach(function (m) { names[m[0]] = m[1]; });
+    return names;
+  }
+
+  /** A row in a biller's words: its dates and what it allows (its id is for the integrators' details). */
+  function rowText(data, p) {
+    var start = p.start_known ? "From " + p.effective : "In force by " + p.effective + " (its real start is not known)";
+    var span = start + (p.end ? " to " + p.end : ", no end date");
+    var names = modalityNames(data);
     var what = p.permitted
-      ? "permitted; modalities: " + (p.modalities.map(function (m) { return names[m] || m; }).join(", ") || "none")
+      ? "payable via telehealth by " + (p.modalities.map(function (m) { return names[m] || m; }).join(" or ") || "no way")
       : "listed as NOT permitted via telehealth";
     if (p.undetermined_modalities.length) {
       what += "; the sources are silent on " + p.undetermined_modalities.map(function (m) { return names[m] || m; }).join(", ");
     }
-    return p.id + " (" + span + "): " + what + ".";
+    return span + ": " + what + ".";
+  }
+
+  function either(items) {
+    return items.length < 2 ? items.join("") : items.slice(0, -1).join(", ") + " or " + items[items.length - 1];
+  }
+
+  /** What to do next: the step of the first reason that has one, else the outcome's, with the modifiers named. */
+  function nextStep(data, d) {
+    var steps = data.next_steps;
+    var found = d.reasons.filter(function (r) { return steps[r.code]; })[0];
+    var text = found ? steps[found.code] : steps[d.outcome];
+    var ways = d.period ? d.period.modalities : [];
+    var names = modalityNames(data);
+    var tele = data.modifiers.filter(function (m) { return m.telehealth && m.modality; });
+    return text
+      .split("{allowed}").join(either(tele.filter(function (m) { return ways.indexOf(m.modality) !== -1; })
+        .map(function (m) { return m.code; })) || "a modifier of a way the row allows")
+      .split("{allowed_ways}").join(either(ways.map(function (m) { return (names[m] || m).toLowerCase(); })))
+      .split("{telehealth}").join(either(tele.map(function (m) { return m.code; })));
+  }
+
+  function reasonItem(data, r) {
+    var head = [el("span", { "class": "cmap-kind cmap-kind-" + r.kind }, [data.kind_words[r.kind]])];
+    if (r.carc) head.push(" · ", el("span", { "class": "cmap-carc" }, ["claim adjustment reason code " + r.carc]));
+    var meta = [];
+    if (r.citation) {
+      var c = r.citation;
+      meta.push("Source: ", el("a", { href: c.url, "class": "cmap-reason-source" }, [c.title]));
+      if (c.section) meta.push(", " + c.section);
+      if (c.note) meta.push(" (" + c.note + ")");
+      meta.push(el("span", { "class": "cmap-print-url" }, [" " + c.url]));
+      if (c.secondary) meta.push(" · ", el("em", {}, ["secondary source: check the official table"]));
+    }
+    return el("li", {
+      "class": "cmap-reason cmap-kind-" + r.kind, "data-reason": r.code, "data-kind": r.kind,
+      "data-carc": r.carc || "", "data-rule": r.rule || "", "data-source": r.citation ? r.citation.source : ""
+    }, [el("p", { "class": "cmap-reason-message" }, [r.message]), el("p", { "class": "cmap-reason-head" }, head),
+        meta.length ? el("p", { "class": "cmap-reason-meta" }, meta) : null]);
+  }
+
+  /** Row ids, reason codes, rules and the command line: for whoever wires the decision into a system. */
+  function integratorDetails(form, d, line) {
+    var reasonsHref = form.getAttribute("data-reasons-href") || "";
+    var items = [];
+    if (d.period) items.push(el("li", {}, ["Row: ", el("code", {}, [d.period.id])]));
+    d.reasons.forEach(function (r) {
+      var parts = ["Reason ", el("a", { href: reasonsHref + "#" + r.code.toLowerCase() }, [el("code", {}, [r.code])])];
+      if (r.rule) parts.push(" from ", el("code", {}, [r.rule]));
+      items.push(el("li", {}, parts));
+    });
+    items.push(el("li", {}, ["Policy hash: ", el("code", {}, [d.policy_hash])]));
+    items.push(el("li", {}, ["The same on the command line: ", el("code", { "class": "cmap-answer-command" }, [command(line)])]));
+    return el("details", { "class": "cmap-integrators" }, [el("summary", {}, ["Details for integrators"]), el("ul", {}, items)]);
+  }
+
+  function attestationList(d) {
+    var items = d.attestations.map(function (a) { return el("li", { "data-attestation": a.id }, [a.text]); });
+    if (d.outcome === "payable") {
+      return [el("p", {}, ["The provider must also meet (not checked on the claim):"]),
+              el("ul", { "class": "cmap-attestations" }, items)];
+    }
+    // Folded where the line is not payable as it stands: they matter once it is billed.
+    return [el("details", { "class": "cmap-attestations-folded" }, [
+      el("summary", {}, ["What the provider must meet if the line is billed (" + items.length + ")"]),
+      el("ul", { "class": "cmap-attestations" }, items)])];
   }
 
   function show(form, data, line, d) {
     var out = form.querySelector(".cmap-check-answer");
     var status = form.querySelector(".cmap-check-status");
-    var reasonsHref = form.getAttribute("data-reasons-href") || "";
-    var sourcesHref = form.getAttribute("data-sources-href") || "";
     var box = el("div", {
-      "class": "cmap-answer cmap-outcome-" + d.outcome, "data-outcome": d.outcome,
+      "class": "cmap-answer cmap-outcome-" + d.outcome, "data-outcome": d.outcome, "tabindex": "-1",
       "data-period": d.period ? d.period.id : "", "data-modality": d.modality || "", "data-release": d.release
     });
+    box.appendChild(el("p", { "class": "cmap-record-head" }, [
+      "Telehealth decision record: " + data.program + ", checked on " + today() + " at " + window.location.href]));
     box.appendChild(el("p", { "class": "cmap-answer-verdict" }, [
       el("span", { "class": "cmap-outcome cmap-outcome-" + d.outcome }, [data.outcome_words[d.outcome]])]));
     box.appendChild(el("p", { "class": "cmap-answer-line" }, ["Claim line: " + describe(line) + "."]));
+    var next = nextStep(data, d);
+    box.appendChild(el("p", { "class": "cmap-answer-next" }, [el("strong", {}, ["What to do next: "]), next]));
     if (d.modality) {
       box.appendChild(el("p", {}, ["The line is telehealth, delivered by " + d.modality_name + "."]));
     }
     if (d.period) {
-      var row = [el("strong", {}, ["Row in force on " + line.date + ": "]), rowText(data, d.period)];
+      var row = [el("strong", {}, ["The table on " + line.date + ": "]), rowText(data, d.period)];
       if (d.period.guideline) row.push(" Guideline: " + d.period.guideline);
       box.appendChild(el("p", { "class": "cmap-answer-row" }, row));
     }
-    var list = el("ol", { "class": "cmap-reasons" });
-    d.reasons.forEach(function (r) {
-      var head = [el("a", { href: reasonsHref + "#" + r.code.toLowerCase() }, [el("strong", {}, [r.code])]),
-                  " ", el("span", { "class": "cmap-kind cmap-kind-" + r.kind }, [data.kind_words[r.kind]])];
-      if (r.carc) head.push(" · ", el("span", { "class": "cmap-carc" }, ["CARC " + r.carc]));
-      var meta = [];
-      if (r.rule) meta.push("Rule: ", el("code", {}, [r.rule]));
-      if (r.citation) {
-        var c = r.citation;
-        if (meta.length) meta.push(" · ");
-        meta.push("Source: ", el("a", { href: sourcesHref + "#" + c.source }, [c.title]));
-        if (c.section) meta.push(", " + c.section);
-        if (c.note) meta.push(" (" + c.note + ")");
-        if (c.secondary) meta.push(" · ", el("em", {}, ["secondary source: check the official table"]));
-      }
-      list.appendChild(el("li", {
-        "class": "cmap-reason cmap-kind-" + r.kind, "data-reason": r.code, "data-kind": r.kind,
-        "data-carc": r.carc || "", "data-rule": r.rule || "", "data-source": r.citation ? r.citation.source : ""
-      }, [el("p", { "class": "cmap-reason-head" }, head), el("p", { "class": "cmap-reason-message" }, [r.message]),
-          meta.length ? el("p", { "class": "cmap-reason-meta" }, meta) : null]));
-    });
-    box.appendChild(el("p", { "class": "cmap-answer-label" }, [d.reasons.length === 1 ? "Reason:" : "Reasons:"]));
-    box.appendChild(list);
+    box.appendChild(el("p", { "class": "cmap-answer-label" }, ["Why:"]));
+    box.appendChild(el("ol", { "class": "cmap-reasons" }, d.reasons.map(function (r) { return reasonItem(data, r); })));
     if (d.to_confirm.length) {
       box.appendChild(el("p", {}, ["The line does not carry what these conditions need; confirm them before billing:"]));
       box.appendChild(el("ul", { "class": "cmap-confirm" }, d.to_confirm.map(function (c) {
         return el("li", { "data-limit": c.kind }, [c.guideline]);
       })));
     }
-    if (d.attestations.length && d.outcome !== "not_telehealth") {
-      box.appendChild(el("p", {}, ["The provider must also meet (not checked on the claim):"]));
-      box.appendChild(el("ul", { "class": "cmap-attestations" }, d.attestations.map(function (a) {
-        return el("li", { "data-attestation": a.id }, [a.text]);
-      })));
-    }
+    if (d.attestations.length && d.outcome !== "not_telehealth") attestationList(d).forEach(function (n) { box.appendChild(n); });
     box.appendChild(el("p", { "class": "cmap-answer-foot" }, [
-      "Decided against release " + d.release + " (policy hash " + d.policy_hash.slice(0, 12) + "). The same on the "
-      + "command line: ", el("code", {}, [command(line)])]));
+      "Decided on " + today() + " against release " + d.release + " (policy hash " + d.policy_hash.slice(0, 12)
+      + "). Not an official publication: the official CMAP Telehealth Table is the authority."]));
+    box.appendChild(integratorDetails(form, d, line));
     out.replaceChildren(box);
     out.hidden = false;
-    status.textContent = data.outcome_words[d.outcome] + ". " + line.code + " on " + line.date + ": "
-      + d.reasons.map(function (r) { return r.code; }).join(", ") + ".";
+    status.textContent = data.outcome_words[d.outcome] + ". " + line.code + " on " + line.date + ". " + next;
   }
 
   function showErrors(form, errors) {
@@ -336,6 +342,10 @@
         var d = answer(data, chunk, read.line);
         show(form, data, read.line, d);
         share(read.line, form);
+        // the page's other date of service (a code page's status box) follows the line's
+        Array.prototype.forEach.call(document.querySelectorAll("[data-cmap-spans]"), function (box) {
+          if (box.cmapSetDate) box.cmapSetDate(read.line.date);
+        });
         return { line: read.line, decision: d };
       });
     }).catch(function (err) {
@@ -381,7 +391,12 @@
       }, 0);
     });
     form.hidden = false;
-    form.cmapPending = asked ? check(form) : common();
+    form.cmapPending = asked ? check(form).then(function (result) {
+      // a shared link lands on its answer, not on the top of the page (on a phone the form is long)
+      var box = form.querySelector(".cmap-answer");
+      if (result.decision && box) box.scrollIntoView({ block: "start" });
+      return result;
+    }) : common();
   }
 
   // --- a code's status on any date (the "Today" box of a code page) ----------------------------------
@@ -405,8 +420,15 @@
     }
     var params = new URLSearchParams(window.location.search);
     input.value = params.get("date") && dayNumber(params.get("date")) !== null ? params.get("date") : today();
+    box.cmapSetDate = function (iso) { input.value = iso; render(); };
     input.addEventListener("change", function () {
       render();
+      // the page's checker follows the date picked here: one date of service per page
+      Array.prototype.forEach.call(document.querySelectorAll("form[data-cmap-check]"), function (form) {
+        if (dayNumber(input.value) === null || !form.elements.date) return;
+        form.elements.date.value = input.value;
+        if (!form.querySelector(".cmap-check-answer").hidden) form.cmapPending = check(form);
+      });
       var p = new URLSearchParams(window.location.search);
       p.set("date", input.value);
       try { window.history.replaceState(null, "", window.location.pathname + "?" + p.toString() + window.location.hash); }

@@ -1,4 +1,5 @@
-/* What the site's scripts share (window.cmap), and small fixes to every page. Loaded before the others.
+/* What the site's scripts share (window.cmap), and small fixes to every page. Loaded after cmap-decide.js
+ * (whose dayNumber it shares) and before the others.
  *
  * - cmap.onPage(fn): run fn on page load and again whenever Material's document$ emits (it replays on
  *   subscribe, and emits after each instant-navigation page change), so fn must be safe to run twice.
@@ -9,6 +10,9 @@
  *   stylesheet can show every row as a card of "heading: value" lines, as the telehealth table does, instead
  *   of hiding columns behind a sideways scroll nobody sees.
  * - The search dialog gets a name (screen readers announce a dialog by it).
+ * - A link to a folded section (a release on the changelog) opens it.
+ * - A section's menu whose label is only an icon is named by its title, and a code block's copy button is not
+ *   a landmark of its own (axe: landmark-unique).
  */
 (function () {
   "use strict";
@@ -30,17 +34,7 @@
     return String(now.getFullYear()).padStart(4, "0") + "-" + two(now.getMonth() + 1) + "-" + two(now.getDate());
   }
 
-  function dayNumber(text) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || "");
-    if (!m) return null;
-    var y = +m[1], mo = +m[2], d = +m[3];
-    var date = new Date(0);
-    date.setUTCFullYear(y, mo - 1, d);
-    if (y < 1 || date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
-    return Math.round(date.getTime() / 86400000);
-  }
-
-  window.cmap = { onPage: onPage, today: today, dayNumber: dayNumber };
+  window.cmap = { onPage: onPage, today: today, dayNumber: window.cmapDecide.dayNumber };
 
   function label(table) {
     if (table.getAttribute("data-cmap-stack") === "1") return;
@@ -61,8 +55,34 @@
     table.setAttribute("data-cmap-stack", "1");
   }
 
+  function quietCodeNavs(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("nav.md-code__nav:not([role])"), function (nav) {
+      nav.setAttribute("role", "none");
+    });
+  }
+
   onPage(function () {
     Array.prototype.forEach.call(document.querySelectorAll(".md-typeset table:not([class])"), label);
+    // Material labels a section's menu by the link of its index page, which holds only an icon: two menus
+    // would share an empty name. Name each by its title instead (a landmark needs a name of its own).
+    Array.prototype.forEach.call(document.querySelectorAll("nav[aria-labelledby]"), function (nav) {
+      var by = document.getElementById(nav.getAttribute("aria-labelledby"));
+      var title = nav.querySelector(".md-nav__title");
+      if (by && !by.textContent.trim() && title && title.textContent.trim()) {
+        nav.removeAttribute("aria-labelledby");
+        nav.setAttribute("aria-label", title.textContent.trim());
+      }
+    });
+    // Material wraps each code block's copy button in a nav of no name: one landmark per code block, all alike.
+    // A copy button is no place to navigate to; the navs are made plain groups, now and as Material adds them.
+    quietCodeNavs(document);
+    if (!window.cmapCodeNavs && window.MutationObserver) {
+      window.cmapCodeNavs = new MutationObserver(function () { quietCodeNavs(document); });
+      window.cmapCodeNavs.observe(document.body, { childList: true, subtree: true });
+    }
+    // a link to a folded section (a release of the changelog) opens it
+    var target = window.location.hash && document.getElementById(decodeURIComponent(window.location.hash.slice(1)));
+    if (target && target.tagName === "DETAILS") target.open = true;
     var search = document.querySelector(".md-search[role=dialog]");
     if (search && !search.getAttribute("aria-label")) search.setAttribute("aria-label", "Search");
   });

@@ -80,7 +80,11 @@
       if (shownEl) shownEl.textContent = String(shown);
       if (totalEl) totalEl.textContent = String(byDate ? total : rows.length);
       if (dateEl) dateEl.textContent = day;
-      if (empty) empty.hidden = shown !== 0;
+      if (empty) {
+        empty.hidden = shown !== 0;
+        if (shown === 0) empty.textContent = emptyWords(day, input.value.trim());
+      }
+      follow(day);
       if (gapNote) {
         var silent = Object.keys(gaps).filter(function (code) {
           return gaps[code].some(function (g) { return (g[0] === null || g[0] <= day) && (g[1] === null || day <= g[1]); });
@@ -92,21 +96,68 @@
       }
     }
 
+    /** Why no row shows, in one sentence that says which case applies on the date: a code this data does not
+     * hold is not on the table where a release holds the whole table for the date, and undetermined elsewhere. */
+    function emptyWords(day, query) {
+      var code = query.toUpperCase();
+      var whole = block.getAttribute("data-cmap-whole");
+      if (!new RegExp(block.getAttribute("data-cmap-code-pattern")).test(code)) {
+        return "No row in force on " + day + " matches \u201c" + query + "\u201d with these filters.";
+      }
+      var held = rows.some(function (r) { return r.getAttribute("data-code") === code; });
+      if (held && (gaps[code] || []).some(function (g) { return (g[0] === null || g[0] <= day) && (g[1] === null || day <= g[1]); })) {
+        return "No public source this data holds covers " + code + " on " + day + ": its answer is undetermined, "
+          + "not a denial, and the official CMAP Telehealth Table decides.";
+      }
+      if (held) {
+        return code + " has no row in force on " + day + " (its rows start later or had ended): it is not payable "
+          + "via telehealth on that date; its page gives its history.";
+      }
+      if (whole && day >= whole) {
+        return code + " is not on the telehealth table on " + day + ": this data holds the whole official table "
+          + "for that date, so it is not payable via telehealth.";
+      }
+      return code + " is not in this data, which holds for " + day + " only the rows public sources name: its "
+        + "answer is undetermined, not a denial, and the official CMAP Telehealth Table decides.";
+    }
+
+    /** The downloads of "this table" follow the date: each points at the export of the rows in force that day. */
+    function follow(day) {
+      Array.prototype.forEach.call(document.querySelectorAll("[data-cmap-epochs]"), function (p) {
+        var epochs = JSON.parse(p.getAttribute("data-cmap-epochs"));
+        var first = epochs.filter(function (e) { return e <= day; }).pop() || epochs[0];
+        Array.prototype.forEach.call(p.querySelectorAll("a[data-cmap-download]"), function (a) {
+          a.href = p.getAttribute("data-cmap-base") + first + "." + a.getAttribute("data-cmap-download");
+        });
+        Array.prototype.forEach.call(p.querySelectorAll(".cmap-download-date"), function (d) { d.textContent = day; });
+      });
+    }
+
+    /** Every filter and the date in the address, so that a filtered view can be shared and is restored. */
     function remember() {
       var params = new URLSearchParams(window.location.search);
       params.set("date", dateInput.value);
+      if (input.value.trim()) params.set("q", input.value.trim()); else params.delete("q");
+      selects.forEach(function (sel) {
+        var key = sel.getAttribute("data-cmap-filter");
+        if (sel.value) params.set(key, sel.value); else params.delete(key);
+      });
       try { window.history.replaceState(null, "", window.location.pathname + "?" + params.toString() + window.location.hash); }
       catch (e) { /* a page opened from disk may refuse */ }
     }
 
     var params = new URLSearchParams(window.location.search);
     if (params.get("q")) input.value = params.get("q");
+    selects.forEach(function (sel) {
+      var want = params.get(sel.getAttribute("data-cmap-filter"));
+      if (want && Array.prototype.some.call(sel.options, function (o) { return o.value === want; })) sel.value = want;
+    });
     dateInput.value = window.cmap.dayNumber(params.get("date")) !== null ? params.get("date") : window.cmap.today();
-    input.addEventListener("input", apply);
+    input.addEventListener("input", function () { apply(); remember(); });
     dateInput.addEventListener("change", function () { apply(); remember(); });
-    selects.forEach(function (sel) { sel.addEventListener("change", apply); });
+    selects.forEach(function (sel) { sel.addEventListener("change", function () { apply(); remember(); }); });
     form.addEventListener("reset", function () {
-      window.setTimeout(function () { dateInput.value = window.cmap.today(); apply(); }, 0);
+      window.setTimeout(function () { dateInput.value = window.cmap.today(); apply(); remember(); }, 0);
     });
     form.hidden = false;
     var reset = block && block.querySelector(".cmap-reset");
