@@ -53,6 +53,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.ipc as ipc  # noqa: E402
 
 from cmap_policy.engines.batch import Engine  # noqa: E402
+from cmap_policy.formats import MEDIA_TYPE_OF  # noqa: E402
 from cmap_policy.load import load_policy  # noqa: E402
 from cmap_policy.service import batch  # noqa: E402
 from cmap_policy.service.chain import verify  # noqa: E402
@@ -274,7 +275,7 @@ async def big_request(port: int, body: bytes, content_type: str, accept: str) ->
     writer.close()
     if status != 200:
         raise SystemExit(f"the batch request failed ({status}): {answer[:500]!r}")
-    lines = answer.count(b"\n") if accept == batch.JSONL else ipc.open_stream(answer).read_all().num_rows
+    lines = answer.count(b"\n") if accept == MEDIA_TYPE_OF["jsonl"] else ipc.open_stream(answer).read_all().num_rows
     return {"lines": lines, "seconds": elapsed, "lines_per_s": lines / elapsed, "body_bytes": len(body),
             "answer_bytes": len(answer)}
 
@@ -312,8 +313,8 @@ async def reload_under_load(port: int, root: Path, bodies: list[bytes], batch_bo
             "hashes_seen": sorted(single_tally.hashes | batch_tally.hashes)}
 
 
-def start_server(policy_dir: Path, log: Path | None, port: int, *, watch: bool = True,
-                 fsync: str = "never") -> subprocess.Popen[bytes]:
+def start_server(policy_dir: Path, log: Path | None, port: int, fsync: str = "never", *,
+                 watch: bool = True) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "cmap_policy", "serve", "--policy", str(policy_dir), "--port", str(port),
            "--no-access-log", "--max-batch-body", str(4 << 30), "--watch" if watch else "--no-watch",
            *(["--log", str(log), "--log-max-bytes", str(1 << 40), "--log-fsync", fsync] if log is not None else [])]
@@ -339,10 +340,10 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16, help="client connections for single lines")
     ap.add_argument("--batch-lines", type=int, default=100_000, help="lines per batch request")
     ap.add_argument("--batches", type=int, default=10, help="batch requests")
-    ap.add_argument("--log-fsync", choices=["never", "interval", "always"], default="never",
-                    help="the server's --log-fsync (default never)")
     ap.add_argument("--big-lines", type=int, default=1_000_000,
                     help="lines of the large JSON Lines and Arrow requests (default 1,000,000)")
+    ap.add_argument("--log-fsync", choices=["never", "interval", "always"], default="never",
+                    help="the server's --log-fsync (default never)")
     args = ap.parse_args()
 
     load_start = os.getloadavg()
@@ -355,7 +356,7 @@ def main() -> None:
         batch_body = b"\n".join(batch_lines) + b"\n"
         log = Path(tmp) / "decisions.jsonl"
         port = free_port()
-        proc = start_server(root, log, port, fsync=args.log_fsync)
+        proc = start_server(root, log, port, args.log_fsync)
         try:
             result: dict[str, Any] = {}
             asyncio.run(singles(port, bodies, min(2.0, args.seconds), args.concurrency))  # warm up
@@ -402,7 +403,8 @@ def big_requests(root: Path, n: int) -> dict[str, Any]:
     port = free_port()
     proc = start_server(root, None, port, watch=False)
     try:
-        for name, body, media in (("jsonl", jsonl, batch.JSONL), ("arrow", arrow, batch.ARROW)):
+        for name, body in (("jsonl", jsonl), ("arrow", arrow)):
+            media = MEDIA_TYPE_OF[name]
             asyncio.run(big_request(port, body, media, media))  # warm the service's engine, as a busy one is
             out[f"http_{name}"] = asyncio.run(big_request(port, body, media, media))
     finally:

@@ -123,6 +123,23 @@ def test_hostile_lines_are_read_as_eval_reads_them(server: Running, synthetic: P
     assert "1,000 digits" in results[1]["error"] and "nested deeper" in results[2]["error"]
 
 
+def test_lines_the_bulk_reader_reads_apart_come_back_in_their_place(server: Running, synthetic: Path) -> None:
+    # a field given twice (by its name and an alias) is read by the interpreter's own reader, with the lines
+    # around it, apart from the blocks Arrow reads: decided, and answered in its place, though no line of the
+    # body is an error
+    good = {"code": "T1016", "date": "2026-01-05", "modifiers": ["95"]}
+    lines = [good] * 600 + [{**good, "procedure_code": "90791"}] + [good] * 600
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    for accept in ("application/x-ndjson", ARROW):
+        got = _post(server, body, "application/x-ndjson", accept=accept)
+        numbers = ([json.loads(x)["line"] for x in got.text.splitlines()] if accept != ARROW
+                   else ipc.open_stream(got.content).read_all()["line"].to_pylist())
+        assert numbers == list(range(1, len(lines) + 1))
+    results = [json.loads(x) for x in _post(server, body, "application/x-ndjson").text.splitlines()]
+    expected = [r.as_dict() for r in api.eval_lines(io.BytesIO(body), policy=synthetic, input_format="jsonl")]
+    assert [_without_id(r) for r in results] == expected and results[600]["code"] == "90791"
+
+
 def test_a_single_line_with_a_huge_number_is_a_problem_not_a_crash(server: Running) -> None:
     with server.client() as c:
         got = c.post("/v1/decide", content=b'{"code": "T1016", "date": "2026-01-05", "units": ' + b"9" * 5000 + b"}")
@@ -192,6 +209,8 @@ def test_a_body_that_is_not_its_format_is_a_problem(server: Running) -> None:
     with server.client() as c:
         broken = c.post("/v1/decide/batch", content=b"\xff\xff\xff\xff garbage", headers={"content-type": ARROW})
         array = c.post("/v1/decide/batch", content=b'[{"code": ', headers={"content-type": "application/json"})
+        csv = c.post("/v1/decide/batch", content=b"code,date\nT1016,2026-01-05\n", headers={"content-type": "text/csv"})
+    assert csv.status_code == 415 and "text/csv" in csv.json()["detail"]
     assert broken.status_code == 400 and "Arrow" in broken.json()["detail"]
     assert array.status_code == 400 and array.json()["type"].endswith("invalid-json")
 

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import api
+from .. import api, formats
 from ..changes import change_report, release_entry
 from ..errors import LineError, UnknownReleaseError
 from ..lines import check_code, parse_date
@@ -317,7 +317,7 @@ async def decide_batch(request: Request) -> Response:
         spool.close()
         raise
     pieces = _pieces(service, service.columnar(serving), reads, out, release, serving)
-    return StreamingResponse(_sent(pieces, spool), media_type=batch.MEDIA_TYPES[out],
+    return StreamingResponse(_sent(pieces, spool), media_type=formats.MEDIA_TYPE_OF[out],
                              headers=_policy_headers(serving, release))
 
 

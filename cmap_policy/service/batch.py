@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from .. import formats
 from ..api import LineResult
 from ..engines.batch import OUTPUT_SCHEMA as DECISION_SCHEMA
 from ..engines.batch import Answered, Engine
@@ -54,21 +55,15 @@ from ..lines import MAX_DOCUMENT_BYTES, parse_at
 from ..model import ClaimLine, Decision, Policy
 from .decisions import PREFIX, Answer, Decider, read_json, reserve_decision_numbers
 
-JSONL = "application/x-ndjson"
-JSON = "application/json"
-ARROW = "application/vnd.apache.arrow.stream"
-PARQUET = "application/vnd.apache.parquet"
-MEDIA_TYPES = {"jsonl": JSONL, "json": JSON, "arrow": ARROW, "parquet": PARQUET}
-_BY_MEDIA = {JSONL: "jsonl", "application/jsonl": "jsonl", "application/json-lines": "jsonl", JSON: "json",
-             ARROW: "arrow", PARQUET: "parquet", "application/x-parquet": "parquet"}
-ARROW_MAGIC = b"\xff\xff\xff\xff"  # an Arrow IPC stream's first message starts with this continuation marker
-PARQUET_MAGIC = b"PAR1"
+ANSWERS = ("jsonl", "json", "arrow", "parquet")  # the formats a batch request comes in and is answered in
+
 
 # Lines decided together. A JSON answer is about 1.5 KB a line, so its batches are smaller: a batch's answer
 # is held whole while it is sent.
 JSON_ROWS = 16_384
 COLUMN_ROWS = 131_072
 READ_BYTES = 1 << 20  # the pieces a spooled body is read in
+JSONL_LINE_BYTES = 128  # about what a JSON line of a claim takes: a JSON Lines block of ``rows`` lines
 
 # The reasons whose message names a value of the line (interpreter: a limit that refuses the value), and so
 # the fields by which lines of one batch slot may need different JSON.
@@ -84,28 +79,26 @@ class BodyError(Exception):
         self.status, self.slug, self.detail = status, slug, detail
 
 
-def _media(header: str | None) -> list[str]:
-    return [part.split(";", 1)[0].strip().lower() for part in (header or "").split(",")]
-
-
 def request_format(content_type: str | None, head: bytes) -> str:
-    """The body's format: Arrow or Parquet by their first bytes or media type; else a JSON array when its
-    first character is ``[``, else JSON Lines (as ``lines.sniff`` tells them apart)."""
-    if head.startswith(ARROW_MAGIC):
-        return "arrow"
-    if head.startswith(PARQUET_MAGIC):
-        return "parquet"
-    named = _BY_MEDIA.get(_media(content_type)[0])
+    """The body's format (``formats``): Arrow or Parquet by their first bytes or media type; else a JSON array
+    when it starts with ``[``, else JSON Lines. ``BodyError`` (415) for a format the endpoint does not take."""
+    sniffed, named = formats.sniff(head), formats.by_media_type(content_type)
+    if sniffed in ("arrow", "parquet"):
+        return sniffed
     if named in ("arrow", "parquet"):
         return named
-    return "json" if head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[") else "jsonl"
+    if named is not None and named not in ANSWERS:
+        raise BodyError(415, "unsupported-media-type", f"{formats.MEDIA_TYPE_OF[named]} is not taken here: send "
+                        "JSON Lines, a JSON array of lines, an Arrow IPC stream or a Parquet file")
+    return "json" if sniffed == "json" else "jsonl"
 
 
 def answer_format(accept: str | None, fmt: str) -> str:
-    """The answer's format: the first of ours that ``Accept`` names, else the request's."""
-    for media in _media(accept):
-        if media in _BY_MEDIA:
-            return _BY_MEDIA[media]
+    """The answer's format: the first of ``ANSWERS`` that ``Accept`` names, else the request's."""
+    for media in (accept or "").split(","):
+        named = formats.by_media_type(media)
+        if named in ANSWERS:
+            return named
     return fmt
 
 
@@ -172,7 +165,7 @@ class _Lines:
     def records(self, wanted: np.ndarray) -> list[Any]:
         kept = self.kept
         out = [read_json(kept[n].removeprefix(BOM) if n == 1 else kept[n]) for n in wanted.tolist()]
-        last = int(wanted[-1]) if len(wanted) else 0
+        last = int(wanted.max()) if len(wanted) else 0
         while kept and next(iter(kept)) <= last:  # the lines of this batch and before: never asked for again
             del kept[next(iter(kept))]
         return out
@@ -184,9 +177,8 @@ def read_body(fmt: str, body: IO[bytes], policy: Policy, rows: int, *, records: 
     if fmt == "jsonl":
         lines = _Lines() if records else None
         pieces = lines.tee(_pieces(body)) if lines is not None else _pieces(body)
-        # the engine's bulk reader; blocks of about ``rows`` lines of a claim line's usual size
         return (Read(b, lines.records if lines is not None else _no_records)
-                for b in jsonl_batches(pieces, policy.program, block_bytes=max(rows, 1) * 128))
+                for b in jsonl_batches(pieces, policy.program, block_bytes=rows * JSONL_LINE_BYTES))
     if fmt == "json":
         return _json_array(body, policy, rows)
     if fmt == "arrow":
@@ -330,7 +322,6 @@ class Decided:
 
 
 def _errors(checked: pa.Table) -> list[LineError]:
-    """A batch's errors (``Engine.check_batch``: every error of the batch, in line order) as ``LineError``s."""
     return [LineError(m, field=f, line=n) for n, f, m in zip(
         checked["line"].to_pylist(), checked["field"].to_pylist(), checked["error"].to_pylist(), strict=True)]
 
@@ -338,11 +329,11 @@ def _errors(checked: pa.Table) -> list[LineError]:
 def decide(columnar: Columnar, read: Read, release: str | None) -> Decided:
     """Check and decide one batch with the engine; each distinct slot's decision from the interpreter."""
     started, t0 = time.time(), time.perf_counter()
-    batch = read.batch
     with columnar.lock:
         engine = columnar.engine(release)
-        found, checked = engine.check_batch(batch)  # raw columns, the bulk reader's parts, lines read one by one
-        enc = found if found is not None else encode_lines(lines_table([]))
+        enc, checked = engine.check_batch(read.batch)
+        if enc is None:
+            enc = encode_lines(lines_table([]))
         answered = engine.answer(enc)
         decisions, slot = columnar.decisions(engine, enc, answered.answers)
     return Decided(answered, decisions, slot, _errors(checked), read, engine.release, started,
@@ -456,7 +447,7 @@ def table_answer(d: Decided, ids: pa.Array) -> pa.Table:
     n = decided.num_rows
     good = decided.append_column("decision_id", ids).append_column(
         "error", pa.nulls(n, pa.string())).append_column("field", pa.nulls(n, pa.string()))
-    if not d.errors:
+    if not d.errors:  # the engine's lines are in line order (``Encoded.concat`` keeps them so)
         return good
     columns = {f.name: pa.nulls(len(d.errors), f.type) for f in ANSWER_SCHEMA}
     columns["line"] = pa.array([e.line for e in d.errors], pa.int64())

@@ -179,6 +179,7 @@ _DISCOVERY = {"type": "object", "required": ["services"], "properties": {"servic
 def _problems(*statuses: int) -> dict[str, Any]:
     what = {400: "The request is not valid (the problem names the field).", 401: "No valid bearer token.",
             404: "No such service or release.", 408: "The body took too long to arrive.", 413: "The body is too large.",
+            415: "The body's media type is not one taken here.",
             422: "The claim line is not valid (the problem names the field).",
             503: "No policy is loaded yet (see /health)."}
     return {str(s): {"description": what[s], "content": {"application/problem+json": {"schema": _ref("Problem")}}}
@@ -211,6 +212,28 @@ _RELEASE_PARAM = {"name": "release", "in": "query", "required": False, "schema":
                                  "Default: the latest."}
 
 
+def _batch_path() -> dict[str, Any]:
+    """``POST /v1/decide/batch``: every body format it takes and every answer format, by media type."""
+    return {"post": {
+        "summary": "Decide many claim lines, streamed back in order",
+        "description": "JSON Lines (one line object per line), a JSON array of line objects, an Arrow IPC "
+                       "stream or a Parquet file of claim-line columns. The answer comes in the request's "
+                       "format, or in the one `Accept` names: one result per line, in the order sent, a "
+                       "decision or the line's error in place (lines in = results out). A JSON result is "
+                       "`Decided` or `LineError`; an Arrow or Parquet answer has the columns of `BatchRow`.",
+        "operationId": "decideBatch", "parameters": [_RELEASE_PARAM],
+        "requestBody": {"required": True, "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": _ref("ClaimLine")}},
+            **{media: {"schema": {"type": "string", "format": "binary"}} for media in _COLUMNAR}}},
+        "responses": {"200": {"description": "One result per line, in order.", "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": {
+                "oneOf": [_ref("Decided"), _ref("LineError")]}}},
+            **{media: {"schema": {"type": "string", "format": "binary"}} for media in _COLUMNAR}}},
+            **_problems(400, 401, 408, 413, 415, 503)}}}
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -224,24 +247,7 @@ def document() -> dict[str, Any]:
                 "summary": "Decide one claim line", "operationId": "decide", "parameters": [_RELEASE_PARAM],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ClaimLine")}}},
                 "responses": {**_ok(_ref("Decided"), "The decision."), **_problems(400, 401, 408, 413, 422, 503)}}},
-            "/v1/decide/batch": {"post": {
-                "summary": "Decide many claim lines, streamed back in order",
-                "description": "JSON Lines (one line object per line), a JSON array of line objects, an Arrow IPC "
-                               "stream or a Parquet file of claim-line columns. The answer comes in the request's "
-                               "format, or in the one `Accept` names: one result per line, in the order sent, a "
-                               "decision or the line's error in place (lines in = results out). A JSON result is "
-                               "`Decided` or `LineError`; an Arrow or Parquet answer has the columns of `BatchRow`.",
-                "operationId": "decideBatch", "parameters": [_RELEASE_PARAM],
-                "requestBody": {"required": True, "content": {
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                    "application/json": {"schema": {"type": "array", "items": _ref("ClaimLine")}},
-                    **{media: {"schema": {"type": "string", "format": "binary"}} for media in _COLUMNAR}}},
-                "responses": {"200": {"description": "One result per line, in order.", "content": {
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                    "application/json": {"schema": {"type": "array", "items": {
-                        "oneOf": [_ref("Decided"), _ref("LineError")]}}},
-                    **{media: {"schema": {"type": "string", "format": "binary"}} for media in _COLUMNAR}}},
-                    **_problems(400, 401, 408, 413, 503)}}},
+            "/v1/decide/batch": _batch_path(),
             "/v1/codes/{code}": {"get": {
                 "summary": "A code's rows on the telehealth table", "operationId": "code",
                 "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
