@@ -150,9 +150,14 @@ def test_the_date_of_service_comes_from_the_occurrence(server: Running) -> None:
     early = _call(server, "order-sign", hook("order-sign", [
         service_request("97153", ch.CPT, "2019-06-01", category=[_mode("VIDEOCONF")])])).json()
     (card,) = early["cards"]
-    # before any source the data holds: the data cannot say, and the card says so as a warning
-    assert card["indicator"] == "warning" and "2019-06-01" in card["summary"] and "DATE_NOT_IN_DATA" in card["summary"]
+    # a video visit before the pandemic: the sources say CMAP did not pay for one, whatever the code
+    assert card["indicator"] == "critical" and "2019-06-01" in card["summary"] and "NOT_PAID_IN_ERA" in card["summary"]
     assert "occurrenceDateTime" in card["detail"]
+    later = _call(server, "order-sign", hook("order-sign", [
+        service_request("97153", ch.CPT, "2019-06-01", category=[_mode("PHONE")])])).json()
+    (card,) = later["cards"]
+    # by telephone, the era had an exception no code names: the data cannot say, and the card warns
+    assert card["indicator"] == "warning" and "2019-06-01" in card["summary"]
 
 
 def test_release_decides_as_an_earlier_table_did(server: Running) -> None:
