@@ -78,8 +78,16 @@ def server(site: BuiltSite) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+_shared: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    """One Chromium for the session. Other browser test modules import this fixture, which makes it theirs
+    too: Playwright's sync API runs once per process, so a second module's instance shares the first's."""
+    if "browser" in _shared:
+        yield _shared["browser"]
+        return
     if shutil.which(CHROMIUM) is None:
         _need(f"{CHROMIUM} is not installed")
     try:
@@ -88,8 +96,12 @@ def browser() -> Iterator[Any]:
         _need("the playwright package is not installed")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        _shared["browser"] = b
+        try:
+            yield b
+        finally:
+            del _shared["browser"]
+            b.close()
 
 
 @dataclass
