@@ -354,11 +354,18 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
 
 
 def _why(err: BaseException) -> str:
-    """What went wrong, in one line: for a Python worker's failure, the last line of its traceback."""
+    """What went wrong, in one line: for a Python worker's failure, the exception its traceback ends with (Spark
+    often wraps it in a job's failure, whose first line says only which task failed)."""
+    lines = str(err).strip().splitlines()
+    for at, line in enumerate(lines):
+        if "Traceback (most recent call last)" in line:
+            raised = next((x for x in lines[at + 1:] if x.strip() and not x[0].isspace()), None)
+            if raised is not None:
+                return raised.strip()
     if isinstance(err, PythonException):
-        lines = [line for line in str(err).strip().splitlines() if line.strip()]
-        if lines:
-            return lines[-1].strip()
+        shown = [line for line in lines if line.strip()]
+        if shown:
+            return shown[-1].strip()
     return first_line(err)
 
 
