@@ -35,6 +35,10 @@ driver and broadcast joins back, and ran about fifty times slower.)
   and errors are mapped back through that index -- to the input row in
   ``evaluate``, to ``(file, row)`` in ``run`` (``read_input`` gives each row its
   file and 1-based row: a partition may hold rows of several small files).
+- Partitions: Spark reads a Parquet row group in one task, so ``run`` spreads a
+  scan of fewer partitions than the executors have cores (``spread``,
+  ``spark.cmap_policy.partitions``): a file of one row group would otherwise be
+  decided by one executor while the others wait.
 - Types: Spark hands Arrow its own types; ``checks.encode`` checks a column of
   any Arrow type by ``lines.CHECKS`` and refuses, line by line, what no field
   takes.
