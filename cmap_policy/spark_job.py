@@ -4,7 +4,9 @@
         hdfs:///claims/ -o hdfs:///decisions/ [--release ID] [--policy DIR]
 
 The arguments are those of ``cmap-policy eval`` after ``--engine spark``; the
-master and the cluster come from spark-submit.
+master and the cluster come from spark-submit. The executors' Python needs the
+package too: docs/spark.md ships it as a packed environment (``--archives``),
+the way tests/test_spark_cluster.py submits this file to a standalone cluster.
 """
 
 import sys

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +26,15 @@ from hypothesis import strategies as st
 
 from cmap_policy import LineError, evaluate, load_policy, parse_line
 from cmap_policy.cli import main
+from cmap_policy.errors import InputError
 from cmap_policy.model import Policy
 from cmap_policy.testing import PolicyTree, write_tree
 from cmap_policy.testing.claims import random_records
 from cmap_policy.testing.strategies import claim_records, policy_trees
 
+from .spark_support import require_spark
 
-def _missing() -> str | None:
-    if find_spec("pyspark") is None:
-        return "pyspark is not installed (pip install '.[spark]')"
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        return "java is not installed (Spark 4 needs Java 17 or 21)"
-    return None
-
-
-if (_why := _missing()) is not None:
-    if os.environ.get("CI"):
-        pytest.fail(f"the Spark tests cannot run on CI: {_why}", pytrace=False)
-    pytest.skip(_why, allow_module_level=True)
+require_spark()
 
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
@@ -259,6 +247,30 @@ def test_same_output_as_the_batch_engine(spark: SparkSession, bundled: Policy, t
     assert spk.output.splitlines()[:6] == batched.output.splitlines()[:6]  # the same summary counts
 
 
+def test_a_file_of_one_row_group_is_spread_over_every_core(spark: SparkSession, tmp_path: Path) -> None:
+    """Spark reads a row group in one task: the engine repartitions to the session's cores, or as configured."""
+    pq.write_table(pa.table({"code": ["90791"] * 1000, "date": ["2026-01-05"] * 1000}), tmp_path / "one.parquet")
+    df = spark.read.parquet(str(tmp_path / "one.parquet"))
+    assert df.rdd.getNumPartitions() == 1
+    cores = spark.sparkContext.defaultParallelism
+    assert cores == 2 and engine.spread(spark, df).rdd.getNumPartitions() == cores
+    try:
+        for setting, partitions in (("3", 3), ("0", 1), (" auto ", cores)):
+            spark.conf.set(engine.PARTITIONS_CONF, setting)
+            assert engine.spread(spark, df).rdd.getNumPartitions() == partitions, setting
+        spark.conf.set(engine.PARTITIONS_CONF, "two")
+        with pytest.raises(InputError, match=r"spark.cmap_policy.partitions is 'two': give auto, or a whole"):
+            engine.spread(spark, df)
+    finally:
+        spark.conf.unset(engine.PARTITIONS_CONF)
+    # the decisions of a spread file keep each line's number (the scan's row index, taken before the shuffle)
+    out = tmp_path / "out"
+    summary = engine.run(spark, str(tmp_path / "one.parquet"), str(out), policy=load_policy())
+    rows = pq.read_table(out).to_pylist()
+    assert summary.read == 1000 and sorted(r["line"] for r in rows) == list(range(1, 1001))
+    assert sum(1 for p in out.glob("part-*.parquet") if pq.read_metadata(p).num_rows) == cores
+
+
 def test_cli_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(main, ["eval", "--engine", "spark", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
@@ -275,6 +287,16 @@ def test_cli_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
     python = runner.invoke(main, ["eval", str(tmp_path), "-o", str(tmp_path / "x.jsonl")])
     assert python.exit_code == 2 and "only --engine spark" in python.output
     assert "Traceback" not in missing.output + refused.output + stdout.output + python.output
+
+
+def test_a_worker_failure_is_told_by_the_exception_its_traceback_ends_with() -> None:
+    """Spark wraps a Python worker's failure in the job's (first line: which task failed); the user is told why."""
+    wrapped = RuntimeError("Job aborted due to stage failure: Task 0 in stage 1.0 failed 1 times: "
+                           "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+                           '  File "worker.py", line 3, in main\n    func = read_udfs()\n'
+                           "ModuleNotFoundError: No module named 'cmap_policy'\n\n\tat org.apache.spark.Task.run")
+    assert engine._why(wrapped) == "ModuleNotFoundError: No module named 'cmap_policy'"
+    assert engine._why(RuntimeError("Path does not exist: x.parquet\nmore")) == "Path does not exist: x.parquet"
 
 
 def test_pyspark_loads_only_for_the_spark_engine() -> None:

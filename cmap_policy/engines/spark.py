@@ -35,6 +35,10 @@ driver and broadcast joins back, and ran about fifty times slower.)
   and errors are mapped back through that index -- to the input row in
   ``evaluate``, to ``(file, row)`` in ``run`` (``read_input`` gives each row its
   file and 1-based row: a partition may hold rows of several small files).
+- Partitions: Spark reads a Parquet row group in one task, so ``run`` spreads a
+  scan of fewer partitions than the executors have cores (``spread``,
+  ``spark.cmap_policy.partitions``): a file of one row group would otherwise be
+  decided by one executor while the others wait.
 - Types: Spark hands Arrow its own types; ``checks.encode`` checks a column of
   any Arrow type by ``lines.CHECKS`` and refuses, line by line, what no field
   takes.
@@ -282,6 +286,34 @@ def _is_directory(spark: SparkSession, path: str) -> bool:
     return bool(fs.getFileStatus(hpath).isDirectory())
 
 
+# How many partitions the lines are decided in: "auto" (the default) or a whole number (0: as read).
+PARTITIONS_CONF = "spark.cmap_policy.partitions"
+
+
+def spread(spark: SparkSession, df: DataFrame) -> DataFrame:
+    """``df`` in enough partitions to keep every executor core busy.
+
+    Spark reads a Parquet row group in one task, so a file of one row group, or a
+    few large files, arrive as fewer partitions than the cluster has cores, and
+    the decisions (the costly part, in the Python workers) would run on that few
+    while the other cores wait. ``auto``: when the scan has fewer partitions than
+    the session's ``defaultParallelism`` (the executors' cores), a round-robin
+    ``repartition`` to that many -- one shuffle of the input columns, cheap beside
+    the decisions; otherwise the input is decided as it was read. A whole number
+    ``N`` in ``spark.cmap_policy.partitions`` always repartitions to ``N`` (for an
+    input that the scan splits into byte ranges without rows, such as one row
+    group larger than ``spark.sql.files.maxPartitionBytes``); ``0`` never does.
+    """
+    setting = (spark.conf.get(PARTITIONS_CONF, "auto") or "auto").strip()
+    if setting == "auto":
+        cores = spark.sparkContext.defaultParallelism
+        return df.repartition(cores) if df.rdd.getNumPartitions() < cores else df
+    if not setting.isdigit():
+        raise InputError(f"{PARTITIONS_CONF} is {setting!r}: give auto, or a whole number of partitions (0: as read)")
+    wanted = int(setting)
+    return df.repartition(wanted) if wanted else df
+
+
 def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, release: str | None = None,
         errors_path: str | None = None) -> Summary:
     """Decide every line of the Parquet file or directory ``input_path`` into the Parquet directory ``output``.
@@ -304,11 +336,18 @@ def run(spark: SparkSession, input_path: str, output: str, *, policy: Policy, re
 
 
 def _why(err: BaseException) -> str:
-    """What went wrong, in one line: for a Python worker's failure, the last line of its traceback."""
+    """What went wrong, in one line: for a Python worker's failure, the exception its traceback ends with (Spark
+    often wraps it in a job's failure, whose first line says only which task failed)."""
+    lines = str(err).strip().splitlines()
+    for at, line in enumerate(lines):
+        if "Traceback (most recent call last)" in line:
+            raised = next((x for x in lines[at + 1:] if x.strip() and not x[0].isspace()), None)
+            if raised is not None:
+                return raised.strip()
     if isinstance(err, PythonException):
-        lines = [line for line in str(err).strip().splitlines() if line.strip()]
-        if lines:
-            return lines[-1].strip()
+        shown = [line for line in lines if line.strip()]
+        if shown:
+            return shown[-1].strip()
     return first_line(err)
 
 
@@ -317,6 +356,7 @@ def _run(spark: SparkSession, input_path: str, output: str, shipped: _Shipped, c
     raw, many = read_input(spark, input_path)
     if not many:
         raw = raw.drop(f"{_P}file")
+    raw = spread(spark, raw)  # after read_input: each row keeps the file and row number the scan gave it
     names = raw.columns
     row_at, file_at = names.index(f"{_P}row"), names.index(f"{_P}file") if many else None
     inputs = [i for i in range(len(names)) if i not in (row_at, file_at)]  # all of them: unknown ones fail lines
@@ -372,12 +412,15 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
     if active is not None and master is None:
         return active
     builder = SparkSession.builder.appName("cmap-policy")
-    from pyspark import SparkConf
-
-    preset = SparkConf().get("spark.master")  # set by spark-submit
-    chosen = master or preset or "local[*]"
-    builder = builder.master(chosen)
-    if chosen.startswith("local"):
+    # Under spark-submit (or the pyspark shell) the JVM is already running, with the master and every --conf
+    # of the command line: the session takes them from it. Asking pyspark's SparkConf for the master does not
+    # work here, since it sees the JVM's settings only once a SparkContext exists, so a job submitted to a
+    # cluster would silently run in local mode.
+    launched = "PYSPARK_GATEWAY_PORT" in os.environ
+    chosen = master or (None if launched else "local[*]")
+    if chosen is not None:
+        builder = builder.master(chosen)
+    if chosen is not None and chosen.startswith("local"):
         # Spark's Python workers run $PYSPARK_PYTHON, else whatever `python3` is first on the PATH, which need not
         # have this package: on one machine they run this very interpreter
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
