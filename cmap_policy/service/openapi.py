@@ -13,6 +13,7 @@ from typing import Any
 
 from ..lines import ALIASES, CLAIM_TYPES, CODE_RE, FIELDS, MAX_MODIFIERS, MODIFIER_RE, POS_RE, RCC_RE
 from ..model import MAX_AGE, MAX_UNITS, Outcome
+from ..reasons import KINDS
 
 _TEXT: dict[str, Any] = {"type": "string", "maxLength": 200}
 # Patterns say what to send (what lines.CHECKS take after trimming and upper-casing); a value that fits the
@@ -54,7 +55,7 @@ _CITATION = {"type": "object", "required": ["source", "title", "url", "secondary
     "secondary": {"type": "boolean"}, "section": {"type": "string"}, "note": {"type": "string"}}}
 _REASON = {"type": "object", "required": ["code", "kind", "message"], "properties": {
     "code": {"type": "string", "description": "A stable reason code (the site's reason codes page lists them)."},
-    "kind": {"type": "string", "enum": ["deny", "info"]}, "message": {"type": "string"},
+    "kind": {"type": "string", "enum": list(KINDS)}, "message": {"type": "string"},
     "carc": {"type": "string", "description": "The X12 claim adjustment reason code a payer would send."},
     "rule": {"type": "string"}, "citation": _ref("Citation")}}
 _DECIDED = {
@@ -213,7 +214,10 @@ def document() -> dict[str, Any]:
             "/v1/releases/{id}/changes": {"get": {
                 "summary": "What a release added, ended and changed: the content of its Atom feed entry",
                 "operationId": "releaseChanges",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "id", "in": "path", "required": True,
+                                "description": "A release id, as /v1/releases lists them.",
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                           "maxLength": 64}}],
                 "responses": {**_ok(_ref("ReleaseChanges"), "The release's changes, code by code."),
                               **_problems(401, 404, 503)}}},
             "/health": {"get": {
