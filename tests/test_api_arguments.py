@@ -12,7 +12,8 @@ import pytest
 
 from cmap_policy import eval_lines, load_policy, show
 from cmap_policy.engines.batch import run
-from cmap_policy.errors import InputError, PolicyError, UnknownReleaseError
+from cmap_policy.errors import PolicyError, UnknownReleaseError
+from cmap_policy.formats import FormatError
 from cmap_policy.model import Policy
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -106,5 +107,5 @@ def test_right_arguments_still_run(tmp_path: Path, bundled: Policy) -> None:
     assert not show("  ", policy=bundled).periods  # a code not on the table is an empty report, not an error
     with pytest.raises(UnknownReleaseError):
         show("97153", release="", policy=bundled)
-    with pytest.raises(InputError, match="the batch engine does not read 'json'"):  # as the command line says it
-        run(EXAMPLES / "claims.csv", tmp_path / "out.csv", policy=bundled, input_fmt="json")
+    with pytest.raises(FormatError, match="unknown input format 'xml'"):  # as the command line says it
+        run(EXAMPLES / "claims.csv", tmp_path / "out.csv", policy=bundled, input_fmt="xml")

@@ -80,7 +80,7 @@ def test_each_code_feed_has_one_entry_per_change_to_the_code(policy: Policy, fee
         assert len(feed.entries) == per_code[code], code
         for entry in feed.entries:
             assert entry.title.startswith(f"{code} ")
-            assert entry.link == f"../../codes/{code}.html"
+            assert entry.link == f"codes/{code}.html"
             assert [t.term for t in entry.tags] == [code]
         assert len({e.id for e in feed.entries}) == len(feed.entries)
 
@@ -88,7 +88,7 @@ def test_each_code_feed_has_one_entry_per_change_to_the_code(policy: Policy, fee
 def test_a_build_on_another_day_writes_the_same_feeds_byte_for_byte(policy: Policy) -> None:
     one = generate_pages(policy, today=dt.date(2026, 1, 5))
     other = generate_pages(policy, today=dt.date(2027, 7, 1))
-    feeds = [p for p in one if p.endswith("feed.xml")]
+    feeds = [p for p in one if p.startswith("feed") and p.endswith(".xml")]
     assert FEED_PATH in feeds and len(feeds) == len(policy.views[policy.latest.id]) + 1
     for path in feeds:
         assert one[path] == other[path], path
@@ -114,7 +114,7 @@ def test_every_bundled_release_has_a_draft_notice_marked_as_a_draft(policy: Poli
         assert text.startswith("# DRAFT: ") and DRAFT_NOTE.split(":")[0] in text
         assert "## Sources" in text and all(s.url in text for s in rel.implements)
         for rep_change in change_report(policy, rel.id)[0]["changes"]:
-            assert f"**{rep_change['code']}**" in text
+            assert f"### {rep_change['code']}: " in text
         page = render_html(notice)
         assert "<h1>DRAFT: " in page and "not a notice of the Department of Social Services" in page
 
@@ -184,8 +184,8 @@ def test_every_built_page_names_the_feeds_and_the_pages_link_them(tmp_path_facto
         assert (page.parent / links[0]).resolve() == (Path(out) / FEED_PATH).resolve(), page
     for code in policy.views[policy.latest.id]:
         text = (Path(out) / "codes" / f"{code}.html").read_text(encoding="utf-8")
-        assert f'href="{code}/feed.xml"' in head_link.sub("", text), code  # the visible subscribe link
-        assert head_link.findall(text)[1] == f"{code}/feed.xml"
+        assert f'href="../feed-{code}.xml"' in head_link.sub("", text), code  # the visible subscribe link
+        assert head_link.findall(text)[1] == f"../feed-{code}.xml"
         assert (Path(out) / code_feed_path(code)).is_file()
     changelog = (Path(out) / "changelog.html").read_text(encoding="utf-8")
     assert 'class="cmap-subscribe"' in changelog and 'id="cmap-since"' in changelog

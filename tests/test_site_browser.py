@@ -21,6 +21,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 
+from cmap_policy.changes import change_report
 from cmap_policy.load.loader import load_policy
 from cmap_policy.model import ClaimLine, Outcome, Policy
 
@@ -322,6 +323,53 @@ def test_every_kind_of_page_loads_cleanly(open_page: Opener, site: BuiltSite) ->
 
 
 # --- screenshots, and how the table fits ----------------------------------------------------------------
+
+def _since_shown(page: Any) -> dict[str, list[str]]:
+    shown: dict[str, list[str]] = page.evaluate("""() => {
+        const out = {};
+        document.querySelectorAll('#cmap-since .cmap-since-code').forEach(s => {
+            if (s.hidden) return;
+            out[s.dataset.code] = [...s.querySelectorAll('li')].filter(li => !li.hidden)
+                .map(li => li.dataset.published);
+        });
+        return out;
+    }""")
+    return shown
+
+
+def _since_expected(pol: Policy, since: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for rep in change_report(pol):
+        for change in rep["changes"]:
+            if rep["published"] > since:
+                out.setdefault(change["code"], []).append(rep["published"])
+    return {code: sorted(days, reverse=True) for code, days in out.items()}
+
+
+def test_since_shows_only_later_changes_and_remembers_the_visit(open_page: Opener, server: str,
+                                                                policy: Policy) -> None:
+    """The changelog's "what changed since" box: only the changes of releases published after the date in the
+    address, code by code; then, on the next visit without one, those after the last visit, which the browser
+    keeps to itself."""
+    page, watch = open_page("changelog.html?since=2023-01-01")
+    page.wait_for_selector("#cmap-since:not([hidden])")
+    want = _since_expected(policy, "2023-01-01")
+    assert want and _since_shown(page) == want
+    assert _since_shown(page) != _since_expected(policy, "2019-01-01")  # the date matters
+    assert not page.is_visible(".cmap-since-none")
+    page.fill("#cmap-since input[name=since]", "2019-01-01")
+    page.click("#cmap-since button[type=submit]")
+    assert _since_shown(page) == _since_expected(policy, "2019-01-01")
+    assert "since=2019-01-01" in page.url
+    visit = page.evaluate("() => window.localStorage.getItem('cmap-changelog-last-visit')")
+    assert visit == page.evaluate("() => window.cmap.today()")
+    # the next visit, with no date in the address: what changed since today's visit, which is nothing yet
+    page.goto(urljoin(server, "changelog.html"), wait_until="load")
+    page.wait_for_selector("#cmap-since:not([hidden])")
+    assert _since_shown(page) == {} and page.is_visible(".cmap-since-none")
+    assert all(urljoin(server, "") in url or url.startswith("data:") for url in watch.requests)
+    watch.assert_clean()
+
 
 def test_screenshots_and_fit(open_page: Opener, site: BuiltSite, policy: Policy) -> None:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -190,9 +190,9 @@ def _md(text: str) -> str:
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("<", "&lt;")
 
 
-def render_markdown(notice: Notice, *, code_link: Callable[[str], str] | None = None) -> str:
-    """The draft as Markdown; ``code_link`` makes each code a link (the site's notice pages)."""
-    link = code_link or (lambda c: f"**{c}**")
+def render_markdown(notice: Notice, *, code_page: Callable[[str], str] | None = None) -> str:
+    """The draft as Markdown; ``code_page`` gives the address of each code's page, linked under its heading (the
+    site's notice pages; a link in the heading itself would not stand out from it)."""
     out = [f"# DRAFT: {_md(notice.title)}", "", f"> **{_md(DRAFT_NOTE)}**", "", f"**{_md(notice.effective)}**", "",
            _md(notice.summary), ""]
     for para in notice.author_paragraphs:
@@ -201,7 +201,9 @@ def render_markdown(notice: Notice, *, code_link: Callable[[str], str] | None = 
     if not notice.codes:
         out += ["This release does not add, end or change any row of the telehealth table.", ""]
     for c in notice.codes:
-        out += [f"### {link(c.code)}: {_md(c.description)}", ""]
+        out += [f"### {c.code}: {_md(c.description)}", ""]
+        if code_page is not None:
+            out += [f"See [{c.code} on this site]({code_page(c.code)}).", ""]
         out += [f"- {_md(s)}" for s in c.changes]
         out.append("")
     actions = [a for c in notice.codes for a in c.actions]

@@ -1,10 +1,12 @@
 """The site's Atom feeds (RFC 4287), its release notices, and "what changed since my last visit".
 
 The CMAP Telehealth page asks providers to come back and check the table for updates. A feed does the coming
-back for them: ``feed.xml`` at the site's root has one entry per release, and ``codes/CODE/feed.xml`` one entry
-per change to that code, so that a biller can follow only the codes they bill. Both are made from the one
-change report (``authoring.changelog.change_report``, each release as ``release_entry``), which the changelog
-page, the notices and the service's ``/v1/releases/{id}/changes`` read too.
+back for them: ``feed.xml`` at the site's root has one entry per release, and ``feed-CODE.xml`` beside it one
+entry per change to that code, so that a biller can follow only the codes they bill. (A code's feed is at the
+root, not beside the code's page, because Material for MkDocs reads every ``<link rel="alternate">`` of a page
+as a version of the site and fetches the ``sitemap.xml`` of its folder, which only the root has.) Both are made
+from the one change report (``cmap_policy.changes``: ``change_report``, each release as ``release_entry``), which
+the changelog page, the notices and the service's ``/v1/releases/{id}/changes`` read too.
 
 A feed reader shows an entry again when its ``updated`` changes, so every date in a feed is a release's
 published date and nothing in it depends on the day of the build: a rebuild with no policy change writes the
@@ -38,8 +40,8 @@ ET.register_namespace("", ATOM)
 
 
 def code_feed_path(code: str) -> str:
-    """Where a code's feed is: beside the code's page (codes/CODE.html), in a folder named after the code."""
-    return f"codes/{code}/feed.xml"
+    """Where a code's feed is: at the site's root, beside the site's feed (see the module's docstring)."""
+    return f"feed-{code}.xml"
 
 
 def notice_page(release: str) -> str:
@@ -134,10 +136,10 @@ def release_feed(entries: Sequence[dict[str, Any]], *, directory_urls: bool = Fa
 
 def code_feed(code: str, entries: Sequence[dict[str, Any]], *, directory_urls: bool = False) -> bytes:
     """A code's feed: one entry per change to the code (a release may change it more than once), newest first."""
-    prefix = "../../" if not directory_urls else "../../../"
+    prefix = ""  # the feed is at the site's root
     page = prefix + _html(f"codes/{code}.md", directory_urls)
     mine = [(e, c) for e in entries for c in e["changes"] if c["code"] == code]
-    feed = _feed(f"CMAP telehealth table: {code}", _id("feed", code), "feed.xml", page,
+    feed = _feed(f"CMAP telehealth table: {code}", _id("feed", code), code_feed_path(code), page,
                  max((e["published"] for e, _ in mine), default="1970-01-01"))
     for e, c in sorted(mine, key=lambda ec: (ec[0]["published"], ec[0]["ordinal"]), reverse=True):
         _entry(feed, e, entry_id=_id("change", e["release"], code, c["action"], c["effective"]),
@@ -159,7 +161,7 @@ def notice_pages(policy: Policy) -> dict[str, str]:
     """A page per release with its draft Important Message (``authoring.notice``), printable as any page is."""
     out = {}
     for rel in policy.releases:
-        body = notice_markdown(build_notice(policy, rel.id), code_link=lambda c: f"[{c}](../codes/{c}.md)")
+        body = notice_markdown(build_notice(policy, rel.id), code_page=lambda c: f"../codes/{c}.md")
         out[notice_page(rel.id)] = (f"---\ntitle: \"Draft notice: release {rel.id}\"\n---\n\n{body}\n"
                                     f"[Back to the changelog](../changelog.md#{rel.id.lower()})\n")
     return out
@@ -172,7 +174,7 @@ def subscribe_links(code: str | None = None, *, prefix: str = "") -> str:
                 'type="application/atom+xml">subscribe to the Atom feed of every release</a> in any feed reader; '
                 "each code's page has a feed of that code alone.</p>")
     return (f'<p class="cmap-subscribe">Follow {html.escape(code)}: '
-            f'<a href="{code}/feed.xml" type="application/atom+xml">'
+            f'<a href="../{code_feed_path(code)}" type="application/atom+xml">'
             "subscribe to its Atom feed</a>, one entry each time a release changes it.</p>")
 
 
