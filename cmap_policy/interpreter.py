@@ -340,6 +340,7 @@ class _Memo:
         self.policy = policy
         self.slots = Slots(policy)
         self.decisions: Cache[tuple[object, ...], Decision] = Cache("interpreter.decisions")
+        self.found = self.decisions.get  # bound once: the look-up every line makes
         self.latest = policy.latest.id
         self.release_ids = frozenset(r.id for r in policy.releases)
 
@@ -364,7 +365,7 @@ def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> 
     if rel not in memo.release_ids:
         policy.release(rel)  # raises UnknownReleaseError
     key = memo.slots.key(rel, line)
-    found = memo.decisions.get(key)
+    found = memo.found(key)
     if found is None:
         found = memo.decisions.put(key, decide(policy, line, release=rel))
     return found
