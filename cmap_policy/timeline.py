@@ -292,7 +292,10 @@ class Slots:
         """The slot of ``line`` in ``release`` (a release the policy has)."""
         day = line.date.toordinal()
         table, cuts = self.releases[release]
-        entry = table[line.code] if line.code in table else self._rows(release, line.code)
+        try:  # one look-up on the path every line takes
+            entry = table[line.code]
+        except KeyError:
+            entry = self._rows(release, line.code)
         i, covered, reads = -1, False, NOTHING
         if entry is not None:
             starts, ends, per_period = entry
