@@ -9,7 +9,7 @@ outcome and the reasons.
 All three restate the interpreter's rules (``interpreter.decide``) in their own
 terms, reasons without their messages: a line the sources do not cover is
 undetermined, a warning leaves a line payable. The day line of each code comes
-from ``interpreter.spans`` (the rows and the gaps, each gap known to be off the
+from ``timeline.spans`` (the rows and the gaps, each gap known to be off the
 table or not), as the site and ``show`` read it.
 """
 

@@ -7,8 +7,7 @@ and its citation, so that ``explain`` can retell the path to the decision.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .caches import Cache
 from .model import (
@@ -137,7 +136,7 @@ def decide(policy: Policy, line: ClaimLine, *, release: str | None = None) -> De
     reasons += found.reasons
     era_reasons, era_confirm = _eras(policy, line, modality, found.period, reasons)
     if era_confirm:
-        found = dataclasses.replace(found, to_confirm=(*found.to_confirm, *era_confirm))
+        found = found._replace(to_confirm=(*found.to_confirm, *era_confirm))
     return _outcome(policy, rel.id, line, modality, [*reasons, *era_reasons], found)
 
 
@@ -203,9 +202,10 @@ def _front_reasons(policy: Policy, line: ClaimLine, th_mods: list[Modifier],
 # 4. Is the code on the table on the date of service, as published in the release? Where the data holds only
 #    the rows sources name, what they do not cover is undetermined, never denied.
 
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """What step 4 found: the code's view and row on the date (if any), its reasons, the limits to confirm."""
+class _Found(NamedTuple):
+    """What step 4 found: the code's view and row on the date (if any), its reasons, the limits to confirm.
+
+    A named tuple rather than a frozen dataclass: it is made once per decision, and a tuple is made faster."""
 
     view: CodeView | None
     period: Period | None
@@ -384,6 +384,7 @@ class _Memo:
         self.policy = policy
         self.slots = Slots(policy)
         self.decisions: Cache[tuple[object, ...], Decision] = Cache("interpreter.decisions")
+        self.found = self.decisions.get  # bound once: the look-up every line makes
         self.latest = policy.latest.id
         self.release_ids = frozenset(r.id for r in policy.releases)
 
@@ -408,7 +409,7 @@ def evaluate(policy: Policy, line: ClaimLine, *, release: str | None = None) -> 
     if rel not in memo.release_ids:
         policy.release(rel)  # raises UnknownReleaseError
     key = memo.slots.key(rel, line)
-    found = memo.decisions.get(key)
+    found = memo.found(key)
     if found is None:
         found = memo.decisions.put(key, decide(policy, line, release=rel))
     return found

@@ -272,33 +272,34 @@ class Slots:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         program = policy.program
-        self.cuts = {r.id: [d.toordinal() for d in cut_offs(policy, r.id)] for r in policy.releases}
+        # release -> (its codes' rows, compiled when first asked; its cut-offs as ordinal days)
+        self.releases: dict[str, tuple[dict[str, _CodeRows | None], list[int]]] = {
+            r.id: ({}, [d.toordinal() for d in cut_offs(policy, r.id)]) for r in policy.releases}
         self.program_modifiers = program.modifiers
         self.program_places = program.places_of_service
         self.one_type = one_type_modifiers(policy)
         # a line's modifiers -> (those the program knows, whether one of them is for one claim type only)
         self.modifiers: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
-        self.codes: dict[str, dict[str, _CodeRows | None]] = {r.id: {} for r in policy.releases}
         # per release, per stretch between its cut-offs: what the limits of the era rules in force then read
         self.era_reads = {rel: [Reads(lim for rule in program.era_rules if rule.in_force(day) for lim in rule.limits)
                                 for day in (dt.date.min, *(dt.date.fromordinal(d) for d in cuts))]
-                          for rel, cuts in self.cuts.items()}
+                          for rel, (_, cuts) in self.releases.items()}
 
-    def rows(self, release: str, code: str) -> _CodeRows | None:
-        table = self.codes[release]
-        try:
-            return table[code]
-        except KeyError:
-            view = self.policy.views[release].get(code)
-            entry = table[code] = None if view is None else (
-                view.starts, tuple(p.end.toordinal() if p.end is not None else None for p in view.periods),
-                tuple(Reads.of(p) for p in view.periods))
-            return entry
+    def _rows(self, release: str, code: str) -> _CodeRows | None:
+        view = self.policy.views[release].get(code)
+        entry = self.releases[release][0][code] = None if view is None else (
+            view.starts, tuple(p.end.toordinal() if p.end is not None else None for p in view.periods),
+            tuple(Reads.of(p) for p in view.periods))
+        return entry
 
     def key(self, release: str, line: ClaimLine) -> tuple[object, ...]:
         """The slot of ``line`` in ``release`` (a release the policy has)."""
         day = line.date.toordinal()
-        entry = self.rows(release, line.code)
+        table, cuts = self.releases[release]
+        try:  # one look-up on the path every line takes
+            entry = table[line.code]
+        except KeyError:
+            entry = self._rows(release, line.code)
         i, covered, reads = -1, False, NOTHING
         if entry is not None:
             starts, ends, per_period = entry
@@ -314,7 +315,7 @@ class Slots:
         modifiers, reads_type = found
         # the claim type is read by a modifier used on one claim type only, and by a row's revenue codes
         claim_type = line.claim_type if reads_type or reads.rcc else None
-        stretch = bisect_right(self.cuts[release], day)
+        stretch = bisect_right(cuts, day)
         return (release, line.code, i, covered, stretch, *self.era_reads[release][stretch].key(line), modifiers,
                 line.pos if line.pos in self.program_places else None, claim_type,
                 line.rcc if reads.rcc and line.claim_type == "institutional" else None, line.modality,

@@ -131,7 +131,7 @@ def row_property_failures(policy: Policy, row: dict[str, str]) -> list[str]:
     """Inside the row's dates a conforming line is payable (or not permitted, for such a row); just
     outside, this row does not decide it, and with no other row there the line is outside the effective
     dates where the data knows the code was off the table, and undetermined where no public source covers
-    the date (``interpreter.spans``, which the site draws, says which)."""
+    the date (``timeline.spans``, which the site draws, says which)."""
     failures = []
     effective = dt.date.fromisoformat(row["effective"])
     end = dt.date.fromisoformat(row["end"]) if row["end"] else None

@@ -67,7 +67,7 @@ from ..lines import (
     parse_date,
     parse_line,
 )
-from ..model import Citation, ClaimLine, Decision, Outcome, Period, Policy
+from ..model import Citation, ClaimLine, CodeView, Decision, Outcome, Period, Policy
 from ..reasons import REASONS
 from ..timeline import day_number as day_number  # the site's pages name dates as its data does
 
@@ -222,12 +222,12 @@ def _key(d: Decision) -> str:
     return json.dumps(d.as_dict(), sort_keys=True)
 
 
-def _cells(policy: Policy, periods: Sequence[Period]) -> list[tuple[dt.date, dt.date, Period | None]]:
-    """(first day, a day to decide it on, the row in force) of each cell of a code with these rows in the latest
-    release; the first cell runs from always (``dt.date.min``)."""
-    cuts = timeline.row_cuts(periods).union(timeline.cut_offs(policy, policy.latest.id))
+def _cells(policy: Policy, view: CodeView | None) -> list[tuple[dt.date, dt.date, Period | None]]:
+    """(first day, a day to decide it on, the row in force) of each cell of a code in the latest release (None: a
+    code it does not list); the first cell runs from always (``dt.date.min``)."""
+    cuts = timeline.row_cuts(view.periods if view else ()).union(timeline.cut_offs(policy, policy.latest.id))
     return [(c.first if c.first is not None else dt.date.min, c.day,
-             next((p for p in periods if p.covers(c.day)), None)) for c in timeline.cells(cuts)]
+             timeline.find_period(view, c.day)[0] if view else None) for c in timeline.cells(cuts)]
 
 
 @dataclass
@@ -257,8 +257,8 @@ class CheckData:
         assert CODE_STAND_IN not in taken
         # cells of every listed code, then of a code no release lists; each cell: (first day, decided day, period)
         self.cells: dict[str | None, list[tuple[dt.date, dt.date, Period | None]]] = {
-            code: _cells(policy, policy.views[policy.latest.id][code].periods) for code in self.codes}
-        self.cells[None] = _cells(policy, ())
+            code: _cells(policy, policy.views[policy.latest.id][code]) for code in self.codes}
+        self.cells[None] = _cells(policy, None)
         self._merge_classes()
 
     # --- fronts ---

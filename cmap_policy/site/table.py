@@ -199,7 +199,7 @@ def _row_html(policy: Policy, row: Row, opts: TableOptions, today: dt.date) -> s
 
 
 def _unknown_gaps(policy: Policy, rows: Sequence[Row]) -> dict[str, list[list[str | None]]]:
-    """Per code of the table: the stretches no public source covers (``interpreter.spans``), as ISO dates."""
+    """Per code of the table: the stretches no public source covers (``timeline.spans``), as ISO dates."""
     out: dict[str, list[list[str | None]]] = {}
     for code in dict.fromkeys(r.code.code for r in rows):
         gaps = [[s.start.isoformat() if s.start else None, s.end.isoformat() if s.end else None]

@@ -32,8 +32,8 @@ and writer: it is maintained, pure Python, and does both directions, which the
 read-only calamine binding does not.
 
 The modules, in the order a table flows through an import: ``columns`` (the headings and how they are
-matched), ``read`` (a file into checked rows), ``merge`` (rows into a code's periods), ``importer`` (a
-release written only when the result loads); ``export`` goes the other way.
+matched), ``read`` (a file into checked rows, each cell read by ``cells``), ``merge`` (rows into a code's
+periods), ``importer`` (a release written only when the result loads); ``export`` goes the other way.
 """
 
 from ...errors import TableError

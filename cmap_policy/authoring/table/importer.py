@@ -18,9 +18,10 @@ from ...errors import FileRefusedError, PolicyError, Problem, TableError
 from ...load.loader import load_checked
 from ...resources import INSTALLED_COPY, is_installed_copy, working_policy_dir
 from ..fmt import format_document
+from .cells import cell_text
 from .columns import DEFAULT_CATEGORY, ID_RE, Change, RowProblem, norm_heading, parse_column_map
 from .merge import Correction, Target, canonical_text, describe_period, merge_code, period_changes, to_date
-from .read import TableRow, cell_text, parse_table, read_table
+from .read import TableRow, parse_table, read_table
 
 
 @dataclass
@@ -207,24 +208,31 @@ def import_table(
     _check_category_and_source(after, planned, target, release, result, official=source is None and not secondary)
     _describe_changes(planned, docs, release, corrections, result)
     _record_corrections(after, release, planned, corrections)
+    _finish(root, before, after, planned, paths, by_code, result)
+    return result
+
+
+def _finish(root: Path, before: _Files, after: _Files, planned: dict[str, dict[str, Any] | None],
+            paths: dict[str, Path], by_code: dict[str, list[TableRow]], result: ImportResult) -> None:
+    """Say which files change; unless a row failed (and partial imports are not allowed), or nothing changes,
+    check the policy the files would make, then write them (not on a dry run)."""
     program_changed = canonical_text(after.program) != canonical_text(before.program)
     releases_changed = canonical_text(after.releases) != canonical_text(before.releases)
     result.files = ((["program.json"] if program_changed else []) + (["releases.json"] if releases_changed else [])
                     + [f"codes/{c}.json" for c, d in planned.items() if d is not None])
     result.deleted = [f"codes/{c}.json" for c, d in planned.items() if d is None]
-    if result.errors and not allow_partial:
-        return result
+    if result.errors and not result.allow_partial:
+        return
     if not result.files and not result.deleted:
-        return result
+        return
     # Each file's text is made once: the scratch copy that is checked is byte for byte what is written.
     texts = {"program.json": _dump(after.program, "program"), "releases.json": _dump(after.releases, "releases"),
              **{f"codes/{c}.json": _dump(d, "code") for c, d in planned.items() if d is not None}}
     result.policy_problems = _validate(root, texts, paths, planned, by_code)
-    if result.policy_problems or dry_run:
-        return result
+    if result.policy_problems or result.dry_run:
+        return
     _write(root, texts, planned, program_changed, releases_changed)
     result.written = True
-    return result
 
 
 def _policy_root(policy: str | Path | None) -> Path:

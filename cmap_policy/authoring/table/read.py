@@ -23,6 +23,14 @@ from typing import Any
 from ... import guard
 from ...errors import TableError
 from ...lines import CODE_RE
+from .cells import (
+    Bad,
+    audio_and_status,
+    cell_text,
+    known_and_removed,
+    row_dates,
+    row_system,
+)
 from .columns import (
     BY_FIELD,
     COLUMNS,
@@ -101,13 +109,6 @@ class RawTable:
     header_row: int
     headings: list[str]
     rows: list[tuple[int, list[Any]]]
-
-
-def _guard(text: str) -> str:
-    """Undo the apostrophe the exporter puts before text a spreadsheet would run as a formula."""
-    if len(text) > 1 and text[0] == "'" and text[1] in "=+-@\t\r":
-        return text[1:]
-    return text
 
 
 def _is_code_heading(cell: Any, colmap: Mapping[str, str]) -> bool:
@@ -274,67 +275,6 @@ class TableRow:
     removed: bool = False
 
 
-def cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return ", ".join(cell_text(v) for v in value)
-    return _guard(str(value).strip()).strip()
-
-
-_OPEN_END = {"", "-", "–", "—", "n/a", "na", "none", "open", "ongoing", "current", "no end date", "null"}
-_DATE_FORMS = (
-    (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00)?)?$"), ("y", "m", "d")),
-    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})$"), ("m", "d", "y")),
-    (re.compile(r"^(\d{1,2})-(\d{1,2})-(\d{4})$"), ("m", "d", "y")),
-)
-
-
-def _date(value: Any, blank_ok: bool) -> tuple[dt.date | None, str | None]:
-    """(date, None) or (None, error message); an empty cell is (None, None) when ``blank_ok``."""
-    if isinstance(value, dt.datetime):
-        return value.date(), None
-    if isinstance(value, dt.date):
-        return value, None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if 1 <= value < 2958466:  # an Excel serial day number in a cell not formatted as a date
-            return dt.date(1899, 12, 30) + dt.timedelta(days=int(value)), None
-        return None, f"{value!r} is not a date"
-    text = cell_text(value)
-    if blank_ok and text.lower() in _OPEN_END:
-        return None, None
-    if not text:
-        return None, "empty: every row needs an effective date"
-    for pattern, order in _DATE_FORMS:
-        m = pattern.match(text)
-        if m:
-            parts = dict(zip(order, (int(g) for g in m.groups()), strict=True))
-            year = parts["y"] + 2000 if parts["y"] < 100 else parts["y"]
-            try:
-                return dt.date(year, parts["m"], parts["d"]), None
-            except ValueError:
-                return None, f"{text!r} is not a real calendar date"
-    return None, f"{text!r} is not a date (write YYYY-MM-DD or M/D/YYYY)"
-
-
-_YES = {"yes", "y", "true", "x", "✓", "✔", "allowed", "permitted", "1"}
-_NO = {"", "no", "n", "false", "0", "not allowed", "not permitted", "-", "n/a", "na", "none"}
-_PERMITTED = {"permitted", "yes", "y", "allowed", "payable", "listed"}
-_NOT_PERMITTED = {"not permitted", "not-permitted", "notpermitted", "no", "n", "not allowed", "not covered",
-                  "not payable"}
-_NOT_PERMITTED_TEXT = re.compile(
-    r"^\W*(not\s+(permitted|allowed|covered|payable)\s+(via|by|for|as)\s+telehealth"
-    r"|telehealth\s+(is\s+)?not\s+(permitted|allowed|covered))", re.IGNORECASE)
-
-
 class _RowReader:
     """Turns the cells of one row into a ``TableRow``, collecting every problem of the row."""
 
@@ -373,103 +313,76 @@ class _RowReader:
         def bad(fld: str, message: str) -> None:
             problems.append(RowProblem(number, self.heading(fld), message, code_text or None))
 
+        # each check in the order its problems are reported
         if not code_text:
             bad("code", "no procedure code")
         elif not CODE_RE.match(code_text):
             bad("code", f"{code_text!r} is not a procedure code (five characters: a CPT code such as 90834 or a "
                         "HCPCS code such as T1016)")
-        effective, err = _date(get.get("effective"), blank_ok=False)
-        if err:
-            bad("effective", err)
-        end, err = _date(get.get("end"), blank_ok=True)
-        if err:
-            bad("end", err)
-        if effective and end and end < effective:
-            bad("end", f"ends {end}, before it takes effect on {effective}")
-        system = cell_text(get.get("system")).upper() or None
-        if system is not None:
-            system = "HCPCS" if system.startswith("HCPCS") else system
-            if system not in ("CPT", "HCPCS"):
-                bad("system", f"{system!r} is not a code system (CPT or HCPCS)")
-                system = None
-            elif code_text and CODE_RE.match(code_text) and (system == "CPT") != code_text[0].isdigit():
-                bad("system", f"{code_text} has the shape of a {'CPT' if code_text[0].isdigit() else 'HCPCS'} code")
-        category = None
-        if cell_text(get.get("category")):
-            raw = cell_text(get.get("category"))
-            category = self.categories.get(raw, self.categories.get(norm_heading(raw)))
-            if category is None:
-                bad("category", f"unknown category {raw!r}: use an id from program.json categories "
-                                f"({', '.join(sorted(c for c in self.categories if '-' in c or c.islower()))})")
+        effective, end = row_dates(get, bad)
+        system = row_system(get, code_text, bad)
+        category = self._category(get, bad)
         guideline = cell_text(get.get("guideline"))
-        audio_raw = cell_text(get.get("audio_only")).lower()
-        audio: bool | None = None
-        if audio_raw in _YES:
-            audio = True
-        elif audio_raw in _NO:
-            audio = False if audio_raw else None
-        else:
-            bad("audio_only", f"{audio_raw!r} is neither yes nor no")
-        status_raw = cell_text(get.get("status")).lower()
-        status: str | None = None
-        if status_raw in _PERMITTED:
-            status = "permitted"
-        elif status_raw in _NOT_PERMITTED:
-            status = "not-permitted"
-        elif status_raw:
-            bad("status", f"{status_raw!r} is not a status (permitted or not permitted)")
-        if status is None and not status_raw:
-            status = "not-permitted" if _NOT_PERMITTED_TEXT.match(guideline) else "permitted"
+        audio, status = audio_and_status(get, guideline, bad)
         modalities = self._modalities(get.get("modalities"), bad)
         silent = self._modalities(get.get("undetermined_modalities"), bad)
-        known_raw = cell_text(get.get("start_known")).lower()
-        start_known = True
-        if known_raw in _NO and known_raw:
-            start_known = False
-        elif known_raw and known_raw not in _YES:
-            bad("start_known", f"{known_raw!r} is neither yes nor no")
-        removed_raw = cell_text(get.get("removed")).lower()
-        removed = removed_raw in _YES and bool(removed_raw)
-        if removed_raw and not removed and removed_raw not in _NO:
-            bad("removed", f"{removed_raw!r} is neither yes nor no")
-        if removed and end is None:
-            bad("removed", "a row that leaves the table needs an end date")
+        start_known, removed = known_and_removed(get, end, bad)
         if set(silent) & set(modalities):
             bad("undetermined_modalities", "a modality cannot be both allowed and undetermined")
-        if status == "not-permitted":
-            if modalities:
-                bad("modalities", "a row listed as not permitted cannot allow modalities")
-            if audio:
-                bad("audio_only", "a row listed as not permitted cannot allow audio-only")
-            modalities = ()
-        elif status == "permitted":
-            if not modalities:
-                if "audio-video" not in self.modalities:
-                    bad("modalities", "the program has no audio-video modality: name the modalities in a "
-                                      "Modalities column")
-                modalities = tuple(sorted({"audio-video", *(["audio-only"] if audio else [])}))
-            elif audio is not None and audio != ("audio-only" in modalities):
-                bad("audio_only", f"says {'yes' if audio else 'no'}, but the Modalities column lists "
-                                  f"{', '.join(modalities)}")
+        modalities = self._row_modalities(status, modalities, audio, bad)
         rccs = self._rccs(get.get("rcc"), bad)
         limits = self._limits(get.get("limits"), bad) if "limits" in self.present else None
-        citation = None
-        src = cell_text(get.get("citation_source"))
-        if src:
-            if src not in self.sources:
-                bad("citation_source", f"unknown source {src!r}: add it to sources in program.json, or clear the cell")
-            else:
-                citation = {"source": src}
-                if cell_text(get.get("citation_section")):
-                    citation["section"] = cell_text(get.get("citation_section"))
-                if cell_text(get.get("citation_note")):
-                    citation["note"] = cell_text(get.get("citation_note"))
+        citation = self._citation(get, bad)
         if problems:
             return problems
         assert effective is not None and status is not None
         return TableRow(number, code_text, cell_text(get.get("description")), rccs, effective, end, status, modalities,
                         guideline, system, category, limits, citation, cell_text(get.get("dates_note")) or None,
                         start_known, silent, removed)
+
+    def _category(self, get: dict[str, Any], bad: Bad) -> str | None:
+        raw = cell_text(get.get("category"))
+        if not raw:
+            return None
+        category = self.categories.get(raw, self.categories.get(norm_heading(raw)))
+        if category is None:
+            bad("category", f"unknown category {raw!r}: use an id from program.json categories "
+                            f"({', '.join(sorted(c for c in self.categories if '-' in c or c.islower()))})")
+        return category
+
+    def _row_modalities(self, status: str | None, modalities: tuple[str, ...], audio: bool | None,
+                        bad: Bad) -> tuple[str, ...]:
+        """The modalities the row allows: none when not permitted; from the audio-only column when not listed."""
+        if status == "not-permitted":
+            if modalities:
+                bad("modalities", "a row listed as not permitted cannot allow modalities")
+            if audio:
+                bad("audio_only", "a row listed as not permitted cannot allow audio-only")
+            return ()
+        if status == "permitted":
+            if not modalities:
+                if "audio-video" not in self.modalities:
+                    bad("modalities", "the program has no audio-video modality: name the modalities in a "
+                                      "Modalities column")
+                return tuple(sorted({"audio-video", *(["audio-only"] if audio else [])}))
+            if audio is not None and audio != ("audio-only" in modalities):
+                bad("audio_only", f"says {'yes' if audio else 'no'}, but the Modalities column lists "
+                                  f"{', '.join(modalities)}")
+        return modalities
+
+    def _citation(self, get: dict[str, Any], bad: Bad) -> dict[str, str] | None:
+        src = cell_text(get.get("citation_source"))
+        if not src:
+            return None
+        if src not in self.sources:
+            bad("citation_source", f"unknown source {src!r}: add it to sources in program.json, or clear the cell")
+            return None
+        citation = {"source": src}
+        if cell_text(get.get("citation_section")):
+            citation["section"] = cell_text(get.get("citation_section"))
+        if cell_text(get.get("citation_note")):
+            citation["note"] = cell_text(get.get("citation_note"))
+        return citation
 
     def _modalities(self, value: Any, bad: Any) -> tuple[str, ...]:
         items = value if isinstance(value, list) else [v for v in re.split(r"[;,|/]", cell_text(value)) if v.strip()]
@@ -605,5 +518,3 @@ def _check_overlaps(rows: list[TableRow]) -> tuple[list[TableRow], list[RowProbl
                 errors.append(RowProblem(b.number, None, f"duplicate: {code} from {b.effective} overlaps row "
                                          f"{a.number} ({span}); end the earlier row the day before", code))
     return rows, errors
-
-
