@@ -329,3 +329,27 @@ def test_clean_json_lines_are_read_by_arrow_not_line_by_line(tmp_path: Path, bun
     decided, errors = _compare_file(bundled, src, tmp_path / "out.parquet")
     assert decided + errors == 3000
     assert calls == []
+
+
+def test_era_rules_read_the_line_fields_the_batch_engine_keys_on(tmp_path: Path, bundled: Policy) -> None:
+    """Before 2020-03-18 the era rules read the member's age, and up to 2020-04-23 whether the patient is
+    established, whatever the code: a slot must hold those fields on those dates, or two lines that differ
+    only there would share an answer."""
+    records: list[dict[str, Any]] = []
+    for i in range(3000):
+        day = ("2019-06-03", "2020-02-03", "2020-03-17", "2020-03-20", "2020-04-24", "2021-06-01")[i % 6]
+        records.append({"line_id": f"L{i}", "claim_id": None, "code": ("T1016", "99213", "97153")[i % 3],
+                        "date": day, "modifiers": [("95",), ("GQ",), (), ("GT",)][i % 4] if i % 5 else [],
+                        "pos": "02" if i % 7 == 0 else "11", "claim_type": "professional", "rcc": None,
+                        "modality": "audio-only" if i % 5 == 0 else None,
+                        "member_age": None if i % 11 == 0 else i % 40, "provider_type": None, "units": None,
+                        "established_patient": (None, True, False)[(i // 6) % 3]})
+    for rec in records:
+        rec["modifiers"] = list(rec["modifiers"])
+    src = tmp_path / "lines.csv"
+    _write_csv(src, records)
+    decided, errors = _compare_file(bundled, src, tmp_path / "out.parquet")
+    assert (decided, errors) == (3000, 0)
+    reasons = {r["reasons"] for r in pq.read_table(tmp_path / "out.parquet").to_pylist()}
+    assert any("AGE_OUTSIDE_LIMIT" in r for r in reasons) and any("ESTABLISHED_PATIENT_REQUIRED" in r for r in reasons)
+    assert any("NOT_PAID_IN_ERA" in r for r in reasons) and any("ERA_UNDETERMINED" in r for r in reasons)

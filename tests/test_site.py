@@ -689,3 +689,22 @@ def test_site_search_has_a_clean_entry_for_the_table(site: BuiltSite, policy: Po
             assert p.guideline[:40] not in text, p.id
     home = " ".join(d["text"] for d in index["docs"] if d["location"].split("#")[0] in ("", "index.html"))
     assert "Revenue center code" not in home  # the form's labels are not prose
+
+
+def test_the_banner_names_what_a_claim_line_cannot_decide_and_the_sources_page_says_why(site: BuiltSite,
+                                                                                      policy: Policy) -> None:
+    items = policy.program.undecidable
+    assert items and any("2020-03-13" in u.what for u in items) and any("e-consult" in u.what for u in items)
+    for name in ["table.html", "index.html", "codes/T1016.html"]:
+        html = _html(site, name)
+        banner = html[html.index('class="cmap-coverage"'):]
+        banner = banner[:banner.index("</div>")]
+        for u in items:
+            assert html_escape(u.what) in banner, (name, u.id)
+        assert 'sources.html#undecidable">Why</a>' in banner, name
+    sources = _html(site, "sources.html")
+    assert 'id="undecidable"' in sources and 'id="eras"' in sources
+    for rule in policy.program.era_rules:  # each era rule, by its id, with the source it cites
+        row = sources[sources.index(f"<code>{rule.id}</code>"):]
+        row = row[:row.index("</tr>")]
+        assert f'#{rule.citation.source.id}"' in row, rule.id
