@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from cmap_policy.engines.slots import DAY_MAX, DAY_MIN, day_number
 from cmap_policy.interpreter import spans
-from cmap_policy.model import MAX_AGE, ClaimLine, Policy
+from cmap_policy.model import MAX_AGE, UNSPECIFIED, ClaimLine, Policy
 from cmap_policy.reasons import ORDER, REASONS
 
 Answer = tuple[str, tuple[str, ...], "str | None"]
@@ -100,9 +100,7 @@ class Tables:
                     rows.append(Span(lo, hi, None, sp.known, False, frozenset(), frozenset(), frozenset(), (),
                                      False))
                     continue
-                limits = tuple((lim.kind, frozenset(lim.modalities), lim.min_age or 0,
-                                lim.max_age if lim.max_age is not None else MAX_AGE, frozenset(lim.provider_types),
-                                lim.max_units) for lim in p.limits)
+                limits = _limits(p.limits)
                 rows.append(Span(lo, hi, p.id, True, p.permitted, frozenset(p.modalities),
                                  frozenset(p.undetermined_modalities), frozenset(p.revenue_center_codes), limits,
                                  possible <= set(p.modalities)))
@@ -119,6 +117,35 @@ class Tables:
                                  for g in p.guidance])
                        for p in prog.places_of_service.values() if p.marks_telehealth}
         self.modalities = list(prog.modalities)
+        # the program's era rules: (first day, last day, the modalities they speak of, verdict, limits)
+        self.eras = [(*_days(r.effective, r.end), frozenset(r.modalities), r.verdict, _limits(r.limits))
+                     for r in prog.era_rules]
+
+
+def _limits(limits: Any) -> tuple[tuple[Any, ...], ...]:
+    return tuple((lim.kind, frozenset(lim.modalities), lim.min_age or 0,
+                  lim.max_age if lim.max_age is not None else MAX_AGE, frozenset(lim.provider_types), lim.max_units)
+                 for lim in limits)
+
+
+def _refused(limits: tuple[tuple[Any, ...], ...], ln: Line, modality: str | None, every: bool) -> list[str]:
+    """The reasons of the limits a line's own fields break (``every``: also the limits of other modalities)."""
+    out = []
+    for kind, mods, lo, hi, types, max_units in limits:
+        if mods and modality not in mods and not every:
+            continue
+        if kind == "age":
+            if ln.member_age is not None and not lo <= ln.member_age <= hi:
+                out.append("AGE_OUTSIDE_LIMIT")
+        elif kind == "provider-type":
+            if ln.provider_type is not None and ln.provider_type not in types:
+                out.append("PROVIDER_TYPE_NOT_ALLOWED")
+        elif kind == "established-patient":
+            if ln.established_patient is False:
+                out.append("ESTABLISHED_PATIENT_REQUIRED")
+        elif ln.units is not None and max_units is not None and ln.units > max_units:
+            out.append("UNITS_OVER_LIMIT")
+    return out
 
 
 # --- plain Python: dicts and a bisect ---
@@ -130,6 +157,7 @@ class PlainPython:
         t = Tables(policy, release)
         self.mods, self.places, self.whole_from = t.mods, t.places, t.whole_from
         self.table = {code: ([s.lo for s in rows], rows) for code, rows in t.codes.items()}
+        self.eras = t.eras
 
     def decide(self, ln: Line) -> Answer:
         day = ln.day
@@ -180,22 +208,23 @@ class PlainPython:
                         reasons.append("RCC_REQUIRED")
                     elif ln.rcc not in row.rccs:
                         reasons.append("RCC_NOT_ALLOWED")
-                for kind, mods, lo, hi, types, max_units in row.limits:
-                    if mods and modality not in mods:
-                        continue
-                    if kind == "age":
-                        if ln.member_age is not None and not lo <= ln.member_age <= hi:
-                            reasons.append("AGE_OUTSIDE_LIMIT")
-                    elif kind == "provider-type":
-                        if ln.provider_type is not None and ln.provider_type not in types:
-                            reasons.append("PROVIDER_TYPE_NOT_ALLOWED")
-                    elif kind == "established-patient":
-                        if ln.established_patient is False:
-                            reasons.append("ESTABLISHED_PATIENT_REQUIRED")
-                    elif ln.units is not None and max_units is not None and ln.units > max_units:
-                        reasons.append("UNITS_OVER_LIMIT")
+                reasons.extend(_refused(row.limits, ln, modality, every=False))
+        if self.eras and (period is None or (modality is not None and modality in row.undetermined)):
+            reasons.extend(self._eras(ln, modality, set(reasons)))
         outcome, ordered, _ = outcome_of(reasons)
         return outcome, ordered, period
+
+
+    def _eras(self, ln: Line, modality: str | None, given: set[str]) -> list[str]:
+        """What the era rules in force say of a line no row decides (the sources' years before a table)."""
+        said: list[str] = []
+        for lo, hi, mods, verdict, limits in self.eras:
+            if not (lo <= ln.day <= hi and (modality if modality is not None else UNSPECIFIED) in mods):
+                continue
+            refused = _refused(limits, ln, modality, every=True)
+            said += [*(["NOT_PAID_IN_ERA"] if verdict == "deny" else []), *refused,
+                     *(["ERA_UNDETERMINED"] if verdict == "undetermined" and not refused else [])]
+        return [r for r in said if r not in given]
 
 
 # --- shared pieces for the rule engines ---
