@@ -210,9 +210,10 @@ if fmt == "parquet":
     writer = ParquetWriter(out, OUTPUT_SCHEMA)
 elif fmt == "jsonl":
     import pyarrow.json as pajson
-    table = pajson.read_json(src, parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("date", pa.string())]),
-                                                                    unexpected_field_behavior="infer"))
-    batches = table.to_batches(max_chunksize=500_000)
+    # streamed in blocks, as the engine reads it (16 MB), the date read as text as the engine reads it
+    batches = pajson.open_json(src, read_options=pajson.ReadOptions(block_size=16 << 20),
+                               parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("date", pa.string())]),
+                                                                 unexpected_field_behavior="infer"))
     writer = ParquetWriter(out, OUTPUT_SCHEMA)
 else:
     batches = pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=32 << 20),
