@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,9 @@ from . import formats
 from .arguments import expect, expect_choice, expect_path, expect_text
 from .columnar import read_columnar
 from .errors import LineError, PolicyError, Problem
+from .guard import byte_source
 from .interpreter import Span, evaluate, find_period, spans
-from .lines import lines_from_records, read_lines
+from .lines import guess_format, lines_from_records, read_lines
 from .load.loader import load_policy
 from .model import ClaimLine, Decision, Period, Policy, Program
 from .x12 import read_x12
@@ -102,21 +104,32 @@ def eval_lines(
     pol = policy_for("eval_lines", policy, release)  # an unknown release is a usage error before any line is read
     if source is None:
         stdin: IO[bytes] | IO[str] = getattr(sys.stdin, "buffer", sys.stdin)
-        yield from _decide(read_lines(stdin, pol.program, _streamed(input_format)), pol, release)
+        yield from _decide(read_stream(stdin, pol.program, input_format), pol, release)
     elif isinstance(source, (str, Path)):
         yield from _decide(read_file(Path(source), pol.program, input_format), pol, release)
     elif hasattr(source, "read"):
         stream = cast(IO[bytes], source)
-        yield from _decide(read_lines(stream, pol.program, _streamed(input_format)), pol, release)
+        yield from _decide(read_stream(stream, pol.program, input_format), pol, release)
     else:
         yield from _decide(lines_from_records(source, pol.program), pol, release)
 
 
-def _streamed(fmt: str | None) -> str | None:
-    if fmt is not None and fmt not in formats.STREAMED:
-        raise formats.FormatError(f"a stream is read as {', '.join(formats.STREAMED)}; a {fmt} file is read from "
-                                  "its path")
-    return fmt
+def read_stream(stream: IO[bytes] | IO[str], program: Program,
+                fmt: str | None = None) -> Iterator[tuple[int, ClaimLine | LineError]]:
+    """Every line of a stream in any format of ``formats.INPUTS``, as the interpreter reads it: JSON, JSON Lines
+    and CSV a line at a time (``lines.read_lines``; the format guessed from the first lines when not given);
+    Parquet, Arrow and X12, which are read whole, copied to a temporary file first and read as that file."""
+    src = byte_source(stream)
+    fmt = guess_format(src) if fmt is None else fmt
+    if fmt in formats.STREAMED:
+        yield from read_lines(src, program, fmt)
+        return
+    with tempfile.TemporaryDirectory(prefix="cmap-policy-stream-") as tmp:
+        path = Path(tmp) / f"stream{formats.SUFFIX_OF.get(fmt, '')}"
+        with path.open("wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        yield from read_file(path, program, fmt)
 
 
 def read_file(path: Path, program: Program, fmt: str | None = None) -> Iterator[tuple[int, ClaimLine | LineError]]:

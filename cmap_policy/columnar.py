@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import LineError
+from .errors import InputError, LineError
 from .lines import Parsed, canonical_field, parse_at
 from .model import Program
 
@@ -44,8 +44,17 @@ def arrow_batches(path: str | Path, fmt: str, batch_rows: int = 65_536) -> Itera
 
 def read_columnar(path: str | Path, fmt: str, program: Program) -> Iterator[Parsed]:
     """Each row of a Parquet or Arrow IPC file as a record (its columns by name), numbered from 1."""
+    import pyarrow as pa
+
     number = 0
-    for batch in arrow_batches(path, fmt):
+    batches = arrow_batches(path, fmt)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:  # a file that is not the format it says: no line is read
+            raise InputError(f"the {fmt} file cannot be read: {exc}") from None
         try:
             rows = batch.to_pylist()
         except (OverflowError, ValueError, UnicodeDecodeError, ArithmeticError) as exc:

@@ -22,6 +22,8 @@ INPUTS = ("json", "jsonl", "csv", "parquet", "arrow", "x12")
 # formats read as text a line at a time (the interpreter reads them from a stream); the others need the whole
 # file (a Parquet footer, an Arrow schema, an X12 envelope) and are read from a path
 STREAMED = ("json", "jsonl", "csv")
+# formats told by a magic number at their first byte
+BINARY = ("parquet", "arrow")
 # what the batch engine writes, by the output's suffix
 OUTPUTS = ("csv", "jsonl", "parquet", "arrow")
 

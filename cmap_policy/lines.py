@@ -573,8 +573,14 @@ def guess_format(src: ByteSource) -> str:
     when some line is a whole JSON value (its broken lines reported, every other decided); else the document's
     error. Only a document that fits MAX_DOCUMENT_BYTES is tried: anything longer is JSON Lines.
     """
+    head = src.read(formats.SNIFF_BYTES)
+    src.unread(head)
+    if (binary := formats.sniff(head)) in formats.BINARY:  # a magic number counts at the very first byte only
+        return binary
     first = _first_line(src)
     fmt = formats.sniff(first) or "jsonl"  # nothing but blank lines: no claim lines, whatever the format
+    if fmt in formats.BINARY:
+        fmt = "csv"  # a magic number after blank lines is not that format's file: text, read as CSV
     if fmt == "json" and _is_json(first) and _more_after(src):
         return "jsonl"
     if fmt == "jsonl" and not _is_json(first):

@@ -222,21 +222,21 @@ _USUAL_TERMINATORS = ("~", "\n", "'", "!")
 
 def _terminator_never_recurs(text: str) -> Iterator[Parsed]:
     """An ISA whose segment terminator (character 106) is never used after it: no later segment can be found
-    by it. Each service segment a usual terminator would find is reported as not read, so that no line of the
-    file is lost without a word; with none found, the interchange is one error."""
+    by it. Each service line a usual terminator would find (the one that finds most service segments) is
+    reported as not read, so that no line of the file is lost without a word; with none found, the interchange
+    is one error."""
     term, sep = text[ISA_LENGTH - 1], text[3]
     why = (f"the segment terminator {term!r} that the ISA names (character {ISA_LENGTH}) never appears after the "
            "ISA, so no segment after it can be read")
-    best: list[tuple[int, str]] = []
-    for guess in _USUAL_TERMINATORS:
-        segments = [seg.strip() for seg in text[ISA_LENGTH:].split(guess) if seg.strip()]
-        found = [(position, seg.split(sep, 1)[0]) for position, seg in enumerate(segments, 2)
-                 if seg.split(sep, 1)[0] in ("SV1", "SV2")]
-        if len(found) > len(best):
-            best = found
-    if not best:
+
+    def services(guess: str) -> int:
+        return sum(seg.strip().split(sep, 1)[0] in ("SV1", "SV2") for seg in text[ISA_LENGTH:].split(guess))
+
+    guess = max(_USUAL_TERMINATORS, key=services)
+    units = service_segments(text[:ISA_LENGTH - 1] + guess + text[ISA_LENGTH:]) if services(guess) else []
+    if not units:
         yield 1, LineError(f"segment 1 (ISA): {why}", line=1, field="ISA")
-    for position, seg_id in best:
+    for position, seg_id in units:
         yield position, LineError(f"segment {position} ({seg_id}): a service line that was not read: {why}",
                                   line=position, field="code")
 

@@ -118,6 +118,15 @@ def x12_service_positions(text: str) -> list[int]:
     every LX with neither before the next LX or the end of its claim (counting the segments that are not empty
     from 1, the ISA first)."""
     term, sep = text[105], text[3]
+    if term not in text[106:].rstrip(" \t\r\n"):
+        # the ISA names a terminator it never uses: the service lines a usual one finds (the one finding most)
+        def found(g: str) -> int:
+            return sum(s.strip().split(sep)[0] in ("SV1", "SV2") for s in text[106:].split(g))
+
+        term = max(("~", "\n", "'", "!"), key=found)
+        if not found(term):
+            return []
+        text = text[:105] + term + text[106:]
     ids = [s.strip().split(sep)[0] for s in text.split(term) if s.strip()]
     out = []
     for i, seg_id in enumerate(ids):
