@@ -564,15 +564,12 @@ def read_lines(stream: IO[bytes] | IO[str] | ByteSource, program: Program, fmt: 
 
 
 def guess_format(src: ByteSource) -> str:
-    """The format of a stream, from its first bytes (``formats.sniff``) and, for JSON, its first lines; what is
-    read to tell is put back.
+    """The format of a stream, from its first bytes (``formats.sniff``) and, for JSON, its first lines (put back).
 
-    A first line that is a whole JSON value followed by more lines is JSON Lines, whatever it holds (an array
-    there is that line's error, not a document swallowing every line after it). ``{`` on a first line that is
-    not a whole JSON value is a JSON document spread over lines if the input parses as one; else JSON Lines
-    when some line is a whole JSON value (its broken lines reported, every other decided); else the document's
-    error. Only a document that fits MAX_DOCUMENT_BYTES is tried: anything longer is JSON Lines.
-    """
+    A whole JSON value on the first line followed by more lines is JSON Lines, whatever it holds (an array there
+    is that line's error, not a document swallowing every line after it). ``{`` on a broken first line is a
+    document spread over lines if the input (up to MAX_DOCUMENT_BYTES) parses as one; else JSON Lines when some
+    line is a whole JSON value; else the document's error."""
     head = src.read(formats.SNIFF_BYTES)
     src.unread(head)
     if (binary := formats.sniff(head)) in formats.BINARY:  # a magic number counts at the very first byte only
