@@ -9,13 +9,14 @@
 
 from typing import TYPE_CHECKING, Any
 
-from .api import CodeReport, LineResult, eval_lines, show, validate
+from .api import CodeReport, eval_lines, show, validate
 from .errors import LineError, PolicyError, Problem
 from .explain import explain
 from .interpreter import evaluate
 from .lines import parse_line
 from .load.loader import load_policy
 from .model import ClaimLine, Decision, Outcome, Period, Policy, Reason
+from .results import LineResult
 
 if TYPE_CHECKING:
     from .engines.tables import decide_table

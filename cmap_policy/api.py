@@ -15,10 +15,12 @@ from .arguments import expect, expect_choice, expect_path, expect_text
 from .columnar import read_columnar
 from .errors import LineError, PolicyError, Problem
 from .guard import byte_source
-from .interpreter import Span, evaluate, find_period, spans
+from .interpreter import Span, find_period, spans
 from .lines import guess_format, lines_from_records, read_lines
 from .load.loader import load_policy
-from .model import ClaimLine, Decision, Period, Policy, Program
+from .model import ClaimLine, Period, Policy, Program
+from .results import LineResult as LineResult  # api.LineResult: where programs have always found it
+from .results import decide_record
 from .x12 import read_x12
 
 
@@ -48,41 +50,6 @@ def _check_source(source: object) -> None:
     if not isinstance(source, Iterable):
         raise TypeError("eval_lines: source must be a path, a binary or text stream, records (an iterable of "
                         f"mappings) or None for standard input, not {type(source).__name__}")
-
-
-@dataclass(frozen=True, slots=True)
-class LineResult:
-    """One input line and what became of it: a decision, or the error that kept it from one."""
-
-    number: int
-    line: ClaimLine | None
-    decision: Decision | None
-    error: LineError | None
-
-    def line_fields(self) -> dict[str, Any]:
-        """The part of ``as_dict`` that names the line (number, ids, code, date), without the decision.
-
-        The decision service sends this part per line and the decision's part from a cache of its JSON.
-        """
-        out: dict[str, Any] = {"line": self.number}
-        if self.line is not None:
-            if self.line.claim_id is not None:
-                out["claim_id"] = self.line.claim_id
-            if self.line.line_id is not None:
-                out["line_id"] = self.line.line_id
-            out["code"] = self.line.code
-            out["date"] = self.line.date.isoformat()
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        """What ``cmap-policy eval`` prints for the line: its fields, then the decision or the error."""
-        out = self.line_fields()
-        if self.decision is not None:
-            out.update(self.decision.as_dict())
-        if self.error is not None:
-            out["error"] = self.error.message
-            out["field"] = self.error.field
-        return out
 
 
 def eval_lines(
@@ -152,10 +119,7 @@ def file_format(path: str | Path) -> str | None:
 def _decide(parsed: Iterable[tuple[int, ClaimLine | LineError]], policy: Policy,
             release: str | None) -> Iterator[LineResult]:
     for number, item in parsed:
-        if isinstance(item, LineError):
-            yield LineResult(number, None, None, item)
-        else:
-            yield LineResult(number, item, evaluate(policy, item, release=release), None)
+        yield decide_record(item, number, policy, release)
 
 
 def validate(path: str | Path | None = None) -> list[Problem]:

@@ -461,6 +461,31 @@ class Reason:
         return out
 
 
+# What a decision decided, as the comparisons of decisions (a log's replay, the authors' tests) compare it; a
+# summary also says against what it was decided (``SUMMARY_FIELDS``), which a changed policy changes by itself.
+DECIDED_FIELDS = ("outcome", "reasons", "period")
+SUMMARY_FIELDS = (*DECIDED_FIELDS, "release", "policy_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A decision without its wording: the one shape in which the decision log keeps a decision, replay
+    compares the logged one with the new one, and an author test compares its expectation with what came out.
+    """
+
+    outcome: str  # Outcome's value
+    reasons: tuple[str, ...]  # the reason codes, in the decision's order (reasons.ORDER)
+    period: str | None  # the id of the matched row
+    release: str
+    policy_hash: str
+
+    def as_dict(self, fields: tuple[str, ...] = SUMMARY_FIELDS) -> dict[str, Any]:
+        """``fields`` of the summary (all of them by default; ``DECIDED_FIELDS`` for what was decided) as JSON."""
+        out: dict[str, Any] = {"outcome": self.outcome, "reasons": list(self.reasons), "period": self.period,
+                               "release": self.release, "policy_hash": self.policy_hash}
+        return {name: out[name] for name in fields}
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     outcome: Outcome
@@ -483,6 +508,10 @@ class Decision:
     @property
     def reason_codes(self) -> tuple[str, ...]:
         return tuple(r.code for r in self.reasons)
+
+    def summary(self) -> Summary:
+        return Summary(self.outcome.value, self.reason_codes, self.period.id if self.period else None, self.release,
+                       self.policy_hash)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -18,14 +18,14 @@ from typing import Any
 
 from ..errors import LineError, Problem, SpecFileError
 from ..guard import tree_files
-from ..interpreter import evaluate
 from ..lines import CLAIM_TYPES, parse_line
 from ..load import schema
 from ..load.jsonfile import JsonDoc, read_json
 from ..load.loader import load_policy
-from ..model import MAX_AGE, MAX_UNITS, ClaimLine, Decision, Policy
+from ..model import DECIDED_FIELDS, MAX_AGE, MAX_UNITS, ClaimLine, Decision, Policy
 from ..reasons import ORDER, REASONS
 from ..resources import working_policy_dir
+from ..results import decision_of
 
 __all__ = ["CaseResult", "Coverage", "SpecFileError", "SpecReport", "load_cases", "reachable_reasons", "test"]
 
@@ -283,9 +283,8 @@ def _sorted_reasons(codes: Iterable[str]) -> list[str]:
 
 
 def run_case(case: Case, policy: Policy) -> CaseResult:
-    decision = evaluate(policy, case.line, release=case.release)
-    actual: dict[str, Any] = {"outcome": decision.outcome.value, "reasons": list(decision.reason_codes),
-                              "period": decision.period.id if decision.period else None}
+    decision = decision_of(case.line, case.line_no or 0, policy, case.release)
+    actual = decision.summary().as_dict(DECIDED_FIELDS)
     expect = case.expect
     diff: list[dict[str, Any]] = []
     if expect["outcome"] != actual["outcome"]:

@@ -1,8 +1,8 @@
 """The decision service: ``cmap-policy serve``, claim lines decided over HTTP for claims systems and EHRs.
 
 Claims systems and EHR scheduling ask for decisions over HTTP, as Open Policy Agent, the Cedar agent and
-the GoRules agent serve theirs. The service is a thin layer over the Python API: a line is read by
-``lines.parse_line``, decided by ``interpreter.evaluate`` and sent as ``api.LineResult.as_dict`` makes it,
+the GoRules agent serve theirs. The service is a thin layer over the Python API: a line is read and decided
+by ``results.decide_record`` and sent as ``results.LineResult.as_dict`` makes it,
 so that a client gets exactly what ``cmap-policy eval`` prints for the same line.
 
 ``app`` (the ASGI application and its routes), ``decisions`` (a line in, its JSON out, with the decision's

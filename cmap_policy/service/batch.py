@@ -8,7 +8,7 @@ of a million lines costs a few thousand interpreter calls, not a million.
 Bodies come as JSON Lines, a JSON array, an Arrow IPC stream or a Parquet file; the answer comes in the
 request's format (JSON Lines for JSON Lines, a JSON array for a JSON array, Arrow for Arrow, Parquet for
 Parquet), or in the one ``Accept`` names. A JSON answer is, line for line, what ``cmap-policy eval`` prints
-for the line (``api.LineResult.as_dict``) plus its ``decision_id``; an Arrow or Parquet answer has the batch
+for the line (``results.LineResult.as_dict``) plus its ``decision_id``; an Arrow or Parquet answer has the batch
 engine's output columns plus ``decision_id``, ``error`` and ``field``. Either way the results are in the
 lines' order, a line's error in its place: lines in = results out.
 
@@ -41,7 +41,6 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .. import formats
-from ..api import LineResult
 from ..engines.batch import OUTPUT_SCHEMA as DECISION_SCHEMA
 from ..engines.batch import Answered, Engine
 from ..engines.checks import EPOCH, Encoded, encode_lines, first_rows
@@ -53,6 +52,7 @@ from ..guard import BOM, MAX_LINE_BYTES
 from ..interpreter import evaluate
 from ..lines import MAX_DOCUMENT_BYTES, parse_at
 from ..model import ClaimLine, Decision, Policy
+from ..results import LineResult
 from .decisions import PREFIX, Answer, Decider, read_json, reserve_decision_numbers
 
 ANSWERS = ("jsonl", "json", "arrow", "parquet")  # the formats a batch request comes in and is answered in

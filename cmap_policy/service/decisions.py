@@ -1,6 +1,7 @@
 """A claim line in, the JSON ``cmap-policy eval`` prints for it out, plus a ``decision_id``.
 
-There is one definition of a decision's JSON: ``api.LineResult.as_dict``. The service sends the same object,
+A line is read and decided by ``results.decide_record``, as every other road decides one, and there is one
+definition of a decision's JSON: ``results.LineResult.as_dict``. The service sends the same object,
 built in two parts so that a busy service does not rebuild what it has already built: the line's own
 fields (``LineResult.line_fields``), and the decision's (``Decision.as_dict``), serialised once per
 decision. The interpreter keeps one ``Decision`` object per slot (release, code, period, modifiers, ...),
@@ -18,13 +19,10 @@ from typing import Any
 
 import orjson
 
-from ..api import LineResult
 from ..caches import Cache
-from ..errors import LineError
 from ..guard import MAX_JSON_DEPTH, describe, loads
-from ..interpreter import evaluate
-from ..lines import parse_at
 from ..model import Decision, Policy
+from ..results import LineResult, decide_record
 
 _KEEP = 100_000  # decisions whose JSON is kept; the interpreter's own cache holds 200,000 slots
 
@@ -117,18 +115,11 @@ class Decider:
         """Read and decide one line (a mapping of its fields); a malformed line is answered with its error."""
         started = time.time()
         t0 = time.perf_counter()
-        parsed = parse_at(record, self.program, number)
-        return self._answer(parsed, number, release, record, started, t0)
-
-    def _answer(self, parsed: Any, number: int, release: str | None, record: Any, started: float,
-                t0: float) -> Answer:
-        if isinstance(parsed, LineError):
-            result = LineResult(number, None, None, parsed)
+        result = decide_record(record, number, self.policy, release)
+        if result.decision is None:
             return Answer(result, None, orjson.dumps(result.as_dict()), record, started, time.perf_counter() - t0)
-        decision = evaluate(self.policy, parsed, release=release)
-        result = LineResult(number, parsed, decision, None)
         decision_id = new_decision_id()
         head = orjson.dumps(result.line_fields())
-        body = b"".join((head[:-1], b',"decision_id":"', decision_id.encode(), b'",', self.decision_json(decision),
-                         b"}"))
+        body = b"".join((head[:-1], b',"decision_id":"', decision_id.encode(), b'",',
+                         self.decision_json(result.decision), b"}"))
         return Answer(result, decision_id, body, record, started, time.perf_counter() - t0)

@@ -274,11 +274,7 @@ class DecisionLog:
             "time": iso_time(answer.started),
             "source": source,
             "input": answer.record,
-            "outcome": decision.outcome.value,
-            "reasons": [r.code for r in decision.reasons],
-            "period": decision.period.id if decision.period else None,
-            "release": decision.release,
-            "policy_hash": decision.policy_hash,
+            **decision.summary().as_dict(),  # what replay reads back and compares
             "latency_ms": round(answer.seconds * 1000, 4),
         }
         if key_id is not None:

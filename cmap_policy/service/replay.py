@@ -1,10 +1,11 @@
 """Re-decide the lines of a decision log against another policy and report every decision that changes.
 
 The audit question: "what would the new table have done to last month's traffic". Each record's input line
-is read again by ``lines.parse_line`` and decided by ``interpreter.evaluate`` against the other policy
-(its latest release, or the one asked for); a decision changes when its outcome, its reason codes or its
-matched period differ from the logged ones. A record whose input had fields masked (``--log-mask``) is
-replayed without them and says so, since a masked field the rules read can change the decision by itself.
+is read again by ``lines.parse_line`` and decided by ``results.decide_record`` against the other policy (its
+latest release, or the one asked for); a decision changes when what it decided (the ``DECIDED_FIELDS`` of its
+``model.Summary``: outcome, reason codes, matched period) differs from what the log kept. A record whose input
+had fields masked (``--log-mask``) is replayed without them and says so, since a masked field the rules read
+can change the decision by itself.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LineError
-from ..interpreter import evaluate
 from ..lines import parse_line
-from ..model import ClaimLine, Policy, Program
+from ..model import DECIDED_FIELDS, SUMMARY_FIELDS, ClaimLine, Policy, Program
+from ..results import decision_of
 from .log import read_records
 
 
@@ -57,9 +58,12 @@ class Tally:
     releases: set[str] = field(default_factory=set)
 
 
-def _compared(outcome: Any, reasons: Any, period: Any, release: Any, policy_hash: Any) -> dict[str, Any]:
-    return {"outcome": outcome, "reasons": list(reasons), "period": period, "release": release,
-            "policy_hash": policy_hash}
+def _logged(record: dict[str, Any]) -> dict[str, Any]:
+    """The summary the log holds (``Summary.as_dict``, as the log wrote it), its values as they are: a log
+    edited by hand may hold anything, and a change shows what it held."""
+    out = {name: record.get(name) for name in SUMMARY_FIELDS}
+    out["reasons"] = list(out["reasons"] or [])
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +102,12 @@ def replay(paths: Iterable[Path], policy: Policy, *, release: str | None = None,
             yield item
             continue
         record = item.record
-        decision = evaluate(policy, item.line, release=release)
+        decision = decision_of(item.line, item.number, policy, release)
         tally.replayed += 1
         tally.releases.add(decision.release)
-        after = _compared(decision.outcome.value, decision.reason_codes, decision.period.id if decision.period
-                          else None, decision.release, decision.policy_hash)
-        before = _compared(record.get("outcome"), record.get("reasons") or [], record.get("period"),
-                           record.get("release"), record.get("policy_hash"))
-        if [before[k] for k in ("outcome", "reasons", "period")] != [after[k] for k in
-                                                                      ("outcome", "reasons", "period")]:
+        after = decision.summary().as_dict()
+        before = _logged(record)
+        if [before[k] for k in DECIDED_FIELDS] != [after[k] for k in DECIDED_FIELDS]:
             tally.changed += 1
             yield Change(item.file, item.number, record.get("decision_id"), record["input"], before, after,
                          tuple(record.get("masked") or ()))
