@@ -17,7 +17,7 @@ import click
 
 from .. import formats
 from ..errors import InputError, LineError
-from ..model import Outcome, Policy
+from ..model import Policy
 from .options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, fail
 
 
@@ -194,10 +194,9 @@ def run_replay_impact(paths: list[Path], policy: Policy, *, release: str | None,
     _without_pandas()
     try:
         from ..engines.impact import Logged, replay_impact
-        from ..service.replay import Tally, Unreplayable, logged_lines
+        from ..service.replay import Tally, Unreplayable, logged_lines, logged_summary
     except ImportError as err:
         raise click.UsageError(f"this report needs {err.name}: pip install 'cmap-policy[batch,serve]'") from None
-    outcomes = {o.value for o in Outcome}
     tally = Tally()
     current, base, last = "", 0, 0
 
@@ -213,16 +212,13 @@ def run_replay_impact(paths: list[Path], policy: Policy, *, release: str | None,
             if isinstance(item, Unreplayable):
                 click.echo(f"error: {item}", err=True)
                 continue
-            rec = item.record
-            reasons = rec.get("reasons")
-            if rec.get("outcome") not in outcomes or not isinstance(reasons, list) \
-                    or not all(isinstance(r, str) for r in reasons):
+            summary = logged_summary(item.record)
+            if summary is None:
                 tally.unreplayable += 1
                 click.echo(f"error: {item.file}:{item.number}: the record has no outcome and list of reason codes",
                            err=True)
                 continue
-            yield Logged(numbered(item.file, item.number), item.line, rec["outcome"], tuple(reasons),
-                         str(rec.get("release")), str(rec.get("policy_hash")))
+            yield Logged(numbered(item.file, item.number), item.line, summary)
 
     try:
         report = replay_impact(items(), policy, release=release, file=", ".join(p.name for p in paths))

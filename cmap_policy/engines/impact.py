@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from .. import formats
 from ..errors import InputError, LineError
 from ..lines import canonical_field
-from ..model import ClaimLine, Policy
+from ..model import ClaimLine, Policy, Summary
 from .batch import Answered, Engine, pipeline, read_batches
 from .checks import EPOCH, Encoded, encode_lines, first_rows
 from .files import Batch, lines_table
@@ -350,14 +350,12 @@ def impact(path: str | Path, base: Policy, head: Policy, *, base_release: str | 
 
 @dataclass(frozen=True, slots=True)
 class Logged:
-    """A logged decision: its line (numbered through the log files in order), as read again, and what was decided."""
+    """A logged decision: its line (numbered through the log files in order), as read again, and the summary of
+    what was decided (``model.Summary``, as the log kept it)."""
 
     number: int
     line: ClaimLine
-    outcome: str
-    reasons: tuple[str, ...]
-    release: str
-    policy_hash: str
+    summary: Summary
 
 
 def replay_impact(logged: Iterable[Logged], policy: Policy, *, release: str | None = None,
@@ -372,10 +370,10 @@ def replay_impact(logged: Iterable[Logged], policy: Policy, *, release: str | No
     it = iter(logged)
     while chunk := list(itertools.islice(it, batch_rows)):
         enc = encode_lines(lines_table((x.number, x.line) for x in chunk))
-        before = (np.array([OUTCOMES.index(x.outcome) for x in chunk], np.int64),
-                  tally.reason_ids([" ".join(x.reasons) for x in chunk]))
-        releases.update(x.release for x in chunk)
-        hashes.update(x.policy_hash for x in chunk)
+        before = (np.array([OUTCOMES.index(x.summary.outcome) for x in chunk], np.int64),
+                  tally.reason_ids([" ".join(x.summary.reasons) for x in chunk]))
+        releases.update(x.summary.release for x in chunk)
+        hashes.update(x.summary.policy_hash for x in chunk)
         tally.add(_rows(enc, before, _side(engine.answer(enc), tally), None))
     return tally.report(file, {"label": "as logged", "release": ", ".join(sorted(releases)),
                                "policy_hash": ", ".join(sorted(hashes))},

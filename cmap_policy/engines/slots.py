@@ -82,7 +82,8 @@ class Answer:
 
     @classmethod
     def of(cls, d: Decision) -> Answer:
-        return cls(d.outcome.value, " ".join(d.reason_codes), d.period.id if d.period else None, d.modality)
+        s = d.summary()
+        return cls(s.outcome, " ".join(s.reasons), s.period, d.modality)
 
 
 class SlotPolicy:

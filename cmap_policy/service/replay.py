@@ -17,9 +17,11 @@ from typing import Any
 
 from ..errors import LineError
 from ..lines import parse_line
-from ..model import DECIDED_FIELDS, SUMMARY_FIELDS, ClaimLine, Policy, Program
+from ..model import DECIDED_FIELDS, SUMMARY_FIELDS, ClaimLine, Outcome, Policy, Program, Summary
 from ..results import decision_of
 from .log import read_records
+
+_OUTCOMES = frozenset(o.value for o in Outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,19 @@ def _logged(record: dict[str, Any]) -> dict[str, Any]:
     out = {name: record.get(name) for name in SUMMARY_FIELDS}
     out["reasons"] = list(out["reasons"] or [])
     return out
+
+
+def logged_summary(record: dict[str, Any]) -> Summary | None:
+    """The summary a log record holds, when it holds one a report can count (an outcome the model knows and a
+    list of reason codes); None otherwise."""
+    outcome, reasons, period = record.get("outcome"), record.get("reasons"), record.get("period")
+    # an outcome that is not text (a list, say) is not one, and is never looked up in the set
+    if not isinstance(outcome, str) or outcome not in _OUTCOMES:
+        return None
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        return None
+    return Summary(outcome, tuple(reasons), period if isinstance(period, str) else None,
+                   str(record.get("release")), str(record.get("policy_hash")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from ...caches import Cache
 from ...errors import DiffError
 from ...interpreter import evaluate
 from ...model import LIMIT_FIELDS, MAX_AGE, ClaimLine, Decision, Limit, Outcome, Period, Program
-from ...reasons import ORDER, REASONS
+from ...reasons import REASONS
 from ...timeline import Cell, cells, cut_offs, find_period, known_gap, row_cuts
 from .rows import periods_of
 from .sides import Side
@@ -32,9 +32,12 @@ OTHER_PROVIDER_TYPE = "other-provider-type"
 
 
 def signature(decision: Decision) -> Signature:
-    """What a decision decides, without its wording: outcome, reasons, limits to confirm, attestations."""
-    codes = sorted(set(decision.reason_codes), key=lambda c: ORDER.get(c, len(ORDER)))
-    return (decision.outcome.value, tuple(codes), tuple(sorted({lim.kind for lim in decision.to_confirm})),
+    """What a decision decides, without its wording: its summary's outcome and reason codes (each once, in the
+    summary's order), and the limits to confirm and attestations, which a summary leaves out. Not its period,
+    release or policy hash: the two sides differ in those by nature."""
+    summary = decision.summary()
+    return (summary.outcome, tuple(dict.fromkeys(summary.reasons)),
+            tuple(sorted({lim.kind for lim in decision.to_confirm})),
             tuple(sorted(a.id for a in decision.attestations)))
 
 
