@@ -9,9 +9,10 @@ from typing import Any, cast
 
 import pytest
 
-from cmap_policy import Decision, LineError, LineResult, eval_lines, load_policy, parse_line
+from cmap_policy import Decision, LineError, LineResult, eval_lines, evaluate, load_policy, parse_line
 from cmap_policy.guard import MAX_LINE_BYTES
-from cmap_policy.model import Program
+from cmap_policy.model import DECIDED_FIELDS, Program
+from cmap_policy.results import decide_record
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +124,28 @@ def test_a_100_mb_line_from_a_file(tmp_path: Path) -> None:
     out = list(eval_lines(path))
     assert [r.error is None for r in out] == [True, False, True]
     assert out[1].number == 2
+
+
+def test_decide_record_is_what_eval_lines_gives_for_each_record_and_keeps_a_read_line_or_error() -> None:
+    policy = load_policy()
+    records: list[Any] = [GOOD, {"code": "T1016", "date": "2023-02-30"}, [1, 2], {**GOOD, "modifiers": ["95"]}]
+    by_eval = [r.as_dict() for r in eval_lines(records, policy=policy)]
+    assert [decide_record(rec, i, policy).as_dict() for i, rec in enumerate(records, 1)] == by_eval
+    assert by_eval[1]["field"] == "date" and "outcome" not in by_eval[2] and by_eval[3]["outcome"]
+    line = parse_line(GOOD, policy.program)
+    read = decide_record(line, 7, policy, "PB-2020-14")
+    assert read.line is line and read.number == 7 and read.decision == evaluate(policy, line, release="PB-2020-14")
+    err = LineError("no such thing", field="code", line=3)
+    assert decide_record(err, 3, policy).error is err  # a reader's error is kept as it numbered it
+
+
+def test_a_summary_is_the_decisions_own_outcome_reasons_period_release_and_hash() -> None:
+    policy = load_policy()
+    for record in (GOOD, {"code": "97153", "date": "2021-06-01", "modifiers": ["93"]}, {**GOOD, "modifiers": []}):
+        decision = evaluate(policy, parse_line(record, policy.program))
+        full = decision.as_dict()
+        summary = decision.summary().as_dict()
+        reasons = cast(list[dict[str, Any]], full["reasons"])
+        assert summary == {"outcome": full["outcome"], "reasons": [r["code"] for r in reasons],
+                           "period": full["period"], "release": full["release"], "policy_hash": full["policy_hash"]}
+        assert decision.summary().as_dict(DECIDED_FIELDS) == {k: summary[k] for k in ("outcome", "reasons", "period")}

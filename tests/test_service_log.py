@@ -149,3 +149,19 @@ def test_replay_reports_records_it_cannot_read_and_exits_1(tmp_path: Path) -> No
     assert out.exit_code == 1
     assert f"{log}:1: not valid JSON" in out.stderr
     assert f"{log}:2: the logged line no longer reads" in out.stderr and f"{log}:3: not a decision record" in out.stderr
+
+
+def test_the_impact_report_of_a_log_reports_a_record_without_a_summary_and_counts_the_rest(tmp_path: Path) -> None:
+    log = tmp_path / "decisions.jsonl"
+    good = {"input": LINE, "outcome": "payable", "reasons": ["ON_TELEHEALTH_TABLE"], "period": None,
+            "release": "R", "policy_hash": "h"}
+    bad = {**good, "outcome": ["payable"]}  # an outcome that is not text: the record's error, not a traceback
+    log.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n" + json.dumps({**good, "reasons": "X"}) + "\n")
+    out = CliRunner().invoke(main, ["log", "replay", str(log), "--format", "json"])
+    assert out.exit_code == 1, out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    for number in (2, 3):
+        assert f"{log}:{number}: the record has no outcome and list of reason codes" in out.stderr
+    report = json.loads(out.stdout)
+    assert (report["lines"]["compared"], report["lines"]["errors"]) == (1, 2), report
+    assert report["outcomes"]["before"]["payable"] == 1 and report["base"]["release"] == "R", report
