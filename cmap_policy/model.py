@@ -468,7 +468,7 @@ SUMMARY_FIELDS = (*DECIDED_FIELDS, "release", "policy_hash")
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class DecisionSummary:
     """A decision without its wording: the one shape in which the decision log keeps a decision, replay
     compares the logged one with the new one, and an author test compares its expectation with what came out.
     """
@@ -509,9 +509,9 @@ class Decision:
     def reason_codes(self) -> tuple[str, ...]:
         return tuple(r.code for r in self.reasons)
 
-    def summary(self) -> Summary:
-        return Summary(self.outcome.value, self.reason_codes, self.period.id if self.period else None, self.release,
-                       self.policy_hash)
+    def summary(self) -> DecisionSummary:
+        return DecisionSummary(self.outcome.value, self.reason_codes, self.period.id if self.period else None,
+                               self.release, self.policy_hash)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from .. import formats
 from ..errors import InputError, LineError
 from ..lines import canonical_field
-from ..model import ClaimLine, Policy, Summary
+from ..model import ClaimLine, DecisionSummary, Policy
 from .batch import Answered, Engine, pipeline, read_batches
 from .checks import EPOCH, Encoded, encode_lines, first_rows
 from .files import Batch, lines_table
@@ -351,11 +351,11 @@ def impact(path: str | Path, base: Policy, head: Policy, *, base_release: str | 
 @dataclass(frozen=True, slots=True)
 class Logged:
     """A logged decision: its line (numbered through the log files in order), as read again, and the summary of
-    what was decided (``model.Summary``, as the log kept it)."""
+    what was decided (``model.DecisionSummary``, as the log kept it)."""
 
     number: int
     line: ClaimLine
-    summary: Summary
+    summary: DecisionSummary
 
 
 def replay_impact(logged: Iterable[Logged], policy: Policy, *, release: str | None = None,

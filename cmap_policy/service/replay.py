@@ -3,9 +3,9 @@
 The audit question: "what would the new table have done to last month's traffic". Each record's input line
 is read again by ``lines.parse_line`` and decided by ``results.decide_record`` against the other policy (its
 latest release, or the one asked for); a decision changes when what it decided (the ``DECIDED_FIELDS`` of its
-``model.Summary``: outcome, reason codes, matched period) differs from what the log kept. A record whose input
-had fields masked (``--log-mask``) is replayed without them and says so, since a masked field the rules read
-can change the decision by itself.
+``model.DecisionSummary``: outcome, reason codes, matched period) differs from what the log kept. A record
+whose input had fields masked (``--log-mask``) is replayed without them and says so, since a masked field the
+rules read can change the decision by itself.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import LineError
 from ..lines import parse_line
-from ..model import DECIDED_FIELDS, SUMMARY_FIELDS, ClaimLine, Outcome, Policy, Program, Summary
+from ..model import DECIDED_FIELDS, SUMMARY_FIELDS, ClaimLine, DecisionSummary, Outcome, Policy, Program
 from ..results import decision_of
 from .log import read_records
 
@@ -61,14 +61,14 @@ class Tally:
 
 
 def _logged(record: dict[str, Any]) -> dict[str, Any]:
-    """The summary the log holds (``Summary.as_dict``, as the log wrote it), its values as they are: a log
-    edited by hand may hold anything, and a change shows what it held."""
+    """The summary the log holds (``DecisionSummary.as_dict``, as the log wrote it), its values as they are: a
+    log edited by hand may hold anything, and a change shows what it held."""
     out = {name: record.get(name) for name in SUMMARY_FIELDS}
     out["reasons"] = list(out["reasons"] or [])
     return out
 
 
-def logged_summary(record: dict[str, Any]) -> Summary | None:
+def logged_summary(record: dict[str, Any]) -> DecisionSummary | None:
     """The summary a log record holds, when it holds one a report can count (an outcome the model knows and a
     list of reason codes); None otherwise."""
     outcome, reasons, period = record.get("outcome"), record.get("reasons"), record.get("period")
@@ -77,7 +77,7 @@ def logged_summary(record: dict[str, Any]) -> Summary | None:
         return None
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         return None
-    return Summary(outcome, tuple(reasons), period if isinstance(period, str) else None,
+    return DecisionSummary(outcome, tuple(reasons), period if isinstance(period, str) else None,
                    str(record.get("release")), str(record.get("policy_hash")))
 
 
