@@ -142,7 +142,7 @@ def pytest_configure(config: object) -> None:
 
 def _run(env: dict[str, str], expression: str) -> tuple[bool, float]:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-p",
                            "tests.deliberate_breaks", "tests/test_properties.py", "-k", expression],
                           env=env, capture_output=True, text=True, check=False)
     return done.returncode == 0, time.monotonic() - start
