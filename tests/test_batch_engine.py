@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, cast
@@ -353,3 +354,30 @@ def test_era_rules_read_the_line_fields_the_batch_engine_keys_on(tmp_path: Path,
     reasons = {r["reasons"] for r in pq.read_table(tmp_path / "out.parquet").to_pylist()}
     assert any("AGE_OUTSIDE_LIMIT" in r for r in reasons) and any("ESTABLISHED_PATIENT_REQUIRED" in r for r in reasons)
     assert any("NOT_PAID_IN_ERA" in r for r in reasons) and any("ERA_UNDETERMINED" in r for r in reasons)
+
+
+def _plain_by_line(line: bytes) -> bool:
+    """The rule of ``jsonl._plain_lines`` for one line, said plainly: ``{`` first and ``}`` last (before a final
+    carriage return), no other brace, at most one ``[``, a carriage return only at the end, no escaped surrogate."""
+    body = line[:-1] if line.endswith(b"\r") else line
+    return (len(body) >= 2 and body[:1] == b"{" and body[-1:] == b"}" and body.count(b"{") == 1
+            and body.count(b"}") == 1 and body.count(b"[") <= 1 and b"\r" not in body
+            and not re.search(rb"\\u[dD][89a-fA-F]", line))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.builds(lambda inner, wrap, cr: (b"{" + inner + b"}" if wrap else inner) + (b"\r" if cr else b""),
+                          st.text(alphabet='{}[]\r"a:\\ud8', max_size=10).map(str.encode), st.booleans(),
+                          st.booleans()), min_size=1, max_size=40))
+def test_the_lines_arrow_may_read_are_found_by_counting_as_by_looking_at_each_line(lines: list[bytes]) -> None:
+    """The block-wide counts ``_plain_lines`` starts with pick the same lines as the rule applied line by line."""
+    import numpy as np
+
+    from cmap_policy.engines.jsonl import _plain_lines
+
+    block = b"\n".join(line.replace(b"\n", b"") for line in lines) + b"\n"
+    arr = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+    got = _plain_lines(block, arr, starts, ends).tolist()
+    assert got == [_plain_by_line(block[s:e]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
