@@ -16,10 +16,12 @@ and write Parquet:
 
 Each job runs in a fresh driver process; the time is the job's alone (the
 session started and the executors registered first), so the JVM's start is
-not in it. The executors run this environment's Python. Prints lines/s and
-the engine's time as a multiple of each floor, with the load average beside
-each run (the figures mean little on a busy machine), and writes them as JSON
-to benchmarks/results/.
+not in it. The executors run this environment's Python. Prints lines/s, the
+CPU-seconds the whole machine spent during the job (from /proc/stat: the JVMs
+and the Python workers alike; the cluster is all that runs) and the engine's
+time as a multiple of each floor, with the load average beside each run (the
+figures mean little on a busy machine), and writes them as JSON to
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ MODES = ("floor", "floor_python", "engine")
 # One job in a fresh driver: argv is mode, master, input, output, policy folder; prints the job's seconds as JSON.
 JOB = """
 import json, sys, time
+
+
+def busy():
+    # the CPU-seconds every process of the machine has spent (the cluster's JVMs and Python workers included),
+    # from /proc/stat; None where there is none
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / 100  # all but idle and iowait, in USER_HZ (100 a second)
 from cmap_policy import load_policy
 from cmap_policy.engines import spark as engine
 
@@ -56,18 +69,19 @@ mode, master, src, out, policy_dir = sys.argv[1:6]
 spark = engine.session(master)
 policy = load_policy(policy_dir)
 spark.range(0, 1000, numPartitions=8).count()  # the executors are registered before the clock starts
-started = time.perf_counter()
+started, busy_at_start = time.perf_counter(), busy()
 if mode == "engine":
     lines = engine.run(spark, src, out, policy=policy).read
-    seconds = time.perf_counter() - started
+    seconds, busy_at_end = time.perf_counter() - started, busy()
 else:
     df = engine.spread(spark, spark.read.parquet(src))
     if mode == "floor_python":
         df = df.mapInArrow(lambda batches: batches, df.schema)
     df.write.mode("overwrite").parquet(out)
-    seconds = time.perf_counter() - started
+    seconds, busy_at_end = time.perf_counter() - started, busy()
     lines = spark.read.parquet(out).count()  # untimed: that the floor wrote every line
-print(json.dumps({"seconds": seconds, "lines": lines}))
+cpu = busy_at_end - busy_at_start if busy_at_start is not None and busy_at_end is not None else None
+print(json.dumps({"seconds": seconds, "lines": lines, "cpu_seconds": cpu}))
 spark.stop()
 """
 
@@ -102,7 +116,7 @@ def main() -> None:
                               "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
                               "policy": {"codes": len(policy.codes), "kind": "synthetic", "seed": 0},
                               "memory_per_worker": args.memory, "runs": []}
-    print(f"{'workers':>7} {'lines':>12} {'job':<13} {'seconds':>8} {'lines/s':>11} {'load':>5}")
+    print(f"{'workers':>7} {'lines':>12} {'job':<13} {'seconds':>8} {'lines/s':>11} {'CPU-s':>7} {'load':>5}")
     for workers in (int(w) for w in args.workers.split(",") if w):
         with StandaloneCluster(work / f"cluster-{workers}", workers=workers, cores=1,
                                memory=args.memory) as cluster:
@@ -113,8 +127,9 @@ def main() -> None:
                     if got["lines"] != n:
                         raise SystemExit(f"the {mode} job wrote {got['lines']:,} lines of {n:,}")
                     run[mode] = got
+                    cpu = got.get("cpu_seconds")
                     print(f"{workers:>7} {n:>12,} {mode:<13} {got['seconds']:>8.2f} {n / got['seconds']:>11,.0f} "
-                          f"{got['load_average']:>5.2f}", flush=True)
+                          f"{cpu if cpu is not None else float('nan'):>7.1f} {got['load_average']:>5.2f}", flush=True)
                 run["engine_over_floor"] = run["engine"]["seconds"] / run["floor"]["seconds"]
                 run["engine_over_floor_python"] = run["engine"]["seconds"] / run["floor_python"]["seconds"]
                 print(f"{'':>7} {'':>12} engine = {run['engine_over_floor']:.2f}x the floor, "

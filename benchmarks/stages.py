@@ -3,6 +3,7 @@
     python benchmarks/stages.py                        # 1 M generated lines, the SYNTHETIC policy of 400 codes
     python benchmarks/stages.py --lines 1e7            # 10 M
     python benchmarks/stages.py LINES.parquet --policy DIR
+    python benchmarks/stages.py --lines 1e7 --batch-rows 1e5 --plain-text   # as Spark's Python workers get them
 
 The stages are those of ``engines.batch._run`` without its pipeline threads: read (pyarrow), check
 (``checks.encode``), the slots (``SlotPolicy.parts``, the key, the distinct slots, the interpreter's first
@@ -25,10 +26,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+
 from cmap_policy import load_policy  # noqa: E402
 from cmap_policy.engines import slots  # noqa: E402
 from cmap_policy.engines.batch import OUTPUT_SCHEMA, Engine, Summary  # noqa: E402
-from cmap_policy.engines.files import ParquetWriter, read_parquet  # noqa: E402
+from cmap_policy.engines.files import BATCH_ROWS, ParquetWriter, read_parquet  # noqa: E402
 from cmap_policy.testing import synthetic_policy, write_tree  # noqa: E402
 
 SECONDS: dict[str, float] = defaultdict(float)
@@ -49,6 +53,11 @@ def main() -> None:
     parser.add_argument("input", nargs="?", type=Path, help="a Parquet file of claim lines (default: generated)")
     parser.add_argument("--policy", type=Path, help="the policy tree (default: the SYNTHETIC policy of 400 codes)")
     parser.add_argument("--lines", type=float, default=1e6, help="lines to generate when no input is given")
+    parser.add_argument("--batch-rows", type=float, default=BATCH_ROWS,
+                        help=f"rows a batch is read and decided in (default {BATCH_ROWS:,}, the batch engine's)")
+    parser.add_argument("--plain-text", action="store_true",
+                        help="hand the checks plain text columns, as Spark's Python workers get them, instead of "
+                             "the dictionaries the Parquet reader gives (the decoding timed on its own)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cmap-stages-"))
     policy_dir = args.policy or write_tree(synthetic_policy(400, seed=0), work / "policy")
@@ -70,7 +79,7 @@ def main() -> None:
                         ("decide", "slots: first decisions (interpreter)")):
         setattr(slots, name, timed(label, getattr(slots, name)))
     answer = timed("slots: all of answers", engine.answer)
-    _, batches = read_parquet(src)
+    _, batches = read_parquet(src, int(args.batch_rows))
     out = ParquetWriter(work / "out.parquet", OUTPUT_SCHEMA)
     summary = Summary()
     started = time.perf_counter()
@@ -80,7 +89,8 @@ def main() -> None:
             break
         if batch.raw is None:
             continue
-        enc, errors = timed("check", engine.check)(batch.raw, batch.line_numbers)
+        raw = timed("(decoded to plain text)", _plain)(batch.raw) if args.plain_text else batch.raw
+        enc, errors = timed("check", engine.check)(raw, batch.line_numbers)
         answered = answer(enc)
         table = timed("output table", answered.table)()
         timed("counts", summary.add)(table, errors.num_rows)
@@ -89,8 +99,15 @@ def main() -> None:
     total = time.perf_counter() - started
     for name, seconds in SECONDS.items():
         print(f"{name:40} {seconds:7.3f} s")
-    print(f"{'total (from the first read)':40} {total:7.3f} s  ({summary.read:,} lines, "
-          f"{len(sp.decided):,} slots decided; load average {os.getloadavg()[0]:.2f})")
+    print(f"{'total (from the first read)':40} {total:7.3f} s  ({summary.read:,} lines in batches of "
+          f"{int(args.batch_rows):,} rows{', plain text' if args.plain_text else ''}, {len(sp.decided):,} slots "
+          f"decided; load average {os.getloadavg()[0]:.2f})")
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns decoded to plain text."""
+    return pa.table([pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col
+                     for col in table.columns], names=table.column_names)
 
 
 if __name__ == "__main__":

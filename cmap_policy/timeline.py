@@ -206,7 +206,7 @@ class Reads:
     limit on the list to confirm.
     """
 
-    __slots__ = ("ages", "est", "rcc", "several", "types", "units")
+    __slots__ = ("ages", "est", "limited", "rcc", "several", "types", "units")
 
     def __init__(self, limits: Iterable[Limit] = (), rcc: bool = False) -> None:
         limits = tuple(limits)
@@ -221,6 +221,9 @@ class Reads:
         # the kinds of limit the row has more than one of: which of them refuse a value depends on the value
         self.several = frozenset(k for k in ("age", "provider-type", "units-per-day")
                                  if sum(lim.kind == k for lim in limits) > 1)
+        # whether some limit reads the line at all; most rows and stretches have none, and then ``key`` is
+        # UNREAD without a call (every line's slot asks this twice)
+        self.limited = bool(self.ages or self.types or self.units or self.est)
 
     @classmethod
     def of(cls, p: Period | None) -> Reads:
@@ -241,12 +244,8 @@ class Reads:
         """The most units every units limit accepts (None: no such limit)."""
         return min(self.units) if self.units else None
 
-    @property
-    def limited(self) -> bool:
-        """Whether some limit reads the line at all."""
-        return bool(self.ages or self.types or self.units or self.est)
-
     def key(self, line: ClaimLine) -> tuple[object, object, object, object]:
+        """What the limits read of ``line``: UNREAD when no limit does."""
         age, ptype, units = line.member_age, line.provider_type, line.units
         return (
             (age if age is None or not all(lo <= age <= hi for lo, hi in self.ages) else "ok") if self.ages else None,
@@ -257,6 +256,7 @@ class Reads:
 
 
 NOTHING = Reads()
+UNREAD = (None, None, None, None)  # ``Reads.key`` of a line where no limit reads it
 
 # a code's rows in one release, for the bisect of a day: (first days, last days or None, what each row reads)
 _CodeRows = tuple[tuple[int, ...], tuple[int | None, ...], tuple[Reads, ...]]
@@ -316,10 +316,11 @@ class Slots:
         # the claim type is read by a modifier used on one claim type only, and by a row's revenue codes
         claim_type = line.claim_type if reads_type or reads.rcc else None
         stretch = bisect_right(cuts, day)
-        return (release, line.code, i, covered, stretch, *self.era_reads[release][stretch].key(line), modifiers,
+        era = self.era_reads[release][stretch]
+        return (release, line.code, i, covered, stretch, *(era.key(line) if era.limited else UNREAD), modifiers,
                 line.pos if line.pos in self.program_places else None, claim_type,
                 line.rcc if reads.rcc and line.claim_type == "institutional" else None, line.modality,
-                *reads.key(line))
+                *(reads.key(line) if reads.limited else UNREAD))
 
 
 def one_type_modifiers(policy: Policy) -> frozenset[str]:
