@@ -36,6 +36,8 @@ BOUNDS: dict[str, int] = {
     "spark.engines": 4,
     # the service's JSON of a decision, per decision object (fewer than the interpreter's decisions)
     "service.decision_json": 100_000,
+    # the decision log's summary of a decision, per decision object (likewise)
+    "log.decision_summaries": 100_000,
 }
 
 # every live cache, by its id (a cache is a dict, so it cannot be a member of a set itself)

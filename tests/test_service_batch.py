@@ -233,3 +233,24 @@ def test_the_log_has_one_record_per_decided_line_and_the_metrics_count_them(serv
         assert rec["source"] == "/v1/decide/batch"
         assert rec["outcome"] == result["outcome"] and rec["reasons"] == [r["code"] for r in result["reasons"]]
         assert rec["input"] == records[result["line"] - 1] and rec["release"] == result["release"]
+
+
+def test_the_log_gets_each_line_as_sent_when_a_body_is_read_in_many_batches(
+        synthetic: Path, records: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records the decision log keeps of a JSON Lines body, batch after batch: each decided line's own
+    record, and nothing held of a batch once it was asked for (the lines were once dropped by finding the
+    first key again and again, quadratic in a batch)."""
+    from cmap_policy.service import batch
+    from cmap_policy.service.decisions import Decider
+
+    monkeypatch.setattr(batch, "READ_BYTES", 4096)  # a body arriving in small pieces, read in small batches
+    policy = load_policy(synthetic)
+    columnar = batch.Columnar(Decider(policy))
+    asked = 0
+    for read in batch.read_body("jsonl", io.BytesIO(_jsonl(records)), policy, 200, records=True):
+        numbers = batch.decide(columnar, read, None).enc.numbers  # the decided lines, as the log asks for them
+        # and, in every other batch, as if every third one were not asked for
+        wanted = numbers[numbers % 3 != 0] if asked % 2 else numbers
+        assert read.records(wanted) == [records[n - 1] for n in wanted.tolist()]
+        asked += 1
+    assert asked > 5  # the body was read in several batches

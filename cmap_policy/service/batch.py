@@ -145,6 +145,7 @@ class _Lines:
         self.kept: dict[int, bytes] = {}
         self.rest = b""
         self.number = 0
+        self.first = 1  # no line before this one is kept
 
     def _keep(self, line: bytes) -> None:
         self.number += 1
@@ -166,8 +167,12 @@ class _Lines:
         kept = self.kept
         out = [read_json(kept[n].removeprefix(BOM) if n == 1 else kept[n]) for n in wanted.tolist()]
         last = int(wanted.max()) if len(wanted) else 0
-        while kept and next(iter(kept)) <= last:  # the lines of this batch and before: never asked for again
-            del kept[next(iter(kept))]
+        # the lines of this batch and before are never asked for again; dropped by number, since finding a
+        # dict's first key walks past every key deleted before it (quadratic in a batch: 69 us a line at
+        # 100,000-line requests)
+        for n in range(self.first, last + 1):
+            kept.pop(n, None)
+        self.first = max(self.first, last + 1)
         return out
 
 

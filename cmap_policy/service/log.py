@@ -26,8 +26,10 @@ from typing import IO, Any
 
 import orjson
 
+from ..caches import Cache
 from ..errors import InputError
 from ..lines import canonical_field
+from ..model import Decision
 from . import chain
 from .decisions import Answer
 
@@ -243,6 +245,10 @@ class DecisionLog:
         self.writer = JsonLinesWriter(self._render, path=path, max_bytes=max_bytes, backups=backups,
                                       name="decision-log", fsync=fsync, interval=fsync_interval, start=self._start,
                                       link=self.chain.link)
+        # made once per decision and once per request's start, not once per record: a batch's lines share a
+        # few decisions and one start time (read and written by the writer thread only)
+        self._summaries: Cache[int, tuple[Decision, dict[str, Any]]] = Cache("log.decision_summaries")
+        self._time: tuple[float, str] = (-1.0, "")
 
     def head(self) -> dict[str, Any]:
         """The last record written: its ``seq`` and hash (for ``cmap-policy log verify --head``)."""
@@ -269,12 +275,17 @@ class DecisionLog:
         answer, source, key_id = item
         decision = answer.result.decision
         assert decision is not None
+        held = self._summaries.get(id(decision))
+        if held is None or held[0] is not decision:  # the decision is held, so its id is not reused meanwhile
+            held = self._summaries.put(id(decision), (decision, decision.summary().as_dict()))
+        if self._time[0] != answer.started:
+            self._time = (answer.started, iso_time(answer.started))
         record: dict[str, Any] = {
             "decision_id": answer.decision_id,
-            "time": iso_time(answer.started),
+            "time": self._time[1],
             "source": source,
             "input": answer.record,
-            **decision.summary().as_dict(),  # what replay reads back and compares
+            **held[1],  # what replay reads back and compares
             "latency_ms": round(answer.seconds * 1000, 4),
         }
         if key_id is not None:
