@@ -18,7 +18,8 @@ Each job runs in a fresh driver process; the time is the job's alone (the
 session started and the executors registered first), so the JVM's start is
 not in it. The executors run this environment's Python. Prints lines/s, the
 CPU-seconds the whole machine spent during the job (from /proc/stat: the JVMs
-and the Python workers alike; the cluster is all that runs) and the engine's
+and the Python workers alike; the cluster is all that runs), and those of the
+executors, the Python workers, the driver's JVM and the cluster's daemons, and the engine's
 time as a multiple of each floor, with the load average beside each run (the
 figures mean little on a busy machine), and writes them as JSON to
 benchmarks/results/.
@@ -62,6 +63,31 @@ def busy():
     except OSError:
         return None
     return (sum(ticks) - ticks[3] - ticks[4]) / 100  # all but idle and iowait, in USER_HZ (100 a second)
+
+
+KINDS = (("CoarseGrainedExecutorBackend", "executors"), ("pyspark.daemon", "python workers"),
+         ("pyspark.worker", "python workers"), ("SparkSubmit", "driver"), ("pyspark-shell", "driver"),
+         ("deploy.worker.Worker", "cluster daemons"), ("deploy.master.Master", "cluster daemons"))
+
+
+def by_process():
+    # the CPU-seconds of the processes alive now, by kind (from /proc; a process that ended is not counted)
+    import os
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else ()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().decode("utf-8", "replace")
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = next((k for marker, k in KINDS if marker in command), None)
+        if kind is not None:
+            out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / 100  # utime + stime
+    return out
+
+
 from cmap_policy import load_policy
 from cmap_policy.engines import spark as engine
 
@@ -69,6 +95,7 @@ mode, master, src, out, policy_dir = sys.argv[1:6]
 spark = engine.session(master)
 policy = load_policy(policy_dir)
 spark.range(0, 1000, numPartitions=8).count()  # the executors are registered before the clock starts
+processes_at_start = by_process()
 started, busy_at_start = time.perf_counter(), busy()
 if mode == "engine":
     lines = engine.run(spark, src, out, policy=policy).read
@@ -81,7 +108,8 @@ else:
     seconds, busy_at_end = time.perf_counter() - started, busy()
     lines = spark.read.parquet(out).count()  # untimed: that the floor wrote every line
 cpu = busy_at_end - busy_at_start if busy_at_start is not None and busy_at_end is not None else None
-print(json.dumps({"seconds": seconds, "lines": lines, "cpu_seconds": cpu}))
+processes = {k: round(v - processes_at_start.get(k, 0.0), 1) for k, v in by_process().items()}
+print(json.dumps({"seconds": seconds, "lines": lines, "cpu_seconds": cpu, "cpu_seconds_by_process": processes}))
 spark.stop()
 """
 
@@ -128,8 +156,10 @@ def main() -> None:
                         raise SystemExit(f"the {mode} job wrote {got['lines']:,} lines of {n:,}")
                     run[mode] = got
                     cpu = got.get("cpu_seconds")
+                    split = ", ".join(f"{k} {v:.1f}" for k, v in sorted(got["cpu_seconds_by_process"].items()))
                     print(f"{workers:>7} {n:>12,} {mode:<13} {got['seconds']:>8.2f} {n / got['seconds']:>11,.0f} "
-                          f"{cpu if cpu is not None else float('nan'):>7.1f} {got['load_average']:>5.2f}", flush=True)
+                          f"{cpu if cpu is not None else float('nan'):>7.1f} {got['load_average']:>5.2f}  {split}",
+                          flush=True)
                 run["engine_over_floor"] = run["engine"]["seconds"] / run["floor"]["seconds"]
                 run["engine_over_floor_python"] = run["engine"]["seconds"] / run["floor_python"]["seconds"]
                 print(f"{'':>7} {'':>12} engine = {run['engine_over_floor']:.2f}x the floor, "
