@@ -112,8 +112,7 @@ def _text(value: Any, field: str) -> str:
 
 
 def _int(value: Any, field: str, lo: int, hi: int) -> int:
-    """A whole number from lo to hi: an int, a float or decimal with no fraction, or text of ASCII digits
-    (with blanks around them, as every field may have)."""
+    """A whole number lo to hi: an int, float or decimal with no fraction, or text of ASCII digits, blanks aside."""
     if isinstance(value, bool):
         raise LineError(f"expected a whole number, got {_show(value)}", field=field)
     if isinstance(value, str):
@@ -307,13 +306,10 @@ def parse_line(data: Mapping[str, Any], program: Program) -> ClaimLine:
         name = canonical_field(key)
         if name not in FIELDS:
             raise LineError(f"unknown field (known: {', '.join(FIELDS)})", field=str(key))
-        if type(value) is not str:  # text is nearly every value: the tests below only for the rest
-            if value is None:
-                continue
-            if isinstance(value, (bytes, bytearray)):  # a binary column's text (Parquet, Arrow), as engines read it
-                with contextlib.suppress(UnicodeDecodeError):  # if not UTF-8, the field's check names it
-                    value = bytes(value).decode("utf-8")
-        if isinstance(value, str) and not value.strip():
+        if type(value) is not str and isinstance(value, (bytes, bytearray)):  # a binary column's text (Arrow)
+            with contextlib.suppress(UnicodeDecodeError):  # if not UTF-8, the field's check names it
+                value = bytes(value).decode("utf-8")
+        if value is None or (isinstance(value, str) and not value.strip()):
             continue
         fields[name] = value
     for required in REQUIRED:
